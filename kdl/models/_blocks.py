@@ -1,0 +1,82 @@
+"""Small building blocks shared by the builders, with deterministic layer names."""
+
+from __future__ import annotations
+
+from kdl import augment
+from kdl.backend import keras
+from kdl.models._compile import head_activation
+
+
+def inputs_with_augmentation(input_shape, augmentation, func, *, name="inputs"):
+    """An Input and the augmentation layers applied to it.
+
+    Returns:
+        (inputs, x): the Input tensor and the tensor after augmentation.
+    """
+    inputs = keras.Input(shape=input_shape, name=name)
+    kind = "image" if len(input_shape) == 3 else "sequence"
+    x = inputs
+    for layer in augment.resolve(augmentation, kind, func):
+        x = layer(x)
+    return inputs, x
+
+
+def dense_block(x, units, *, activation, dropout, regularizer, batch_norm, name):
+    """Dense -> [BatchNorm] -> activation -> [Dropout]."""
+    x = keras.layers.Dense(units, kernel_regularizer=regularizer,
+                           use_bias=not batch_norm, name=name)(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.Activation(activation, name=f"{name}_act")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def conv_layer(rank):
+    """Conv1D for (steps, features) inputs, Conv2D for images."""
+    return keras.layers.Conv1D if rank == 2 else keras.layers.Conv2D
+
+
+def conv_block(x, filters, *, kernel_size, activation, regularizer, batch_norm,
+               name, strides=1):
+    """Conv -> [BatchNorm] -> activation, "same" padding."""
+    conv = conv_layer(len(x.shape) - 1)
+    x = conv(filters, kernel_size, strides=strides, padding="same",
+             kernel_regularizer=regularizer, use_bias=not batch_norm,
+             name=name)(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation(activation, name=f"{name}_act")(x)
+
+
+def residual_block(x, filters, *, kernel_size, strides, activation, regularizer,
+                   batch_norm, name):
+    """A basic residual block (two convolutions and a shortcut), as in ResNet-18.
+
+    The shortcut is a 1x1 convolution when the shape changes, else identity.
+    """
+    conv = conv_layer(len(x.shape) - 1)
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = conv(filters, 1, strides=strides, use_bias=not batch_norm,
+                        kernel_regularizer=regularizer,
+                        name=f"{name}_shortcut")(x)
+        if batch_norm:
+            shortcut = keras.layers.BatchNormalization(
+                name=f"{name}_shortcut_bn")(shortcut)
+    y = conv_block(x, filters, kernel_size=kernel_size, activation=activation,
+                   regularizer=regularizer, batch_norm=batch_norm,
+                   name=f"{name}_conv1", strides=strides)
+    y = conv(filters, kernel_size, padding="same", use_bias=not batch_norm,
+             kernel_regularizer=regularizer, name=f"{name}_conv2")(y)
+    if batch_norm:
+        y = keras.layers.BatchNormalization(name=f"{name}_conv2_bn")(y)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.Activation(activation, name=f"{name}_out")(y)
+
+
+def head(x, num_outputs, task, *, regularizer=None, name="predictions"):
+    """The output layer of ``task``: softmax, sigmoid or linear."""
+    return keras.layers.Dense(num_outputs, activation=head_activation(task),
+                              kernel_regularizer=regularizer, name=name)(x)

@@ -1,0 +1,95 @@
+"""Multi-layer perceptron."""
+
+from __future__ import annotations
+
+from kdl import _validation as v
+from kdl.backend import keras
+from kdl.models import _blocks, _compile
+
+FUNC = "build_mlp"
+
+
+def mlp_body(x, *, hidden_units=(64, 64), activation="relu", dropout=0.0,
+             regularizer=None, batch_norm=False, prefix="dense"):
+    """Flatten, then one dense block per entry of ``hidden_units``."""
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden_units):
+        x = _blocks.dense_block(x, units, activation=activation, dropout=dropout,
+                                regularizer=regularizer, batch_norm=batch_norm,
+                                name=f"{prefix}{i + 1}")
+    return x
+
+
+def build_mlp(
+    input_shape,
+    num_outputs: int,
+    *,
+    task: str = "classification",
+    hidden_units: tuple[int, ...] = (64, 64),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: bool = False,
+    augmentation=None,
+    optimizer="adam",
+    learning_rate=1e-3,
+    metrics=None,
+    name: str = "mlp",
+):
+    """Builds a compiled multi-layer perceptron.
+
+    Args:
+        input_shape: tuple. Shape of one example, any rank (it is flattened).
+        num_outputs: int. Classes for "classification", outputs otherwise.
+        task: str. "classification" (softmax, sparse categorical
+            cross-entropy), "binary" (sigmoid, binary cross-entropy) or
+            "regression" (linear, mean squared error). Defaults to
+            `"classification"`.
+        hidden_units: tuple of int. Units of each hidden layer. Defaults to
+            `(64, 64)`.
+        activation: str. Hidden activation. Defaults to `"relu"`.
+        dropout: float. Dropout rate after each hidden layer. Defaults to `0.0`.
+        l1: float. L1 penalty on every kernel. Defaults to `0.0`.
+        l2: float. L2 penalty on every kernel. Defaults to `0.0`.
+        batch_norm: bool. Batch normalization in each hidden layer. Defaults to
+            `False`.
+        augmentation: None, dict or layer. Training-only augmentation: a dict
+            of `kdl.augment.image` options (3-D inputs) or
+            `kdl.augment.sequence` options, or a layer. Defaults to `None`.
+        optimizer: str or optimizer. "sgd", "momentum", "adam", "rmsprop" or a
+            `kdl.keras` optimizer. Defaults to `"adam"`.
+        learning_rate: float or schedule. Defaults to `1e-3`.
+        metrics: tuple or None. None gives the task's default metrics.
+            Defaults to `None`.
+        name: str. Model name. Defaults to `"mlp"`.
+
+    Returns:
+        A compiled `kdl.keras.Model`.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> model = build_mlp((64,), 10, hidden_units=(32,), dropout=0.1)
+        >>> model.output_shape
+        (None, 10)
+    """
+    input_shape = v.check_input_shape(input_shape, "input_shape", FUNC,
+                                      ranks=(1, 2, 3))
+    _compile.check_common(FUNC, task=task, num_outputs=num_outputs,
+                          dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
+                          augmentation=augmentation, optimizer=optimizer,
+                          learning_rate=learning_rate, metrics=metrics, name=name)
+    hidden_units = v.check_int_tuple(hidden_units, "hidden_units", FUNC, min_len=0)
+    v.check_activation(activation, "activation", FUNC)
+
+    reg = _compile.regularizer(l1, l2)
+    inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, FUNC)
+    x = mlp_body(x, hidden_units=hidden_units, activation=activation,
+                 dropout=dropout, regularizer=reg, batch_norm=batch_norm)
+    outputs = _blocks.head(x, num_outputs, task, regularizer=reg)
+    model = keras.Model(inputs, outputs, name=name)
+    return _compile.compile_model(model, task=task, optimizer=optimizer,
+                                  learning_rate=learning_rate, metrics=metrics)

@@ -1,0 +1,201 @@
+"""Recurrent networks: simple RNN, LSTM and GRU, optionally bidirectional."""
+
+from __future__ import annotations
+
+from kdl import _validation as v
+from kdl.backend import keras
+from kdl.models import _blocks, _compile
+
+CELLS = ("simple", "lstm", "gru")
+_LAYERS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
+           "gru": keras.layers.GRU}
+
+
+def recurrent_layer(cell, units, *, return_sequences=False, return_state=False,
+                    bidirectional=False, regularizer=None, name):
+    """One recurrent layer, wrapped in ``Bidirectional`` when asked."""
+    layer = _LAYERS[cell](units, return_sequences=return_sequences,
+                          return_state=return_state,
+                          kernel_regularizer=regularizer,
+                          recurrent_regularizer=regularizer, name=name)
+    if bidirectional:
+        return keras.layers.Bidirectional(layer, name=f"bi_{name}")
+    return layer
+
+
+def rnn_body(x, *, cell="gru", units=(64,), bidirectional=False, dropout=0.0,
+             regularizer=None, batch_norm=False):
+    """Stacked recurrent layers; the last one returns its final output only."""
+    for i, n in enumerate(units):
+        last = i == len(units) - 1
+        x = recurrent_layer(cell, n, return_sequences=not last,
+                            bidirectional=bidirectional, regularizer=regularizer,
+                            name=f"{cell}{i + 1}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{cell}{i + 1}_bn")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"{cell}{i + 1}_dropout")(x)
+    return x
+
+
+def _build(func, input_shape, num_outputs, *, cell, task, units, bidirectional,
+           dense_units, dropout, l1, l2, batch_norm, augmentation, optimizer,
+           learning_rate, metrics, name):
+    input_shape = v.check_input_shape(input_shape, "input_shape", func,
+                                      ranks=(2,), allow_none_dims=True)
+    if input_shape[-1] is None:
+        v.fail(func, "input_shape", "a shape (steps, features) with a known "
+               "number of features", input_shape)
+    _compile.check_common(func, task=task, num_outputs=num_outputs,
+                          dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
+                          augmentation=augmentation, optimizer=optimizer,
+                          learning_rate=learning_rate, metrics=metrics, name=name)
+    v.check_choice(cell, "cell", func, CELLS)
+    units = v.check_int_tuple(units, "units", func)
+    v.check_bool(bidirectional, "bidirectional", func)
+    dense_units = v.check_int_tuple(dense_units, "dense_units", func, min_len=0)
+
+    reg = _compile.regularizer(l1, l2)
+    inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, func)
+    x = rnn_body(x, cell=cell, units=units, bidirectional=bidirectional,
+                 dropout=dropout, regularizer=reg, batch_norm=batch_norm)
+    for i, n in enumerate(dense_units):
+        x = _blocks.dense_block(x, n, activation="relu", dropout=dropout,
+                                regularizer=reg, batch_norm=False,
+                                name=f"dense{i + 1}")
+    outputs = _blocks.head(x, num_outputs, task, regularizer=reg)
+    model = keras.Model(inputs, outputs, name=name)
+    return _compile.compile_model(model, task=task, optimizer=optimizer,
+                                  learning_rate=learning_rate, metrics=metrics)
+
+
+def build_rnn(
+    input_shape,
+    num_outputs: int,
+    *,
+    cell: str = "simple",
+    task: str = "classification",
+    units: tuple[int, ...] = (64,),
+    bidirectional: bool = False,
+    dense_units: tuple[int, ...] = (),
+    dropout: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: bool = False,
+    augmentation=None,
+    optimizer="adam",
+    learning_rate=1e-3,
+    metrics=None,
+    name: str = "rnn",
+):
+    """Builds a compiled recurrent network over (steps, features) sequences.
+
+    Args:
+        input_shape: tuple. (steps, features); steps may be None.
+        num_outputs: int. Classes for "classification", outputs otherwise.
+        cell: str. "simple", "lstm" or "gru". Defaults to `"simple"`.
+        task: str. "classification", "binary" or "regression". Defaults to
+            `"classification"`.
+        units: tuple of int. Units of each stacked recurrent layer. Defaults
+            to `(64,)`.
+        bidirectional: bool. Read each sequence both ways. Defaults to
+            `False`.
+        dense_units: tuple of int. Dense layers before the head. Defaults to
+            `()`.
+        dropout: float. Dropout after each layer. Defaults to `0.0`.
+        l1: float. L1 penalty on kernels and recurrent kernels. Defaults to
+            `0.0`.
+        l2: float. L2 penalty on kernels and recurrent kernels. Defaults to
+            `0.0`.
+        batch_norm: bool. Batch normalization after each recurrent layer.
+            Defaults to `False`.
+        augmentation: None, dict of `kdl.augment.sequence` options, or a layer.
+            Defaults to `None`.
+        optimizer: str or optimizer. Defaults to `"adam"`.
+        learning_rate: float or schedule. Defaults to `1e-3`.
+        metrics: tuple or None. Defaults to `None`.
+        name: str. Defaults to `"rnn"`.
+
+    Returns:
+        A compiled `kdl.keras.Model`.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> model = build_rnn((8, 8), 10, cell="lstm", bidirectional=True)
+        >>> model.output_shape
+        (None, 10)
+    """
+    return _build("build_rnn", input_shape, num_outputs, cell=cell, task=task,
+                  units=units, bidirectional=bidirectional,
+                  dense_units=dense_units, dropout=dropout, l1=l1, l2=l2,
+                  batch_norm=batch_norm, augmentation=augmentation,
+                  optimizer=optimizer, learning_rate=learning_rate,
+                  metrics=metrics, name=name)
+
+
+def build_lstm(
+    input_shape,
+    num_outputs: int,
+    *,
+    task: str = "classification",
+    units: tuple[int, ...] = (64,),
+    bidirectional: bool = False,
+    dense_units: tuple[int, ...] = (),
+    dropout: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: bool = False,
+    augmentation=None,
+    optimizer="adam",
+    learning_rate=1e-3,
+    metrics=None,
+    name: str = "lstm",
+):
+    """Builds a compiled LSTM network: `build_rnn` with ``cell="lstm"``.
+
+    Args are those of `build_rnn`, without `cell`.
+
+    Example:
+        >>> model = build_lstm((8, 8), 10, units=(32,))
+    """
+    return _build("build_lstm", input_shape, num_outputs, cell="lstm", task=task,
+                  units=units, bidirectional=bidirectional,
+                  dense_units=dense_units, dropout=dropout, l1=l1, l2=l2,
+                  batch_norm=batch_norm, augmentation=augmentation,
+                  optimizer=optimizer, learning_rate=learning_rate,
+                  metrics=metrics, name=name)
+
+
+def build_gru(
+    input_shape,
+    num_outputs: int,
+    *,
+    task: str = "classification",
+    units: tuple[int, ...] = (64,),
+    bidirectional: bool = False,
+    dense_units: tuple[int, ...] = (),
+    dropout: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    batch_norm: bool = False,
+    augmentation=None,
+    optimizer="adam",
+    learning_rate=1e-3,
+    metrics=None,
+    name: str = "gru",
+):
+    """Builds a compiled GRU network: `build_rnn` with ``cell="gru"``.
+
+    Args are those of `build_rnn`, without `cell`.
+
+    Example:
+        >>> model = build_gru((24, 1), 1, task="regression")
+    """
+    return _build("build_gru", input_shape, num_outputs, cell="gru", task=task,
+                  units=units, bidirectional=bidirectional,
+                  dense_units=dense_units, dropout=dropout, l1=l1, l2=l2,
+                  batch_norm=batch_norm, augmentation=augmentation,
+                  optimizer=optimizer, learning_rate=learning_rate,
+                  metrics=metrics, name=name)

@@ -1,0 +1,41 @@
+"""Shared fixtures: every test starts seeded, from a clear Keras session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _seeded_clean_session():
+    from kdl.backend import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def digits_image():
+    from kdl import datasets
+
+    return datasets.digits(layout="image")
+
+
+@pytest.fixture(scope="session")
+def digits_flat():
+    from kdl import datasets
+
+    return datasets.digits(layout="flat")
+
+
+@pytest.fixture(scope="session")
+def digits_sequence():
+    from kdl import datasets
+
+    return datasets.digits(layout="sequence")
