@@ -1,0 +1,408 @@
+"""Saving and loading models in every format kdl uses.
+
+- ``.keras``: the native Keras format (a zip archive). The default.
+- ``.h5`` / ``.hdf5``: the legacy HDF5 format.
+- a folder (a path without a suffix): a TensorFlow SavedModel.
+- ``.tflite``: a LiteRT flatbuffer, written and read by :mod:`kdl.export`.
+
+Nothing already saved is lost: :func:`save` writes to a temporary file in the
+target's folder and renames it over the target only once it is complete, so a
+save that is killed halfway leaves the earlier file intact.
+
+:func:`load` honours ``safe_mode`` in every format: Keras itself only refuses
+Python code (``Lambda`` layers) in ``.keras`` files, while the HDF5 and
+SavedModel loaders run it without asking; kdl checks the saved configuration
+first. Models holding kdl layers, TF-MOT pruning, clustering or quantization
+wrappers, or TensorFlow Privacy classes load without ``custom_objects``.
+
+Example:
+    >>> import kdl
+    >>> model = kdl.build_mlp((64,), 10)
+    >>> path = kdl.save(model, "/tmp/mlp.keras")
+    >>> same = kdl.load(path)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kdl import _validation as v
+from kdl.backend import keras, tf
+
+__all__ = ["save", "load", "model_format", "atomic_path", "SavedModelPredictor"]
+
+KERAS_SUFFIXES = (".keras",)
+H5_SUFFIXES = (".h5", ".hdf5")
+TFLITE_SUFFIXES = (".tflite",)
+FORMATS = ("keras", "h5", "savedmodel", "tflite")
+
+_LAMBDA = re.compile(r'"class_name":\s*"Lambda"')
+# Class names that only models from kdl.compression (TF-MOT) and kdl.privacy
+# (TensorFlow Privacy) carry; seeing one in a saved config imports that module.
+_COMPRESSION_MARKERS = re.compile(
+    r"PruneLowMagnitude|Quantize|Quantizer|ClusterWeights|tfmot"
+)
+_PRIVACY_MARKERS = re.compile(r'"class_name":\s*"(DP|Vectorized)|privacy')
+
+
+def model_format(path) -> str:
+    """The format :func:`save` and :func:`load` use for ``path``.
+
+    Args:
+        path: str or Path. A file name or folder.
+
+    Returns:
+        "keras", "h5", "tflite" or "savedmodel" (a path without a suffix, or an
+        existing folder).
+
+    Raises:
+        ValueError: for a suffix kdl does not know.
+
+    Example:
+        >>> model_format("model.keras")
+        'keras'
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        return "keras"
+    if suffix in H5_SUFFIXES:
+        return "h5"
+    if suffix in TFLITE_SUFFIXES:
+        return "tflite"
+    if suffix == "" or path.is_dir():
+        return "savedmodel"
+    raise ValueError(
+        f"kdl cannot tell the model format of {str(path)!r} from its suffix "
+        f"{suffix!r}. Use '.keras' (recommended), '.h5', '.tflite', or a path "
+        "without a suffix for a SavedModel folder."
+    )
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path next to ``path``; renames it over ``path`` on success.
+
+    The temporary name keeps ``path``'s suffix (Keras picks the format from
+    it). When the body raises, the temporary file or folder is removed and
+    ``path`` is untouched. A process killed inside the body leaves ``path``
+    untouched too (and a hidden ``.<name>.kdl-tmp-*`` entry behind).
+
+    A file is renamed with ``os.replace``, which is atomic. A folder cannot be
+    renamed over a non-empty folder, so the old folder is first renamed aside,
+    the new one moved in, and only then the old one deleted.
+
+    Args:
+        path: str or Path. The final path.
+
+    Yields:
+        Path: where to write.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # mkdtemp gives a unique, private name; the data goes inside it so the
+    # temporary entry keeps ``path``'s exact suffix.
+    holder = Path(tempfile.mkdtemp(prefix=f".{path.name}.kdl-tmp-", dir=folder))
+    tmp = holder / path.name
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise RuntimeError(f"nothing was written for {str(path)!r}")
+        if tmp.is_dir():
+            old = None
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.kdl-old-",
+                                            dir=folder))
+                os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def save(model, path) -> Path:
+    """Saves ``model`` to ``path`` without ever leaving a half-written file there.
+
+    The format follows the suffix: ``.keras`` (recommended), ``.h5``,
+    ``.tflite`` (float32, through :func:`kdl.export.to_tflite`, which checks
+    the file in LiteRT), or no suffix for a SavedModel folder. The model is
+    written to a temporary name in the same folder first and renamed over
+    ``path`` when complete, so an earlier file at ``path`` survives a failed or
+    killed save.
+
+    Args:
+        model: kdl.keras.Model. The model to save (it is not changed).
+        path: str or Path. Target file, or folder for a SavedModel. Missing
+            parent folders are created.
+
+    Returns:
+        Path: the saved path.
+
+    Raises:
+        TypeError: if ``model`` is not a kdl.keras model (a Keras 3 model
+            names `kdl.keras`), or ``path`` is not a str or Path.
+        ValueError: for an unknown suffix, or a path that is an existing folder
+            when a file format is asked for (or the reverse).
+
+    Example:
+        >>> path = save(kdl.build_mlp((64,), 10), "/tmp/mlp.keras")
+    """
+    func = "kdl.save"
+    v.check_keras_model(model, "model", func)
+    if not isinstance(path, (str, os.PathLike)):
+        v.fail(func, "path", "a str or pathlib.Path", path, error=TypeError)
+    path = Path(path)
+    fmt = model_format(path)
+    if fmt != "savedmodel" and path.is_dir():
+        v.fail(func, "path", f"a file path for the {fmt!r} format, not a folder",
+               str(path))
+    if fmt == "savedmodel" and path.exists() and not path.is_dir():
+        v.fail(func, "path", "a folder for a SavedModel, not an existing file",
+               str(path))
+
+    with atomic_path(path) as tmp:
+        if fmt == "keras":
+            model.save(tmp)
+        elif fmt == "h5":
+            model.save(tmp, save_format="h5")
+        elif fmt == "savedmodel":
+            model.save(tmp, save_format="tf")
+        else:
+            from kdl import export
+
+            export.to_tflite(model, tmp)
+    return path
+
+
+def _fail_load(path, fmt, reason, err=None):
+    raise ValueError(
+        f"kdl.load could not load {str(path)!r} as a {fmt} model: {reason}"
+    ) from err
+
+
+def _read_config_text(path: Path, fmt: str) -> str:
+    """The saved model configuration as text (JSON), checking the container.
+
+    Raises:
+        ValueError: when the file is not a model of ``fmt`` or is truncated.
+    """
+    if fmt == "keras":
+        if not zipfile.is_zipfile(path):
+            _fail_load(path, fmt, "it is not a .keras archive (a .keras file "
+                       "is a zip archive); the file is corrupt, truncated or "
+                       "not a model.")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()  # reads every member, checks its CRC
+                if bad is not None:
+                    _fail_load(path, fmt, f"the archive member {bad!r} is "
+                               "corrupt.")
+                if "config.json" not in archive.namelist():
+                    _fail_load(path, fmt, "the archive holds no config.json, "
+                               "so it is not a Keras model file.")
+                return archive.read("config.json").decode("utf-8", "replace")
+        except (zipfile.BadZipFile, EOFError, OSError) as err:
+            _fail_load(path, fmt, f"the archive is truncated or corrupt ({err}).",
+                       err)
+    if fmt == "h5":
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            _fail_load(path, fmt, "it is not an HDF5 file; the file is corrupt "
+                       "or not a model.")
+        try:
+            with h5py.File(path, "r") as f:
+                config = f.attrs.get("model_config")
+        except OSError as err:
+            _fail_load(path, fmt, f"the HDF5 file is truncated or corrupt ({err}).",
+                       err)
+        if config is None:
+            _fail_load(path, fmt, "the HDF5 file holds no model_config (it may "
+                       "hold weights only: load them with model.load_weights).")
+        return config.decode("utf-8", "replace") if isinstance(config, bytes) \
+            else str(config)
+    # SavedModel folder
+    if not (path / "saved_model.pb").exists() and not (
+        path / "saved_model.pbtxt"
+    ).exists():
+        _fail_load(path, fmt, "the folder holds no saved_model.pb, so it is not "
+                   "a SavedModel.")
+    metadata = path / "keras_metadata.pb"
+    if metadata.exists():
+        return metadata.read_bytes().decode("utf-8", "replace")
+    return ""
+
+
+def _extra_custom_objects(config_text: str, *, everything: bool) -> dict:
+    """Custom objects of kdl modules whose classes the saved config names.
+
+    kdl.compression and kdl.privacy import TF-MOT and TensorFlow Privacy, which
+    are slow to import, so each is imported only when the config names one of
+    its classes (or when it is already imported, or ``everything`` is set).
+    """
+    import kdl.augment  # noqa: F401  (registers kdl's own layers)
+
+    objects = {}
+    for module, markers in (
+        ("kdl.compression", _COMPRESSION_MARKERS),
+        ("kdl.privacy", _PRIVACY_MARKERS),
+    ):
+        if not (everything or module in sys.modules or markers.search(config_text)):
+            continue
+        try:
+            mod = __import__(module, fromlist=["custom_objects"])
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        if hasattr(mod, "custom_objects"):
+            objects.update(mod.custom_objects())
+    return objects
+
+
+class SavedModelPredictor:
+    """A SavedModel that was not written by Keras, with a Keras-like ``predict``.
+
+    Attributes:
+        path: Path. The SavedModel folder.
+        saved_model: the object ``tf.saved_model.load`` returned.
+        signature: the ``serving_default`` concrete function.
+    """
+
+    def __init__(self, path, saved_model):
+        self.path = Path(path)
+        self.saved_model = saved_model
+        if "serving_default" not in saved_model.signatures:
+            _fail_load(path, "savedmodel", "it was not written by Keras and has "
+                       "no 'serving_default' signature to run.")
+        self.signature = saved_model.signatures["serving_default"]
+        self._input_names = sorted(self.signature.structured_input_signature[1])
+
+    def predict(self, x, *, batch_size: int = 256) -> np.ndarray:
+        """Runs the serving signature on ``x`` (one array) in batches.
+
+        Returns:
+            np.ndarray, or a dict of arrays when the signature has several
+            outputs.
+        """
+        if len(self._input_names) != 1:
+            raise ValueError(
+                f"This SavedModel takes {len(self._input_names)} inputs "
+                f"{self._input_names}; call its .signature with them by name."
+            )
+        spec = self.signature.structured_input_signature[1][self._input_names[0]]
+        x = np.asarray(x, dtype=spec.dtype.as_numpy_dtype)
+        parts = []
+        for start in range(0, len(x), batch_size):
+            out = self.signature(**{self._input_names[0]:
+                                    tf.constant(x[start:start + batch_size])})
+            parts.append({k: t.numpy() for k, t in out.items()})
+        keys = sorted(parts[0])
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+        return merged[keys[0]] if len(keys) == 1 else merged
+
+
+def load(path, *, safe_mode: bool = True, compile: bool = True):
+    """Loads a model saved by :func:`save` (or by Keras) in any format.
+
+    Args:
+        path: str or Path. A ``.keras``, ``.h5`` or ``.tflite`` file, or a
+            SavedModel folder.
+        safe_mode: bool. Refuse models that carry Python code (``Lambda``
+            layers), which runs when loaded. Only set it to False for files
+            you trust. Honoured for ``.keras``, ``.h5`` and SavedModel.
+            Defaults to `True`.
+        compile: bool. Compile the model with its saved loss, metrics and
+            optimizer. Defaults to `True`.
+
+    Returns:
+        A `kdl.keras.Model`; for ``.tflite`` the object of
+        :func:`kdl.export.load_tflite` (it has ``.predict(x)``); for a
+        SavedModel that Keras did not write, a :class:`SavedModelPredictor`.
+
+    Raises:
+        FileNotFoundError: if nothing exists at ``path``.
+        ValueError: for an unknown suffix, a file that is not a model or is
+            truncated or corrupt, or a ``Lambda`` layer with ``safe_mode=True``.
+        TypeError: for arguments of the wrong type.
+
+    Example:
+        >>> model = load("/tmp/mlp.keras")
+    """
+    func = "kdl.load"
+    if not isinstance(path, (str, os.PathLike)):
+        v.fail(func, "path", "a str or pathlib.Path", path, error=TypeError)
+    v.check_bool(safe_mode, "safe_mode", func)
+    v.check_bool(compile, "compile", func)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"kdl.load found no file or folder at {str(path)!r}."
+        )
+    fmt = model_format(path)
+    if fmt == "tflite":
+        return _load_tflite(path)
+    if fmt != "savedmodel" and path.is_dir():
+        _fail_load(path, fmt, "it is a folder, not a file.")
+
+    config_text = _read_config_text(path, fmt)
+    if fmt == "savedmodel" and not config_text:
+        try:
+            return SavedModelPredictor(path, tf.saved_model.load(str(path)))
+        except ValueError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any TF error means unreadable
+            _fail_load(path, fmt, f"TensorFlow could not read it ({err}).", err)
+    if safe_mode and _LAMBDA.search(config_text):
+        raise ValueError(
+            f"kdl.load refused to load {str(path)!r}: the model holds a Lambda "
+            "layer, whose Python code would run while loading. If you trust the "
+            "source of this file, call kdl.load(path, safe_mode=False)."
+        )
+
+    def attempt(everything):
+        custom = _extra_custom_objects(config_text, everything=everything)
+        kwargs = {"safe_mode": safe_mode} if fmt == "keras" else {}
+        with keras.utils.custom_object_scope(custom):
+            return keras.models.load_model(path, custom_objects=custom,
+                                           compile=compile, **kwargs)
+
+    try:
+        return attempt(everything=False)
+    except Exception as first:  # noqa: BLE001 - retried, then re-raised clearly
+        try:
+            # A class kdl did not recognise by name may still come from
+            # kdl.compression or kdl.privacy: try again with all of them.
+            return attempt(everything=True)
+        except Exception:  # noqa: BLE001
+            _fail_load(path, fmt, f"{type(first).__name__}: {first}", first)
+
+
+def _load_tflite(path: Path):
+    if path.is_dir():
+        _fail_load(path, "tflite", "it is a folder, not a file.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        _fail_load(path, "tflite", "it is not a TFLite flatbuffer (no 'TFL3' "
+                   "identifier); the file is corrupt or not a model.")
+    from kdl import export
+
+    try:
+        return export.load_tflite(path)
+    except Exception as err:  # noqa: BLE001 - LiteRT raises RuntimeError etc.
+        _fail_load(path, "tflite", f"LiteRT could not read it ({err}); the file "
+                   "may be truncated.", err)
