@@ -39,7 +39,7 @@ def _got(value) -> str:
 def fail(func: str, arg: str, requirement: str, value, *, error=ValueError):
     """Raises ``error`` with kdl's single message format."""
     raise error(
-        f"The {arg!r} parameter of {func} must be {requirement}. "
+        f"The '{arg}' parameter of {func} must be {requirement}. "
         f"Got {_got(value)} instead."
     )
 
@@ -151,6 +151,7 @@ def check_int_tuple(
     value, arg: str, func: str, *, min_len: int = 1, min_value: int = 1
 ) -> tuple[int, ...]:
     """Checks a sequence of positive ints (a single int is accepted too)."""
+    given = value
     if _is_int(value):
         value = (value,)
     requirement = (
@@ -158,11 +159,11 @@ def check_int_tuple(
         + (f" with at least {min_len} item(s)" if min_len else "")
     )
     if not isinstance(value, Sequence) or isinstance(value, str):
-        fail(func, arg, requirement, value, error=TypeError)
+        fail(func, arg, requirement, given, error=TypeError)
     if any(not _is_int(v) for v in value):
-        fail(func, arg, requirement, value, error=TypeError)
+        fail(func, arg, requirement, given, error=TypeError)
     if len(value) < min_len or any(v < min_value for v in value):
-        fail(func, arg, requirement, value)
+        fail(func, arg, requirement, given)
     return tuple(int(v) for v in value)
 
 

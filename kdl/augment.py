@@ -23,6 +23,9 @@ __all__ = [
 ]
 
 PREFIX = "augment_"
+_IMAGE_DEFAULTS = dict(flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1,
+                       contrast=0.0)
+_SEQUENCE_DEFAULTS = dict(noise=0.01, scale=0.0, time_mask=0)
 FLIPS = ("horizontal", "vertical", "horizontal_and_vertical")
 
 
@@ -214,6 +217,30 @@ def is_augmentation_layer(layer) -> bool:
     return layer.name.startswith(PREFIX) or isinstance(layer, _AUGMENT_TYPES)
 
 
+def check_options(augmentation, kind: str, func: str) -> None:
+    """Checks a builder's ``augmentation`` dict of ``kind`` options, if a dict.
+
+    Args:
+        augmentation: the builder's argument; only dicts are checked here.
+        kind: "image" (options of :func:`image`) or "sequence" (of
+            :func:`sequence`).
+        func: the builder's name, for error messages.
+    """
+    if not isinstance(augmentation, dict):
+        return
+    defaults = dict(_IMAGE_DEFAULTS if kind == "image" else _SEQUENCE_DEFAULTS)
+    unknown = sorted(set(augmentation) - set(defaults))
+    if unknown:
+        v.fail(func, "augmentation",
+               f"a dict of kdl.augment.{kind} options {sorted(defaults)}",
+               augmentation)
+    defaults.update(augmentation)
+    if kind == "image":
+        _check_image(func, **defaults)
+    else:
+        _check_sequence(func, **defaults)
+
+
 def resolve(augmentation, kind: str, func: str) -> list:
     """Turns a builder's ``augmentation`` argument into a list of layers.
 
@@ -226,24 +253,7 @@ def resolve(augmentation, kind: str, func: str) -> list:
     if augmentation is None:
         return []
     if isinstance(augmentation, dict):
+        check_options(augmentation, kind, func)
         maker = image_layers if kind == "image" else sequence_layers
-        options = dict(augmentation)
-        allowed = set(maker.__code__.co_varnames[: maker.__code__.co_kwonlyargcount])
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            v.fail(func, "augmentation",
-                   f"a dict with keys among {sorted(allowed)}", augmentation)
-        if kind == "image":
-            defaults = dict(flip="horizontal", rotation=0.1, zoom=0.1,
-                            translation=0.1, contrast=0.0)
-            defaults.update(options)
-            _check_image(func, **{k: defaults[k] for k in
-                                  ("flip", "rotation", "zoom", "translation",
-                                   "contrast")})
-        else:
-            defaults = dict(noise=0.01, scale=0.0, time_mask=0)
-            defaults.update(options)
-            _check_sequence(func, defaults["noise"], defaults["scale"],
-                            defaults["time_mask"])
-        return maker(**options)
+        return maker(**augmentation)
     return [augmentation]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kdl import _validation as v
+from kdl import augment
 from kdl.backend import keras
 
 TASKS = ("classification", "binary", "regression")
@@ -65,8 +66,13 @@ def check_common(
     learning_rate=1e-3,
     metrics=None,
     name="model",
+    input_rank=None,
 ) -> None:
-    """Validates the keyword arguments every builder shares, before any layer."""
+    """Validates the keyword arguments every builder shares, before any layer.
+
+    ``input_rank`` (of one example) tells which augmentation options apply:
+    image options for rank 3, sequence options otherwise.
+    """
     v.check_choice(task, "task", func, TASKS)
     if num_outputs is not None:
         min_outputs = 2 if task == "classification" else 1
@@ -76,6 +82,9 @@ def check_common(
     v.check_float(l2, "l2", func)
     v.check_bool(batch_norm, "batch_norm", func)
     check_augmentation(augmentation, func)
+    if input_rank is not None:
+        augment.check_options(augmentation, "image" if input_rank == 3
+                              else "sequence", func)
     check_optimizer(optimizer, func)
     check_learning_rate(learning_rate, func)
     if metrics is not None and (

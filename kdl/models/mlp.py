@@ -81,7 +81,8 @@ def build_mlp(
     _compile.check_common(FUNC, task=task, num_outputs=num_outputs,
                           dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                           augmentation=augmentation, optimizer=optimizer,
-                          learning_rate=learning_rate, metrics=metrics, name=name)
+                          learning_rate=learning_rate, metrics=metrics, name=name,
+                          input_rank=len(input_shape))
     hidden_units = v.check_int_tuple(hidden_units, "hidden_units", FUNC, min_len=0)
     v.check_activation(activation, "activation", FUNC)
 

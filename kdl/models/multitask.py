@@ -139,15 +139,21 @@ def build_multitask(
     _compile.check_common(FUNC, dropout=dropout, l1=l1, l2=l2,
                           batch_norm=batch_norm, augmentation=augmentation,
                           optimizer=optimizer, learning_rate=learning_rate,
-                          name=name)
+                          name=name, input_rank=len(input_shape))
     if loss_weights is not None:
-        if not isinstance(loss_weights, dict) or set(loss_weights) - set(tasks):
+        if not isinstance(loss_weights, dict):
+            v.fail(FUNC, "loss_weights", "a dict of head name -> weight, or None",
+                   loss_weights, error=TypeError)
+        if set(loss_weights) - set(tasks):
             v.fail(FUNC, "loss_weights", f"a dict with keys among {list(tasks)}",
                    loss_weights)
         for key, weight in loss_weights.items():
             v.check_float(weight, f"loss_weights[{key!r}]", FUNC)
     if metrics is not None:
-        if not isinstance(metrics, dict) or set(metrics) - set(tasks):
+        if not isinstance(metrics, dict):
+            v.fail(FUNC, "metrics", "a dict of head name -> metrics, or None",
+                   metrics, error=TypeError)
+        if set(metrics) - set(tasks):
             v.fail(FUNC, "metrics", f"a dict with keys among {list(tasks)}",
                    metrics)
 

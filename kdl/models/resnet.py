@@ -91,7 +91,8 @@ def build_resnet(
     _compile.check_common(FUNC, task=task, num_outputs=num_outputs,
                           dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                           augmentation=augmentation, optimizer=optimizer,
-                          learning_rate=learning_rate, metrics=metrics, name=name)
+                          learning_rate=learning_rate, metrics=metrics, name=name,
+                          input_rank=len(input_shape))
     stages = v.check_int_tuple(stages, "stages", FUNC)
     filters = v.check_int_tuple(filters, "filters", FUNC)
     if len(filters) != len(stages):

@@ -49,7 +49,8 @@ def _build(func, input_shape, num_outputs, *, cell, task, units, bidirectional,
     _compile.check_common(func, task=task, num_outputs=num_outputs,
                           dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
                           augmentation=augmentation, optimizer=optimizer,
-                          learning_rate=learning_rate, metrics=metrics, name=name)
+                          learning_rate=learning_rate, metrics=metrics, name=name,
+                          input_rank=len(input_shape))
     v.check_choice(cell, "cell", func, CELLS)
     units = v.check_int_tuple(units, "units", func)
     v.check_bool(bidirectional, "bidirectional", func)
