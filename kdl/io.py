@@ -51,7 +51,9 @@ _LAMBDA = re.compile(r'"class_name":\s*"Lambda"')
 _COMPRESSION_MARKERS = re.compile(
     r"PruneLowMagnitude|Quantize|Quantizer|ClusterWeights|tfmot"
 )
-_PRIVACY_MARKERS = re.compile(r'"class_name":\s*"(DP|Vectorized)|privacy')
+_PRIVACY_MARKERS = re.compile(
+    r'PrivateModel|"class_name":\s*"(kdl>)?(DP|Vectorized)|privacy'
+)
 
 
 def model_format(path) -> str:
@@ -201,9 +203,12 @@ def _read_config_text(path: Path, fmt: str) -> str:
     """
     if fmt == "keras":
         if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                starts_as_zip = f.read(4) == b"PK\x03\x04"
+            if starts_as_zip:  # the zip directory at the end is missing
+                _fail_load(path, fmt, "the archive is truncated or corrupt.")
             _fail_load(path, fmt, "it is not a .keras archive (a .keras file "
-                       "is a zip archive); the file is corrupt, truncated or "
-                       "not a model.")
+                       "is a zip archive), so it is corrupt or not a model.")
         try:
             with zipfile.ZipFile(path) as archive:
                 bad = archive.testzip()  # reads every member, checks its CRC
