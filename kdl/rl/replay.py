@@ -1,0 +1,94 @@
+"""Experience replay: a fixed-size ring buffer of transitions in NumPy arrays.
+
+Why our own: TF-Agents and Stable-Baselines3 have replay buffers, but neither
+is a kdl dependency, and each ties its buffer to its own agent and spec types.
+A uniform ring buffer is five preallocated arrays and one index; writing it
+here costs less than either dependency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdl import _validation as v
+
+__all__ = ["ReplayBuffer"]
+
+
+class ReplayBuffer:
+    """A uniform replay buffer of `(obs, action, reward, next_obs, terminated)`.
+
+    When full, each new transition overwrites the oldest one.
+
+    Args:
+        capacity: int. Most transitions kept.
+        observation_shape: tuple of int. Shape of one observation.
+        seed: int or None. Seed of the sampling generator. Defaults to `None`.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> buffer = ReplayBuffer(1000, (4,), seed=0)
+        >>> buffer.add(np.zeros(4), 1, 1.0, np.ones(4), False)
+        >>> obs, actions, rewards, next_obs, terminated = buffer.sample(8)
+        >>> obs.shape
+        (8, 4)
+    """
+
+    def __init__(self, capacity: int, observation_shape, *, seed: int | None = None):
+        func = "ReplayBuffer"
+        capacity = v.check_int(capacity, "capacity", func)
+        observation_shape = v.check_int_tuple(
+            observation_shape, "observation_shape", func, min_len=1
+        )
+        v.check_int(seed, "seed", func, min_value=0, allow_none=True)
+        self.capacity = capacity
+        self.observations = np.zeros((capacity, *observation_shape), np.float32)
+        self.next_observations = np.zeros_like(self.observations)
+        self.actions = np.zeros(capacity, np.int32)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.terminated = np.zeros(capacity, np.float32)
+        self._next = 0
+        self._size = 0
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, observation, action, reward, next_observation, terminated) -> None:
+        """Stores one transition.
+
+        `terminated` is True only when the episode really ended (the pole
+        fell), not when a time limit cut it short: a truncated episode still
+        bootstraps from the value of `next_observation`.
+        """
+        i = self._next
+        self.observations[i] = observation
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_observations[i] = next_observation
+        self.terminated[i] = terminated
+        self._next = (i + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+
+    def sample(self, size: int):
+        """Draws `size` transitions uniformly, with replacement.
+
+        Returns:
+            (observations, actions, rewards, next_observations, terminated):
+            arrays whose first axis has length `size`.
+
+        Raises:
+            ValueError: if the buffer is empty.
+        """
+        if self._size == 0:
+            raise ValueError("The replay buffer is empty: add transitions first.")
+        idx = self._rng.integers(0, self._size, size=size)
+        return (
+            self.observations[idx],
+            self.actions[idx],
+            self.rewards[idx],
+            self.next_observations[idx],
+            self.terminated[idx],
+        )

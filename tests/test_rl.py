@@ -1,0 +1,263 @@
+"""Tests of kdl.rl: the DQN agent, its replay buffer, save/load and TFLite export.
+
+One agent is trained once on CartPole-v1 (module fixture) and shared by the
+slow tests; the argument checks build nothing and run fast.
+"""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from kdl.rl import DQNAgent, ReplayBuffer, TFLitePolicy, run_tflite_episode
+
+TRAIN_STEPS = 30_000  # the issue's budget; the fixture may stop earlier
+SEED = 0
+
+
+class _ImageEnv(gymnasium.Env):
+    """A Discrete-action environment with image observations (not for DQN)."""
+
+    observation_space = spaces.Box(0, 255, (84, 84, 3), np.uint8)
+    action_space = spaces.Discrete(4)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, True, False, {}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A DQN agent trained on CartPole-v1 with a fixed seed, and its log."""
+    agent = DQNAgent("CartPole-v1", seed=SEED)
+    log = agent.train(TRAIN_STEPS, verbose=0)
+    return agent, log
+
+
+def _states(agent, n=300):
+    """States the trained policy visits, from its replay buffer."""
+    return agent.buffer.sample(n)[0]
+
+
+# === Learning ===
+
+
+@pytest.mark.slow
+def test_trained_agent_balances_the_pole(trained):
+    agent, log = trained
+    assert agent.steps <= 30_000
+    mean, std = agent.evaluate(20, seed=123)
+    assert mean >= 150, f"mean greedy return {mean:.1f} +- {std:.1f}"
+    assert std >= 0
+    # It learned: later training episodes last far longer than random play
+    # (a random policy averages about 22 steps on CartPole).
+    assert np.mean(log["episode_returns"][-10:]) > 3 * np.mean(
+        log["episode_returns"][:10])
+    assert log["steps"] == TRAIN_STEPS and log["steps_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_evaluate_is_reproducible_with_a_seed(trained):
+    agent, _ = trained
+    assert agent.evaluate(3, seed=7) == agent.evaluate(3, seed=7)
+
+
+# === TFLite ===
+
+
+@pytest.mark.slow
+def test_tflite_policy_takes_the_keras_actions(trained, tmp_path):
+    agent, _ = trained
+    path = agent.export_tflite(tmp_path / "policy.tflite")
+    assert path.is_file() and path.stat().st_size > 0
+    states = _states(agent)
+    policy = TFLitePolicy(path)
+    keras_q = agent.q_values(states)
+    lite_q = np.stack([policy.q_values(s) for s in states])
+    np.testing.assert_allclose(lite_q, keras_q, rtol=1e-4, atol=1e-4)
+    lite_actions = [policy(s) for s in states]
+    assert lite_actions == [agent.act(s) for s in states]
+    assert lite_actions == list(np.argmax(keras_q, axis=1))
+    # A whole LiteRT episode plays exactly like the Keras policy.
+    lite_return = run_tflite_episode(path, "CartPole-v1", seed=5)
+    assert lite_return == agent.evaluate(1, seed=5)[0]
+
+
+@pytest.mark.slow
+def test_dynamic_range_tflite_policy_still_balances(trained, tmp_path):
+    agent, _ = trained
+    path = agent.export_tflite(tmp_path / "dynamic.tflite", quantization="dynamic")
+    assert run_tflite_episode(path, "CartPole-v1", seed=5, max_steps=200) >= 100
+
+
+def test_run_tflite_episode_checks_its_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No TFLite file"):
+        run_tflite_episode(tmp_path / "missing.tflite", "CartPole-v1")
+    with pytest.raises(TypeError, match="'path' parameter of run_tflite_episode"):
+        run_tflite_episode(3, "CartPole-v1")
+
+
+# === Save and load ===
+
+
+@pytest.mark.slow
+def test_save_and_load_give_the_same_actions(trained, tmp_path):
+    agent, _ = trained
+    folder = agent.save(tmp_path / "agent")
+    saved = json.loads((folder / "agent.json").read_text())
+    assert saved["env_id"] == "CartPole-v1" and saved["steps"] == agent.steps
+    loaded = DQNAgent.load(folder)
+    states = _states(agent)
+    np.testing.assert_allclose(loaded.q_values(states), agent.q_values(states),
+                               rtol=1e-6, atol=1e-6)
+    assert [loaded.act(s) for s in states] == [agent.act(s) for s in states]
+    assert loaded.config == agent.config and loaded.steps == agent.steps
+    assert loaded.evaluate(2, seed=11) == agent.evaluate(2, seed=11)
+
+
+def test_save_replaces_an_existing_save_whole(tmp_path):
+    first = DQNAgent("CartPole-v1", hidden_units=(8,), seed=1)
+    second = DQNAgent("CartPole-v1", hidden_units=(8,), seed=2)
+    folder = tmp_path / "agent"
+    first.save(folder)
+    second.save(folder)
+    states = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    loaded = DQNAgent.load(folder)
+    np.testing.assert_allclose(loaded.q_values(states), second.q_values(states),
+                               rtol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent"]
+
+
+def test_load_rejects_a_missing_save_and_a_mismatched_env(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a saved DQNAgent"):
+        DQNAgent.load(tmp_path)
+    folder = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0).save(
+        tmp_path / "agent")
+    with pytest.raises(ValueError, match="'env' parameter of DQNAgent.load.*"
+                                         "Acrobot-v1"):
+        DQNAgent.load(folder, env="Acrobot-v1")
+
+
+# === Training loop ===
+
+
+def test_train_prints_progress_and_is_quiet_with_verbose_0(capsys):
+    agent = DQNAgent("CartPole-v1", hidden_units=(8,), learning_starts=100,
+                     train_freq=50, gradient_steps=2, seed=0)
+    log = agent.train(200, verbose=1, log_every=100)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "step 200/200" in lines[-1]
+    assert "steps/s" in lines[-1]
+    agent.train(100, verbose=0)
+    assert capsys.readouterr().out == ""
+    agent.train(100, verbose=2)
+    assert "episode" in capsys.readouterr().out
+    # Episodes are accounted for, and training continues across calls.
+    assert agent.steps == 400 and len(agent.buffer) == 400
+    assert sum(log["episode_lengths"]) <= 200
+    assert log["episode_returns"] == [float(n) for n in log["episode_lengths"]]
+
+
+def test_act_explores_with_epsilon_and_is_greedy_without():
+    agent = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0)
+    obs = np.array([0.01, -0.02, 0.03, 0.04], np.float32)
+    greedy = agent.act(obs)
+    assert {agent.act(obs) for _ in range(20)} == {greedy}
+    assert {agent.act(obs, epsilon=1.0) for _ in range(50)} == {0, 1}
+    assert greedy == int(np.argmax(agent.q_values(obs)[0]))
+
+
+def test_agent_accepts_an_env_instance_and_builds_a_kdl_q_network():
+    env = gymnasium.make("Acrobot-v1")
+    agent = DQNAgent(env, hidden_units=(16, 8), seed=0)
+    model = agent.q_network
+    assert model.input_shape == (None, 6) and model.output_shape == (None, 3)
+    assert [layer.name for layer in model.layers][-1] == "predictions"
+    assert model.get_layer("dense1").units == 16
+    assert agent.target_network is not model
+    for a, b in zip(agent.target_network.get_weights(), model.get_weights(),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# === Replay buffer ===
+
+
+def test_replay_buffer_is_a_ring():
+    buffer = ReplayBuffer(3, (2,), seed=0)
+    for i in range(5):
+        buffer.add(np.full(2, i), i % 2, float(i), np.full(2, i + 1), i == 4)
+    assert len(buffer) == 3
+    obs, actions, rewards, next_obs, terminated = buffer.sample(64)
+    assert obs.shape == (64, 2) and next_obs.shape == (64, 2)
+    assert set(rewards) == {2.0, 3.0, 4.0}  # the oldest two were overwritten
+    np.testing.assert_array_equal(obs[:, 0] + 1, next_obs[:, 0])
+    np.testing.assert_array_equal(terminated, rewards == 4.0)
+    np.testing.assert_array_equal(actions, rewards % 2)
+    with pytest.raises(ValueError, match="empty"):
+        ReplayBuffer(3, (2,)).sample(1)
+
+
+# === Bad environments and arguments ===
+
+
+@pytest.mark.parametrize(
+    ("env", "error", "match"),
+    [
+        ("Pendulum-v1", ValueError, "Discrete action space.*Box"),
+        ("MountainCarContinuous-v0", ValueError, "Discrete action space"),
+        (_ImageEnv(), ValueError, "vector observation.*image observation"),
+        ("FrozenLake-v1", ValueError, "vector observation"),
+        ("NoSuchEnv-v0", ValueError, "registered Gymnasium id"),
+        (42, TypeError, "gymnasium.Env"),
+    ],
+)
+def test_unsupported_environments_get_a_clear_error(env, error, match):
+    with pytest.raises(error, match=f"The 'env' parameter of DQNAgent.*{match}"):
+        DQNAgent(env)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "arg", "match"),
+    [
+        ({"gamma": 1.5}, ValueError, "gamma", "<= 1.0. Got 1.5 instead"),
+        ({"learning_rate": 0}, ValueError, "learning_rate", "> 0.0"),
+        ({"hidden_units": ()}, ValueError, "hidden_units", "at least 1"),
+        ({"hidden_units": "64"}, TypeError, "hidden_units", "tuple of ints"),
+        ({"batch_size": 0}, ValueError, "batch_size", "positive int"),
+        ({"batch_size": 128, "buffer_size": 64}, ValueError, "batch_size",
+         "at most buffer_size"),
+        ({"target_update": 2.5}, TypeError, "target_update", "positive int"),
+        ({"double": "yes"}, TypeError, "double", "a bool"),
+        ({"epsilon_end": -0.1}, ValueError, "epsilon_end", ">= 0.0"),
+        ({"epsilon_decay_steps": -1}, ValueError, "epsilon_decay_steps",
+         "non-negative"),
+        ({"max_grad_norm": 0.0}, ValueError, "max_grad_norm", "> 0.0"),
+        ({"seed": -1}, ValueError, "seed", "non-negative"),
+    ],
+)
+def test_bad_arguments_get_a_clear_error(kwargs, error, arg, match):
+    with pytest.raises(error, match=f"The '{arg}' parameter of DQNAgent must be "
+                                    f".*{match}"):
+        DQNAgent("CartPole-v1", **kwargs)
+
+
+def test_bad_method_arguments_get_a_clear_error(tmp_path):
+    agent = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0)
+    with pytest.raises(ValueError, match="'steps' parameter of DQNAgent.train"):
+        agent.train(0)
+    with pytest.raises(ValueError, match="'episodes' parameter of DQNAgent.evaluate"):
+        agent.evaluate(0)
+    with pytest.raises(ValueError, match="'observations' parameter"):
+        agent.q_values(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="'quantization' parameter"):
+        agent.export_tflite(tmp_path / "p.tflite", quantization="int4")
+    with pytest.raises(TypeError, match="'path' parameter of DQNAgent.save"):
+        agent.save(None)
