@@ -18,7 +18,7 @@ def resnet_body(x, *, stages=(2, 2, 2), filters=(16, 32, 64), kernel_size=3,
     x = _blocks.conv_block(x, filters[0], kernel_size=kernel_size,
                            activation=activation, regularizer=regularizer,
                            batch_norm=batch_norm, name="stem")
-    for s, (blocks, f) in enumerate(zip(stages, filters)):
+    for s, (blocks, f) in enumerate(zip(stages, filters, strict=False)):
         for b in range(blocks):
             downsample = s > 0 and b == 0 and min(x.shape[1:-1]) > 1
             x = _blocks.residual_block(
