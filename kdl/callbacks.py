@@ -184,10 +184,10 @@ def standard(
             continue
         try:
             result.append(classes[name](**kwargs))
-        except TypeError as err:
-            raise TypeError(
-                f"The {name!r} parameter of {func} holds an option that "
-                f"{classes[name].__name__} does not take: {err}"
+        except (TypeError, ValueError) as err:
+            raise type(err)(
+                f"The {name!r} parameter of {func} holds an option "
+                f"{classes[name].__name__} does not accept: {err}"
             ) from err
     run_dir.mkdir(parents=True, exist_ok=True)
     return result

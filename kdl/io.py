@@ -185,7 +185,7 @@ def save(model, path) -> Path:
         else:
             from kdl import export
 
-            export.to_tflite(model, tmp)
+            export.to_tflite(model, tmp, verbose=0)
     return path
 
 

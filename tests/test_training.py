@@ -1,0 +1,431 @@
+"""kdl.train, kdl.set_seed and kdl.callbacks: runs you can stop, resume and reload."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kdl
+from kdl.backend import keras, tf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _small_mlp(**kwargs):
+    return kdl.build_mlp((64,), 10, hidden_units=(32,), **kwargs)
+
+
+def _csv_epochs(run_dir: Path) -> list[int]:
+    with open(run_dir / "history.csv", newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+# === A run folder ===
+
+
+def test_train_writes_a_complete_run_folder(tmp_path, digits_flat):
+    (x, y), (x_test, y_test) = digits_flat
+    run_dir = tmp_path / "run"
+    model = _small_mlp()
+    history = kdl.train(model, x, y, validation_data=(x_test, y_test), epochs=4,
+                        run_dir=run_dir, seed=1, verbose=0)
+    assert history.run_dir == run_dir
+    assert history.epoch == [0, 1, 2, 3]
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"run.json", "history.csv", "history.png", "best.keras", "logs"} <= names
+    assert "backup" not in names  # deleted when training finished
+    assert _csv_epochs(run_dir) == [0, 1, 2, 3]
+    assert (run_dir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((run_dir / "logs").rglob("events.out.tfevents.*"))
+
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished"
+    assert record["versions"]["tensorflow"] == tf.__version__
+    assert record["versions"]["kdl"] == kdl.__version__
+    assert record["versions"]["python"].count(".") == 2
+    assert record["seed"] == 1
+    assert record["arguments"]["epochs"] == 4
+    assert record["data"]["x"] == [len(x), 64]
+    assert record["data"]["validation"] == [[len(x_test), 64], [len(y_test)]]
+    assert len(record["data"]["sha256"]) == 64
+    assert record["epochs_completed"] == 4
+    assert record["final_metrics"]["val_accuracy"] == pytest.approx(
+        history.history["val_accuracy"][-1])
+    best = int(np.argmin(history.history["val_loss"]))
+    assert record["best_epoch"] == best
+    # The best model on disk is the model of the best epoch: its validation
+    # loss is the best one in the history.
+    loaded = kdl.load(run_dir / "best.keras")
+    val_loss = loaded.evaluate(x_test, y_test, verbose=0)[0]
+    assert val_loss == pytest.approx(history.history["val_loss"][best], rel=1e-4)
+
+
+def test_train_accepts_a_tf_data_dataset_and_learns(tmp_path, digits_flat):
+    (x, y), (x_test, y_test) = digits_flat
+    train_ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+        len(x), seed=0).batch(32)
+    val_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(128)
+    model = _small_mlp()
+    history = kdl.train(model, train_ds, validation_data=val_ds, epochs=8,
+                        run_dir=tmp_path / "ds", tensorboard=False, verbose=0)
+    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    assert accuracy > 0.9
+    record = json.loads((tmp_path / "ds" / "run.json").read_text())
+    assert record["data"]["sha256"] is None  # datasets are not read twice
+    assert "TensorSpec" in record["data"]["x"]
+    assert len(history.epoch) == 8
+
+
+def test_default_run_folder_is_under_saved_models(tmp_path, monkeypatch,
+                                                  digits_flat):
+    (x, y), _ = digits_flat
+    monkeypatch.chdir(tmp_path)
+    history = kdl.train(_small_mlp(name="tiny"), x[:200], y[:200], epochs=1,
+                        tensorboard=False, verbose=0)
+    assert history.run_dir.parent == tmp_path / "saved_models"
+    assert history.run_dir.name.startswith("tiny-")
+    assert (history.run_dir / "run.json").exists()
+    # run_dir=False writes nothing at all.
+    history = kdl.train(_small_mlp(), x[:200], y[:200], epochs=1, run_dir=False,
+                        verbose=0)
+    assert history.run_dir is None
+    assert len(list((tmp_path / "saved_models").iterdir())) == 1
+
+
+def test_an_earlier_run_is_moved_aside_not_destroyed(tmp_path, digits_flat):
+    (x, y), _ = digits_flat
+    run_dir = tmp_path / "run"
+    kdl.train(_small_mlp(), x[:200], y[:200], epochs=2, run_dir=run_dir,
+              tensorboard=False, verbose=0)
+    first = (run_dir / "run.json").read_text()
+    # A finished run is not resumed: it is moved aside, and a new run starts.
+    history = kdl.train(_small_mlp(), x[:200], y[:200], epochs=1,
+                        run_dir=run_dir, tensorboard=False, verbose=0)
+    assert history.epoch == [0]
+    old = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
+    assert len(old) == 1
+    assert (old[0] / "run.json").read_text() == first
+    assert _csv_epochs(old[0]) == [0, 1]
+    assert _csv_epochs(run_dir) == [0]
+
+
+# === Early stopping ===
+
+
+def test_early_stopping_stops_an_overfitting_model_at_its_best_weights(
+        tmp_path, digits_flat):
+    (x, y), (x_test, y_test) = digits_flat
+    # 60 training examples and a wide network with a large step: validation
+    # loss bottoms out within a few epochs, then rises.
+    model = kdl.build_mlp((64,), 10, hidden_units=(256, 256), learning_rate=0.01)
+    epochs = 60
+    history = kdl.train(model, x[:60], y[:60], validation_data=(x_test, y_test),
+                        epochs=epochs, patience=3, batch_size=16,
+                        run_dir=tmp_path / "overfit", tensorboard=False,
+                        verbose=0)
+    val_losses = history.history["val_loss"]
+    assert len(history.epoch) < epochs
+    best = int(np.argmin(val_losses))
+    assert best == len(val_losses) - 1 - 3  # stopped `patience` epochs later
+    assert val_losses[-1] > val_losses[best]
+    # The returned model holds the best epoch's weights, not the last ones.
+    val_loss = model.evaluate(x_test, y_test, verbose=0)[0]
+    assert val_loss == pytest.approx(val_losses[best], rel=1e-4)
+    record = json.loads((tmp_path / "overfit" / "run.json").read_text())
+    assert record["stopped_early"] is True
+    assert record["best_epoch"] == best
+
+
+# === Reproducibility ===
+
+
+def _seeded_run(run_dir, x, y, seed):
+    kdl.set_seed(seed)
+    model = kdl.build_mlp((64,), 10, hidden_units=(32,), dropout=0.3)
+    history = kdl.train(model, x, y, validation_split=0.2, epochs=2,
+                        run_dir=run_dir, seed=seed, tensorboard=False,
+                        verbose=0)
+    return model.get_weights(), history.history
+
+
+def test_same_seed_gives_identical_weights_and_history(tmp_path, digits_flat):
+    (x, y), _ = digits_flat
+    x, y = x[:400], y[:400]
+    weights_a, history_a = _seeded_run(tmp_path / "a", x, y, seed=7)
+    keras.backend.clear_session()
+    weights_b, history_b = _seeded_run(tmp_path / "b", x, y, seed=7)
+    assert history_a == history_b
+    for a, b in zip(weights_a, weights_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The check can fail: another seed gives other weights.
+    keras.backend.clear_session()
+    weights_c, history_c = _seeded_run(tmp_path / "c", x, y, seed=8)
+    assert history_c != history_a
+    assert not np.array_equal(weights_c[0], weights_a[0])
+
+
+def test_set_seed_rejects_bad_seeds():
+    with pytest.raises(ValueError, match="'seed' parameter of kdl.set_seed"):
+        kdl.set_seed(-1)
+    with pytest.raises(TypeError, match="'seed' parameter of kdl.set_seed"):
+        kdl.set_seed("1")
+
+
+# === Resuming ===
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Fails at the start of one epoch, as a crash would."""
+
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise RuntimeError("interrupted")
+
+
+def test_an_interrupted_run_continues_from_its_last_finished_epoch(
+        tmp_path, digits_flat):
+    (x, y), (x_test, y_test) = digits_flat
+    run_dir = tmp_path / "run"
+    kwargs = dict(validation_data=(x_test, y_test), epochs=6, run_dir=run_dir,
+                  tensorboard=False, verbose=0)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        kdl.train(_small_mlp(), x[:300], y[:300], callbacks=[_Interrupt(3)],
+                  **kwargs)
+    assert _csv_epochs(run_dir) == [0, 1, 2]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    # A new process would build a new model: do the same.
+    keras.backend.clear_session()
+    seen = []
+    spy = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(epoch))
+    history = kdl.train(_small_mlp(), x[:300], y[:300], callbacks=[spy],
+                        **kwargs)
+    assert seen == [3, 4, 5]  # epochs 0-2 were not run again
+    assert history.epoch == [0, 1, 2, 3, 4, 5]
+    assert len(history.history["val_loss"]) == 6
+    assert _csv_epochs(run_dir) == [0, 1, 2, 3, 4, 5]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished"
+    assert [s["initial_epoch"] for s in record["sessions"][1:]] == [3]
+    assert record["epochs_completed"] == 6
+
+
+def test_resuming_with_other_data_is_refused(tmp_path, digits_flat):
+    (x, y), _ = digits_flat
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        kdl.train(_small_mlp(), x[:200], y[:200], epochs=3, run_dir=run_dir,
+                  callbacks=[_Interrupt(1)], tensorboard=False, verbose=0)
+    with pytest.raises(ValueError, match="data of the run being resumed"):
+        kdl.train(_small_mlp(), x[200:400], y[200:400], epochs=3,
+                  run_dir=run_dir, tensorboard=False, verbose=0)
+    # resume=False starts over and keeps the interrupted run aside.
+    history = kdl.train(_small_mlp(), x[200:400], y[200:400], epochs=2,
+                        run_dir=run_dir, resume=False, tensorboard=False,
+                        verbose=0)
+    assert history.epoch == [0, 1]
+    assert len([p for p in tmp_path.iterdir() if ".old-" in p.name]) == 1
+
+
+_TRAIN_SCRIPT = """
+import json, sys, time
+import kdl
+
+run_dir = sys.argv[1]
+
+class Slow(kdl.keras.callbacks.Callback):
+    # Slow enough for the test to kill the process between two epochs.
+    def on_epoch_begin(self, epoch, logs=None):
+        print("epoch", epoch, flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(0.4)
+
+(x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
+model = kdl.build_mlp((64,), 10, hidden_units=(32,))
+history = kdl.train(model, x[:400], y[:400], validation_data=(x_test, y_test),
+                    epochs=10, run_dir=run_dir, early_stopping=False,
+                    tensorboard=False, callbacks=[Slow()], verbose=0)
+print("DONE", json.dumps(history.epoch), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_from_the_last_finished_epoch(
+        tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(_TRAIN_SCRIPT)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(script), str(run_dir)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if (run_dir / "history.csv").exists() and \
+                    len(_csv_epochs(run_dir)) >= 3:
+                break
+            assert proc.poll() is None, "training ended before it was killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("training did not reach epoch 3 in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    finished = _csv_epochs(run_dir)
+    assert 3 <= len(finished) < 10
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    # The same command again.
+    done = subprocess.run(command, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    started = [int(line.split()[1]) for line in done.stdout.splitlines()
+               if line.startswith("epoch ")]
+    # It continued from the last finished epoch (the backup is written after
+    # the CSV row, so at most the one epoch being written is redone) ...
+    assert started[0] in (len(finished) - 1, len(finished))
+    assert started == list(range(started[0], 10))
+    # ... and ended with the same number of epochs, each recorded once.
+    assert done.stdout.splitlines()[-1] == "DONE " + json.dumps(list(range(10)))
+    assert _csv_epochs(run_dir) == list(range(10))
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "finished"
+    assert record["sessions"][-1]["initial_epoch"] == started[0]
+
+
+# === Callback sets ===
+
+
+def test_standard_callbacks_can_be_switched_off_and_tuned(tmp_path):
+    cbs = kdl.callbacks.standard(tmp_path / "run", patience=2, reduce_lr=True)
+    names = [type(c).__name__ for c in cbs]
+    assert names == ["TerminateOnNaN", "TensorBoard", "ReduceLROnPlateau",
+                     "EarlyStopping", "AtomicModelCheckpoint", "CSVLogger",
+                     "BackupAndRestore"]
+    early = cbs[3]
+    assert early.patience == 2 and early.restore_best_weights
+    assert cbs[2].patience == 1
+
+    cbs = kdl.callbacks.standard(
+        tmp_path / "run", monitor="val_accuracy", tensorboard=False,
+        terminate_on_nan=False, backup=False,
+        early_stopping={"patience": 9, "restore_best_weights": False})
+    names = [type(c).__name__ for c in cbs]
+    assert names == ["EarlyStopping", "AtomicModelCheckpoint", "CSVLogger"]
+    assert cbs[0].patience == 9 and not cbs[0].restore_best_weights
+    assert cbs[0].monitor == "val_accuracy" and cbs[1].monitor == "val_accuracy"
+
+
+def test_standard_rejects_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="'early_stopping' parameter"):
+        kdl.callbacks.standard(tmp_path, early_stopping="yes")
+    with pytest.raises(TypeError, match="'early_stopping' parameter.*does not "
+                       "accept"):
+        kdl.callbacks.standard(tmp_path, early_stopping={"no_such_option": 1})
+    with pytest.raises(ValueError, match="'patience' parameter"):
+        kdl.callbacks.standard(tmp_path, patience=-1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="'run_dir' parameter"):
+        kdl.callbacks.standard(tmp_path / "file")
+
+
+def test_reduce_lr_lowers_the_learning_rate(tmp_path, digits_flat):
+    (x, y), _ = digits_flat
+    model = _small_mlp(learning_rate=0.5)  # too large: the loss stalls
+    history = kdl.train(model, x[:200], y[:200], epochs=6, patience=10,
+                        reduce_lr={"patience": 1, "min_delta": 10.0},
+                        run_dir=tmp_path / "run", tensorboard=False, verbose=0)
+    assert history.history["lr"][-1] < 0.5
+
+
+# === Bad arguments, checked before any training ===
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"epochs": -2}, ValueError, "'epochs' parameter of kdl.train must be a "
+     "positive int. Got -2 instead."),
+    ({"epochs": 2.5}, TypeError, "'epochs' parameter"),
+    ({"batch_size": 0}, ValueError, "'batch_size' parameter"),
+    ({"validation_split": 1.5}, ValueError, "'validation_split' parameter"),
+    ({"y": "short"}, ValueError, "'y' parameter of kdl.train must have as many "
+     "examples as x \\(100\\). Got 99 examples instead."),
+    ({"validation_data": ("x", "y")}, ValueError, "'validation_data'"),
+    ({"monitor": "val_loss"}, ValueError, "no validation data"),
+    ({"callbacks": ["not a callback"]}, TypeError, "'callbacks' parameter"),
+    ({"run_dir": 3}, TypeError, "'run_dir' parameter"),
+    ({"seed": -1}, ValueError, "'seed' parameter"),
+    ({"verbose": 5}, ValueError, "'verbose' parameter"),
+])
+def test_bad_arguments_fail_before_training(tmp_path, digits_flat, kwargs, error,
+                                            match):
+    (x, y), (x_test, y_test) = digits_flat
+    x, y = x[:100], y[:100]
+    model = _small_mlp()
+    before = [w.copy() for w in model.get_weights()]
+    kwargs = dict(kwargs)
+    if kwargs.get("y") == "short":
+        kwargs["y"] = y[:99]
+    if kwargs.get("validation_data") == ("x", "y"):
+        kwargs["validation_data"] = (x_test, y_test[:10])
+    y_arg = kwargs.pop("y", y)
+    kwargs = {"run_dir": tmp_path / "run", "epochs": 2, "verbose": 0, **kwargs}
+    with pytest.raises(error, match=match):
+        kdl.train(model, x, y_arg, **kwargs)
+    assert not (tmp_path / "run").exists()  # nothing written
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # nothing trained
+
+
+def test_run_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path,
+                                                                digits_flat):
+    (x, y), _ = digits_flat
+    model = _small_mlp()
+    (tmp_path / "a_file").write_text("precious")
+    with pytest.raises(ValueError, match="'run_dir' parameter of kdl.train must "
+                       "be a folder, not an existing file"):
+        kdl.train(model, x, y, run_dir=tmp_path / "a_file", verbose=0)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(ValueError, match="no run.json"):
+        kdl.train(model, x, y, run_dir=tmp_path / "mine", verbose=0)
+    assert (tmp_path / "a_file").read_text() == "precious"
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]
+
+
+def test_keras3_objects_and_uncompiled_models_are_refused(tmp_path, digits_flat):
+    (x, y), _ = digits_flat
+    keras3 = pytest.importorskip("keras")  # the real Keras 3, not kdl.keras
+    model3 = keras3.Sequential([keras3.Input((64,)), keras3.layers.Dense(10)])
+    model3.compile(loss="mse")
+    with pytest.raises(TypeError, match="'model' parameter.*Keras 3.*kdl.keras"):
+        kdl.train(model3, x, y, run_dir=tmp_path / "r", verbose=0)
+    with pytest.raises(TypeError, match="'callbacks' parameter.*Keras 3.*kdl.keras"):
+        kdl.train(_small_mlp(), x, y, callbacks=[keras3.callbacks.Callback()],
+                  run_dir=tmp_path / "r", verbose=0)
+    inputs = keras.Input((64,))
+    plain = keras.Model(inputs, keras.layers.Dense(10)(inputs))
+    with pytest.raises(ValueError, match="compiled"):
+        kdl.train(plain, x, y, run_dir=tmp_path / "r", verbose=0)
+    with pytest.raises(ValueError, match="'y' parameter.*None when x is a tf.data"):
+        kdl.train(_small_mlp(), tf.data.Dataset.from_tensor_slices((x, y)), y,
+                  run_dir=tmp_path / "r", verbose=0)
+    assert not (tmp_path / "r").exists()
