@@ -35,6 +35,7 @@ import numbers
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -585,12 +586,26 @@ def _kt_classes():
         def _recovered(self, trial_id):
             self._populate_next.append(trial_id)
 
+    class BayesianOracle(ResumableOracle, kt.oracles.BayesianOptimizationOracle):
+        """KerasTuner's Bayesian oracle, never running the same arguments twice.
+
+        In a small discrete space its Gaussian process often proposes a point
+        already tried, and KerasTuner 1.4.8 runs it again, spending the budget
+        on repeats; such a proposal is replaced by an untried random point.
+        """
+
+        def populate_space(self, trial_id):
+            response = super().populate_space(trial_id)
+            values = response.get("values")
+            if values is not None and self._duplicate(values):
+                return self._random_populate_space()
+            return response
+
     oracles = {
         "grid": GridOracle,
         "random": type("RandomOracle", (ResumableOracle,
                                         kt.oracles.RandomSearchOracle), {}),
-        "bayesian": type("BayesianOracle", (
-            ResumableOracle, kt.oracles.BayesianOptimizationOracle), {}),
+        "bayesian": BayesianOracle,
         "hyperband": type("HyperbandOracle", (ResumableOracle,
                                               kt.oracles.HyperbandOracle), {}),
     }
@@ -717,6 +732,10 @@ def _format(value) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _report_trial(tuner, trial) -> None:
     """Prints one line for a finished trial and rewrites trials.csv."""
     job = tuner.job
@@ -729,8 +748,9 @@ def _report_trial(tuner, trial) -> None:
     args = ", ".join(f"{k}={_format(val)}" for k, val in params.items())
     if trial.status == "COMPLETED":
         best = tuner.oracle.get_best_trials(1)
-        outcome = (f"{job.objective}={trial.score:.4f} in {record.get('epochs')} "
-                   f"epochs, {record.get('seconds', 0):.1f} s "
+        outcome = (f"{job.objective}={trial.score:.4f} in "
+                   f"{_plural(record.get('epochs', 0), 'epoch')}, "
+                   f"{record.get('seconds', 0):.1f} s "
                    f"(best {best[0].score:.4f})")
     else:
         outcome = f"failed: {record.get('error') or 'see trial.json'}"
@@ -761,7 +781,10 @@ def _table(tuner):
                                 else None)
         row["error"] = record.get("error") or ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if "continues" in table:
+        table["continues"] = table["continues"].astype("Int64")
+    return table
 
 
 def _write_table(tuner):
@@ -841,8 +864,13 @@ def _quiet_keras_tuner(*, print_: bool = False):
     debug = kt_config.DEBUG
     kt_config.DEBUG = False
     try:
-        with (contextlib.nullcontext() if print_
-              else contextlib.redirect_stdout(io.StringIO())):
+        with warnings.catch_warnings(), (
+            contextlib.nullcontext() if print_
+            else contextlib.redirect_stdout(io.StringIO())
+        ):
+            # The Bayesian oracle's Gaussian-process fits warn about length
+            # scales on every trial of a small search.
+            warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process")
             yield
     finally:
         kt_config.DEBUG = debug
@@ -1023,6 +1051,9 @@ def tune(
         hyperparameters = kt.HyperParameters()
         for name, spec in space.items():
             spec._declare(hyperparameters, name)
+    if algorithm == "grid" and hyperparameters is not None:
+        size = math.prod(len(list(h.values)) for h in hyperparameters.space)
+        job.max_trials = size if max_trials is None else min(size, max_trials)
     oracle = _make_oracle(job, kt, oracles, hyperparameters,
                           max_consecutive_failures, factor)
     with _quiet_keras_tuner():
@@ -1035,8 +1066,9 @@ def tune(
     if verbose:
         what = (f"{algorithm} search of {builder} over {', '.join(space)}" if space
                 else f"{algorithm} search of {builder}")
-        limit = f", up to {max_trials} trials" if max_trials else ""
-        print(f"kdl.tune: {what}{limit}, {epochs} epochs each, in {path}", flush=True)
+        limit = f", up to {job.max_trials} trials" if job.max_trials else ""
+        print(f"kdl.tune: {what}{limit}, {_plural(epochs, 'epoch')} each, in "
+              f"{path}", flush=True)
         if resuming:
             print(f"kdl.tune: resuming, {done} trial(s) already finished",
                   flush=True)

@@ -1,0 +1,431 @@
+"""kdl.tune and its search-space specs (kdl.Int, kdl.Float, kdl.Choice, kdl.Boolean)."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import importlib.util
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kdl
+from kdl import Boolean, Choice, Float, Int, build_mlp, tune
+from kdl.backend import keras
+
+ALGORITHMS = ("grid", "random", "bayesian", "hyperband")
+EPOCHS = 4
+PATIENCE = 3
+SEED = 0
+# Two sizes that both learn the digits, and one learning rate far too small
+# to learn anything in a few epochs: a working search must avoid it.
+SPACE = {
+    "hidden_units": Choice([(64,), (128,)]),
+    "learning_rate": Choice([1e-5, 3e-3, 1e-2]),
+}
+BAD_RATE = 1e-5
+
+
+def _train_like_tune(model, x, y, *, objective="val_loss", direction="min"):
+    """Trains as a trial does: the same split, epochs and early stopping."""
+    stopper = keras.callbacks.EarlyStopping(
+        monitor=objective, mode=direction, patience=PATIENCE,
+        restore_best_weights=True)
+    model.fit(x, y, validation_split=0.2, epochs=EPOCHS, batch_size=32,
+              callbacks=[stopper], verbose=0)
+    return model
+
+
+def _accuracy(model, x, y) -> float:
+    return float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+
+
+@pytest.fixture(scope="module")
+def default_accuracy(digits_flat):
+    """Test accuracy of build_mlp's defaults, trained the way a trial is."""
+    (x, y), (x_test, y_test) = digits_flat
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(SEED)
+    model = _train_like_tune(build_mlp(x.shape[1:], 10), x, y)
+    return _accuracy(model, x_test, y_test)
+
+
+# === Specs ===
+
+
+def test_specs_are_immutable_and_lists_become_tuples():
+    choice = Choice([[32], [64, 64], None])
+    assert choice.values == ((32,), (64, 64), None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.values = (1,)
+    assert Int(1, 4) == Int(1, 4)
+    assert Float(1e-4, 1e-2, log=True).log
+    assert kdl.Int is Int and kdl.Boolean is Boolean
+
+
+def test_tuple_choices_round_trip_through_keras_tuner_keys():
+    choice = Choice([(32,), (64, 64), None, "relu"])
+    keys = choice._keys()
+    assert all(isinstance(key, str) for key in keys)
+    assert [choice._decode(key) for key in keys] == list(choice.values)
+    assert Choice([16, 32])._keys() == (16, 32)  # plain ints stay numbers
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: Choice([]), ValueError,
+         r"The 'values' parameter of kdl.Choice must be a non-empty list"),
+        (lambda: Choice([1, 2, 1]), ValueError, r"without duplicates"),
+        (lambda: Choice("ab"), TypeError, r"'values' parameter of kdl.Choice"),
+        (lambda: Int(5, 3), ValueError,
+         r"The 'high' parameter of kdl.Int must be greater than low \(5\). "
+         r"Got 3 instead."),
+        (lambda: Int(1.5, 3), TypeError, r"'low' parameter of kdl.Int"),
+        (lambda: Int(1, 8, step=0), ValueError, r"'step' parameter of kdl.Int"),
+        (lambda: Float(0.5, 0.1), ValueError,
+         r"'high' parameter of kdl.Float must be greater than low"),
+        (lambda: Float(0.0, 1.0, log=True), ValueError, r"> 0 when log=True"),
+        (lambda: Float(0.0, 1.0, step=-0.1), ValueError, r"'step' parameter"),
+    ],
+)
+def test_bad_specs_fail_at_once(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+# === Arguments checked before any trial ===
+
+
+def _build_multi(input_shape, tasks, *, units=8):
+    return kdl.build_multitask(input_shape, tasks)
+
+
+def _build_hp(hp):
+    return build_mlp((64,), 10, hidden_units=(hp.Choice("units", [8, 16]),))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(space={"unit": Choice([8, 16])}), ValueError,
+         r"The 'space' parameter of tune must be a dict of arguments build_mlp "
+         r"takes \(input_shape, num_outputs, task, hidden_units.*Got 'unit'"),
+        (dict(space={"dropout": Choice([0.1])}, fixed={"dropout": 0.2}),
+         ValueError, r"'space' parameter of tune must be free of the arguments "
+         r"given in fixed. Got 'dropout'"),
+        (dict(space={"dropout": Float(0.0, 0.5)}, fixed={"dropouts": 0.1}),
+         ValueError, r"'fixed' parameter of tune .* Got 'dropouts'"),
+        (dict(space={"dropout": [0.0, 0.5]}), TypeError,
+         r"wrap a list of candidates in kdl.Choice"),
+        (dict(space={}), ValueError, r"at least one argument of build_mlp"),
+        (dict(space={"dropout": Float(0.0, 0.5)}, algorithm="grid"), ValueError,
+         r"discrete for a grid search"),
+        (dict(space=SPACE, algorithm="annealing"), ValueError,
+         r"'algorithm' parameter of tune must be one of 'bayesian'"),
+        (dict(space=SPACE, objective="val_f1"), ValueError,
+         r"'direction' parameter of tune must be \"min\" or \"max\" for the "
+         r"metric 'val_f1'"),
+        (dict(space=SPACE, validation_split=0.0), ValueError,
+         r"'validation_split' parameter of tune must be > 0"),
+        (dict(space=SPACE, algorithm="random", max_trials=None), ValueError,
+         r"'max_trials' parameter of tune must be a positive int"),
+        (dict(space=SPACE, epochs=0), ValueError, r"'epochs' parameter"),
+        (dict(space=SPACE, seed=-1), ValueError, r"'seed' parameter"),
+    ],
+)
+def test_invalid_search_fails_before_any_trial(digits_flat, tmp_path, kwargs,
+                                                error, match):
+    (x, y), _ = digits_flat
+    directory = tmp_path / "search"
+    with pytest.raises(error, match=match):
+        tune(build_mlp, x, y, directory=directory, verbose=0, **kwargs)
+    assert not directory.exists()
+
+
+def test_builder_arguments_and_folders_are_checked_first(digits_flat, tmp_path):
+    (x, y), _ = digits_flat
+    with pytest.raises(ValueError, match=r"giving _build_multi's required "
+                                         r"argument 'tasks'"):
+        tune(_build_multi, x, y, space={"units": Choice([8, 16])},
+             directory=tmp_path / "a", verbose=0)
+    with pytest.raises(ValueError, match=r"'space' parameter of tune must be "
+                                         r"None for a build\(hp\) function"):
+        tune(_build_hp, x, y, space=SPACE, directory=tmp_path / "b", verbose=0)
+    # A folder that holds something else is never taken over.
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"'directory' parameter of tune must be "
+                                         r"a new or empty folder"):
+        tune(build_mlp, x, y, space=SPACE, directory=other, resume=False,
+             verbose=0)
+    assert (other / "keep.txt").read_text() == "mine"
+
+
+def test_import_kdl_does_not_import_keras_tuner():
+    code = ("import sys, kdl, kdl.tuning; kdl.Choice([1]); kdl.tune; "
+            "print('keras_tuner' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "False"
+
+
+# === Searches ===
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_each_algorithm_finds_a_best_model_its_arguments_reproduce(
+    algorithm, digits_flat, default_accuracy, tmp_path
+):
+    (x, y), (x_test, y_test) = digits_flat
+    # Random search optimizes accuracy, the others the loss: both directions.
+    objective, direction = (("val_accuracy", "max") if algorithm == "random"
+                            else ("val_loss", "min"))
+    max_trials = {"grid": None, "random": 3, "bayesian": 4, "hyperband": None}
+    result = tune(build_mlp, x, y, space=SPACE, algorithm=algorithm,
+                  objective=objective, max_trials=max_trials[algorithm],
+                  epochs=EPOCHS, patience=PATIENCE, seed=SEED,
+                  directory=tmp_path / "search", verbose=0)
+
+    table = result.trials
+    assert (table["status"] == "completed").all()
+    if algorithm == "grid":
+        assert len(table) == 6
+    elif algorithm != "hyperband":
+        assert len(table) == max_trials[algorithm]
+    best_in_table = (table[objective].min() if direction == "min"
+                     else table[objective].max())
+    assert result.best_score == pytest.approx(best_in_table)
+    assert result.best_params["learning_rate"] != BAD_RATE
+    assert set(result.best_params) == set(SPACE)
+    assert (result.directory / "trials.csv").exists()
+
+    model = result.best_model
+    assert isinstance(model, keras.Model) and model.optimizer is not None
+    best_accuracy = _accuracy(model, x_test, y_test)
+
+    # Rebuilt and retrained the same way, the best arguments give the same
+    # accuracy (within noise) ...
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(SEED)
+    rebuilt = build_mlp(x.shape[1:], 10, **result.best_params)
+    _train_like_tune(rebuilt, x, y, objective=objective, direction=direction)
+    assert best_accuracy == pytest.approx(_accuracy(rebuilt, x_test, y_test),
+                                          abs=0.03)
+    # ... and are no worse than the builder's defaults.
+    assert best_accuracy >= default_accuracy - 0.02
+    assert best_accuracy > 0.9
+
+
+def _recording_builder(log: list):
+    def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3,
+              batch_norm=False):
+        log.append((hidden_units, learning_rate, batch_norm))
+        return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+                         learning_rate=learning_rate, batch_norm=batch_norm)
+
+    return build
+
+
+@pytest.mark.slow
+def test_grid_visits_the_cartesian_product_once_and_resumes(digits_flat, tmp_path,
+                                                            capsys):
+    (x, y), _ = digits_flat
+    x, y = x[:300], y[:300]
+    space = {"hidden_units": Choice([(8,), (16,)]),
+             "learning_rate": Choice([1e-3, 1e-2]),
+             "batch_norm": Boolean()}
+    product = set(itertools.product([(8,), (16,)], [1e-3, 1e-2], [False, True]))
+    log = []
+    builder = _recording_builder(log)
+    common = dict(space=space, algorithm="grid", epochs=1, seed=SEED,
+                  directory=tmp_path / "grid", verbose=0)
+
+    # Stop after 3 trials, then resume the same search to the end: KerasTuner
+    # 1.4.8 alone loses its grid walk on reload (keras-tuner issue 1055).
+    first = tune(builder, x, y, max_trials=3, **common)
+    assert len(first.trials) == 3
+    first_trials = log[:3]
+    del log[:]
+    result = tune(builder, x, y, max_trials=None, **common)
+    assert capsys.readouterr().out == ""  # verbose=0 prints nothing
+
+    table = result.trials
+    visited = list(zip(table["hidden_units"], table["learning_rate"],
+                       table["batch_norm"], strict=True))
+    assert len(visited) == len(product) == 8
+    assert set(visited) == product
+    assert (table["status"] == "completed").all()
+    # The second call ran the 5 missing trials (then rebuilt the best model),
+    # none of the 3 finished ones.
+    assert len(log) == 5 + 1
+    assert set(log[:5]).isdisjoint(first_trials)
+    assert set(log[:5]) | set(first_trials) == product
+
+
+@pytest.mark.slow
+def test_failed_trial_is_recorded_and_the_search_goes_on(digits_flat, tmp_path,
+                                                         capsys):
+    (x, y), _ = digits_flat
+    space = {"hidden_units": Choice([(0,), (16,), (-4, 8)])}
+    result = tune(build_mlp, x[:300], y[:300], space=space, algorithm="grid",
+                  epochs=1, directory=tmp_path / "s", seed=SEED, verbose=1)
+    table = result.trials.set_index("trial")
+    assert list(table["status"]) == ["failed", "completed", "failed"]
+    assert "'hidden_units' parameter of build_mlp" in table.loc[1, "error"]
+    assert table.loc[1, "epochs"] == 0 and np.isnan(table.loc[1, "val_loss"])
+    assert result.best_params == {"hidden_units": (16,)}
+    out = capsys.readouterr().out
+    assert "trial 1/3: hidden_units=(0,) -> failed: ValueError" in out
+    assert "trial 2/3: hidden_units=(16,) -> val_loss=" in out
+    assert "3 trials (1 completed, 2 failed)" in out  # the final table
+    assert "(16,)" in out.split("kdl.tune: 3 trials")[1]
+
+
+@pytest.mark.slow
+def test_search_stops_after_consecutive_failures_and_on_a_fatal_builder(
+    digits_flat, tmp_path
+):
+    (x, y), _ = digits_flat
+    space = {"hidden_units": Choice([(0,), (-1,), (-2,)])}
+    with pytest.raises(RuntimeError, match=r"2 trials in a row failed .* The last "
+                                           r"error: ValueError: The 'hidden_units'"):
+        tune(build_mlp, x, y, space=space, algorithm="grid",
+             max_consecutive_failures=2, directory=tmp_path / "a", verbose=0)
+
+    def uncompiled(input_shape, num_outputs, *, units=8):
+        inputs = keras.Input(input_shape)
+        return keras.Model(inputs, keras.layers.Dense(num_outputs)(inputs))
+
+    with pytest.raises(ValueError, match=r"must return a compiled model"):
+        tune(uncompiled, x, y, space={"units": Choice([8, 16])},
+             algorithm="grid", directory=tmp_path / "b", verbose=0)
+
+
+@pytest.mark.slow
+def test_a_build_hp_function_works_too(digits_flat, tmp_path):
+    (x, y), _ = digits_flat
+
+    def build(hp):
+        units = hp.Choice("units", [8, 32])
+        rate = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log")
+        return build_mlp((64,), 10, hidden_units=(units,), learning_rate=rate)
+
+    result = tune(build, x[:400], y[:400], algorithm="random", max_trials=2,
+                  epochs=1, seed=SEED, directory=tmp_path / "hp", verbose=0)
+    assert set(result.best_params) == {"units", "learning_rate"}
+    assert list(result.trials.columns[2:4]) == ["units", "learning_rate"]
+    fresh = result.build()
+    assert fresh.get_layer("dense1").units == result.best_params["units"]
+    assert fresh.optimizer is not None
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_random_trials(digits_flat, tmp_path):
+    (x, y), _ = digits_flat
+    space = {"hidden_units": Choice([(8,), (16,), (32,)]),
+             "learning_rate": Float(1e-3, 1e-1, log=True),
+             "batch_norm": Boolean()}
+
+    def sequence(seed, name):
+        result = tune(build_mlp, x[:200], y[:200], space=space,
+                      algorithm="random", max_trials=3, epochs=1, seed=seed,
+                      directory=tmp_path / name, verbose=0)
+        return [tuple(row) for row in
+                result.trials[list(space)].itertuples(index=False)]
+
+    first = sequence(5, "a")
+    assert len(set(first)) == 3
+    assert sequence(5, "b") == first
+    assert sequence(6, "c") != first
+
+
+_RESUME_SCRIPT = """
+import json, sys
+from kdl import Choice, Float, build_mlp, datasets, tune
+
+LOG = {log!r}
+
+def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3):
+    with open(LOG, "a") as f:
+        f.write(json.dumps([list(hidden_units), learning_rate]) + "\\n")
+    return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+                     learning_rate=learning_rate)
+
+def main():
+    (x, y), _ = datasets.digits(layout="flat")
+    return tune(build, x[:600], y[:600], algorithm="random", max_trials=5,
+                epochs=3, seed=0, directory={directory!r}, resume=True,
+                space={{"hidden_units": Choice([(16,), (32,), (64,)]),
+                        "learning_rate": Float(1e-3, 1e-2, log=True)}})
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def _completed_trials(directory: Path) -> dict:
+    done = {}
+    for path in glob.glob(str(directory / "trial_*" / "trial.json")):
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if state["status"] == "COMPLETED":
+            values = state["hyperparameters"]["values"]
+            done[state["trial_id"]] = values
+    return done
+
+
+@pytest.mark.slow
+def test_search_killed_with_sigkill_resumes_without_redoing_trials(tmp_path):
+    directory, log = tmp_path / "search", tmp_path / "builds.log"
+    script = tmp_path / "search_script.py"
+    script.write_text(textwrap.dedent(_RESUME_SCRIPT).format(
+        log=str(log), directory=str(directory)))
+
+    process = subprocess.Popen([sys.executable, str(script)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while len(_completed_trials(directory)) < 2:
+            assert process.poll() is None, "the search ended before it was killed"
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    finished = _completed_trials(directory)
+    builds_before = len(log.read_text().splitlines())
+
+    spec = importlib.util.spec_from_file_location("search_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main()
+
+    table = result.trials
+    assert len(table) == 5 and (table["status"] == "completed").all()
+    assert list(table["trial"]) == [1, 2, 3, 4, 5]
+    # Only the unfinished trials were built again (plus the final rebuild of
+    # the best model), and none with the arguments of a finished trial.
+    builds = [json.loads(line) for line in log.read_text().splitlines()]
+    again = builds[builds_before:-1]
+    assert len(again) == 5 - len(finished)
+    finished_args = [[[*map(int, values["hidden_units"].strip("(,)").split(","))],
+                      values["learning_rate"]] for values in finished.values()]
+    assert all(args not in finished_args for args in again)
