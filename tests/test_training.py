@@ -225,6 +225,55 @@ def test_an_interrupted_run_continues_from_its_last_finished_epoch(
     assert record["epochs_completed"] == 6
 
 
+class _InterruptAfterBest(keras.callbacks.Callback):
+    """Fails once validation loss has not improved for two epochs."""
+
+    def __init__(self):
+        super().__init__()
+        self.val_losses = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.val_losses.append(logs["val_loss"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        losses = self.val_losses
+        if len(losses) >= 3 and len(losses) - 1 - int(np.argmin(losses)) == 2:
+            raise RuntimeError("interrupted")
+
+
+def test_early_stopping_keeps_its_best_across_a_resume(tmp_path, digits_flat):
+    (x, y), (x_test, y_test) = digits_flat
+    run_dir = tmp_path / "run"
+
+    def overfitting_model():
+        return kdl.build_mlp((64,), 10, hidden_units=(256, 256),
+                             learning_rate=0.01)
+
+    kwargs = dict(validation_data=(x_test, y_test), epochs=40, patience=3,
+                  batch_size=16, run_dir=run_dir, tensorboard=False, verbose=0)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        kdl.train(overfitting_model(), x[:60], y[:60],
+                  callbacks=[_InterruptAfterBest()], **kwargs)
+    first = _csv_epochs(run_dir)
+    keras.backend.clear_session()
+    model = overfitting_model()
+    history = kdl.train(model, x[:60], y[:60], **kwargs)
+    val_losses = history.history["val_loss"]
+    assert history.epoch == list(range(len(val_losses)))
+    assert history.epoch[: len(first)] == first
+    best = int(np.argmin(val_losses))
+    # Early stopping counted the epochs of the first session: it stopped
+    # `patience` epochs after the best one, wherever that was ...
+    assert len(val_losses) - 1 == best + 3 < 40
+    # ... and both the returned model and best.keras are the best epoch's,
+    # even when that epoch ran before the interruption.
+    assert model.evaluate(x_test, y_test, verbose=0)[0] == pytest.approx(
+        val_losses[best], rel=1e-4)
+    saved = kdl.load(run_dir / "best.keras")
+    assert saved.evaluate(x_test, y_test, verbose=0)[0] == pytest.approx(
+        val_losses[best], rel=1e-4)
+
+
 def test_resuming_with_other_data_is_refused(tmp_path, digits_flat):
     (x, y), _ = digits_flat
     run_dir = tmp_path / "run"
