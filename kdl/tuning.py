@@ -47,7 +47,7 @@ from kdl.backend import keras
 
 __all__ = ["Int", "Float", "Choice", "Boolean", "TuneResult", "tune"]
 
-FUNC = "tune"
+FUNC = "kdl.tune"
 ALGORITHMS = ("bayesian", "random", "grid", "hyperband")
 DIRECTIONS = ("min", "max")
 DEFAULT_ROOT = Path("saved_models")
@@ -160,7 +160,8 @@ class Float:
                         sampling="log" if self.log else "linear")
 
     def _decode(self, value):
-        return float(value)
+        # KerasTuner's log scale gives e.g. 0.030000000000000002 for 0.03.
+        return float(f"{float(value):.12g}")
 
     def _is_discrete(self) -> bool:
         return self.step is not None
@@ -417,7 +418,7 @@ def _check_data(x, y, validation_data, validation_split, objective):
                f"the objective {objective!r}", validation_split)
 
 
-def _check_directory(directory, default_name: str, resume: bool) -> Path:
+def _check_directory(directory, default_name: str) -> Path:
     if directory is None:
         return DEFAULT_ROOT / default_name
     if not isinstance(directory, (str, os.PathLike)) or not str(directory):
@@ -512,7 +513,7 @@ class _Job:
             raise kt.errors.FatalTypeError(str(err)) from err
         if not getattr(model, "_is_compiled", False):
             raise kt.errors.FatalValueError(
-                f"The 'build_fn' parameter of tune must return a compiled model. "
+                f"The 'build_fn' parameter of {FUNC} must return a compiled model. "
                 f"Got an uncompiled {type(model).__name__} from {self.builder} "
                 "instead."
             )
@@ -686,7 +687,7 @@ def _kt_classes():
                 scores = history.history.get(job.objective)
                 if scores is None:
                     raise kt.errors.FatalValueError(
-                        f"The 'objective' parameter of tune must be a metric the "
+                        f"The 'objective' parameter of {FUNC} must be a metric the "
                         f"model logs ({', '.join(history.history)}). Got "
                         f"{job.objective!r} instead.")
                 scores = np.asarray(scores, dtype="float64")
@@ -886,7 +887,7 @@ def tune(
     algorithm: str = "bayesian",
     objective: str = "val_loss",
     direction: str | None = None,
-    max_trials: int | None = 10,
+    max_trials: int | None = None,
     epochs: int = 10,
     batch_size: int = 32,
     patience: int = 3,
@@ -928,8 +929,8 @@ def tune(
         direction: str or None. "min" or "max"; None reads it from the
             metric's name. Defaults to `None`.
         max_trials: int or None. Most trials to run. None runs the whole grid
-            ("grid") or lets the brackets decide ("hyperband"); "random" and
-            "bayesian" need a number. Defaults to `10`.
+            ("grid"), lets Hyperband's brackets decide, and means 10 for
+            "random" and "bayesian". Defaults to `None`.
         epochs: int. Most epochs per trial (Hyperband's largest budget).
             Defaults to `10`.
         batch_size: int. Defaults to `32`.
@@ -987,10 +988,9 @@ def tune(
     v.check_choice(algorithm, "algorithm", FUNC, ALGORITHMS)
     v.check_str(objective, "objective", FUNC)
     direction = _direction(objective, direction)
-    if max_trials is None and algorithm in ("random", "bayesian"):
-        v.fail(FUNC, "max_trials", f"a positive int for {algorithm} search",
-               max_trials)
     v.check_int(max_trials, "max_trials", FUNC, allow_none=True)
+    if max_trials is None and algorithm in ("random", "bayesian"):
+        max_trials = 10
     v.check_int(epochs, "epochs", FUNC)
     v.check_int(batch_size, "batch_size", FUNC)
     v.check_int(patience, "patience", FUNC, min_value=0)
@@ -1031,7 +1031,7 @@ def tune(
                        f"({', '.join(signature.parameters)})", name)
         space = _check_space(space, fixed, signature, builder, algorithm)
         inferred = _infer_args(signature, fixed, space, x, y, builder)
-    path = _check_directory(directory, f"tune_{builder}_{algorithm}", resume)
+    path = _check_directory(directory, f"tune_{builder}_{algorithm}")
 
     job = _Job(
         build_fn=build_fn, takes_hp=takes_hp, space=space, fixed=fixed,

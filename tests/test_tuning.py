@@ -118,27 +118,27 @@ def _build_hp(hp):
     ("kwargs", "error", "match"),
     [
         (dict(space={"unit": Choice([8, 16])}), ValueError,
-         r"The 'space' parameter of tune must be a dict of arguments build_mlp "
+         r"The 'space' parameter of kdl.tune must be a dict of arguments build_mlp "
          r"takes \(input_shape, num_outputs, task, hidden_units.*Got 'unit'"),
         (dict(space={"dropout": Choice([0.1])}, fixed={"dropout": 0.2}),
-         ValueError, r"'space' parameter of tune must be free of the arguments "
+         ValueError, r"'space' parameter of kdl.tune must be free of the arguments "
          r"given in fixed. Got 'dropout'"),
         (dict(space={"dropout": Float(0.0, 0.5)}, fixed={"dropouts": 0.1}),
-         ValueError, r"'fixed' parameter of tune .* Got 'dropouts'"),
+         ValueError, r"'fixed' parameter of kdl.tune .* Got 'dropouts'"),
         (dict(space={"dropout": [0.0, 0.5]}), TypeError,
          r"wrap a list of candidates in kdl.Choice"),
         (dict(space={}), ValueError, r"at least one argument of build_mlp"),
         (dict(space={"dropout": Float(0.0, 0.5)}, algorithm="grid"), ValueError,
          r"discrete for a grid search"),
         (dict(space=SPACE, algorithm="annealing"), ValueError,
-         r"'algorithm' parameter of tune must be one of 'bayesian'"),
+         r"'algorithm' parameter of kdl.tune must be one of 'bayesian'"),
         (dict(space=SPACE, objective="val_f1"), ValueError,
-         r"'direction' parameter of tune must be \"min\" or \"max\" for the "
+         r"'direction' parameter of kdl.tune must be \"min\" or \"max\" for the "
          r"metric 'val_f1'"),
         (dict(space=SPACE, validation_split=0.0), ValueError,
-         r"'validation_split' parameter of tune must be > 0"),
-        (dict(space=SPACE, algorithm="random", max_trials=None), ValueError,
-         r"'max_trials' parameter of tune must be a positive int"),
+         r"'validation_split' parameter of kdl.tune must be > 0"),
+        (dict(space=SPACE, algorithm="random", max_trials=0), ValueError,
+         r"'max_trials' parameter of kdl.tune must be a positive int or None"),
         (dict(space=SPACE, epochs=0), ValueError, r"'epochs' parameter"),
         (dict(space=SPACE, seed=-1), ValueError, r"'seed' parameter"),
     ],
@@ -158,14 +158,14 @@ def test_builder_arguments_and_folders_are_checked_first(digits_flat, tmp_path):
                                          r"argument 'tasks'"):
         tune(_build_multi, x, y, space={"units": Choice([8, 16])},
              directory=tmp_path / "a", verbose=0)
-    with pytest.raises(ValueError, match=r"'space' parameter of tune must be "
+    with pytest.raises(ValueError, match=r"'space' parameter of kdl.tune must be "
                                          r"None for a build\(hp\) function"):
         tune(_build_hp, x, y, space=SPACE, directory=tmp_path / "b", verbose=0)
     # A folder that holds something else is never taken over.
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"'directory' parameter of tune must be "
+    with pytest.raises(ValueError, match=r"'directory' parameter of kdl.tune must be "
                                          r"a new or empty folder"):
         tune(build_mlp, x, y, space=SPACE, directory=other, resume=False,
              verbose=0)
