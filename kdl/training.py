@@ -288,8 +288,17 @@ class _ResumeState(keras.callbacks.Callback):
         self.kept_rows: list[dict] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.initial_epoch is not None:
-            return
+        if self.initial_epoch is None:
+            self._reconcile(epoch)
+
+    def on_train_end(self, logs=None):
+        # No epoch ran: the run was killed after its last epoch was backed up
+        # but before it finished. Keep every row and the best weights.
+        if self.initial_epoch is None:
+            self._reconcile(None)
+
+    def _reconcile(self, epoch):
+        """Keeps history rows of epochs before ``epoch`` (all for None)."""
         self.initial_epoch = epoch
         path = self.run_dir / kdl_callbacks.HISTORY_CSV
         if not path.exists():
@@ -299,13 +308,15 @@ class _ResumeState(keras.callbacks.Callback):
             header, rows = lines[:1], lines[1:]
             kept = [line for line in rows
                     if line.split(",", 1)[0].strip().isdigit()
-                    and int(line.split(",", 1)[0]) < epoch]
+                    and (epoch is None or int(line.split(",", 1)[0]) < epoch)]
             # Truncate in place: CSVLogger already holds the file open for
             # appending, so replacing the file would hide its next rows.
             f.seek(0)
             f.writelines(header + kept)
             f.truncate()
         self.kept_rows = _read_history(path)
+        if epoch is None:
+            self.initial_epoch = len(self.kept_rows)
         if self.kept_rows:
             self._replay()
 

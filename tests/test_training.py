@@ -274,6 +274,30 @@ def test_early_stopping_keeps_its_best_across_a_resume(tmp_path, digits_flat):
         val_losses[best], rel=1e-4)
 
 
+class _FailAtTheEnd(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        raise RuntimeError("interrupted")
+
+
+def test_a_run_interrupted_after_its_last_epoch_finishes_without_training(
+        tmp_path, digits_flat):
+    (x, y), (x_test, y_test) = digits_flat
+    kwargs = dict(validation_data=(x_test, y_test), epochs=3,
+                  run_dir=tmp_path / "run", tensorboard=False, verbose=0)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        kdl.train(_small_mlp(), x[:100], y[:100], callbacks=[_FailAtTheEnd()],
+                  **kwargs)
+    keras.backend.clear_session()
+    model = _small_mlp()
+    history = kdl.train(model, x[:100], y[:100], **kwargs)
+    assert history.epoch == [0, 1, 2]  # from history.csv; no epoch ran again
+    val_losses = history.history["val_loss"]
+    assert model.evaluate(x_test, y_test, verbose=0)[0] == pytest.approx(
+        min(val_losses), rel=1e-4)
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "finished" and record["epochs_completed"] == 3
+
+
 def test_resuming_with_other_data_is_refused(tmp_path, digits_flat):
     (x, y), _ = digits_flat
     run_dir = tmp_path / "run"
