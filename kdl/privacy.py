@@ -159,7 +159,7 @@ def epsilon(
     Example:
         >>> round(epsilon(num_examples=60000, batch_size=256, epochs=60,
         ...               noise_multiplier=1.1, delta=1e-5), 2)
-        2.92
+        2.6
     """
     func = "kdl.privacy.epsilon"
     num_examples, batch_size, epochs, delta = _check_accounting(

@@ -240,7 +240,9 @@ def test_noise_free_update_is_mean_of_clipped_per_example_gradients(method):
     assert not np.allclose(before[0] - after[0], unclipped, rtol=1e-2)
 
 
-def test_private_digits_mlp_reaches_80_percent_at_epsilon_8(digits_flat):
+@pytest.mark.slow
+def test_private_digits_mlp_reaches_80_percent_at_epsilon_8_and_resists_audit(
+        digits_flat):
     (x, y), (x_test, y_test) = digits_flat
     epochs, batch = 15, 64
     model = build_mlp((64,), 10, hidden_units=(64,), optimizer="sgd",
@@ -254,6 +256,10 @@ def test_private_digits_mlp_reaches_80_percent_at_epsilon_8(digits_flat):
     assert result.delta == 1e-5
     _, accuracy = private.evaluate(x_test, y_test, verbose=0)
     assert accuracy >= 0.80
+    # Membership inference: every training example against the held-out set.
+    audit = privacy.audit(private, x, y, x_test, y_test)
+    assert audit.num_members == len(x) and audit.num_non_members == len(x_test)
+    assert audit.auc < 0.55
 
 
 # === Statement ===
@@ -321,6 +327,10 @@ def test_private_model_round_trips_through_kdl_save_and_load(tmp_path, method):
     path = kdl.save(private, tmp_path / "private.keras")
     loaded = kdl.load(path)
     assert privacy.privacy_params(loaded) == privacy.privacy_params(private)
+    assert type(loaded.optimizer).__name__ == type(private.optimizer).__name__
+    if method == "optimizer":  # still clips and noises after loading
+        assert type(loaded.optimizer).__name__ == "DPSGD"
+        assert loaded.optimizer.noise_multiplier == 0.8
     np.testing.assert_allclose(loaded.predict(x, verbose=0),
                                private.predict(x, verbose=0), rtol=1e-5)
     loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)  # still trains
@@ -335,25 +345,18 @@ def test_import_kdl_does_not_import_tensorflow_privacy():
 # === Membership-inference audit ===
 
 
-@pytest.mark.slow
-def test_audit_separates_overfit_from_private_model(digits_flat):
+def test_audit_detects_deliberately_overfit_model(digits_flat):
     (x, y), (x_test, y_test) = digits_flat
-    x, y = x[:200], y[:200]  # a small training set, so overfitting is real
+    x, y = x[:100], y[:100]  # a small training set, so overfitting is real
     overfit = build_mlp((64,), 10, hidden_units=(256,), learning_rate=3e-3)
-    overfit.fit(x, y, batch_size=200, epochs=300, verbose=0)
+    overfit.fit(x, y, batch_size=100, epochs=300, verbose=0)
+    train_loss, _ = overfit.evaluate(x, y, verbose=0)
+    test_loss, _ = overfit.evaluate(x_test, y_test, verbose=0)
+    assert train_loss < 0.01 < 0.1 < test_loss
     leaky = privacy.audit(overfit, x, y, x_test, y_test)
     assert leaky.auc > 0.6
     assert leaky.advantage > 0.2
-
-    model = build_mlp((64,), 10, hidden_units=(128,), optimizer="sgd",
-                      learning_rate=0.1)
-    private = privacy.make_private(model, target_epsilon=8.0, delta=1e-5,
-                                   num_examples=200, batch_size=20, epochs=20)
-    private.fit(x, y, batch_size=20, epochs=20, verbose=0)
-    assert privacy.statement(private).epsilon <= 8.0
-    safe = privacy.audit(private, x, y, x_test, y_test)
-    assert safe.auc < 0.55
-    assert safe.num_members == 200 and safe.num_non_members == len(x_test)
+    assert leaky.loss_threshold_auc > 0.6 and leaky.logistic_auc > 0.6
 
 
 def test_audit_rejects_bad_arguments():

@@ -1,0 +1,57 @@
+"""Train a digits classifier with differential privacy, then audit it.
+
+Trains the same small MLP twice on scikit-learn's digits: once normally, once
+with DP-SGD at epsilon = 8 (delta = 1e-5). Writes the privacy statement into
+the private run's folder and runs a membership-inference audit on both.
+Finishes in about a minute on a laptop CPU.
+
+Run:
+    python examples/private_digits.py            # writes saved_models/private-digits
+    python examples/private_digits.py --out /tmp/dp
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import kdl
+from kdl import build_mlp, datasets, privacy
+
+EPOCHS, BATCH_SIZE, DELTA = 15, 64, 1e-5
+
+
+def main(out: Path) -> None:
+    (x, y), (x_test, y_test) = datasets.digits(layout="flat")
+
+    # === A normal model ===
+    plain = build_mlp(x.shape[1:], 10, hidden_units=(64,), optimizer="sgd",
+                      learning_rate=0.5)
+    kdl.train(plain, x, y, epochs=EPOCHS, batch_size=BATCH_SIZE,
+              run_dir=out / "plain", seed=0, verbose=0)
+
+    # === The same model with DP-SGD, noise calibrated for epsilon = 8 ===
+    model = build_mlp(x.shape[1:], 10, hidden_units=(64,), optimizer="sgd",
+                      learning_rate=0.5)
+    private = privacy.make_private(model, l2_norm_clip=1.0, target_epsilon=8.0,
+                                   delta=DELTA, num_examples=len(x),
+                                   batch_size=BATCH_SIZE, epochs=EPOCHS)
+    print(f"DP-SGD via {private.privacy['method']!r}, noise multiplier "
+          f"{private.privacy['noise_multiplier']:.3f}")
+    history = kdl.train(private, x, y, epochs=EPOCHS, batch_size=BATCH_SIZE,
+                        run_dir=out / "private", seed=0, verbose=0)
+    path = privacy.save_statement(history.run_dir, private)
+    print(f"\n{privacy.statement(private)}\n(saved in {path})\n")
+
+    # === Accuracy and membership inference, side by side ===
+    for name, m in (("plain", plain), ("private", private)):
+        _, accuracy = m.evaluate(x_test, y_test, verbose=0)
+        result = privacy.audit(m, x, y, x_test, y_test)
+        print(f"{name:8s} test accuracy {accuracy:.3f}  {result}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path,
+                        default=Path("saved_models/private-digits"))
+    main(parser.parse_args().out)
