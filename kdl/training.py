@@ -611,11 +611,17 @@ def train(
             "sessions": [],
         }
     if record is not None:
-        record["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        resuming = bool(record["sessions"])
+        record["sessions"].append({
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            # A resumed session learns its first epoch from the backup.
+            "initial_epoch": None if resuming else 0,
+        })
         record["status"] = "running"
         _write_json(run_dir / RUN_JSON, record)
         if verbose:
-            print(f"kdl.train: run folder {run_dir}")
+            what = "resuming the unfinished run in" if resuming else "run folder"
+            print(f"kdl.train: {what} {run_dir}")
 
     # === Training ===
     if seed is not None:
@@ -658,9 +664,10 @@ def train(
         _write_json(run_dir / RUN_JSON, record)
         if verbose:
             best = record["best_metrics"] or {}
+            where = ("" if record["best_epoch"] is None
+                     else f" at epoch {record['best_epoch'] + 1}")
             print(f"kdl.train: {record['epochs_completed']} epochs; best {monitor} "
-                  f"{best.get(monitor)} at epoch {record['best_epoch']}; "
-                  f"files in {run_dir}")
+                  f"{best.get(monitor)}{where}; files in {run_dir}")
     return history
 
 
