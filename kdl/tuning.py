@@ -33,7 +33,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -44,6 +43,7 @@ import numpy as np
 
 from kdl import _validation as v
 from kdl.backend import keras
+from kdl.io import atomic_path
 
 __all__ = ["Int", "Float", "Choice", "Boolean", "TuneResult", "tune"]
 
@@ -435,17 +435,8 @@ def _check_directory(directory, default_name: str) -> Path:
 
 def _write_atomic(path, text: str) -> None:
     """Writes text to a temporary file, then renames it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _short_error(err: BaseException) -> str:
@@ -697,9 +688,8 @@ def _kt_classes():
                 best = np.nanmin(scores) if job.direction == "min" else np.nanmax(
                     scores)
                 # EarlyStopping restored the best epoch's weights.
-                tmp = self._weights_path(trial.trial_id) + ".tmp.h5"
-                model.save_weights(tmp)
-                os.replace(tmp, self._weights_path(trial.trial_id))
+                with atomic_path(self._weights_path(trial.trial_id)) as tmp:
+                    model.save_weights(str(tmp))
                 return {job.objective: float(best)}
             except Exception as err:
                 failed = isinstance(err, kt.errors.FailedTrialError)
