@@ -713,6 +713,15 @@ class PrivacyStatement:
         return self.text
 
 
+def _factor(eps: float) -> str:
+    factor = math.exp(min(eps, 700.0))
+    if factor < 10:
+        return f"{factor:.3g}"
+    if factor < 1e9:
+        return f"{factor:,.0f}"
+    return f"{factor:.2e}"
+
+
 def _statement_text(s: dict) -> str:
     eps = s["epsilon"]
     rate = s["batch_size"] / s["num_examples"]
@@ -733,7 +742,7 @@ def _statement_text(s: dict) -> str:
             f"Guarantee: ({eps:.3g}, {s['delta']:.3g})-differential privacy.",
             f"In plain words: adding or removing any one training example "
             f"changes the probability of any outcome of training by at most a "
-            f"factor of e^{eps:.3g} = {math.exp(min(eps, 700)):.3g}, except "
+            f"factor of e^{eps:.3g} (about {_factor(eps)}), except "
             f"with probability at most {s['delta']:.3g}. So whatever anyone "
             "learns from the model, they could have learned almost as well "
             "if that example had not been in the data.",
