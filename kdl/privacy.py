@@ -657,17 +657,12 @@ def make_private(
 
 
 def _metrics_of(model):
-    """The metrics ``model`` was compiled with (names or fresh objects)."""
-    compile_config = getattr(model, "_compile_config", None)
-    config = getattr(compile_config, "config", None) or {}
-    metrics = config.get("metrics")
-    if metrics is None:
+    """The metrics ``model`` was compiled with, as fresh objects or names."""
+    metrics = (model.get_compile_config() or {}).get("metrics")
+    if not metrics:
         return None
-    if isinstance(metrics, (list, tuple)):
-        return [m if isinstance(m, str) else
-                keras.metrics.deserialize(keras.metrics.serialize(m))
-                for m in metrics]
-    return metrics
+    return [m if isinstance(m, str) else keras.metrics.deserialize(m)
+            for m in metrics]
 
 
 # === Privacy statement =======================================================
