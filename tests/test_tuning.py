@@ -314,6 +314,48 @@ def test_search_stops_after_consecutive_failures_and_on_a_fatal_builder(
 
 
 @pytest.mark.slow
+def test_a_keras3_model_from_the_builder_stops_the_search(digits_flat, tmp_path):
+    import keras as keras3  # Keras 3, the wrong Keras
+
+    (x, y), _ = digits_flat
+
+    def keras3_builder(input_shape, num_outputs, *, units=8):
+        model = keras3.Sequential([keras3.Input(input_shape),
+                                   keras3.layers.Dense(num_outputs)])
+        model.compile(loss="sparse_categorical_crossentropy")
+        return model
+
+    with pytest.raises(TypeError, match=r"Keras 3 object .*kdl\.keras"):
+        tune(keras3_builder, x, y, space={"units": Choice([8, 16])},
+             algorithm="grid", directory=tmp_path / "k3", verbose=0)
+
+
+@pytest.mark.slow
+def test_a_trial_finished_just_before_a_kill_is_not_run_again(digits_flat,
+                                                              tmp_path):
+    # KerasTuner ends a trial by writing the trial's file, then the oracle's.
+    # A kill between the two leaves the oracle listing a finished trial as
+    # running; stock KerasTuner would run it again on resume.
+    (x, y), _ = digits_flat
+    log = []
+    common = dict(space={"hidden_units": Choice([(8,), (16,), (32,)])},
+                  algorithm="grid", epochs=1, seed=SEED,
+                  directory=tmp_path / "s", verbose=0)
+    tune(_recording_builder(log), x[:200], y[:200], max_trials=2, **common)
+    oracle_file = tmp_path / "s" / "oracle.json"
+    state = json.loads(oracle_file.read_text())
+    last = state["end_order"].pop()
+    state["ongoing_trials"] = {"tuner0": last}
+    oracle_file.write_text(json.dumps(state))
+    del log[:]
+
+    result = tune(_recording_builder(log), x[:200], y[:200], max_trials=3,
+                  **common)
+    assert len(result.trials) == 3 and (result.trials["status"] == "completed").all()
+    assert [args[0] for args in log[:-1]] == [(32,)]  # only the new trial ran
+
+
+@pytest.mark.slow
 def test_a_build_hp_function_works_too(digits_flat, tmp_path):
     (x, y), _ = digits_flat
 
