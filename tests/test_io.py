@@ -154,16 +154,19 @@ def test_bad_arguments(trained, tmp_path):
         kdl.save(model, tmp_path / "a_folder.keras")
 
 
-# A model holding kdl's own layer (TimeMask), loaded in a fresh process where
-# nothing but `import kdl` has run: no custom_objects are needed.
+# Models holding kdl's own layer (TimeMask) and TF-MOT quantization wrappers,
+# loaded in a fresh process where nothing but `import kdl` has run: no
+# custom_objects are needed, and only the module the model needs is imported.
 _LOAD_SCRIPT = """
 import sys
 import numpy as np
 import kdl
-model = kdl.load(sys.argv[1])
-x = np.load(sys.argv[2])
-np.save(sys.argv[3], model.predict(x, verbose=0))
-print(type(model.get_layer("augment_time_mask")).__name__)
+x = np.load(sys.argv[1])
+for name in sys.argv[2:]:
+    model = kdl.load(name + ".keras")
+    np.save(name + ".out.npy", model.predict(x, verbose=0))
+    print(sorted({type(layer).__name__ for layer in model.layers}))
+print("privacy imported:", "tensorflow_privacy" in sys.modules)
 """
 
 
@@ -174,21 +177,30 @@ def _run(args, **kwargs):
 
 
 @pytest.mark.slow
-def test_kdl_layers_load_in_a_fresh_process(tmp_path, digits_sequence):
+def test_kdl_layers_and_qat_wrappers_load_in_a_fresh_process(tmp_path,
+                                                             digits_sequence):
     (x, y), (x_test, _) = digits_sequence
     model = kdl.build_mlp((8, 8), 10, hidden_units=(8,),
                           augmentation={"noise": 0.0, "time_mask": 2})
     model.fit(x[:256], y[:256], epochs=1, verbose=0)
-    path = kdl.save(model, tmp_path / "with_kdl_layer.keras")
+    plain = kdl.build_mlp((8, 8), 10, hidden_units=(8,))
+    qat = kdl.compression.quantize_aware(plain, x[:256], y[:256], epochs=1,
+                                         verbose=0)
+    models = {"with_kdl_layer": model, "qat": qat}
+    for name, m in models.items():
+        kdl.save(m, tmp_path / f"{name}.keras")
     np.save(tmp_path / "x.npy", x_test[:32])
     script = tmp_path / "load.py"
     script.write_text(_LOAD_SCRIPT)
-    done = _run([str(script), str(path), str(tmp_path / "x.npy"),
-                 str(tmp_path / "out.npy")])
+    done = _run([str(script), str(tmp_path / "x.npy"),
+                 *(str(tmp_path / name) for name in models)])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "TimeMask" in done.stdout
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"),
-                                  model.predict(x_test[:32], verbose=0))
+    assert "QuantizeWrapperV2" in done.stdout
+    assert "privacy imported: False" in done.stdout
+    for name, m in models.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.out.npy"),
+                                      m.predict(x_test[:32], verbose=0))
 
 
 # Saves a model whose saving stalls halfway through writing the file (after
