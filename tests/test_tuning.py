@@ -311,6 +311,13 @@ def test_search_stops_after_consecutive_failures_and_on_a_fatal_builder(
     with pytest.raises(ValueError, match=r"must return a compiled model"):
         tune(uncompiled, x, y, space={"units": Choice([8, 16])},
              algorithm="grid", directory=tmp_path / "b", verbose=0)
+    with pytest.raises(ValueError, match=r"'objective' parameter of kdl.tune must "
+                                         r"be a metric the model logs \(loss, "
+                                         r"accuracy, val_loss, val_accuracy\). "
+                                         r"Got 'val_auc'"):
+        tune(build_mlp, x[:100], y[:100], space={"dropout": Choice([0.0])},
+             objective="val_auc", epochs=1, algorithm="grid",
+             directory=tmp_path / "c", verbose=0)
 
 
 @pytest.mark.slow
