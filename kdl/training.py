@@ -36,7 +36,6 @@ import json
 import math
 import os
 import platform
-import random
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,10 +76,7 @@ def set_seed(seed: int) -> None:
         >>> set_seed(42)
     """
     seed = v.check_int(seed, "seed", "kdl.set_seed", min_value=0)
-    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
-    random.seed(seed)
-    np.random.seed(seed)
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)  # seeds Python, NumPy and TensorFlow
     tf.config.experimental.enable_op_determinism()
 
 
@@ -352,16 +348,24 @@ class _ResumeState(keras.callbacks.Callback):
                     cb.best_weights = self._best_weights(cb.monitor)
 
     def _best_weights(self, monitor):
-        """The weights of the best epoch, from best.keras when it tracks them."""
-        for cb in self.callbacks:
-            if isinstance(cb, keras.callbacks.ModelCheckpoint) and \
-                    cb.monitor == monitor and Path(cb.filepath).exists():
-                from kdl.io import load
+        """The weights of the best epoch, from best.keras when it tracks them.
 
+        Only the weights are read (no model config, so no custom objects and
+        no Python code), through the model itself, which is then put back.
+        """
+        for cb in self.callbacks:
+            path = getattr(cb, "filepath", "")
+            if isinstance(cb, keras.callbacks.ModelCheckpoint) and \
+                    cb.monitor == monitor and str(path).endswith(".keras") and \
+                    Path(path).exists():
+                current = self.model.get_weights()
                 try:
-                    return load(cb.filepath, compile=False).get_weights()
-                except ValueError:
+                    self.model.load_weights(path)
+                    return self.model.get_weights()
+                except (ValueError, OSError):
                     return None
+                finally:
+                    self.model.set_weights(current)
         return None
 
 
