@@ -57,7 +57,7 @@ FUNC = "kdl.train"
 # === Seeding ===
 
 
-def set_seed(seed: int) -> None:
+def set_seed(seed: int, *, deterministic: bool = True) -> None:
     """Seeds Python, NumPy and TensorFlow and makes TensorFlow ops deterministic.
 
     After ``set_seed(s)``, building and training the same model on the same
@@ -68,16 +68,22 @@ def set_seed(seed: int) -> None:
 
     Args:
         seed: int. A non-negative seed.
+        deterministic: bool. Also turn on op determinism. Without it, runs are
+            repeatable only as far as TensorFlow's kernels are (multi-threaded
+            CPU and GPU reductions may differ in the last bits). Defaults to
+            `True`.
 
     Raises:
-        TypeError, ValueError: if ``seed`` is not a non-negative int.
+        TypeError, ValueError: for a bad argument.
 
     Example:
         >>> set_seed(42)
     """
     seed = v.check_int(seed, "seed", "kdl.set_seed", min_value=0)
+    v.check_bool(deterministic, "deterministic", "kdl.set_seed")
     keras.utils.set_random_seed(seed)  # seeds Python, NumPy and TensorFlow
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 # === Data checks ===

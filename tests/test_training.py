@@ -20,6 +20,18 @@ from kdl.backend import keras, tf
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _op_determinism_stays_local():
+    """kdl.set_seed turns on op determinism for the whole process; turn it off
+    again after each test so other test files in this worker run as usual."""
+    from tensorflow.python.framework import config  # not in tf's public API
+
+    was_on = config.is_op_determinism_enabled()
+    yield
+    if not was_on:
+        config.disable_op_determinism()
+
+
 def _small_mlp(**kwargs):
     return kdl.build_mlp((64,), 10, hidden_units=(32,), **kwargs)
 
@@ -174,7 +186,16 @@ def test_same_seed_gives_identical_weights_and_history(tmp_path, digits_flat):
     assert not np.array_equal(weights_c[0], weights_a[0])
 
 
-def test_set_seed_rejects_bad_seeds():
+def test_set_seed_turns_on_op_determinism_and_rejects_bad_seeds():
+    from tensorflow.python.framework import config
+
+    kdl.set_seed(3, deterministic=False)
+    assert not config.is_op_determinism_enabled()
+    first = (np.random.randint(10**6), float(tf.random.uniform(())))
+    kdl.set_seed(3, deterministic=False)
+    assert (np.random.randint(10**6), float(tf.random.uniform(()))) == first
+    kdl.set_seed(3)
+    assert config.is_op_determinism_enabled()
     with pytest.raises(ValueError, match="'seed' parameter of kdl.set_seed"):
         kdl.set_seed(-1)
     with pytest.raises(TypeError, match="'seed' parameter of kdl.set_seed"):
