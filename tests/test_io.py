@@ -75,6 +75,23 @@ def test_tflite_round_trip(trained, tmp_path):
                                atol=1e-5)
 
 
+def test_a_savedmodel_not_written_by_keras_loads_as_a_predictor(tmp_path):
+    from kdl.backend import tf
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def serve(self, x):
+            return {"y": x * 2.0}
+
+    module = Doubler()
+    tf.saved_model.save(module, str(tmp_path / "plain"),
+                        signatures={"serving_default": module.serve})
+    loaded = kdl.load(tmp_path / "plain")
+    assert isinstance(loaded, kdl.io.SavedModelPredictor)
+    x = np.arange(600, dtype="float32").reshape(200, 3)
+    np.testing.assert_array_equal(loaded.predict(x, batch_size=64), x * 2.0)
+
+
 def _lambda_model():
     inputs = keras.Input((4,))
     outputs = keras.layers.Lambda(lambda t: t * 2.0 + 1.0, name="double")(inputs)
