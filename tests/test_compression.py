@@ -1,0 +1,270 @@
+"""kdl.compression: pruning, clustering, quantization-aware training, sparsity."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kdl
+from kdl import compression
+from kdl.backend import keras, tf
+
+
+def _weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _plain_tf_keras(model):
+    """True when every layer is a tf_keras class (no TF-MOT wrapper left)."""
+    return all(type(layer).__module__.startswith("tf_keras.")
+               for layer in model.layers)
+
+
+def _trained_mlp(digits_flat, epochs=8):
+    (x, y), _ = digits_flat
+    model = kdl.build_mlp((64,), 10, hidden_units=(64,))
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+# === Pruning ===
+
+
+@pytest.mark.parametrize("schedule", ["polynomial", "constant"])
+def test_prune_reaches_target_and_leaves_the_original_alone(digits_flat, schedule):
+    (x, y), (x_test, y_test) = digits_flat
+    model = _trained_mlp(digits_flat)
+    before = _weights(model)
+    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+
+    pruned = compression.prune(model, x, y, target_sparsity=0.75,
+                               schedule=schedule, epochs=4, verbose=0)
+
+    assert _same(before, model.get_weights())  # the original is untouched
+    assert compression.sparsity(model)["overall"] == 0.0
+    measured = compression.sparsity(pruned)
+    assert abs(measured["overall"] - 0.75) <= 0.01
+    assert set(measured["layers"]) == {"dense1", "predictions"}
+    for fraction in measured["layers"].values():
+        assert abs(fraction - 0.75) <= 0.01
+    # Biases are not pruned.
+    assert np.count_nonzero(pruned.get_layer("dense1").bias.numpy()) > 32
+    # A plain, compiled model: no wrappers, same loss, fresh optimizer.
+    assert _plain_tf_keras(pruned)
+    assert [layer.name for layer in pruned.layers] == \
+        [layer.name for layer in model.layers]
+    assert pruned is not model and pruned.optimizer is not model.optimizer
+    assert isinstance(pruned.optimizer, type(model.optimizer))
+    assert int(pruned.optimizer.iterations) == 0
+    assert pruned.loss == model.loss
+    # Held-out accuracy survives 75% sparsity after fine-tuning.
+    pruned_accuracy = pruned.evaluate(x_test, y_test, verbose=0)[1]
+    assert accuracy > 0.9 and pruned_accuracy > accuracy - 0.06
+
+
+def test_prune_bidirectional_gru_prunes_both_directions(digits_sequence):
+    (x, y), _ = digits_sequence
+    x, y = x[:256], y[:256]
+    model = kdl.build_gru((8, 8), 10, units=(8,), bidirectional=True)
+    before = _weights(model)
+
+    pruned = compression.prune(model, x, y, target_sparsity=0.6, epochs=1,
+                               batch_size=64, verbose=0)
+
+    assert _same(before, model.get_weights())
+    layer = pruned.get_layer("bi_gru1")
+    assert isinstance(layer, keras.layers.Bidirectional)
+    for direction in (layer.forward_layer, layer.backward_layer):
+        for kernel in (direction.cell.kernel, direction.cell.recurrent_kernel):
+            assert abs(np.mean(kernel.numpy() == 0) - 0.6) <= 0.01
+    assert abs(compression.sparsity(pruned)["layers"]["bi_gru1"] - 0.6) <= 0.01
+    assert _plain_tf_keras(pruned)
+    assert pruned.predict(x[:4], verbose=0).shape == (4, 10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["cnn_augmented", "resnet", "lstm", "multitask",
+                                  "seq2seq"])
+def test_prune_works_on_every_builder(case, digits_image, digits_sequence):
+    (xi, y), _ = digits_image
+    (xs, _), _ = digits_sequence
+    xi, xs, y = xi[:128], xs[:128], y[:128]
+    if case == "cnn_augmented":
+        model = kdl.build_cnn((8, 8, 1), 10, filters=(8,), dense_units=(16,),
+                              augmentation={"flip": None})
+        x, targets = xi, y
+    elif case == "resnet":
+        model = kdl.build_resnet((8, 8, 1), 10, stages=(1, 1), filters=(8, 16))
+        x, targets = xi, y
+    elif case == "lstm":
+        model = kdl.build_lstm((8, 8), 10, units=(8,),
+                               augmentation={"noise": 0.05})
+        x, targets = xs, y
+    elif case == "multitask":
+        model = kdl.build_multitask(
+            (8, 8), {"digit": ("classification", 10), "even": ("binary", 1)},
+            trunk="rnn", trunk_kwargs={"units": (8,), "bidirectional": True})
+        x, targets = xs, {"digit": y, "even": (y % 2 == 0).astype("float32")}
+    else:
+        task = kdl.datasets.toy_translation(num_examples=160)
+        (source, decoder_input), target = task.train
+        model = kdl.build_seq2seq(task.input_vocab_size, task.output_vocab_size,
+                                  units=8, embedding_dim=4,
+                                  bidirectional_encoder=True, attention=True)
+        x, targets = [source, decoder_input], target
+    before = _weights(model)
+
+    pruned = compression.prune(model, x, targets, target_sparsity=0.5, epochs=1,
+                               batch_size=128, verbose=0)
+
+    assert _same(before, model.get_weights())
+    assert abs(compression.sparsity(pruned)["overall"] - 0.5) <= 0.01
+    assert _plain_tf_keras(pruned)
+    assert [layer.name for layer in pruned.layers] == \
+        [layer.name for layer in model.layers]  # augmentation layers kept
+    assert pruned.output_shape == model.output_shape
+    outputs = tf.nest.flatten(pruned.predict(x, verbose=0))
+    assert all(np.isfinite(out).all() for out in outputs)
+
+
+# === Sparsity ===
+
+
+def test_sparsity_counts_zeros_in_kernels_only():
+    model = kdl.build_mlp((4,), 3, hidden_units=(5,))
+    dense1, head = model.get_layer("dense1"), model.get_layer("predictions")
+    kernel = np.ones((4, 5), "float32")
+    kernel[:2] = 0.0  # 10 of 20 zeros
+    dense1.kernel.assign(kernel)
+    head.kernel.assign(np.ones((5, 3), "float32"))  # 0 of 15 zeros
+    dense1.bias.assign(np.zeros(5, "float32"))  # biases do not count
+    before = _weights(model)
+
+    measured = compression.sparsity(model)
+
+    assert measured["layers"] == {"dense1": 0.5, "predictions": 0.0}
+    assert measured["overall"] == pytest.approx(10 / 35)
+    assert _same(before, model.get_weights())
+
+
+# === Clustering ===
+
+
+def test_cluster_leaves_at_most_n_values_per_kernel(digits_image):
+    (x, y), (x_test, y_test) = digits_image
+    model = kdl.build_cnn((8, 8, 1), 10, filters=(8, 16), dense_units=(32,))
+    model.fit(x, y, epochs=4, verbose=0)
+    before = _weights(model)
+
+    clustered = compression.cluster(model, x, y, clusters=8, epochs=1, verbose=0)
+
+    assert _same(before, model.get_weights())
+    assert _plain_tf_keras(clustered)
+    kernels = {layer.name: layer.kernel.numpy() for layer in clustered.layers
+               if hasattr(layer, "kernel")}
+    assert set(kernels) == {"conv1", "conv2", "dense1", "predictions"}
+    for name, kernel in kernels.items():
+        assert 2 <= len(np.unique(kernel)) <= 8, name
+    # The original kernels had thousands of distinct values.
+    assert len(np.unique(model.get_layer("dense1").kernel.numpy())) > 1000
+    assert clustered.evaluate(x_test, y_test, verbose=0)[1] > 0.8
+
+
+# === Quantization-aware training ===
+
+
+def test_quantize_aware_refuses_a_gru_before_any_work(digits_sequence):
+    (x, y), _ = digits_sequence
+    model = kdl.build_gru((8, 8), 10, units=(8,))
+    with pytest.raises(ValueError, match=r"gru1 \(GRU\).*quantization=\"dynamic\""):
+        compression.quantize_aware(model, x, y, verbose=0)
+    bidirectional = kdl.build_lstm((8, 8), 10, units=(8,), bidirectional=True)
+    with pytest.raises(ValueError, match=r"bi_lstm1 \(Bidirectional\)"):
+        compression.quantize_aware(bidirectional, x, y, verbose=0)
+    conv1d = kdl.build_cnn((8, 8), 10, filters=(8,), dense_units=())
+    with pytest.raises(ValueError, match=r"conv1 \(Conv1D\).*kdl.export.to_tflite"):
+        compression.quantize_aware(conv1d, x, y, verbose=0)
+
+
+@pytest.mark.slow
+def test_quantize_aware_trains_and_round_trips_through_kdl_load(
+        tmp_path, digits_image):
+    (x, y), (x_test, y_test) = digits_image
+    augmentation = {"flip": None, "rotation": 0.05, "zoom": 0.0,
+                    "translation": 0.0}
+    model = kdl.build_cnn((8, 8, 1), 10, filters=(8, 16), dense_units=(32,),
+                          augmentation=augmentation)
+    model.fit(x, y, epochs=8, verbose=0)
+    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    before = _weights(model)
+
+    qat = compression.quantize_aware(model, x, y, epochs=2, verbose=0)
+
+    assert _same(before, model.get_weights())
+    names = [layer.name for layer in qat.layers]
+    assert "quantize_layer" in names and "quant_conv1" in names
+    assert not any(name.startswith("augment_") for name in names)
+    assert accuracy > 0.75
+    assert qat.evaluate(x_test, y_test, verbose=0)[1] > accuracy - 0.03
+    expected = qat.predict(x_test, verbose=0)
+    for name in ("qat.keras", "qat.h5"):
+        kdl.save(qat, tmp_path / name)
+        restored = kdl.load(tmp_path / name)
+        np.testing.assert_allclose(restored.predict(x_test, verbose=0), expected,
+                                   atol=1e-6)
+
+
+# === Arguments ===
+
+
+def test_bad_arguments_give_clear_errors(digits_flat):
+    (x, y), _ = digits_flat
+    model = kdl.build_mlp((64,), 10, hidden_units=(8,))
+    with pytest.raises(ValueError, match=r"'target_sparsity' parameter of "
+                       r"kdl.compression.prune must be a number in \[0, 1\)"):
+        compression.prune(model, x, y, target_sparsity=1.0)
+    with pytest.raises(TypeError, match="'target_sparsity'"):
+        compression.prune(model, x, y, target_sparsity="0.5")
+    with pytest.raises(ValueError, match="'schedule'.*'polynomial', 'constant'"):
+        compression.prune(model, x, y, schedule="linear")
+    with pytest.raises(ValueError, match="'epochs' parameter of kdl.compression.prune"):
+        compression.prune(model, x, y, epochs=0)
+    with pytest.raises(ValueError, match=r"'y' .*as many examples as x \(1437\)"):
+        compression.prune(model, x, y[:10])
+    with pytest.raises(ValueError, match="'verbose'"):
+        compression.prune(model, x, y, verbose=3)
+    with pytest.raises(ValueError, match=r"'clusters' parameter of "
+                       r"kdl.compression.cluster must be an int >= 2. Got 1"):
+        compression.cluster(model, x, y, clusters=1)
+    with pytest.raises(TypeError, match="'learning_rate'"):
+        compression.quantize_aware(model, x, y, learning_rate="fast")
+    uncompiled = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    with pytest.raises(ValueError, match="a compiled model"):
+        compression.prune(uncompiled, x, y)
+    with pytest.raises(TypeError, match="'model'.*kdl.keras.Model"):
+        compression.sparsity("model.keras")
+
+    import keras as keras3  # Keras 3, installed beside tf_keras
+
+    model3 = keras3.Sequential([keras3.Input((64,)), keras3.layers.Dense(10)])
+    for transform in (compression.prune, compression.cluster,
+                      compression.quantize_aware):
+        with pytest.raises(TypeError, match=r"'model' .*Keras 3.*kdl.keras"):
+            transform(model3, x, y)
+    with pytest.raises(TypeError, match=r"'model' .*Keras 3.*kdl.keras"):
+        compression.sparsity(model3)
+
+
+def test_importing_kdl_compression_does_not_import_tfmot():
+    code = ("import sys, kdl, kdl.compression; "
+            "print('tensorflow_model_optimization' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "False"
