@@ -29,10 +29,6 @@ from pathlib import Path
 __all__ = ["ConverterCrashError", "ConverterError", "convert", "shutdown"]
 
 _DONE = "kdl-done"
-# Test hook: when this variable is set in the parent at conversion time, the
-# worker kills itself with SIGSEGV in place of converting, exactly as the
-# converter's own crash does. Nothing else reads it.
-CRASH_ENV = "KDL_TEST_CONVERTER_CRASH"
 
 
 class ConverterCrashError(RuntimeError):
@@ -137,7 +133,6 @@ def convert(saved_model: str, output: str, *, quantization: str | None,
         "saved_model": saved_model, "output": output, "quantization": quantization,
         "representative": representative, "integer_io": integer_io,
         "full_integer": full_integer, "result": output + ".result.json",
-        "crash": bool(os.environ.get(CRASH_ENV)),
     }
     result = _WORKER.run(job)
     if not result["ok"]:
@@ -177,8 +172,6 @@ def _convert_job(tf, job: dict) -> None:
         if job["integer_io"]:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    if job["crash"]:
-        os.kill(os.getpid(), signal.SIGSEGV)
     content = converter.convert()
     with open(job["output"], "wb") as f:
         f.write(content)

@@ -371,7 +371,11 @@ class TFLiteModel:
         """One interpreter call on a batch the file accepts: {name: array}."""
         feed = {name: self._feed(name, value) for name, value in inputs.items()}
         result = self._runner(**feed)
-        return {name: self._fetch(name, result[name]) for name in self.output_names}
+        outputs = {name: self._fetch(name, result[name]) for name in self.output_names}
+        # Fused LSTM ops keep their state in variable tensors from one call to
+        # the next; reset it so that every call starts from zeros, as in Keras.
+        self.interpreter.reset_all_variables()
+        return outputs
 
     def predict_dict(self, inputs: dict[str, np.ndarray], *,
                      batch_size: int | None = None) -> dict[str, np.ndarray]:

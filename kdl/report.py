@@ -1,0 +1,494 @@
+"""Side-by-side report of a model's variants: accuracy, size, latency, epsilon.
+
+:func:`compare` measures every variant the same way and writes one table
+(Markdown and CSV) and one plot (accuracy against gzipped size):
+
+- a ``.tflite`` file is measured in the LiteRT interpreter
+  (:func:`kdl.export.evaluate_tflite`): the accuracy is that of the exported
+  file, not of the Keras model it came from;
+- a Keras model is measured in TensorFlow: its size is that of its weights
+  file (HDF5, no optimizer state) and its latency that of one traced
+  ``model(x, training=False)`` call per example.
+
+:func:`standard_variants` builds the usual set from one float model: TFLite
+float, dynamic range, float16 and int8 files, and pruned, clustered and
+quantization-aware-trained models exported to int8 (with
+:mod:`kdl.compression`).
+
+Example:
+    >>> from kdl import report
+    >>> variants = report.standard_variants(model, x_train, y_train,
+    ...                                     "reports/cnn")  # doctest: +SKIP
+    >>> table = report.compare(variants, x_test, y_test,
+    ...                        output_dir="reports/cnn")  # doctest: +SKIP
+    >>> print(table.to_markdown())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kdl import _validation as v
+from kdl import export
+from kdl.backend import tf
+
+__all__ = ["Report", "compare", "standard_variants", "STANDARD_VARIANTS"]
+
+STANDARD_VARIANTS = (
+    "keras float",
+    "tflite float",
+    "dynamic range",
+    "float16",
+    "int8",
+    "pruned + int8",
+    "clustered + int8",
+    "QAT + int8",
+)
+COLUMNS = ("variant", "metric", "metric_ratio", "bytes", "bytes_ratio",
+           "gzip_bytes", "gzip_ratio", "latency_ms_median", "latency_ratio",
+           "latency_ms_p90", "epsilon", "source")
+
+
+def _gzip_size(data: bytes) -> int:
+    return len(gzip.compress(data, 9))
+
+
+# === Measuring one variant ===
+
+def _measure_keras(model, x, y, *, latency_samples: int, warmup: int = 5) -> dict:
+    specs = export._input_specs(model, "kdl.report.compare")
+    inputs = export._as_inputs(specs, x, "kdl.report.compare", "x")
+    values = list(inputs.values())
+    predictions = export._keras_outputs(model, inputs)
+    kinds = export._output_kinds(model)
+    names = export._output_names(model)
+    labels = ({export._safe_name(k): value for k, value in y.items()}
+              if isinstance(y, dict) else {names[0]: y})
+    result = {}
+    for name in names:
+        for metric, value in export._metric_rows(kinds[name], predictions[name],
+                                                 labels[name]).items():
+            result[metric if len(names) == 1 else f"{name}_{metric}"] = value
+
+    with tempfile.TemporaryDirectory(prefix="kdl-report-") as tmp:
+        weights = os.path.join(tmp, "weights.h5")
+        model.save_weights(weights)
+        with open(weights, "rb") as f:
+            data = f.read()
+    result["bytes"], result["gzip_bytes"] = len(data), _gzip_size(data)
+
+    call = tf.function(lambda *args: model(args[0] if len(args) == 1
+                                           else list(args), training=False))
+    count = len(values[0])
+    times = []
+    for i in range(min(latency_samples, count) + warmup):
+        j = (i - warmup) % count
+        one = [tf.constant(value[j:j + 1]) for value in values]
+        start = time.perf_counter()
+        call(*one)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000.0)
+    result["latency_ms_median"] = float(np.median(times)) if times else None
+    result["latency_ms_p90"] = float(np.percentile(times, 90)) if times else None
+    return result
+
+
+def _measure_tflite(path, x, y, *, latency_samples: int) -> dict:
+    result = export.evaluate_tflite(path, x, y, latency_samples=latency_samples)
+    data = Path(path).read_bytes()
+    result["gzip_bytes"] = _gzip_size(data)
+    return result
+
+
+# === The report ===
+
+@dataclass(frozen=True)
+class Report:
+    """The table of :func:`compare`: one row per variant.
+
+    Attributes:
+        rows: tuple of dict. One per variant, with the keys of ``COLUMNS``;
+            "metric" is the value of ``metric_name``; ratios are the
+            variant's figure divided by the baseline's (a "gzip_ratio" of
+            0.1 means ten times smaller).
+        metric_name: str. "accuracy" or "mae" (or an output's one).
+        baseline: str. The variant the ratios divide by.
+        paths: dict. "markdown", "csv" and "plot" -> the files written (empty
+            without an ``output_dir``).
+    """
+
+    rows: tuple
+    metric_name: str
+    baseline: str
+    paths: dict = field(default_factory=dict)
+
+    def row(self, variant: str) -> dict:
+        """The row of one variant."""
+        for row in self.rows:
+            if row["variant"] == variant:
+                return row
+        raise KeyError(variant)
+
+    def to_markdown(self) -> str:
+        """The table as Markdown (ratios to the baseline in parentheses)."""
+        def fmt(value, digits=3):
+            return "—" if value is None else f"{value:.{digits}g}"
+
+        def ratio(value):
+            return "" if value is None else f" ({value:.2f}x)"
+
+        lines = [
+            f"| variant | {self.metric_name} | bytes | gzipped bytes | "
+            "latency median ms | latency p90 ms | epsilon |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r['variant']} | {fmt(r['metric'], 4)}{ratio(r['metric_ratio'])}"
+                f" | {r['bytes']:,}{ratio(r['bytes_ratio'])}"
+                f" | {r['gzip_bytes']:,}{ratio(r['gzip_ratio'])}"
+                f" | {fmt(r['latency_ms_median'])}{ratio(r['latency_ratio'])}"
+                f" | {fmt(r['latency_ms_p90'])} | {fmt(r['epsilon'])} |")
+        lines.append("")
+        lines.append(f"Ratios are each figure divided by that of "
+                     f"{self.baseline!r}. Files are measured in the LiteRT "
+                     "interpreter; Keras models in TensorFlow (size: weights "
+                     "file without optimizer state).")
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        """The table as CSV text (empty cells for missing values)."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: "" if r[k] is None else r[k] for k in COLUMNS})
+        return out.getvalue()
+
+    def plot(self, path) -> Path:
+        """Writes a PNG of the metric against the gzipped size (log scale)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for r in self.rows:
+            ax.scatter(r["gzip_bytes"], r["metric"], s=40)
+            label = r["variant"] + ("" if r["epsilon"] is None
+                                    else f" (ε={r['epsilon']:.3g})")
+            ax.annotate(label, (r["gzip_bytes"], r["metric"]),
+                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("gzipped size (bytes, log scale)")
+        ax.set_ylabel(self.metric_name)
+        ax.set_title(f"{self.metric_name} against size")
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+        os.replace(tmp, path)
+        return path
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def _check_variants(variants, func):
+    if not isinstance(variants, Mapping) or not variants:
+        v.fail(func, "variants", "a non-empty dict {name: kdl.keras.Model or "
+               ".tflite path}", variants, error=TypeError
+               if not isinstance(variants, Mapping) else ValueError)
+    for name, value in variants.items():
+        if not isinstance(name, str) or not name:
+            v.fail(func, "variants", "a dict whose keys are non-empty str", name,
+                   error=TypeError)
+        arg = f"variants[{name!r}]"
+        if isinstance(value, (str, os.PathLike)):
+            if Path(value).suffix != ".tflite" or not Path(value).is_file():
+                v.fail(func, arg, "an existing .tflite file or a kdl.keras.Model",
+                       str(value))
+        else:
+            v.check_keras_model(value, arg, func)
+
+
+def compare(
+    variants: Mapping,
+    x,
+    y,
+    *,
+    baseline: str | None = None,
+    epsilons: dict[str, float] | None = None,
+    metric: str | None = None,
+    output_dir=None,
+    name: str = "comparison",
+    latency_samples: int = 100,
+    verbose: int = 1,
+) -> Report:
+    """Measures variants of a model side by side and writes the table and plot.
+
+    Each variant is measured on the same ``x``, ``y``: its metric (accuracy,
+    or mean absolute error for regression), its size in bytes and gzipped,
+    its per-example latency (median and 90th percentile, one thread), and,
+    when given, the privacy budget epsilon it was trained with. Every figure
+    is also given as its ratio to the baseline's.
+
+    Args:
+        variants: dict. Variant name -> a `kdl.keras.Model` (measured in
+            TensorFlow) or the path of a .tflite file (measured in LiteRT),
+            e.g. from :func:`standard_variants`.
+        x: array, list of arrays or dict. Test inputs.
+        y: array, or dict {output: array}. Test labels.
+        baseline: str or None. The variant that ratios divide by. Defaults to
+            `None` (the first variant).
+        epsilons: dict or None. Variant name -> epsilon of differential
+            privacy (see `kdl.privacy.epsilon`); variants not in it show "—".
+            Defaults to `None`.
+        metric: str or None. The result key to tabulate and plot, e.g.
+            "accuracy", "mae" or "digit_accuracy". Defaults to `None`:
+            "accuracy" when every variant has it, else "mae".
+        output_dir: str, os.PathLike or None. Where to write
+            ``<name>.md``, ``<name>.csv`` and ``<name>.png``. Defaults to
+            `None` (nothing written).
+        name: str. File name stem. Defaults to `"comparison"`.
+        latency_samples: int. Examples timed one by one. Defaults to `100`.
+        verbose: int. 0 for silence; 1 prints the table. Defaults to `1`.
+
+    Returns:
+        A :class:`Report`.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it (checked before
+            anything is measured).
+
+    Example:
+        >>> table = compare({"keras": model, "int8": "cnn_int8.tflite"},
+        ...                 x_test, y_test, epsilons={"int8": 3.0},
+        ...                 output_dir="reports")  # doctest: +SKIP
+        >>> table.row("int8")["gzip_ratio"]  # doctest: +SKIP
+        0.11
+    """
+    func = "kdl.report.compare"
+    _check_variants(variants, func)
+    names = list(variants)
+    if baseline is None:
+        baseline = names[0]
+    elif baseline not in variants:
+        v.fail(func, "baseline", f"one of the variant names {names}", baseline)
+    if epsilons is not None:
+        if not isinstance(epsilons, Mapping):
+            v.fail(func, "epsilons", "a dict {variant: epsilon} or None",
+                   epsilons, error=TypeError)
+        for key, value in epsilons.items():
+            if key not in variants:
+                v.fail(func, "epsilons", f"a dict whose keys are variant names "
+                       f"{names}", key)
+            v.check_float(value, f"epsilons[{key!r}]", func, strict_min=True)
+    if metric is not None:
+        v.check_str(metric, "metric", func)
+    v.check_str(name, "name", func)
+    latency_samples = v.check_int(latency_samples, "latency_samples", func,
+                                  min_value=0)
+    v.check_int(verbose, "verbose", func, min_value=0)
+    if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
+        v.fail(func, "output_dir", "a str, os.PathLike or None", output_dir,
+               error=TypeError)
+
+    results = {}
+    for key, value in variants.items():
+        if verbose:
+            print(f"compare: measuring {key!r}...", flush=True)
+        if isinstance(value, (str, os.PathLike)):
+            results[key] = _measure_tflite(value, x, y,
+                                           latency_samples=latency_samples)
+            results[key]["source"] = str(value)
+        else:
+            results[key] = _measure_keras(value, x, y,
+                                          latency_samples=latency_samples)
+            results[key]["source"] = f"Keras model {value.name!r}"
+    if metric is None:
+        metric = ("accuracy" if all("accuracy" in r for r in results.values())
+                  else "mae")
+    for key, result in results.items():
+        if metric not in result:
+            v.fail(func, "metric", f"a result key of every variant (variant "
+                   f"{key!r} has {sorted(k for k in result if k not in COLUMNS)})",
+                   metric)
+
+    base = results[baseline]
+
+    def ratio(value, reference):
+        if value is None or reference in (None, 0):
+            return None
+        return float(value) / float(reference)
+
+    rows = []
+    for key, result in results.items():
+        rows.append({
+            "variant": key,
+            "metric": result[metric],
+            "metric_ratio": ratio(result[metric], base[metric]),
+            "bytes": result["bytes"],
+            "bytes_ratio": ratio(result["bytes"], base["bytes"]),
+            "gzip_bytes": result["gzip_bytes"],
+            "gzip_ratio": ratio(result["gzip_bytes"], base["gzip_bytes"]),
+            "latency_ms_median": result["latency_ms_median"],
+            "latency_ratio": ratio(result["latency_ms_median"],
+                                   base["latency_ms_median"]),
+            "latency_ms_p90": result["latency_ms_p90"],
+            "epsilon": None if epsilons is None else epsilons.get(key),
+            "source": result["source"],
+        })
+    report = Report(rows=tuple(rows), metric_name=metric, baseline=baseline)
+    if output_dir is not None:
+        folder = Path(output_dir)
+        report.paths["markdown"] = _write_text(folder / f"{name}.md",
+                                               report.to_markdown())
+        report.paths["csv"] = _write_text(folder / f"{name}.csv", report.to_csv())
+        report.paths["plot"] = report.plot(folder / f"{name}.png")
+    if verbose:
+        print(report.to_markdown(), flush=True)
+    return report
+
+
+def standard_variants(
+    model,
+    x,
+    y,
+    output_dir,
+    *,
+    include: tuple[str, ...] = STANDARD_VARIANTS,
+    representative_data=None,
+    check_data=None,
+    prune_kwargs: dict | None = None,
+    cluster_kwargs: dict | None = None,
+    qat_kwargs: dict | None = None,
+    verbose: int = 1,
+) -> dict:
+    """Builds the standard compressed and exported variants of one float model.
+
+    "keras float" is ``model`` itself; "tflite float", "dynamic range",
+    "float16" and "int8" are ``kdl.export.to_tflite`` files of it;
+    "pruned + int8", "clustered + int8" and "QAT + int8" are int8 files of
+    ``kdl.compression.prune``, ``cluster`` and ``quantize_aware`` models
+    fine-tuned on ``x``, ``y``. Every file passed its LiteRT check. A variant
+    that cannot be made for this model (e.g. int8 of a GRU, which crashes the
+    converter, or QAT of a layer TF-MOT cannot quantize) is skipped with a
+    warning saying why; the others are still built. ``model`` is not changed.
+
+    Args:
+        model: kdl.keras.Model. The trained float model.
+        x: array, list or dict. Training inputs (for fine-tuning).
+        y: array or dict. Training labels.
+        output_dir: str or os.PathLike. Folder for the .tflite files.
+        include: tuple of str. Which of `STANDARD_VARIANTS` to build. Defaults
+            to all of them.
+        representative_data: inputs or None. Calibration examples for int8.
+            Defaults to `None` (the first 200 of ``x``).
+        check_data: inputs or None. Examples for the LiteRT checks. Defaults to
+            `None` (the representative data).
+        prune_kwargs: dict or None. Keyword arguments of
+            `kdl.compression.prune` (e.g. ``{"epochs": 4}``). Defaults to
+            `None`.
+        cluster_kwargs: dict or None. Of `kdl.compression.cluster`. Defaults
+            to `None`.
+        qat_kwargs: dict or None. Of `kdl.compression.quantize_aware`.
+            Defaults to `None`.
+        verbose: int. Defaults to `1`.
+
+    Returns:
+        dict: variant name -> the Keras model or the .tflite path, in the
+        order of `STANDARD_VARIANTS`; ready for :func:`compare`.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> variants = standard_variants(model, x_train, y_train, "reports",
+        ...                              include=("keras float", "int8"))
+        ... # doctest: +SKIP
+    """
+    func = "kdl.report.standard_variants"
+    v.check_keras_model(model, "model", func)
+    if not isinstance(output_dir, (str, os.PathLike)):
+        v.fail(func, "output_dir", "a str or os.PathLike", output_dir,
+               error=TypeError)
+    if isinstance(include, str) or not isinstance(include, (tuple, list)):
+        v.fail(func, "include", f"a tuple of names among {STANDARD_VARIANTS}",
+               include, error=TypeError)
+    for item in include:
+        v.check_choice(item, "include", func, STANDARD_VARIANTS)
+    for arg, value in (("prune_kwargs", prune_kwargs),
+                       ("cluster_kwargs", cluster_kwargs),
+                       ("qat_kwargs", qat_kwargs)):
+        if value is not None and not isinstance(value, dict):
+            v.fail(func, arg, "a dict or None", value, error=TypeError)
+    v.check_int(verbose, "verbose", func, min_value=0)
+    specs = export._input_specs(model, func)
+    inputs = export._as_inputs(specs, x, func, "x")
+    if representative_data is None:
+        representative_data = export._take(inputs, 200)
+    else:
+        export._as_inputs(specs, representative_data, func, "representative_data")
+    if check_data is None:
+        check_data = representative_data
+    else:
+        export._as_inputs(specs, check_data, func, "check_data")
+
+    folder = Path(output_dir)
+    slug = model.name.replace("/", "_")
+    quiet = 1 if verbose > 1 else 0
+    tflite = {"tflite float": None, "dynamic range": "dynamic",
+              "float16": "float16", "int8": "int8"}
+    transforms = {"pruned + int8": ("prune", prune_kwargs),
+                  "clustered + int8": ("cluster", cluster_kwargs),
+                  "QAT + int8": ("quantize_aware", qat_kwargs)}
+    variants = {}
+    for item in STANDARD_VARIANTS:
+        if item not in include:
+            continue
+        if verbose:
+            print(f"standard_variants: building {item!r}...", flush=True)
+        file = folder / f"{slug}_{item.replace(' + ', '_').replace(' ', '_')}.tflite"
+        try:
+            if item == "keras float":
+                variants[item] = model
+                continue
+            source, quantization = model, tflite.get(item, "int8")
+            if item in transforms:
+                from kdl import compression
+
+                transform, kwargs = transforms[item]
+                kwargs = {"verbose": quiet, **(kwargs or {})}
+                source = getattr(compression, transform)(model, x, y, **kwargs)
+            variants[item] = export.to_tflite(
+                source, file, quantization=quantization,
+                representative_data=representative_data
+                if quantization == "int8" else None,
+                check_data=check_data, verbose=quiet)
+        except (RuntimeError, ValueError) as error:
+            warnings.warn(f"standard_variants: skipped {item!r} for model "
+                          f"{model.name!r}: {error}", stacklevel=2)
+    return variants
