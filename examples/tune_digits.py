@@ -34,21 +34,36 @@ def main(algorithm: str = "bayesian") -> None:
     if algorithm != "grid":
         space["learning_rate"] = kdl.Float(1e-4, 3e-2, log=True)
     result = kdl.tune(
-        build_mlp, x, y, space=space, algorithm=algorithm,
+        build_mlp,
+        x,
+        y,
+        space=space,
+        algorithm=algorithm,
         max_trials=None if algorithm in ("grid", "hyperband") else 8,
-        epochs=9, patience=3, seed=0,
+        epochs=9,
+        patience=3,
+        seed=0,
         directory=f"saved_models/tune_digits_{algorithm}",
     )
 
     # The builder's defaults, trained the same way, for comparison.
     keras.utils.set_random_seed(0)
     baseline = build_mlp(x.shape[1:], 10)
-    baseline.fit(x, y, validation_split=0.2, epochs=9, verbose=0,
-                 callbacks=[keras.callbacks.EarlyStopping(
-                     patience=3, restore_best_weights=True)])
+    baseline.fit(
+        x,
+        y,
+        validation_split=0.2,
+        epochs=9,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+        ],
+    )
     print(f"\nbest arguments: {result.best_params}")
-    print(f"test accuracy: tuned {accuracy(result.best_model, x_test, y_test):.3f}, "
-          f"defaults {accuracy(baseline, x_test, y_test):.3f}")
+    print(
+        f"test accuracy: tuned {accuracy(result.best_model, x_test, y_test):.3f}, "
+        f"defaults {accuracy(baseline, x_test, y_test):.3f}"
+    )
 
 
 if __name__ == "__main__":

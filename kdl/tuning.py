@@ -145,8 +145,9 @@ class Float:
         v.check_float(self.low, "low", func, min_value=None)
         v.check_float(self.high, "high", func, min_value=None)
         v.check_bool(self.log, "log", func)
-        v.check_float(self.step, "step", func, min_value=0.0, strict_min=True,
-                      allow_none=True)
+        v.check_float(
+            self.step, "step", func, min_value=0.0, strict_min=True, allow_none=True
+        )
         for arg in ("low", "high"):
             if not math.isfinite(getattr(self, arg)):
                 v.fail(func, arg, "a finite number", getattr(self, arg))
@@ -156,8 +157,13 @@ class Float:
             v.fail(func, "low", "> 0 when log=True", self.low)
 
     def _declare(self, hp, name: str):
-        return hp.Float(name, float(self.low), float(self.high), step=self.step,
-                        sampling="log" if self.log else "linear")
+        return hp.Float(
+            name,
+            float(self.low),
+            float(self.high),
+            step=self.step,
+            sampling="log" if self.log else "linear",
+        )
 
     def _decode(self, value):
         # KerasTuner's log scale gives e.g. 0.030000000000000002 for 0.03.
@@ -202,16 +208,26 @@ class Choice:
     def __post_init__(self):
         func = "kdl.Choice"
         if not isinstance(self.values, (list, tuple, range)):
-            v.fail(func, "values", "a list or tuple of candidate values",
-                   self.values, error=TypeError)
+            v.fail(
+                func,
+                "values",
+                "a list or tuple of candidate values",
+                self.values,
+                error=TypeError,
+            )
         values = tuple(_plain(value) for value in self.values)
         if not values:
             v.fail(func, "values", "a non-empty list of candidate values", values)
         try:
             unique = len(set(values)) == len(values)
         except TypeError:
-            v.fail(func, "values", "a list of hashable values (numbers, strings, "
-                   "None or tuples)", values, error=TypeError)
+            v.fail(
+                func,
+                "values",
+                "a list of hashable values (numbers, strings, None or tuples)",
+                values,
+                error=TypeError,
+            )
         # 1 == 1.0 == True in a set: compare (type, value) pairs as well.
         if not unique or len({(type(x), x) for x in values}) != len(values):
             v.fail(func, "values", "a list without duplicates", values)
@@ -302,9 +318,11 @@ class TuneResult:
         return self._rebuild(self.best_params)
 
     def __repr__(self) -> str:
-        return (f"TuneResult(best_params={self.best_params!r}, "
-                f"best_score={self.best_score:.6g} ({self.objective}), "
-                f"trials={len(self.trials)}, directory='{self.directory}')")
+        return (
+            f"TuneResult(best_params={self.best_params!r}, "
+            f"best_score={self.best_score:.6g} ({self.objective}), "
+            f"trials={len(self.trials)}, directory='{self.directory}')"
+        )
 
 
 # === Argument checks (all before keras_tuner is imported) ===
@@ -320,13 +338,24 @@ def _direction(objective: str, direction: str | None) -> str:
         return v.check_choice(direction, "direction", FUNC, DIRECTIONS)
     name = objective[4:] if objective.startswith("val_") else objective
     if name.endswith(("loss", "error", "crossentropy")) or name in (
-        "mse", "mae", "mape", "msle", "rmse", "logcosh", "ce"
+        "mse",
+        "mae",
+        "mape",
+        "msle",
+        "rmse",
+        "logcosh",
+        "ce",
     ):
         return "min"
     if name.endswith(("accuracy", "acc", "auc", "precision", "recall")):
         return "max"
-    v.fail(FUNC, "direction", f'"min" or "max" for the metric {objective!r} '
-           "(its direction cannot be read from its name)", direction)
+    v.fail(
+        FUNC,
+        "direction",
+        f'"min" or "max" for the metric {objective!r} '
+        "(its direction cannot be read from its name)",
+        direction,
+    )
 
 
 def _takes_hp(build_fn) -> bool:
@@ -337,31 +366,60 @@ def _takes_hp(build_fn) -> bool:
 
 def _check_space(space, fixed, signature, builder: str, algorithm: str) -> dict:
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    names = [name for name, p in signature.parameters.items()
-             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = [
+        name
+        for name, p in signature.parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     if not isinstance(space, Mapping):
-        v.fail(FUNC, "space", "a dict of builder argument names to kdl.Int, "
-               "kdl.Float, kdl.Choice or kdl.Boolean", space, error=TypeError)
+        v.fail(
+            FUNC,
+            "space",
+            "a dict of builder argument names to kdl.Int, "
+            "kdl.Float, kdl.Choice or kdl.Boolean",
+            space,
+            error=TypeError,
+        )
     if not space:
-        v.fail(FUNC, "space", f"a dict with at least one argument of {builder}",
-               space)
+        v.fail(FUNC, "space", f"a dict with at least one argument of {builder}", space)
     for name, spec in space.items():
         if not isinstance(name, str):
-            v.fail(FUNC, "space", "a dict keyed by argument names (str)", name,
-                   error=TypeError)
+            v.fail(
+                FUNC,
+                "space",
+                "a dict keyed by argument names (str)",
+                name,
+                error=TypeError,
+            )
         if not accepts_any and name not in names:
-            v.fail(FUNC, "space", f"a dict of arguments {builder} takes "
-                   f"({', '.join(names)})", name)
+            v.fail(
+                FUNC,
+                "space",
+                f"a dict of arguments {builder} takes ({', '.join(names)})",
+                name,
+            )
         if name in fixed:
             v.fail(FUNC, "space", "free of the arguments given in fixed", name)
         if not isinstance(spec, _SPECS):
-            hint = " (wrap a list of candidates in kdl.Choice)" if isinstance(
-                spec, (list, tuple)) else ""
-            v.fail(FUNC, f"space[{name!r}]", "a kdl.Int, kdl.Float, kdl.Choice or "
-                   f"kdl.Boolean{hint}", spec, error=TypeError)
+            hint = (
+                " (wrap a list of candidates in kdl.Choice)"
+                if isinstance(spec, (list, tuple))
+                else ""
+            )
+            v.fail(
+                FUNC,
+                f"space[{name!r}]",
+                f"a kdl.Int, kdl.Float, kdl.Choice or kdl.Boolean{hint}",
+                spec,
+                error=TypeError,
+            )
         if algorithm == "grid" and not spec._is_discrete():
-            v.fail(FUNC, f"space[{name!r}]", "discrete for a grid search (give "
-                   "kdl.Float a step, or use kdl.Choice)", spec)
+            v.fail(
+                FUNC,
+                f"space[{name!r}]",
+                "discrete for a grid search (give kdl.Float a step, or use kdl.Choice)",
+                spec,
+            )
     return dict(space)
 
 
@@ -373,17 +431,22 @@ def _infer_args(signature, fixed, space, x, y, builder: str) -> dict:
     """
     inferred = {}
     for name, param in signature.parameters.items():
-        if param.default is not param.empty or param.kind in (
-            param.VAR_POSITIONAL, param.VAR_KEYWORD
-        ) or name in fixed or name in space:
+        if (
+            param.default is not param.empty
+            or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+            or name in fixed
+            or name in space
+        ):
             continue
         if name == "input_shape" and hasattr(x, "shape"):
             inferred[name] = tuple(int(d) for d in x.shape[1:])
         elif name == "num_outputs" and y is not None and hasattr(y, "shape"):
             task = fixed.get("task", "classification")
             task_param = signature.parameters.get("task")
-            if "task" not in fixed and task_param is not None and isinstance(
-                task_param.default, str
+            if (
+                "task" not in fixed
+                and task_param is not None
+                and isinstance(task_param.default, str)
             ):
                 task = task_param.default
             y = np.asarray(y)
@@ -392,38 +455,64 @@ def _infer_args(signature, fixed, space, x, y, builder: str) -> dict:
             else:
                 inferred[name] = 1 if y.ndim == 1 else int(y.shape[-1])
         else:
-            v.fail(FUNC, "fixed", f"a dict giving {builder}'s required argument "
-                   f"{name!r} (it is not in space and cannot be read from the "
-                   "data)", dict(fixed))
+            v.fail(
+                FUNC,
+                "fixed",
+                f"a dict giving {builder}'s required argument "
+                f"{name!r} (it is not in space and cannot be read from the "
+                "data)",
+                dict(fixed),
+            )
     return inferred
 
 
 def _check_data(x, y, validation_data, validation_split, objective):
     if x is None:
-        v.fail(FUNC, "x", "training inputs (an array, or a list or dict of arrays)",
-               x, error=TypeError)
+        v.fail(
+            FUNC,
+            "x",
+            "training inputs (an array, or a list or dict of arrays)",
+            x,
+            error=TypeError,
+        )
     if hasattr(x, "shape") and hasattr(y, "shape") and len(x) != len(y):
         v.fail(FUNC, "y", f"as long as x ({len(x)} examples)", f"{len(y)} examples")
     if validation_data is not None and (
         not isinstance(validation_data, (tuple, list))
         or len(validation_data) not in (2, 3)
     ):
-        v.fail(FUNC, "validation_data", "a tuple (x_val, y_val) or None",
-               validation_data, error=TypeError)
+        v.fail(
+            FUNC,
+            "validation_data",
+            "a tuple (x_val, y_val) or None",
+            validation_data,
+            error=TypeError,
+        )
     v.check_fraction(validation_split, "validation_split", FUNC)
-    if objective.startswith("val_") and validation_data is None and (
-        validation_split == 0.0
+    if (
+        objective.startswith("val_")
+        and validation_data is None
+        and (validation_split == 0.0)
     ):
-        v.fail(FUNC, "validation_split", f"> 0 (or validation_data given) for "
-               f"the objective {objective!r}", validation_split)
+        v.fail(
+            FUNC,
+            "validation_split",
+            f"> 0 (or validation_data given) for the objective {objective!r}",
+            validation_split,
+        )
 
 
 def _check_directory(directory, default_name: str) -> Path:
     if directory is None:
         return DEFAULT_ROOT / default_name
     if not isinstance(directory, (str, os.PathLike)) or not str(directory):
-        v.fail(FUNC, "directory", "a folder path (str or PathLike) or None",
-               directory, error=TypeError)
+        v.fail(
+            FUNC,
+            "directory",
+            "a folder path (str or PathLike) or None",
+            directory,
+            error=TypeError,
+        )
     path = Path(directory)
     if path.exists() and not path.is_dir():
         v.fail(FUNC, "directory", "a folder, not a file", str(path))
@@ -595,11 +684,13 @@ def _kt_classes():
 
     oracles = {
         "grid": GridOracle,
-        "random": type("RandomOracle", (ResumableOracle,
-                                        kt.oracles.RandomSearchOracle), {}),
+        "random": type(
+            "RandomOracle", (ResumableOracle, kt.oracles.RandomSearchOracle), {}
+        ),
         "bayesian": BayesianOracle,
-        "hyperband": type("HyperbandOracle", (ResumableOracle,
-                                              kt.oracles.HyperbandOracle), {}),
+        "hyperband": type(
+            "HyperbandOracle", (ResumableOracle, kt.oracles.HyperbandOracle), {}
+        ),
     }
 
     class SearchTuner(base_tuner.BaseTuner):
@@ -661,13 +752,18 @@ def _kt_classes():
                     # Hyperband: continue from the earlier round's weights.
                     model.load_weights(self._weights_path(values["tuner/trial_id"]))
                 stopper = keras.callbacks.EarlyStopping(
-                    monitor=job.objective, mode=job.direction,
-                    patience=job.patience, restore_best_weights=True)
+                    monitor=job.objective,
+                    mode=job.direction,
+                    patience=job.patience,
+                    restore_best_weights=True,
+                )
                 history = model.fit(
-                    job.x, job.y,
+                    job.x,
+                    job.y,
                     validation_data=job.validation_data,
-                    validation_split=(0.0 if job.validation_data is not None
-                                      else job.validation_split),
+                    validation_split=(
+                        0.0 if job.validation_data is not None else job.validation_split
+                    ),
                     epochs=int(values.get("tuner/epochs", job.epochs)),
                     initial_epoch=int(values.get("tuner/initial_epoch", 0)),
                     batch_size=job.batch_size,
@@ -680,13 +776,16 @@ def _kt_classes():
                     raise kt.errors.FatalValueError(
                         f"The 'objective' parameter of {FUNC} must be a metric the "
                         f"model logs ({', '.join(history.history)}). Got "
-                        f"{job.objective!r} instead.")
+                        f"{job.objective!r} instead."
+                    )
                 scores = np.asarray(scores, dtype="float64")
                 if not np.isfinite(scores).any():
                     raise kt.errors.FailedTrialError(
-                        f"{job.objective} was never finite (training diverged)")
-                best = np.nanmin(scores) if job.direction == "min" else np.nanmax(
-                    scores)
+                        f"{job.objective} was never finite (training diverged)"
+                    )
+                best = (
+                    np.nanmin(scores) if job.direction == "min" else np.nanmax(scores)
+                )
                 # EarlyStopping restored the best epoch's weights.
                 with atomic_path(self._weights_path(trial.trial_id)) as tmp:
                     model.save_weights(str(tmp))
@@ -739,14 +838,18 @@ def _report_trial(tuner, trial) -> None:
     args = ", ".join(f"{k}={_format(val)}" for k, val in params.items())
     if trial.status == "COMPLETED":
         best = tuner.oracle.get_best_trials(1)
-        outcome = (f"{job.objective}={trial.score:.4f} in "
-                   f"{_plural(record.get('epochs', 0), 'epoch')}, "
-                   f"{record.get('seconds', 0):.1f} s "
-                   f"(best {best[0].score:.4f})")
+        outcome = (
+            f"{job.objective}={trial.score:.4f} in "
+            f"{_plural(record.get('epochs', 0), 'epoch')}, "
+            f"{record.get('seconds', 0):.1f} s "
+            f"(best {best[0].score:.4f})"
+        )
     else:
         outcome = f"failed: {record.get('error') or 'see trial.json'}"
-    print(f"trial {_trial_number(tuner, trial.trial_id)}{total}: {args} -> "
-          f"{outcome}", flush=True)
+    print(
+        f"trial {_trial_number(tuner, trial.trial_id)}{total}: {args} -> {outcome}",
+        flush=True,
+    )
 
 
 def _table(tuner):
@@ -760,7 +863,8 @@ def _table(tuner):
         values = trial.hyperparameters.values
         record = tuner.record(trial_id)
         status = {"COMPLETED": "completed", "RUNNING": "running"}.get(
-            trial.status, "failed")
+            trial.status, "failed"
+        )
         row = {"trial": _trial_number(tuner, trial_id), "status": status}
         row.update(job.params(values))
         row[job.objective] = trial.score if status == "completed" else math.nan
@@ -768,8 +872,9 @@ def _table(tuner):
         row["seconds"] = record.get("seconds", math.nan)
         if job.algorithm == "hyperband":
             parent = values.get("tuner/trial_id")
-            row["continues"] = (_trial_number(tuner, parent) if parent is not None
-                                else None)
+            row["continues"] = (
+                _trial_number(tuner, parent) if parent is not None else None
+            )
         row["error"] = record.get("error") or ""
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -805,30 +910,43 @@ def _prepare_directory(job: _Job, resume: bool) -> bool:
     if not path.exists() or not any(path.iterdir()):
         return False
     if not marker.exists():
-        v.fail(FUNC, "directory", "a new or empty folder, or one holding a kdl "
-               "search (it would be overwritten)", str(path))
+        v.fail(
+            FUNC,
+            "directory",
+            "a new or empty folder, or one holding a kdl "
+            "search (it would be overwritten)",
+            str(path),
+        )
     if not resume:
         return False
     with open(marker) as f:
         earlier = json.load(f)
     if earlier != _search_description(job):
-        v.fail(FUNC, "directory", "a folder holding this same search to resume "
-               f"(it holds {earlier}); pick another directory or pass "
-               "resume=False to start over", str(path))
+        v.fail(
+            FUNC,
+            "directory",
+            "a folder holding this same search to resume "
+            f"(it holds {earlier}); pick another directory or pass "
+            "resume=False to start over",
+            str(path),
+        )
     return (path / "oracle.json").exists()
 
 
-def _make_oracle(job: _Job, kt, oracles, hyperparameters, max_failures: int,
-                 factor: int):
+def _make_oracle(
+    job: _Job, kt, oracles, hyperparameters, max_failures: int, factor: int
+):
     kt_objective = kt.Objective(job.objective, direction=job.direction)
     # KerasTuner treats seed=0 as "no seed": shift by one.
     seed = None if job.seed is None else job.seed + 1
-    common = dict(objective=kt_objective, seed=seed,
-                  hyperparameters=hyperparameters,
-                  max_consecutive_failed_trials=max_failures)
+    common = dict(
+        objective=kt_objective,
+        seed=seed,
+        hyperparameters=hyperparameters,
+        max_consecutive_failed_trials=max_failures,
+    )
     if job.algorithm == "hyperband":
-        oracle = oracles["hyperband"](max_epochs=job.epochs, factor=factor,
-                                      **common)
+        oracle = oracles["hyperband"](max_epochs=job.epochs, factor=factor, **common)
         oracle.max_trials = job.max_trials  # a cap on top of the brackets
         return oracle
     if job.algorithm == "bayesian":
@@ -837,8 +955,9 @@ def _make_oracle(job: _Job, kt, oracles, hyperparameters, max_failures: int,
         # most half of the budget is random here.
         dims = len(job.space) if job.space else 1
         initial = max(2, min(3 * dims, job.max_trials // 2))
-        return oracles["bayesian"](max_trials=job.max_trials,
-                                   num_initial_points=initial, **common)
+        return oracles["bayesian"](
+            max_trials=job.max_trials, num_initial_points=initial, **common
+        )
     return oracles[job.algorithm](max_trials=job.max_trials, **common)
 
 
@@ -855,9 +974,13 @@ def _quiet_keras_tuner(*, print_: bool = False):
     debug = kt_config.DEBUG
     kt_config.DEBUG = False
     try:
-        with warnings.catch_warnings(), (
-            contextlib.nullcontext() if print_
-            else contextlib.redirect_stdout(io.StringIO())
+        with (
+            warnings.catch_warnings(),
+            (
+                contextlib.nullcontext()
+                if print_
+                else contextlib.redirect_stdout(io.StringIO())
+            ),
         ):
             # The Bayesian oracle's Gaussian-process fits warn about length
             # scales on every trial of a small search.
@@ -996,42 +1119,75 @@ def tune(
     try:
         signature = inspect.signature(build_fn)
     except (TypeError, ValueError):
-        v.fail(FUNC, "build_fn", "a function whose signature can be read",
-               build_fn, error=TypeError)
+        v.fail(
+            FUNC,
+            "build_fn",
+            "a function whose signature can be read",
+            build_fn,
+            error=TypeError,
+        )
     builder = getattr(build_fn, "__name__", type(build_fn).__name__)
     takes_hp = _takes_hp(build_fn)
     if fixed is not None and not isinstance(fixed, Mapping):
-        v.fail(FUNC, "fixed", "a dict of builder arguments or None", fixed,
-               error=TypeError)
+        v.fail(
+            FUNC, "fixed", "a dict of builder arguments or None", fixed, error=TypeError
+        )
     fixed = dict(fixed or {})
     if takes_hp:
         if space is not None:
-            v.fail(FUNC, "space", "None for a build(hp) function (it declares its "
-                   "own hyperparameters with hp.Int, hp.Choice, ...)", space)
+            v.fail(
+                FUNC,
+                "space",
+                "None for a build(hp) function (it declares its "
+                "own hyperparameters with hp.Int, hp.Choice, ...)",
+                space,
+            )
         if fixed:
             v.fail(FUNC, "fixed", "None for a build(hp) function", fixed)
         space, inferred = {}, {}
     else:
         names = set(signature.parameters)
-        accepts_any = any(p.kind is p.VAR_KEYWORD
-                          for p in signature.parameters.values())
+        accepts_any = any(
+            p.kind is p.VAR_KEYWORD for p in signature.parameters.values()
+        )
         for name in fixed:
             if not accepts_any and name not in names:
-                v.fail(FUNC, "fixed", f"a dict of arguments {builder} takes "
-                       f"({', '.join(signature.parameters)})", name)
+                v.fail(
+                    FUNC,
+                    "fixed",
+                    f"a dict of arguments {builder} takes "
+                    f"({', '.join(signature.parameters)})",
+                    name,
+                )
         space = _check_space(space, fixed, signature, builder, algorithm)
         inferred = _infer_args(signature, fixed, space, x, y, builder)
     path = _check_directory(directory, f"tune_{builder}_{algorithm}")
 
     job = _Job(
-        build_fn=build_fn, takes_hp=takes_hp, space=space, fixed=fixed,
-        inferred=inferred, signature=signature, builder=builder,
-        algorithm=algorithm, objective=objective, direction=direction, x=x, y=y,
-        validation_data=(tuple(validation_data) if validation_data is not None
-                         else None),
-        validation_split=validation_split, epochs=epochs, batch_size=batch_size,
-        patience=patience, seed=seed, verbose=verbose, max_trials=max_trials,
-        directory=path)
+        build_fn=build_fn,
+        takes_hp=takes_hp,
+        space=space,
+        fixed=fixed,
+        inferred=inferred,
+        signature=signature,
+        builder=builder,
+        algorithm=algorithm,
+        objective=objective,
+        direction=direction,
+        x=x,
+        y=y,
+        validation_data=(
+            tuple(validation_data) if validation_data is not None else None
+        ),
+        validation_split=validation_split,
+        epochs=epochs,
+        batch_size=batch_size,
+        patience=patience,
+        seed=seed,
+        verbose=verbose,
+        max_trials=max_trials,
+        directory=path,
+    )
     resuming = _prepare_directory(job, resume)
 
     # === Search ===
@@ -1044,24 +1200,34 @@ def tune(
     if algorithm == "grid" and hyperparameters is not None:
         size = math.prod(len(list(h.values)) for h in hyperparameters.space)
         job.max_trials = size if max_trials is None else min(size, max_trials)
-    oracle = _make_oracle(job, kt, oracles, hyperparameters,
-                          max_consecutive_failures, factor)
+    oracle = _make_oracle(
+        job, kt, oracles, hyperparameters, max_consecutive_failures, factor
+    )
     with _quiet_keras_tuner():
-        tuner = tuner_class(oracle, job, directory=str(path.parent),
-                            project_name=path.name, overwrite=not resuming)
+        tuner = tuner_class(
+            oracle,
+            job,
+            directory=str(path.parent),
+            project_name=path.name,
+            overwrite=not resuming,
+        )
         tuner.oracle.verbose = 0
     _write_atomic(path / _SEARCH_FILE, json.dumps(_search_description(job)))
 
     done = len(tuner.oracle.end_order)
     if verbose:
-        what = (f"{algorithm} search of {builder} over {', '.join(space)}" if space
-                else f"{algorithm} search of {builder}")
+        what = (
+            f"{algorithm} search of {builder} over {', '.join(space)}"
+            if space
+            else f"{algorithm} search of {builder}"
+        )
         limit = f", up to {job.max_trials} trials" if job.max_trials else ""
-        print(f"kdl.tune: {what}{limit}, {_plural(epochs, 'epoch')} each, in "
-              f"{path}", flush=True)
+        print(
+            f"kdl.tune: {what}{limit}, {_plural(epochs, 'epoch')} each, in {path}",
+            flush=True,
+        )
         if resuming:
-            print(f"kdl.tune: resuming, {done} trial(s) already finished",
-                  flush=True)
+            print(f"kdl.tune: resuming, {done} trial(s) already finished", flush=True)
     job.started = time.perf_counter()
     try:
         with _quiet_keras_tuner(print_=True):
@@ -1074,24 +1240,38 @@ def tune(
         raise RuntimeError(
             f"tune stopped: {max_consecutive_failures} trials in a row failed "
             f"(see {path / TRIALS_CSV}). The last error: "
-            f"{_last_error(tuner)}") from None
+            f"{_last_error(tuner)}"
+        ) from None
 
     # === Result ===
     table = _write_table(tuner)
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
-        raise RuntimeError(f"tune finished without a completed trial (see "
-                           f"{path / TRIALS_CSV}). The last error: "
-                           f"{_last_error(tuner)}")
+        raise RuntimeError(
+            f"tune finished without a completed trial (see "
+            f"{path / TRIALS_CSV}). The last error: "
+            f"{_last_error(tuner)}"
+        )
     best_trial = best[0]
     best_params = job.params(best_trial.hyperparameters.values)
     best_model = tuner.load_model(best_trial)
     if verbose:
-        _print_summary(job, table, _trial_number(tuner, best_trial.trial_id),
-                       best_trial.score, best_params)
-    return TuneResult(best_model=best_model, best_params=best_params,
-                      best_score=float(best_trial.score), objective=objective,
-                      trials=table, directory=path, _rebuild=job.rebuild)
+        _print_summary(
+            job,
+            table,
+            _trial_number(tuner, best_trial.trial_id),
+            best_trial.score,
+            best_params,
+        )
+    return TuneResult(
+        best_model=best_model,
+        best_params=best_params,
+        best_score=float(best_trial.score),
+        objective=objective,
+        trials=table,
+        directory=path,
+        _rebuild=job.rebuild,
+    )
 
 
 def _last_error(tuner) -> str:
@@ -1102,8 +1282,9 @@ def _last_error(tuner) -> str:
     return "unknown"
 
 
-def _print_summary(job: _Job, table, best_number: int, best_score: float,
-                   best_params: Mapping) -> None:
+def _print_summary(
+    job: _Job, table, best_number: int, best_score: float, best_params: Mapping
+) -> None:
     import pandas as pd
 
     counts = table["status"].value_counts()
@@ -1116,7 +1297,10 @@ def _print_summary(job: _Job, table, best_number: int, best_score: float,
             shown[name] = shown[name].map(_format)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         text = shown.to_string(index=False, float_format=lambda f: f"{f:.4g}")
-    print(f"\nkdl.tune: {len(table)} trials ({counts.get('completed', 0)} "
-          f"completed, {counts.get('failed', 0)} failed) in {seconds:.1f} s; "
-          f"best {job.objective}={best_score:.4f} (trial {best_number}) with "
-          f"{args}\n{text}\n(also in {job.directory / TRIALS_CSV})", flush=True)
+    print(
+        f"\nkdl.tune: {len(table)} trials ({counts.get('completed', 0)} "
+        f"completed, {counts.get('failed', 0)} failed) in {seconds:.1f} s; "
+        f"best {job.objective}={best_score:.4f} (trial {best_number}) with "
+        f"{args}\n{text}\n(also in {job.directory / TRIALS_CSV})",
+        flush=True,
+    )

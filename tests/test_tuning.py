@@ -38,10 +38,17 @@ BAD_RATE = 1e-5
 def _train_like_tune(model, x, y, *, objective="val_loss", direction="min"):
     """Trains as a trial does: the same split, epochs and early stopping."""
     stopper = keras.callbacks.EarlyStopping(
-        monitor=objective, mode=direction, patience=PATIENCE,
-        restore_best_weights=True)
-    model.fit(x, y, validation_split=0.2, epochs=EPOCHS, batch_size=32,
-              callbacks=[stopper], verbose=0)
+        monitor=objective, mode=direction, patience=PATIENCE, restore_best_weights=True
+    )
+    model.fit(
+        x,
+        y,
+        validation_split=0.2,
+        epochs=EPOCHS,
+        batch_size=32,
+        callbacks=[stopper],
+        verbose=0,
+    )
     return model
 
 
@@ -83,17 +90,26 @@ def test_tuple_choices_round_trip_through_keras_tuner_keys():
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: Choice([]), ValueError,
-         r"The 'values' parameter of kdl.Choice must be a non-empty list"),
+        (
+            lambda: Choice([]),
+            ValueError,
+            r"The 'values' parameter of kdl.Choice must be a non-empty list",
+        ),
         (lambda: Choice([1, 2, 1]), ValueError, r"without duplicates"),
         (lambda: Choice("ab"), TypeError, r"'values' parameter of kdl.Choice"),
-        (lambda: Int(5, 3), ValueError,
-         r"The 'high' parameter of kdl.Int must be greater than low \(5\). "
-         r"Got 3 instead."),
+        (
+            lambda: Int(5, 3),
+            ValueError,
+            r"The 'high' parameter of kdl.Int must be greater than low \(5\). "
+            r"Got 3 instead.",
+        ),
         (lambda: Int(1.5, 3), TypeError, r"'low' parameter of kdl.Int"),
         (lambda: Int(1, 8, step=0), ValueError, r"'step' parameter of kdl.Int"),
-        (lambda: Float(0.5, 0.1), ValueError,
-         r"'high' parameter of kdl.Float must be greater than low"),
+        (
+            lambda: Float(0.5, 0.1),
+            ValueError,
+            r"'high' parameter of kdl.Float must be greater than low",
+        ),
         (lambda: Float(0.0, 1.0, log=True), ValueError, r"> 0 when log=True"),
         (lambda: Float(0.0, 1.0, step=-0.1), ValueError, r"'step' parameter"),
     ],
@@ -117,34 +133,62 @@ def _build_hp(hp):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(space={"unit": Choice([8, 16])}), ValueError,
-         r"The 'space' parameter of kdl.tune must be a dict of arguments build_mlp "
-         r"takes \(input_shape, num_outputs, task, hidden_units.*Got 'unit'"),
-        (dict(space={"dropout": Choice([0.1])}, fixed={"dropout": 0.2}),
-         ValueError, r"'space' parameter of kdl.tune must be free of the arguments "
-         r"given in fixed. Got 'dropout'"),
-        (dict(space={"dropout": Float(0.0, 0.5)}, fixed={"dropouts": 0.1}),
-         ValueError, r"'fixed' parameter of kdl.tune .* Got 'dropouts'"),
-        (dict(space={"dropout": [0.0, 0.5]}), TypeError,
-         r"wrap a list of candidates in kdl.Choice"),
+        (
+            dict(space={"unit": Choice([8, 16])}),
+            ValueError,
+            r"The 'space' parameter of kdl.tune must be a dict of arguments build_mlp "
+            r"takes \(input_shape, num_outputs, task, hidden_units.*Got 'unit'",
+        ),
+        (
+            dict(space={"dropout": Choice([0.1])}, fixed={"dropout": 0.2}),
+            ValueError,
+            r"'space' parameter of kdl.tune must be free of the arguments "
+            r"given in fixed. Got 'dropout'",
+        ),
+        (
+            dict(space={"dropout": Float(0.0, 0.5)}, fixed={"dropouts": 0.1}),
+            ValueError,
+            r"'fixed' parameter of kdl.tune .* Got 'dropouts'",
+        ),
+        (
+            dict(space={"dropout": [0.0, 0.5]}),
+            TypeError,
+            r"wrap a list of candidates in kdl.Choice",
+        ),
         (dict(space={}), ValueError, r"at least one argument of build_mlp"),
-        (dict(space={"dropout": Float(0.0, 0.5)}, algorithm="grid"), ValueError,
-         r"discrete for a grid search"),
-        (dict(space=SPACE, algorithm="annealing"), ValueError,
-         r"'algorithm' parameter of kdl.tune must be one of 'bayesian'"),
-        (dict(space=SPACE, objective="val_f1"), ValueError,
-         r"'direction' parameter of kdl.tune must be \"min\" or \"max\" for the "
-         r"metric 'val_f1'"),
-        (dict(space=SPACE, validation_split=0.0), ValueError,
-         r"'validation_split' parameter of kdl.tune must be > 0"),
-        (dict(space=SPACE, algorithm="random", max_trials=0), ValueError,
-         r"'max_trials' parameter of kdl.tune must be a positive int or None"),
+        (
+            dict(space={"dropout": Float(0.0, 0.5)}, algorithm="grid"),
+            ValueError,
+            r"discrete for a grid search",
+        ),
+        (
+            dict(space=SPACE, algorithm="annealing"),
+            ValueError,
+            r"'algorithm' parameter of kdl.tune must be one of 'bayesian'",
+        ),
+        (
+            dict(space=SPACE, objective="val_f1"),
+            ValueError,
+            r"'direction' parameter of kdl.tune must be \"min\" or \"max\" for the "
+            r"metric 'val_f1'",
+        ),
+        (
+            dict(space=SPACE, validation_split=0.0),
+            ValueError,
+            r"'validation_split' parameter of kdl.tune must be > 0",
+        ),
+        (
+            dict(space=SPACE, algorithm="random", max_trials=0),
+            ValueError,
+            r"'max_trials' parameter of kdl.tune must be a positive int or None",
+        ),
         (dict(space=SPACE, epochs=0), ValueError, r"'epochs' parameter"),
         (dict(space=SPACE, seed=-1), ValueError, r"'seed' parameter"),
     ],
 )
-def test_invalid_search_fails_before_any_trial(digits_flat, tmp_path, kwargs,
-                                                error, match):
+def test_invalid_search_fails_before_any_trial(
+    digits_flat, tmp_path, kwargs, error, match
+):
     (x, y), _ = digits_flat
     directory = tmp_path / "search"
     with pytest.raises(error, match=match):
@@ -154,29 +198,50 @@ def test_invalid_search_fails_before_any_trial(digits_flat, tmp_path, kwargs,
 
 def test_builder_arguments_and_folders_are_checked_first(digits_flat, tmp_path):
     (x, y), _ = digits_flat
-    with pytest.raises(ValueError, match=r"giving _build_multi's required "
-                                         r"argument 'tasks'"):
-        tune(_build_multi, x, y, space={"units": Choice([8, 16])},
-             directory=tmp_path / "a", verbose=0)
-    with pytest.raises(ValueError, match=r"'space' parameter of kdl.tune must be "
-                                         r"None for a build\(hp\) function"):
+    with pytest.raises(
+        ValueError,
+        match=r"giving _build_multi's required "
+        r"argument 'tasks'",
+    ):
+        tune(
+            _build_multi,
+            x,
+            y,
+            space={"units": Choice([8, 16])},
+            directory=tmp_path / "a",
+            verbose=0,
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"'space' parameter of kdl.tune must be "
+        r"None for a build\(hp\) function",
+    ):
         tune(_build_hp, x, y, space=SPACE, directory=tmp_path / "b", verbose=0)
     # A folder that holds something else is never taken over.
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"'directory' parameter of kdl.tune must be "
-                                         r"a new or empty folder"):
-        tune(build_mlp, x, y, space=SPACE, directory=other, resume=False,
-             verbose=0)
+    with pytest.raises(
+        ValueError,
+        match=r"'directory' parameter of kdl.tune must be "
+        r"a new or empty folder",
+    ):
+        tune(build_mlp, x, y, space=SPACE, directory=other, resume=False, verbose=0)
     assert (other / "keep.txt").read_text() == "mine"
 
 
 def test_import_kdl_does_not_import_keras_tuner():
-    code = ("import sys, kdl, kdl.tuning; kdl.Choice([1]); kdl.tune; "
-            "print('keras_tuner' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, check=True, timeout=300)
+    code = (
+        "import sys, kdl, kdl.tuning; kdl.Choice([1]); kdl.tune; "
+        "print('keras_tuner' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -190,13 +255,24 @@ def test_each_algorithm_finds_a_best_model_its_arguments_reproduce(
 ):
     (x, y), (x_test, y_test) = digits_flat
     # Random search optimizes accuracy, the others the loss: both directions.
-    objective, direction = (("val_accuracy", "max") if algorithm == "random"
-                            else ("val_loss", "min"))
+    objective, direction = (
+        ("val_accuracy", "max") if algorithm == "random" else ("val_loss", "min")
+    )
     max_trials = {"grid": None, "random": 3, "bayesian": 4, "hyperband": None}
-    result = tune(build_mlp, x, y, space=SPACE, algorithm=algorithm,
-                  objective=objective, max_trials=max_trials[algorithm],
-                  epochs=EPOCHS, patience=PATIENCE, seed=SEED,
-                  directory=tmp_path / "search", verbose=0)
+    result = tune(
+        build_mlp,
+        x,
+        y,
+        space=SPACE,
+        algorithm=algorithm,
+        objective=objective,
+        max_trials=max_trials[algorithm],
+        epochs=EPOCHS,
+        patience=PATIENCE,
+        seed=SEED,
+        directory=tmp_path / "search",
+        verbose=0,
+    )
 
     table = result.trials
     assert (table["status"] == "completed").all()
@@ -204,8 +280,9 @@ def test_each_algorithm_finds_a_best_model_its_arguments_reproduce(
         assert len(table) == 6
     elif algorithm != "hyperband":
         assert len(table) == max_trials[algorithm]
-    best_in_table = (table[objective].min() if direction == "min"
-                     else table[objective].max())
+    best_in_table = (
+        table[objective].min() if direction == "min" else table[objective].max()
+    )
     assert result.best_score == pytest.approx(best_in_table)
     assert result.best_params["learning_rate"] != BAD_RATE
     assert set(result.best_params) == set(SPACE)
@@ -221,36 +298,55 @@ def test_each_algorithm_finds_a_best_model_its_arguments_reproduce(
     keras.utils.set_random_seed(SEED)
     rebuilt = build_mlp(x.shape[1:], 10, **result.best_params)
     _train_like_tune(rebuilt, x, y, objective=objective, direction=direction)
-    assert best_accuracy == pytest.approx(_accuracy(rebuilt, x_test, y_test),
-                                          abs=0.03)
+    assert best_accuracy == pytest.approx(_accuracy(rebuilt, x_test, y_test), abs=0.03)
     # ... and are no worse than the builder's defaults.
     assert best_accuracy >= default_accuracy - 0.02
     assert best_accuracy > 0.9
 
 
 def _recording_builder(log: list):
-    def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3,
-              batch_norm=False):
+    def build(
+        input_shape,
+        num_outputs,
+        *,
+        hidden_units=(8,),
+        learning_rate=1e-3,
+        batch_norm=False,
+    ):
         log.append((hidden_units, learning_rate, batch_norm))
-        return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
-                         learning_rate=learning_rate, batch_norm=batch_norm)
+        return build_mlp(
+            input_shape,
+            num_outputs,
+            hidden_units=hidden_units,
+            learning_rate=learning_rate,
+            batch_norm=batch_norm,
+        )
 
     return build
 
 
 @pytest.mark.slow
-def test_grid_visits_the_cartesian_product_once_and_resumes(digits_flat, tmp_path,
-                                                            capsys):
+def test_grid_visits_the_cartesian_product_once_and_resumes(
+    digits_flat, tmp_path, capsys
+):
     (x, y), _ = digits_flat
     x, y = x[:300], y[:300]
-    space = {"hidden_units": Choice([(8,), (16,)]),
-             "learning_rate": Choice([1e-3, 1e-2]),
-             "batch_norm": Boolean()}
+    space = {
+        "hidden_units": Choice([(8,), (16,)]),
+        "learning_rate": Choice([1e-3, 1e-2]),
+        "batch_norm": Boolean(),
+    }
     product = set(itertools.product([(8,), (16,)], [1e-3, 1e-2], [False, True]))
     log = []
     builder = _recording_builder(log)
-    common = dict(space=space, algorithm="grid", epochs=1, seed=SEED,
-                  directory=tmp_path / "grid", verbose=0)
+    common = dict(
+        space=space,
+        algorithm="grid",
+        epochs=1,
+        seed=SEED,
+        directory=tmp_path / "grid",
+        verbose=0,
+    )
 
     # Stop after 3 trials, then resume the same search to the end: KerasTuner
     # 1.4.8 alone loses its grid walk on reload (keras-tuner issue 1055).
@@ -262,8 +358,14 @@ def test_grid_visits_the_cartesian_product_once_and_resumes(digits_flat, tmp_pat
     assert capsys.readouterr().out == ""  # verbose=0 prints nothing
 
     table = result.trials
-    visited = list(zip(table["hidden_units"], table["learning_rate"],
-                       table["batch_norm"], strict=True))
+    visited = list(
+        zip(
+            table["hidden_units"],
+            table["learning_rate"],
+            table["batch_norm"],
+            strict=True,
+        )
+    )
     assert len(visited) == len(product) == 8
     assert set(visited) == product
     assert (table["status"] == "completed").all()
@@ -275,12 +377,20 @@ def test_grid_visits_the_cartesian_product_once_and_resumes(digits_flat, tmp_pat
 
 
 @pytest.mark.slow
-def test_failed_trial_is_recorded_and_the_search_goes_on(digits_flat, tmp_path,
-                                                         capsys):
+def test_failed_trial_is_recorded_and_the_search_goes_on(digits_flat, tmp_path, capsys):
     (x, y), _ = digits_flat
     space = {"hidden_units": Choice([(0,), (16,), (-4, 8)])}
-    result = tune(build_mlp, x[:300], y[:300], space=space, algorithm="grid",
-                  epochs=1, directory=tmp_path / "s", seed=SEED, verbose=1)
+    result = tune(
+        build_mlp,
+        x[:300],
+        y[:300],
+        space=space,
+        algorithm="grid",
+        epochs=1,
+        directory=tmp_path / "s",
+        seed=SEED,
+        verbose=1,
+    )
     table = result.trials.set_index("trial")
     assert list(table["status"]) == ["failed", "completed", "failed"]
     assert "'hidden_units' parameter of build_mlp" in table.loc[1, "error"]
@@ -299,25 +409,54 @@ def test_search_stops_after_consecutive_failures_and_on_a_fatal_builder(
 ):
     (x, y), _ = digits_flat
     space = {"hidden_units": Choice([(0,), (-1,), (-2,)])}
-    with pytest.raises(RuntimeError, match=r"2 trials in a row failed .* The last "
-                                           r"error: ValueError: The 'hidden_units'"):
-        tune(build_mlp, x, y, space=space, algorithm="grid",
-             max_consecutive_failures=2, directory=tmp_path / "a", verbose=0)
+    with pytest.raises(
+        RuntimeError,
+        match=r"2 trials in a row failed .* The last "
+        r"error: ValueError: The 'hidden_units'",
+    ):
+        tune(
+            build_mlp,
+            x,
+            y,
+            space=space,
+            algorithm="grid",
+            max_consecutive_failures=2,
+            directory=tmp_path / "a",
+            verbose=0,
+        )
 
     def uncompiled(input_shape, num_outputs, *, units=8):
         inputs = keras.Input(input_shape)
         return keras.Model(inputs, keras.layers.Dense(num_outputs)(inputs))
 
     with pytest.raises(ValueError, match=r"must return a compiled model"):
-        tune(uncompiled, x, y, space={"units": Choice([8, 16])},
-             algorithm="grid", directory=tmp_path / "b", verbose=0)
-    with pytest.raises(ValueError, match=r"'objective' parameter of kdl.tune must "
-                                         r"be a metric the model logs \(loss, "
-                                         r"accuracy, val_loss, val_accuracy\). "
-                                         r"Got 'val_auc'"):
-        tune(build_mlp, x[:100], y[:100], space={"dropout": Choice([0.0])},
-             objective="val_auc", epochs=1, algorithm="grid",
-             directory=tmp_path / "c", verbose=0)
+        tune(
+            uncompiled,
+            x,
+            y,
+            space={"units": Choice([8, 16])},
+            algorithm="grid",
+            directory=tmp_path / "b",
+            verbose=0,
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"'objective' parameter of kdl.tune must "
+        r"be a metric the model logs \(loss, "
+        r"accuracy, val_loss, val_accuracy\). "
+        r"Got 'val_auc'",
+    ):
+        tune(
+            build_mlp,
+            x[:100],
+            y[:100],
+            space={"dropout": Choice([0.0])},
+            objective="val_auc",
+            epochs=1,
+            algorithm="grid",
+            directory=tmp_path / "c",
+            verbose=0,
+        )
 
 
 @pytest.mark.slow
@@ -327,27 +466,39 @@ def test_a_keras3_model_from_the_builder_stops_the_search(digits_flat, tmp_path)
     (x, y), _ = digits_flat
 
     def keras3_builder(input_shape, num_outputs, *, units=8):
-        model = keras3.Sequential([keras3.Input(input_shape),
-                                   keras3.layers.Dense(num_outputs)])
+        model = keras3.Sequential(
+            [keras3.Input(input_shape), keras3.layers.Dense(num_outputs)]
+        )
         model.compile(loss="sparse_categorical_crossentropy")
         return model
 
     with pytest.raises(TypeError, match=r"Keras 3 object .*kdl\.keras"):
-        tune(keras3_builder, x, y, space={"units": Choice([8, 16])},
-             algorithm="grid", directory=tmp_path / "k3", verbose=0)
+        tune(
+            keras3_builder,
+            x,
+            y,
+            space={"units": Choice([8, 16])},
+            algorithm="grid",
+            directory=tmp_path / "k3",
+            verbose=0,
+        )
 
 
 @pytest.mark.slow
-def test_a_trial_finished_just_before_a_kill_is_not_run_again(digits_flat,
-                                                              tmp_path):
+def test_a_trial_finished_just_before_a_kill_is_not_run_again(digits_flat, tmp_path):
     # KerasTuner ends a trial by writing the trial's file, then the oracle's.
     # A kill between the two leaves the oracle listing a finished trial as
     # running; stock KerasTuner would run it again on resume.
     (x, y), _ = digits_flat
     log = []
-    common = dict(space={"hidden_units": Choice([(8,), (16,), (32,)])},
-                  algorithm="grid", epochs=1, seed=SEED,
-                  directory=tmp_path / "s", verbose=0)
+    common = dict(
+        space={"hidden_units": Choice([(8,), (16,), (32,)])},
+        algorithm="grid",
+        epochs=1,
+        seed=SEED,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
     tune(_recording_builder(log), x[:200], y[:200], max_trials=2, **common)
     oracle_file = tmp_path / "s" / "oracle.json"
     state = json.loads(oracle_file.read_text())
@@ -356,8 +507,7 @@ def test_a_trial_finished_just_before_a_kill_is_not_run_again(digits_flat,
     oracle_file.write_text(json.dumps(state))
     del log[:]
 
-    result = tune(_recording_builder(log), x[:200], y[:200], max_trials=3,
-                  **common)
+    result = tune(_recording_builder(log), x[:200], y[:200], max_trials=3, **common)
     assert len(result.trials) == 3 and (result.trials["status"] == "completed").all()
     assert [args[0] for args in log[:-1]] == [(32,)]  # only the new trial ran
 
@@ -371,8 +521,17 @@ def test_a_build_hp_function_works_too(digits_flat, tmp_path):
         rate = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log")
         return build_mlp((64,), 10, hidden_units=(units,), learning_rate=rate)
 
-    result = tune(build, x[:400], y[:400], algorithm="random", max_trials=2,
-                  epochs=1, seed=SEED, directory=tmp_path / "hp", verbose=0)
+    result = tune(
+        build,
+        x[:400],
+        y[:400],
+        algorithm="random",
+        max_trials=2,
+        epochs=1,
+        seed=SEED,
+        directory=tmp_path / "hp",
+        verbose=0,
+    )
     assert set(result.best_params) == {"units", "learning_rate"}
     assert list(result.trials.columns[2:4]) == ["units", "learning_rate"]
     fresh = result.build()
@@ -383,16 +542,28 @@ def test_a_build_hp_function_works_too(digits_flat, tmp_path):
 @pytest.mark.slow
 def test_same_seed_gives_the_same_random_trials(digits_flat, tmp_path):
     (x, y), _ = digits_flat
-    space = {"hidden_units": Choice([(8,), (16,), (32,)]),
-             "learning_rate": Float(1e-3, 1e-1, log=True),
-             "batch_norm": Boolean()}
+    space = {
+        "hidden_units": Choice([(8,), (16,), (32,)]),
+        "learning_rate": Float(1e-3, 1e-1, log=True),
+        "batch_norm": Boolean(),
+    }
 
     def sequence(seed, name):
-        result = tune(build_mlp, x[:200], y[:200], space=space,
-                      algorithm="random", max_trials=3, epochs=1, seed=seed,
-                      directory=tmp_path / name, verbose=0)
-        return [tuple(row) for row in
-                result.trials[list(space)].itertuples(index=False)]
+        result = tune(
+            build_mlp,
+            x[:200],
+            y[:200],
+            space=space,
+            algorithm="random",
+            max_trials=3,
+            epochs=1,
+            seed=seed,
+            directory=tmp_path / name,
+            verbose=0,
+        )
+        return [
+            tuple(row) for row in result.trials[list(space)].itertuples(index=False)
+        ]
 
     first = sequence(5, "a")
     assert len(set(first)) == 3
@@ -442,11 +613,15 @@ def _completed_trials(directory: Path) -> dict:
 def test_search_killed_with_sigkill_resumes_without_redoing_trials(tmp_path):
     directory, log = tmp_path / "search", tmp_path / "builds.log"
     script = tmp_path / "search_script.py"
-    script.write_text(textwrap.dedent(_RESUME_SCRIPT).format(
-        log=str(log), directory=str(directory)))
+    script.write_text(
+        textwrap.dedent(_RESUME_SCRIPT).format(log=str(log), directory=str(directory))
+    )
 
-    process = subprocess.Popen([sys.executable, str(script)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 240
         while len(_completed_trials(directory)) < 2:
@@ -475,6 +650,11 @@ def test_search_killed_with_sigkill_resumes_without_redoing_trials(tmp_path):
     builds = [json.loads(line) for line in log.read_text().splitlines()]
     again = builds[builds_before:-1]
     assert len(again) == 5 - len(finished)
-    finished_args = [[[*map(int, values["hidden_units"].strip("(,)").split(","))],
-                      values["learning_rate"]] for values in finished.values()]
+    finished_args = [
+        [
+            [*map(int, values["hidden_units"].strip("(,)").split(","))],
+            values["learning_rate"],
+        ]
+        for values in finished.values()
+    ]
     assert all(args not in finished_args for args in again)
