@@ -368,3 +368,33 @@ def test_audit_rejects_bad_arguments():
         privacy.audit(model, x, y[:5], x, y)
     with pytest.raises(TypeError, match="'x_test' .* a numpy array"):
         privacy.audit(model, x, y, [[0.0] * 4] * 10, y)
+
+
+# === Report ===
+
+
+@pytest.mark.slow
+def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_flat):
+    from kdl import export, report
+
+    (x, y), (x_test, y_test) = digits_flat
+    model = build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd",
+                      learning_rate=0.5)
+    private = privacy.make_private(model, noise_multiplier=1.0, delta=1e-5,
+                                   num_examples=len(x), batch_size=64, epochs=3)
+    private.fit(x, y, batch_size=64, epochs=3, verbose=0)
+    eps = privacy.statement(private).epsilon
+    # Export and quantization without data are post-processing: same epsilon.
+    variants = {
+        "dp keras": private,
+        "dp tflite float": export.to_tflite(private, tmp_path / "dp.tflite"),
+        "dp dynamic range": export.to_tflite(private, tmp_path / "dp_dyn.tflite",
+                                             quantization="dynamic"),
+    }
+    table = report.compare(variants, x_test, y_test, verbose=0,
+                           epsilons={name: eps for name in variants})
+    keras_accuracy = table.row("dp keras")["metric"]
+    for name in variants:
+        assert table.row(name)["epsilon"] == pytest.approx(eps)
+        assert table.row(name)["metric"] == pytest.approx(keras_accuracy, abs=0.02)
+    assert f"{eps:.3g}" in table.to_markdown()
