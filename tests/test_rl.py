@@ -195,14 +195,69 @@ def test_replay_buffer_is_a_ring():
     for i in range(5):
         buffer.add(np.full(2, i), i % 2, float(i), np.full(2, i + 1), i == 4)
     assert len(buffer) == 3
-    obs, actions, rewards, next_obs, terminated = buffer.sample(64)
-    assert obs.shape == (64, 2) and next_obs.shape == (64, 2)
-    assert set(rewards) == {2.0, 3.0, 4.0}  # the oldest two were overwritten
-    np.testing.assert_array_equal(obs[:, 0] + 1, next_obs[:, 0])
-    np.testing.assert_array_equal(terminated, rewards == 4.0)
-    np.testing.assert_array_equal(actions, rewards % 2)
+    batch = buffer.sample(64)
+    assert batch.observations.shape == (64, 2) == batch.next_observations.shape
+    assert set(batch.rewards) == {2.0, 3.0, 4.0}  # the oldest two are gone
+    np.testing.assert_array_equal(batch.observations[:, 0] + 1,
+                                  batch.next_observations[:, 0])
+    np.testing.assert_array_equal(batch.terminated, batch.rewards == 4.0)
+    np.testing.assert_array_equal(batch.actions, batch.rewards % 2)
+    np.testing.assert_array_equal(batch.horizons, 1.0)
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(3, (2,)).sample(1)
+
+
+def test_n_step_transitions_sum_discounted_rewards():
+    gamma = 0.9
+    agent = DQNAgent("CartPole-v1", hidden_units=(8,), n_steps=3, gamma=gamma,
+                     learning_starts=10_000, seed=0)
+    log = agent.train(300, verbose=0)
+    buffer = agent.buffer
+    n = len(buffer)
+    assert n == 300 - len(agent._pending) and 0 <= len(agent._pending) < 3
+    horizons = buffer.horizons[:n]
+    terminated = buffer.terminated[:n].astype(bool)
+    # CartPole pays 1 per step: an h-step transition's reward is sum gamma^k.
+    expected = (1 - gamma**horizons) / (1 - gamma)
+    np.testing.assert_allclose(buffer.rewards[:n], expected, rtol=1e-6)
+    # Mid-episode transitions span 3 steps; the last 3 of a fallen episode
+    # span 3, 2, 1 steps and are terminal.
+    ends = np.flatnonzero(horizons == 1)
+    assert len(ends) == len(log["episode_lengths"])
+    for end in ends:
+        np.testing.assert_array_equal(horizons[end - 2:end + 1], [3, 2, 1])
+        assert terminated[end - 2:end + 1].all()
+    assert terminated.sum() == 3 * len(ends)
+    # The stored next observation is the one 3 steps later.
+    mid = np.flatnonzero(horizons == 3)[:-3]
+    np.testing.assert_array_equal(buffer.next_observations[mid[0]],
+                                  buffer.observations[mid[0] + 3])
+
+
+def test_train_evaluates_stops_early_and_keeps_the_best_weights(monkeypatch):
+    agent = DQNAgent("CartPole-v1", hidden_units=(8,), learning_starts=50,
+                     train_freq=10, gradient_steps=4, seed=0)
+    log = agent.train(1_000, verbose=0, eval_every=100, eval_episodes=2,
+                      target_return=0.0)
+    assert log["steps"] == 100 and agent.steps == 100
+    assert [e[0] for e in log["evaluations"]] == [100]
+    assert agent.evaluation_steps > 0
+
+    scores = iter([50.0, 10.0, 20.0])
+    snapshots = []
+
+    def fake_evaluate(episodes):
+        snapshots.append(agent.q_network.get_weights())
+        return next(scores), 0.0
+
+    monkeypatch.setattr(agent, "evaluate", fake_evaluate)
+    log = agent.train(300, verbose=0, eval_every=100)
+    assert [e[1] for e in log["evaluations"]] == [50.0, 10.0, 20.0]
+    for kept, best in zip(agent.q_network.get_weights(), snapshots[0], strict=True):
+        np.testing.assert_array_equal(kept, best)
+    for target, best in zip(agent.target_network.get_weights(), snapshots[0],
+                            strict=True):
+        np.testing.assert_array_equal(target, best)
 
 
 # === Bad environments and arguments ===

@@ -13,6 +13,7 @@ gradient steps in one compiled loop.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from kdl import _validation as v
+from kdl import io as kdl_io
 from kdl.backend import keras, tf
 from kdl.rl.replay import ReplayBuffer
 
@@ -149,6 +151,9 @@ class DQNAgent:
         gradient_steps: int. Gradient steps per training round. Defaults to
             `32`.
         max_grad_norm: float or None. Gradient norm clip. Defaults to `10.0`.
+        n_steps: int. Steps of the bootstrapped return (n-step DQN): the
+            target is the discounted reward of the next `n_steps` steps plus
+            the discounted value of the state after them. Defaults to `1`.
         seed: int or None. Seeds the network weights (through
             `keras.utils.set_random_seed`, which seeds Python, NumPy and
             TensorFlow globally), exploration, replay sampling and the
@@ -183,6 +188,7 @@ class DQNAgent:
         train_freq: int = 64,
         gradient_steps: int = 32,
         max_grad_norm: float | None = 10.0,
+        n_steps: int = 1,
         seed: int | None = None,
     ):
         self._config = _check_config(
@@ -192,7 +198,8 @@ class DQNAgent:
             epsilon_start=epsilon_start, epsilon_end=epsilon_end,
             epsilon_decay_steps=epsilon_decay_steps,
             learning_starts=learning_starts, train_freq=train_freq,
-            gradient_steps=gradient_steps, max_grad_norm=max_grad_norm, seed=seed,
+            gradient_steps=gradient_steps, max_grad_norm=max_grad_norm,
+            n_steps=n_steps, seed=seed,
         )
         self.env = _make_env(env, CLASS)
         self.observation_shape, self.num_actions = _check_spaces(self.env, CLASS)
@@ -229,6 +236,7 @@ class DQNAgent:
         self.steps = 0  # environment steps trained so far
         self.episodes = 0
         self._obs = None  # observation of the unfinished training episode
+        self._pending = collections.deque()  # its steps awaiting n-step returns
         self._episode_return = 0.0
         self._episode_length = 0
         self._eval_rng = np.random.default_rng(None if seed is None else seed + 2)
@@ -257,7 +265,7 @@ class DQNAgent:
             q = q_net(observation[None], training=False)[0]
             return tf.argmax(q, output_type=tf.int32)
 
-        def gradient_step(obs, actions, rewards, next_obs, terminated):
+        def gradient_step(obs, actions, rewards, next_obs, terminated, horizons):
             next_q_target = target(next_obs, training=False)
             if double:
                 next_actions = tf.argmax(q_net(next_obs, training=False), axis=1,
@@ -265,7 +273,8 @@ class DQNAgent:
                 next_value = tf.gather(next_q_target, next_actions, batch_dims=1)
             else:
                 next_value = tf.reduce_max(next_q_target, axis=1)
-            targets = rewards + gamma * (1.0 - terminated) * next_value
+            discount = tf.pow(gamma, horizons) * (1.0 - terminated)
+            targets = rewards + discount * next_value
             targets = tf.stop_gradient(targets)
             with tf.GradientTape() as tape:
                 q = q_net(obs, training=True)
@@ -284,15 +293,16 @@ class DQNAgent:
             tf.TensorSpec(batch_shape, tf.float32),
             tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
             tf.TensorSpec(batch_shape, tf.float32),
+            tf.TensorSpec(batch_shape, tf.float32),
         ])
-        def train_round(obs, actions, rewards, next_obs, terminated):
+        def train_round(obs, actions, rewards, next_obs, terminated, horizons):
             # One compiled loop over all the round's minibatches: one Python
             # call per round instead of one per gradient step.
             total = tf.constant(0.0)
             n = tf.shape(obs)[0]
             for i in tf.range(n):
                 total += gradient_step(obs[i], actions[i], rewards[i],
-                                       next_obs[i], terminated[i])
+                                       next_obs[i], terminated[i], horizons[i])
             return total / tf.cast(n, tf.float32)
 
         @tf.function
@@ -408,7 +418,7 @@ class DQNAgent:
         if log_every is None:
             log_every = max(steps // 10, 1)
         cfg = self._config
-        env, buffer, rng = self.env, self.buffer, self._rng
+        env, rng = self.env, self._rng
         train_freq, learning_starts = cfg["train_freq"], cfg["learning_starts"]
         rounds, batch = cfg["gradient_steps"], cfg["batch_size"]
         target_update = cfg["target_update"]
@@ -431,8 +441,10 @@ class DQNAgent:
                 best, best_weights = mean, self.q_network.get_weights()
             return target_return is not None and mean >= target_return
 
-        if self._obs is None:
+        if self._obs is None:  # first call, or the episode was abandoned
             self._obs = self._reset(env, first=self.steps == 0)
+            self._pending.clear()
+            self._episode_return, self._episode_length = 0.0, 0
         obs = self._obs
         start = time.perf_counter()
         next_log = log_every
@@ -446,7 +458,8 @@ class DQNAgent:
                 action = int(self._act_fn(obs))
             next_obs, reward, terminated, truncated, _ = env.step(action)
             next_obs = np.asarray(next_obs, dtype=np.float32)
-            buffer.add(obs, action, reward, next_obs, terminated)
+            self._store(obs, action, float(reward), next_obs, terminated,
+                        terminated or truncated)
             self.steps += 1
             self._episode_return += float(reward)
             self._episode_length += 1
@@ -494,14 +507,34 @@ class DQNAgent:
             "mean_loss": loss,
         }
 
+    def _store(self, obs, action, reward, next_obs, terminated, done) -> None:
+        """Adds the step's n-step transitions to the replay buffer.
+
+        With `n_steps=n`, the transition from a state is stored once the n
+        steps after it are known: its reward is their discounted sum and its
+        next state the one n steps later (fewer at the episode's end).
+        """
+        pending, n, gamma = self._pending, self._config["n_steps"], self._config[
+            "gamma"]
+        pending.append((obs, action, reward))
+        if len(pending) < n and not done:
+            return
+        while pending:
+            ret = 0.0
+            for k, (_, _, r) in enumerate(pending):
+                ret += gamma**k * r
+            first_obs, first_action, _ = pending[0]
+            self.buffer.add(first_obs, first_action, ret, next_obs, terminated,
+                            len(pending))
+            pending.popleft()
+            if not done:
+                break
+
     def _train_round(self, rounds: int, batch: int) -> float:
-        obs, actions, rewards, next_obs, terminated = self.buffer.sample(
-            rounds * batch)
         shape = (rounds, batch)
+        sample = self.buffer.sample(rounds * batch)
         loss = self._train_round_fn(
-            obs.reshape(shape + self.observation_shape), actions.reshape(shape),
-            rewards.reshape(shape), next_obs.reshape(shape + self.observation_shape),
-            terminated.reshape(shape))
+            *(x.reshape(shape + x.shape[1:]) for x in sample))
         return float(loss)
 
     def _reset(self, env, *, first: bool = False) -> np.ndarray:
@@ -628,7 +661,7 @@ class DQNAgent:
         }
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            _save_model(self.q_network, tmp / MODEL_FILE)
+            kdl_io.save(self.q_network, tmp / MODEL_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
             _replace_dir(tmp, path)
         finally:
@@ -677,40 +710,49 @@ class DQNAgent:
         kwargs = dict(saved["config"])
         kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
         agent = cls(env, **kwargs)
-        loaded = _load_model(path / MODEL_FILE)
+        loaded = kdl_io.load(path / MODEL_FILE, compile=False)
         agent.q_network.set_weights(loaded.get_weights())
         agent._sync_target()
         agent.steps = int(saved["steps"])
         agent.episodes = int(saved["episodes"])
         return agent
 
-    def export_tflite(self, path, *, quantization: str | None = None) -> Path:
-        """Exports the Q-network (the policy) to a TFLite file via `kdl.export`.
+    def export_tflite(self, path, *, quantization: str | None = None,
+                      verbose: int = 1) -> Path:
+        """Exports the Q-network (the policy) to a TFLite file with `kdl.export`.
 
-        The policy's action is the argmax of the file's output. The file is
-        checked in the LiteRT interpreter against the Keras network on states
-        from a short episode of this agent's environment.
+        The policy's action is the argmax of the file's output. `to_tflite`
+        checks the file in the LiteRT interpreter against the Keras network
+        on states this agent visits (from its replay buffer, or a greedy
+        episode), and leaves no file when the check fails.
 
         Args:
             path: str or PathLike. The `.tflite` file.
             quantization: str or None. None, "dynamic", "float16" or "int8"
-                (int8 calibrates on states the greedy policy visits). Defaults
-                to `None`.
+                (int8 calibrates on the same visited states). Defaults to
+                `None`.
+            verbose: int. 0 for silence. Defaults to `1`.
 
         Returns:
             pathlib.Path: the file.
 
         Raises:
             ValueError, TypeError: for a bad argument.
+            RuntimeError: if the conversion or its LiteRT check fails.
         """
+        from kdl.export import to_tflite
+
         func = "DQNAgent.export_tflite"
         path = _check_path(path, "path", func)
         if quantization is not None:
             v.check_choice(quantization, "quantization", func,
                            ("dynamic", "float16", "int8"))
-        states = self._sample_states(200)
-        return _to_tflite(self.q_network, path, quantization=quantization,
-                          states=states)
+        verbose = v.check_int(verbose, "verbose", func, min_value=0)
+        states = self._sample_states(300)
+        return to_tflite(
+            self.q_network, path, quantization=quantization,
+            representative_data=states if quantization == "int8" else None,
+            check_data=states, verbose=verbose)
 
     def _sample_states(self, n: int) -> np.ndarray:
         """States from the replay buffer, or from a greedy episode when empty."""
@@ -788,40 +830,26 @@ def run_tflite_episode(path, env, *, seed: int | None = None,
 class TFLitePolicy:
     """The greedy policy of a TFLite Q-network, run in the LiteRT interpreter.
 
-    One observation per call, through the interpreter directly: an episode
-    step costs one `invoke`, with no batching or resizing in between.
+    A thin layer over `kdl.export.load_tflite`: one observation per call, the
+    action is the argmax of the file's Q-values.
 
     Args:
         path: str or PathLike. The `.tflite` file.
+
+    Example:
+        >>> policy = TFLitePolicy("cartpole.tflite")
+        >>> action = policy(observation)
     """
 
     def __init__(self, path):
-        from ai_edge_litert.interpreter import Interpreter
+        from kdl.export import load_tflite
 
-        self._interpreter = Interpreter(model_path=str(path))
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        shape = list(self._input["shape"])
-        if shape[0] != 1:
-            self._interpreter.resize_tensor_input(self._input["index"],
-                                                  [1, *shape[1:]])
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        self.model = load_tflite(path)
 
     def q_values(self, observation) -> np.ndarray:
         """Q-values of one observation, shape `(num_actions,)`."""
-        x = np.asarray(observation, np.float32).reshape(self._input["shape"])
-        scale, zero = self._input["quantization"]
-        if self._input["dtype"] != np.float32:
-            x = np.round(x / scale + zero).astype(self._input["dtype"])
-        self._interpreter.set_tensor(self._input["index"], x)
-        self._interpreter.invoke()
-        out = self._interpreter.get_tensor(self._output["index"])[0]
-        scale, zero = self._output["quantization"]
-        if self._output["dtype"] != np.float32:
-            out = (out.astype(np.float32) - zero) * scale
-        return out
+        x = np.asarray(observation, np.float32)[None]
+        return self.model.predict(x)[0]
 
     def __call__(self, observation) -> int:
         return int(np.argmax(self.q_values(observation)))
@@ -834,7 +862,7 @@ def _check_config(**cfg) -> dict:
     cfg["learning_rate"] = v.check_float(cfg["learning_rate"], "learning_rate", f,
                                          strict_min=True)
     for name in ("buffer_size", "batch_size", "target_update", "train_freq",
-                 "gradient_steps"):
+                 "gradient_steps", "n_steps"):
         cfg[name] = v.check_int(cfg[name], name, f)
     for name in ("learning_starts", "epsilon_decay_steps"):
         cfg[name] = v.check_int(cfg[name], name, f, min_value=0)
@@ -870,53 +898,3 @@ def _replace_dir(src: Path, dst: Path) -> None:
         os.replace(old, dst)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _save_model(model, path: Path) -> None:
-    try:
-        from kdl.io import save
-    except ImportError:  # kdl.io not there yet
-        model.save(path)
-    else:
-        save(model, path)
-
-
-def _load_model(path: Path):
-    try:
-        from kdl.io import load
-    except ImportError:
-        return keras.models.load_model(path, compile=False)
-    return load(path)
-
-
-def _to_tflite(model, path: Path, *, quantization, states) -> Path:
-    try:
-        from kdl.export import to_tflite
-    except ImportError:
-        return _fallback_to_tflite(model, path, quantization=quantization,
-                                   states=states)
-    kwargs = {"quantization": quantization}
-    if quantization == "int8":
-        kwargs["representative_data"] = states
-    return to_tflite(model, path, check_data=states, **kwargs)
-
-
-def _fallback_to_tflite(model, path: Path, *, quantization, states) -> Path:
-    # Temporary until kdl.export.to_tflite lands.
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if quantization is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantization == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantization == "int8":
-        def representative():
-            for s in states[:100]:
-                yield [s[None]]
-        converter.representative_dataset = representative
-    data = converter.convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tflite.tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-    return path

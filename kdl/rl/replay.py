@@ -8,17 +8,32 @@ here costs less than either dependency.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from kdl import _validation as v
 
-__all__ = ["ReplayBuffer"]
+__all__ = ["Batch", "ReplayBuffer"]
+
+
+class Batch(NamedTuple):
+    """Sampled transitions, one row each."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminated: np.ndarray
+    horizons: np.ndarray
 
 
 class ReplayBuffer:
     """A uniform replay buffer of `(obs, action, reward, next_obs, terminated)`.
 
-    When full, each new transition overwrites the oldest one.
+    When full, each new transition overwrites the oldest one. A transition
+    may span several steps (n-step returns): its `horizon` is the number of
+    steps from `obs` to `next_obs`, and `reward` their discounted sum.
 
     Args:
         capacity: int. Most transitions kept.
@@ -31,8 +46,8 @@ class ReplayBuffer:
     Example:
         >>> buffer = ReplayBuffer(1000, (4,), seed=0)
         >>> buffer.add(np.zeros(4), 1, 1.0, np.ones(4), False)
-        >>> obs, actions, rewards, next_obs, terminated = buffer.sample(8)
-        >>> obs.shape
+        >>> batch = buffer.sample(8)
+        >>> batch.observations.shape
         (8, 4)
     """
 
@@ -49,6 +64,7 @@ class ReplayBuffer:
         self.actions = np.zeros(capacity, np.int32)
         self.rewards = np.zeros(capacity, np.float32)
         self.terminated = np.zeros(capacity, np.float32)
+        self.horizons = np.ones(capacity, np.float32)
         self._next = 0
         self._size = 0
         self._rng = np.random.default_rng(seed)
@@ -56,12 +72,14 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._size
 
-    def add(self, observation, action, reward, next_observation, terminated) -> None:
+    def add(self, observation, action, reward, next_observation, terminated,
+            horizon: int = 1) -> None:
         """Stores one transition.
 
         `terminated` is True only when the episode really ended (the pole
         fell), not when a time limit cut it short: a truncated episode still
-        bootstraps from the value of `next_observation`.
+        bootstraps from the value of `next_observation`. `horizon` is the
+        number of environment steps the transition spans.
         """
         i = self._next
         self.observations[i] = observation
@@ -69,15 +87,17 @@ class ReplayBuffer:
         self.rewards[i] = reward
         self.next_observations[i] = next_observation
         self.terminated[i] = terminated
+        self.horizons[i] = horizon
         self._next = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
 
-    def sample(self, size: int):
+    def sample(self, size: int) -> Batch:
         """Draws `size` transitions uniformly, with replacement.
 
         Returns:
-            (observations, actions, rewards, next_observations, terminated):
-            arrays whose first axis has length `size`.
+            A `Batch` of arrays (observations, actions, rewards,
+            next_observations, terminated, horizons) whose first axis has
+            length `size`.
 
         Raises:
             ValueError: if the buffer is empty.
@@ -85,10 +105,11 @@ class ReplayBuffer:
         if self._size == 0:
             raise ValueError("The replay buffer is empty: add transitions first.")
         idx = self._rng.integers(0, self._size, size=size)
-        return (
+        return Batch(
             self.observations[idx],
             self.actions[idx],
             self.rewards[idx],
             self.next_observations[idx],
             self.terminated[idx],
+            self.horizons[idx],
         )
