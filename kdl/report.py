@@ -146,7 +146,7 @@ class Report:
             return "—" if value is None else f"{value:.{digits}g}"
 
         def ratio(value):
-            return "" if value is None else f" ({value:.2f}x)"
+            return "" if value is None else f" ({value:.3g}x)"
 
         lines = [
             f"| variant | {self.metric_name} | bytes | gzipped bytes | "
