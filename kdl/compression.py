@@ -40,6 +40,7 @@ from kdl.backend import keras, tf
 __all__ = ["prune", "cluster", "quantize_aware", "sparsity", "custom_objects"]
 
 SCHEDULES = ("polynomial", "constant")
+_LOADABLE = {}  # TF-MOT classes fixed for loading, made on first use
 _VERBOSE = (0, 1, 2)
 
 
@@ -234,29 +235,49 @@ def _layers(model):
 # === Pruning ==================================================================
 
 
-def _make_prunable(layer):
-    """Gives ``layer`` a ``get_prunable_weights`` method, as TF-MOT expects.
+def _is_tfmot_wrapper(layer) -> bool:
+    """A TF-MOT pruning, clustering or quantization wrapper."""
+    module = type(layer).__module__
+    return isinstance(layer, keras.layers.Wrapper) and (
+        module.startswith("tensorflow_model_optimization")
+        or type(layer) in _LOADABLE.values())
 
-    Returns the list of its prunable kernels ([] when TF-MOT cannot prune it
-    or it has none). Patches the layer object: call it on copies only.
+
+def _unwrapped(layer):
+    while _is_tfmot_wrapper(layer):
+        layer = layer.layer
+    return layer
+
+
+def _kernels(layer) -> list:
+    """The kernels TF-MOT prunes in ``layer`` ([] if none); read only.
+
+    Dense, convolution, Embedding and recurrent layers, as TF-MOT's prune
+    registry says (which lacks ``Bidirectional``: there, the kernels of the
+    two recurrent layers inside), and layers of the user's own that define
+    ``get_prunable_weights`` (TF-MOT's ``PrunableLayer``).
     """
+    layer = _unwrapped(layer)
     if _is_augmentation(layer) or not layer.built:
         return []
-    registry = _prune_registry()
     if isinstance(layer, keras.layers.Bidirectional):
-        # Not in TF-MOT's registry: prune the two recurrent layers inside.
-        inner = [_make_prunable(sub)
-                 for sub in (layer.forward_layer, layer.backward_layer)]
-        if not all(inner):
-            return []
-        layer.get_prunable_weights = lambda: [
-            w for sub in (layer.forward_layer, layer.backward_layer)
-            for w in sub.get_prunable_weights()]
-        return layer.get_prunable_weights()
+        inner = [_kernels(sub) for sub in (layer.forward_layer,
+                                           layer.backward_layer)]
+        return inner[0] + inner[1] if all(inner) else []
+    if hasattr(type(layer), "get_prunable_weights"):
+        return list(layer.get_prunable_weights())
+    registry = _prune_registry()
     if not registry.supports(layer):
         return []
+    # make_prunable is how the registry names a layer's kernels, but it adds
+    # a get_prunable_weights method to the layer object: take it away again.
+    added = "get_prunable_weights" not in vars(layer)
     registry.make_prunable(layer)
-    return list(layer.get_prunable_weights())
+    try:
+        return list(layer.get_prunable_weights())
+    finally:
+        if added:
+            del layer.get_prunable_weights
 
 
 def _pruning_schedule(schedule, target, total_steps):
@@ -356,8 +377,12 @@ def prune(
     wrapped_names = []
 
     def wrap(layer):
-        if not _make_prunable(layer):
+        kernels = _kernels(layer)
+        if not kernels:
             return layer
+        if isinstance(layer, keras.layers.Bidirectional):
+            # Not in TF-MOT's registry: tell its wrapper what to prune.
+            layer.get_prunable_weights = lambda: kernels
         wrapped_names.append(layer.name)
         return _pass_masks_through(sparsity_keras.prune_low_magnitude(
             layer, pruning_schedule=pruning_schedule))
@@ -383,12 +408,31 @@ def prune(
     return pruned
 
 
+def _kernel_variables(layer) -> list:
+    """The variables behind :func:`_kernels`.
+
+    After a call, a TF-MOT quantization wrapper leaves fake-quantized tensors
+    in the attributes of the layer it wraps; it keeps the variables
+    themselves in its ``_weight_vars`` (weight, quantizer, quantizer state).
+    """
+    kernels = _kernels(layer)
+    if all(isinstance(k, tf.Variable) for k in kernels):
+        return kernels
+    originals = {id(k): k for k in kernels}
+    for weight, *_ in getattr(layer, "_weight_vars", ()):
+        originals.update({id(k): weight for k in kernels
+                          if not isinstance(k, tf.Variable)
+                          and k.shape == weight.shape})
+    return [originals[id(k)] for k in kernels]
+
+
 def sparsity(model) -> dict:
     """Fraction of zero weights in the kernels TF-MOT prunes.
 
     Counts the kernels of Dense, convolution, Embedding and recurrent layers
     (recurrent kernels included; in ``Bidirectional`` layers both directions),
-    never biases, normalization or augmentation layers.
+    never biases, normalization or augmentation layers. Layers inside TF-MOT
+    wrappers (a quantization-aware model) count under their own names.
 
     Args:
         model: kdl.keras.Model. Any built model; it is not changed.
@@ -409,16 +453,15 @@ def sparsity(model) -> dict:
     v.check_keras_model(model, "model", func)
     if not model.built:
         v.fail(func, "model", "a built model", model.name)
-    # _make_prunable patches the layers it looks at: look at a copy's.
     layers = {}
     zeros = total = 0
-    for layer in _layers(_copy(model)):
-        weights = [w.numpy() for w in _make_prunable(layer)]
+    for layer in _layers(model):
+        weights = [np.asarray(w) for w in _kernel_variables(layer)]
         if not weights:
             continue
         layer_zeros = sum(int(np.sum(w == 0)) for w in weights)
         layer_total = sum(w.size for w in weights)
-        layers[layer.name] = layer_zeros / layer_total
+        layers[_unwrapped(layer).name] = layer_zeros / layer_total
         zeros += layer_zeros
         total += layer_total
     return {"overall": zeros / total if total else 0.0, "layers": layers}
@@ -662,9 +705,6 @@ def quantize_aware(
 
 
 # === Saving and loading =======================================================
-
-
-_LOADABLE = {}  # the two fixed TF-MOT classes below, made once
 
 
 def _loadable_quantize_classes(objects):

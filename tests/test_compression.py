@@ -211,6 +211,9 @@ def test_quantize_aware_trains_and_round_trips_through_kdl_load(
     names = [layer.name for layer in qat.layers]
     assert "quantize_layer" in names and "quant_conv1" in names
     assert not any(name.startswith("augment_") for name in names)
+    # Kernels inside the quantization wrappers count under their own names.
+    assert set(compression.sparsity(qat)["layers"]) == \
+        {"conv1", "conv2", "dense1", "predictions"}
     assert accuracy > 0.75
     assert qat.evaluate(x_test, y_test, verbose=0)[1] > accuracy - 0.03
     expected = qat.predict(x_test, verbose=0)
