@@ -184,12 +184,18 @@ class Report:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        placed = []
         for r in self.rows:
             ax.scatter(r["gzip_bytes"], r["metric"], s=40)
             label = r["variant"] + ("" if r["epsilon"] is None
                                     else f" (ε={r['epsilon']:.3g})")
+            # stack the labels of points that (nearly) coincide
+            stacked = sum(abs(np.log(r["gzip_bytes"] / b)) < 0.05 and m == r["metric"]
+                          for b, m in placed)
+            placed.append((r["gzip_bytes"], r["metric"]))
             ax.annotate(label, (r["gzip_bytes"], r["metric"]),
-                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+                        textcoords="offset points", xytext=(5, 4 + 10 * stacked),
+                        fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel("gzipped size (bytes, log scale)")
         ax.set_ylabel(self.metric_name)
