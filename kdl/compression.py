@@ -181,10 +181,10 @@ def _compile_like(new, model, learning_rate=None):
     """Compiles ``new`` like ``model``: same loss and metrics, same optimizer
     type and settings, fresh optimizer state."""
     args = model._get_compile_args()
-    optimizer = args["optimizer"]
-    optimizer = optimizer.__class__.from_config(optimizer.get_config())
+    config = args["optimizer"].get_config()
     if learning_rate is not None:
-        optimizer.learning_rate = learning_rate
+        config["learning_rate"] = learning_rate
+    optimizer = args["optimizer"].__class__.from_config(config)
     new.compile(optimizer=optimizer, loss=args["loss"],
                 metrics=_fresh(args["metrics"]),
                 weighted_metrics=_fresh(args["weighted_metrics"]),
@@ -558,6 +558,20 @@ def cluster(
 # === Quantization-aware training ==============================================
 
 
+def _skips_first_node(layer) -> bool:
+    """Whether a functional config numbers ``layer``'s calls from 1, not 0.
+
+    A nested model built on an Input has a node of its own (Input to
+    output) that configs leave out but still count; as tf_keras'
+    ``functional._should_skip_first_node`` decides.
+    """
+    if not isinstance(layer, keras.Model) or not (
+            isinstance(layer, keras.Sequential) or layer._is_graph_network):
+        return False
+    tracked = getattr(layer, "_self_tracked_trackables", None)
+    return not tracked or isinstance(tracked[0], keras.layers.InputLayer)
+
+
 def _without_augmentation(model):
     """A copy of ``model`` without its augmentation layers (identity at
     inference), which TF-MOT cannot quantize.
@@ -579,9 +593,11 @@ def _without_augmentation(model):
     config = model.get_config()
     source = {}  # (augmentation layer name, node index) -> its input reference
     for layer_config in config["layers"]:
-        if _is_augmentation(model.get_layer(layer_config["name"])):
+        layer = model.get_layer(layer_config["name"])
+        if _is_augmentation(layer):
+            first = 1 if _skips_first_node(layer) else 0
             for index, node in enumerate(layer_config["inbound_nodes"]):
-                source[(layer_config["name"], index)] = node[0]
+                source[(layer.name, first + index)] = node[0]
 
     def resolve(ref):
         while (ref[0], ref[1]) in source:
@@ -598,7 +614,7 @@ def _without_augmentation(model):
             for node in layer_config["inbound_nodes"]]
         layers.append(layer_config)
     config = dict(config, layers=layers,
-                  output_layers=[list(resolve(ref)) for ref in
+                  output_layers=[list(resolve(ref))[:3] for ref in
                                  config["output_layers"]])
     clone = keras.Model.from_config(config)
     for layer in clone.layers:

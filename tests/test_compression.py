@@ -193,6 +193,28 @@ def test_quantize_aware_refuses_a_gru_before_any_work(digits_sequence):
         compression.quantize_aware(conv1d, x, y, verbose=0)
 
 
+def test_quantize_aware_leaves_augmentation_out(digits_image):
+    (x, y), _ = digits_image
+    x, y = x[:128], y[:128]
+    nested = kdl.build_mlp((8, 8, 1), 10, hidden_units=(8,),
+                           augmentation=kdl.augment.image(flip=None))
+    sequential = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.RandomRotation(0.1, name="augment_rotation"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(10, activation="softmax", name="predictions"),
+    ])
+    sequential.compile("adam", "sparse_categorical_crossentropy")
+    for model in (nested, sequential):
+        qat = compression.quantize_aware(model, x, y, epochs=1, batch_size=128,
+                                         verbose=0)
+        names = [layer.name for layer in qat.layers]
+        assert "quant_predictions" in names
+        assert not any(name.startswith("augment") for name in names)
+        inference = qat.predict(x[:8], verbose=0)
+        np.testing.assert_allclose(inference.sum(axis=1), 1.0, rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_quantize_aware_trains_and_round_trips_through_kdl_load(
         tmp_path, digits_image):
