@@ -317,7 +317,7 @@ def prune(
     validation_data=None,
     learning_rate: float | None = None,
     verbose: int = 1,
-):
+) -> keras.Model:
     """Magnitude pruning: zeroes the smallest weights while fine-tuning.
 
     Wraps every prunable layer of a copy of ``model`` in TF-MOT's
@@ -336,10 +336,13 @@ def prune(
         target_sparsity: float. Fraction of each prunable kernel set to zero,
             in [0, 1). Defaults to `0.8`.
         schedule: str. "polynomial" raises the sparsity from 0 to the target
-            over the fine-tuning (TF-MOT's ``PolynomialDecay``, gentler on
-            accuracy); "constant" prunes to the target at once
-            (``ConstantSparsity``). Defaults to `"polynomial"`.
-        epochs: int. Fine-tuning epochs. Defaults to `2`.
+            over the first two thirds of the fine-tuning steps and keeps it
+            there for the rest (TF-MOT's ``PolynomialDecay``); "constant"
+            prunes to the target at once (``ConstantSparsity``). Defaults to
+            `"polynomial"`.
+        epochs: int. Fine-tuning epochs. Small data sets need more than the
+            default: 80% of the digits CNN (45 batches an epoch) recovers its
+            accuracy in 8 epochs. Defaults to `2`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val) or a Dataset. Defaults to `None`.
         learning_rate: float or None. Fine-tuning learning rate; None keeps the
@@ -370,6 +373,9 @@ def prune(
                             learning_rate=learning_rate, verbose=verbose)
     target = v.check_fraction(target_sparsity, "target_sparsity", func)
     v.check_choice(schedule, "schedule", func, SCHEDULES)
+    if not any(_kernels(layer) for layer in _layers(model)):
+        v.fail(func, "model", "a model with at least one layer TF-MOT can prune "
+               "(Dense, Conv, Embedding, RNN)", model.name)
     total_steps = epochs * steps
 
     sparsity_keras = _tfmot().sparsity.keras
@@ -391,9 +397,6 @@ def prune(
     work = keras.models.clone_model(_copy(model),
                                     clone_function=lambda layer: _rewrap(layer,
                                                                          wrap))
-    if not wrapped_names:
-        v.fail(func, "model", "a model with at least one layer TF-MOT can prune "
-               "(Dense, Conv, Embedding, RNN)", model.name)
     if verbose:
         print(f"prune: {len(wrapped_names)} layers to {target:.0%} sparsity "
               f"({schedule} schedule) over {total_steps} steps")
@@ -426,7 +429,7 @@ def _kernel_variables(layer) -> list:
     return [originals[id(k)] for k in kernels]
 
 
-def sparsity(model) -> dict:
+def sparsity(model: keras.Model) -> dict:
     """Fraction of zero weights in the kernels TF-MOT prunes.
 
     Counts the kernels of Dense, convolution, Embedding and recurrent layers
@@ -481,7 +484,7 @@ def cluster(
     validation_data=None,
     learning_rate: float | None = None,
     verbose: int = 1,
-):
+) -> keras.Model:
     """Weight clustering: each kernel keeps at most ``clusters`` distinct values.
 
     Wraps the layers of a copy of ``model`` in TF-MOT's ``cluster_weights``
@@ -654,7 +657,7 @@ def quantize_aware(
     validation_data=None,
     learning_rate: float | None = None,
     verbose: int = 1,
-):
+) -> keras.Model:
     """Quantization-aware training: fine-tunes with simulated int8 arithmetic.
 
     Applies TF-MOT's ``quantize_model`` (default 8-bit scheme) to a copy of

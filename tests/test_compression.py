@@ -89,6 +89,21 @@ def test_prune_bidirectional_gru_prunes_both_directions(digits_sequence):
     assert pruned.predict(x[:4], verbose=0).shape == (4, 10)
 
 
+def test_prune_takes_a_dataset_and_refuses_a_model_without_kernels(digits_flat):
+    (x, y), _ = digits_flat
+    dataset = tf.data.Dataset.from_tensor_slices((x[:256], y[:256])).batch(64)
+    model = kdl.build_mlp((64,), 10, hidden_units=(16,))
+    pruned = compression.prune(model, dataset, None, target_sparsity=0.5,
+                               epochs=2, verbose=0)
+    assert abs(compression.sparsity(pruned)["overall"] - 0.5) <= 0.01
+
+    inputs = keras.Input((64,))
+    kernel_free = keras.Model(inputs, keras.layers.Softmax()(inputs))
+    kernel_free.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="at least one layer TF-MOT can prune"):
+        compression.prune(kernel_free, x, y, verbose=0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["cnn_augmented", "resnet", "lstm", "multitask",
                                   "seq2seq"])
