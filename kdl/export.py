@@ -650,7 +650,8 @@ def to_tflite(
         representative_data: array, list or dict of inputs, or None. Examples
             from the real input distribution (100-500 is plenty) to calibrate
             int8 ranges. Required for "int8" unless the model was trained with
-            `kdl.compression.quantize_aware`. Defaults to `None`.
+            `kdl.compression.quantize_aware`, which then converts with the
+            ranges it learned. Defaults to `None`.
         check_data: array, list or dict of inputs, or None. Examples for the
             LiteRT check. Defaults to `None`: ``representative_data`` if given,
             else synthetic inputs (uniform in [0, 1), or token ids), which
@@ -743,8 +744,11 @@ def to_tflite(
             np.savez(npz, **representative)
         output = os.path.join(tmp, "model.tflite")
         try:
+            # a QAT model without calibration data converts with the ranges it
+            # learned (TF-MOT's recipe); ops without ranges then stay float
             _convert.convert(saved, output, quantization=quantization,
-                             representative=npz, integer_io=integer_io)
+                             representative=npz, integer_io=integer_io,
+                             full_integer=npz is not None)
         except ConverterCrashError as error:
             raise ConverterCrashError(
                 f"The TFLite converter crashed ({error}) while converting model "

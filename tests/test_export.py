@@ -373,3 +373,23 @@ def test_evaluate_tflite_checks_labels_and_reports_mae(tmp_path):
     assert "accuracy" not in result
     with pytest.raises(ValueError, match="labels for the 64 examples"):
         export.evaluate_tflite(path, x, y[:10])
+
+
+@pytest.mark.slow
+def test_quantize_aware_model_exports_int8_with_its_learned_ranges(digits_flat,
+                                                                   tmp_path):
+    from kdl import build_mlp, compression
+
+    (x, y), (x_test, y_test) = digits_flat
+    model = _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 8)
+    qat = compression.quantize_aware(model, x, y, epochs=1, verbose=0)
+    path = export.to_tflite(qat, tmp_path / "qat.tflite", quantization="int8",
+                            check_data=x_test, verbose=0)
+    lite = export.load_tflite(path)
+    assert any(d["dtype"] == np.int8 for d in
+               lite.interpreter.get_tensor_details())
+    accuracy = export.evaluate_tflite(path, x_test, y_test,
+                                      latency_samples=0)["accuracy"]
+    keras_accuracy = float(np.mean(qat.predict(x_test, verbose=0).argmax(-1)
+                                   == y_test))
+    assert accuracy >= keras_accuracy - 0.02
