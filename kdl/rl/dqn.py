@@ -122,8 +122,9 @@ class DQNAgent:
 
     The Q-network is `kdl.build_mlp(observation_shape, num_actions,
     task="regression", hidden_units=hidden_units)`: one linear output, the
-    estimated return, per action. The defaults solve CartPole-v1 (return 500)
-    in about 20,000-30,000 environment steps.
+    estimated return, per action. The defaults are tuned on CartPole-v1,
+    where the greedy policy reaches returns near 500 (the maximum) within
+    about 20,000-30,000 environment steps.
 
     Args:
         env: gymnasium.Env or str. The environment, or a registered id such as
@@ -135,7 +136,7 @@ class DQNAgent:
         learning_rate: float. Adam learning rate. Defaults to `2e-3`.
         buffer_size: int. Transitions kept in the replay buffer. Defaults to
             `50_000`.
-        batch_size: int. Transitions per gradient step. Defaults to `64`.
+        batch_size: int. Transitions per gradient step. Defaults to `128`.
         target_update: int. Environment steps between copies of the Q-network
             into the target network. Defaults to `500`.
         double: bool. Double DQN targets. Defaults to `True`.
@@ -143,7 +144,7 @@ class DQNAgent:
         epsilon_end: float. Exploration rate after the decay. Defaults to
             `0.04`.
         epsilon_decay_steps: int. Steps of the linear decay of epsilon.
-            Defaults to `8_000`.
+            Defaults to `5_000`.
         learning_starts: int. Environment steps taken before the first
             gradient step. Defaults to `1_000`.
         train_freq: int. Environment steps between training rounds. Defaults
@@ -153,7 +154,9 @@ class DQNAgent:
         max_grad_norm: float or None. Gradient norm clip. Defaults to `10.0`.
         n_steps: int. Steps of the bootstrapped return (n-step DQN): the
             target is the discounted reward of the next `n_steps` steps plus
-            the discounted value of the state after them. Defaults to `1`.
+            the discounted value of the state after them. Longer returns
+            spread a reward back faster (CartPole learns much more steadily
+            with 8 than with 1); 1 is classic DQN. Defaults to `8`.
         seed: int or None. Seeds the network weights (through
             `keras.utils.set_random_seed`, which seeds Python, NumPy and
             TensorFlow globally), exploration, replay sampling and the
@@ -178,17 +181,17 @@ class DQNAgent:
         gamma: float = 0.99,
         learning_rate: float = 2e-3,
         buffer_size: int = 50_000,
-        batch_size: int = 64,
+        batch_size: int = 128,
         target_update: int = 500,
         double: bool = True,
         epsilon_start: float = 1.0,
         epsilon_end: float = 0.04,
-        epsilon_decay_steps: int = 8_000,
+        epsilon_decay_steps: int = 5_000,
         learning_starts: int = 1_000,
         train_freq: int = 64,
         gradient_steps: int = 32,
         max_grad_norm: float | None = 10.0,
-        n_steps: int = 1,
+        n_steps: int = 8,
         seed: int | None = None,
     ):
         self._config = _check_config(
