@@ -70,13 +70,6 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             env=env, text=True, bufsize=1)
 
-    def log_tail(self, lines: int = 5) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        text = self._log.read().decode("utf-8", "replace").strip().splitlines()
-        return "\n".join(text[-lines:])
-
     def run(self, job: dict) -> dict:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
