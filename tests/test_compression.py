@@ -195,11 +195,12 @@ def test_cluster_leaves_at_most_n_values_per_kernel(digits_image):
 # === Quantization-aware training ===
 
 
-def test_quantize_aware_refuses_a_gru_before_any_work(digits_sequence):
+def test_quantize_aware_refuses_a_gru_before_any_work(digits_sequence, capsys):
     (x, y), _ = digits_sequence
     model = kdl.build_gru((8, 8), 10, units=(8,))
     with pytest.raises(ValueError, match=r"gru1 \(GRU\).*quantization=\"dynamic\""):
-        compression.quantize_aware(model, x, y, verbose=0)
+        compression.quantize_aware(model, x, y, verbose=1)
+    assert capsys.readouterr().out == ""  # no training started
     bidirectional = kdl.build_lstm((8, 8), 10, units=(8,), bidirectional=True)
     with pytest.raises(ValueError, match=r"bi_lstm1 \(Bidirectional\)"):
         compression.quantize_aware(bidirectional, x, y, verbose=0)
