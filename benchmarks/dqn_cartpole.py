@@ -28,14 +28,20 @@ GOAL = 475.0
 def run(seed: int, steps: int) -> dict:
     agent = DQNAgent("CartPole-v1", seed=seed)
     start = time.perf_counter()
-    log = agent.train(steps, verbose=0, eval_every=2_500, eval_episodes=10,
-                      target_return=500.0)
+    log = agent.train(
+        steps, verbose=0, eval_every=2_500, eval_episodes=10, target_return=500.0
+    )
     train_seconds = time.perf_counter() - start
     mean, std = agent.evaluate(100, seed=100_000 + seed)
-    return {"seed": seed, "steps": log["steps"], "mean": mean, "std": std,
-            "steps_per_second": log["steps_per_second"],
-            "train_seconds": train_seconds,
-            "evaluation_steps": agent.evaluation_steps}
+    return {
+        "seed": seed,
+        "steps": log["steps"],
+        "mean": mean,
+        "std": std,
+        "steps_per_second": log["steps_per_second"],
+        "train_seconds": train_seconds,
+        "evaluation_steps": agent.evaluation_steps,
+    }
 
 
 def main(argv=None) -> int:
@@ -48,13 +54,18 @@ def main(argv=None) -> int:
         r = run(seed, args.steps)
         results.append(r)
         ok = "PASS" if r["mean"] >= GOAL else "FAIL"
-        print(f"seed {seed}: {ok} mean return {r['mean']:.1f} +- {r['std']:.1f} "
-              f"over 100 episodes after {r['steps']:,} training steps "
-              f"({r['steps_per_second']:,.0f} steps/s, {r['train_seconds']:.0f} s "
-              f"with {r['evaluation_steps']:,} evaluation steps)", flush=True)
+        print(
+            f"seed {seed}: {ok} mean return {r['mean']:.1f} +- {r['std']:.1f} "
+            f"over 100 episodes after {r['steps']:,} training steps "
+            f"({r['steps_per_second']:,.0f} steps/s, {r['train_seconds']:.0f} s "
+            f"with {r['evaluation_steps']:,} evaluation steps)",
+            flush=True,
+        )
     passed = sum(r["mean"] >= GOAL for r in results)
-    print(f"goal: mean return >= {GOAL:.0f} over 100 episodes within "
-          f"{args.steps:,} steps; {passed}/{len(results)} seeds reached it")
+    print(
+        f"goal: mean return >= {GOAL:.0f} over 100 episodes within "
+        f"{args.steps:,} steps; {passed}/{len(results)} seeds reached it"
+    )
     return 0 if passed == len(results) else 1
 
 

@@ -21,13 +21,17 @@ OUT = Path("saved_models") / "dqn_cartpole"
 
 def main() -> None:
     agent = DQNAgent("CartPole-v1", seed=0)
-    print(f"Q-network: {agent.q_network.count_params():,} weights, "
-          f"{agent.num_actions} actions")
+    print(
+        f"Q-network: {agent.q_network.count_params():,} weights, "
+        f"{agent.num_actions} actions"
+    )
 
     # Evaluate every 2,500 steps; stop once 10 greedy episodes average 475.
     log = agent.train(30_000, eval_every=2_500, target_return=475)
-    print(f"trained {log['steps']:,} steps in {log['seconds']:.0f} s "
-          f"({log['steps_per_second']:,.0f} steps/s)")
+    print(
+        f"trained {log['steps']:,} steps in {log['seconds']:.0f} s "
+        f"({log['steps_per_second']:,.0f} steps/s)"
+    )
 
     mean, std = agent.evaluate(20, seed=1_000)
     print(f"greedy return over 20 new episodes: {mean:.1f} +- {std:.1f}")
@@ -38,8 +42,10 @@ def main() -> None:
 
     path = agent.export_tflite(OUT / "policy.tflite", verbose=0)
     lite = run_tflite_episode(path, "CartPole-v1", seed=1_000)
-    print(f"{path} ({path.stat().st_size:,} bytes) plays an episode in "
-          f"LiteRT with return {lite:.0f}")
+    print(
+        f"{path} ({path.stat().st_size:,} bytes) plays an episode in "
+        f"LiteRT with return {lite:.0f}"
+    )
 
 
 if __name__ == "__main__":

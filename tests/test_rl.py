@@ -42,8 +42,9 @@ def trained():
     best-evaluated weights. The tests then judge it on new episodes.
     """
     agent = DQNAgent("CartPole-v1", seed=SEED)
-    log = agent.train(TRAIN_STEPS, verbose=0, eval_every=2_500, eval_episodes=10,
-                      target_return=400.0)
+    log = agent.train(
+        TRAIN_STEPS, verbose=0, eval_every=2_500, eval_episodes=10, target_return=400.0
+    )
     return agent, log
 
 
@@ -65,7 +66,8 @@ def test_trained_agent_balances_the_pole(trained):
     # It learned: later training episodes last far longer than random play
     # (a random policy averages about 22 steps on CartPole).
     assert np.mean(log["episode_returns"][-10:]) > 3 * np.mean(
-        log["episode_returns"][:10])
+        log["episode_returns"][:10]
+    )
     assert log["steps"] == agent.steps and log["steps_per_second"] > 0
 
 
@@ -121,8 +123,9 @@ def test_save_and_load_give_the_same_actions(trained, tmp_path):
     assert saved["env_id"] == "CartPole-v1" and saved["steps"] == agent.steps
     loaded = DQNAgent.load(folder)
     states = _states(agent)
-    np.testing.assert_allclose(loaded.q_values(states), agent.q_values(states),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.q_values(states), agent.q_values(states), rtol=1e-6, atol=1e-6
+    )
     assert [loaded.act(s) for s in states] == [agent.act(s) for s in states]
     assert loaded.config == agent.config and loaded.steps == agent.steps
     assert loaded.evaluate(2, seed=11) == agent.evaluate(2, seed=11)
@@ -136,18 +139,19 @@ def test_save_replaces_an_existing_save_whole(tmp_path):
     second.save(folder)
     states = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
     loaded = DQNAgent.load(folder)
-    np.testing.assert_allclose(loaded.q_values(states), second.q_values(states),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.q_values(states), second.q_values(states), rtol=1e-6
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["agent"]
 
 
 def test_load_rejects_a_missing_save_and_a_mismatched_env(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a saved DQNAgent"):
         DQNAgent.load(tmp_path)
-    folder = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0).save(
-        tmp_path / "agent")
-    with pytest.raises(ValueError, match="'env' parameter of DQNAgent.load.*"
-                                         "Acrobot-v1"):
+    folder = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0).save(tmp_path / "agent")
+    with pytest.raises(
+        ValueError, match="'env' parameter of DQNAgent.load.*Acrobot-v1"
+    ):
         DQNAgent.load(folder, env="Acrobot-v1")
 
 
@@ -155,8 +159,14 @@ def test_load_rejects_a_missing_save_and_a_mismatched_env(tmp_path):
 
 
 def test_train_prints_progress_and_is_quiet_with_verbose_0(capsys):
-    agent = DQNAgent("CartPole-v1", hidden_units=(8,), learning_starts=100,
-                     train_freq=50, gradient_steps=2, seed=0)
+    agent = DQNAgent(
+        "CartPole-v1",
+        hidden_units=(8,),
+        learning_starts=100,
+        train_freq=50,
+        gradient_steps=2,
+        seed=0,
+    )
     log = agent.train(200, verbose=1, log_every=100)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and "step 200/200" in lines[-1]
@@ -189,8 +199,9 @@ def test_agent_accepts_an_env_instance_and_builds_a_kdl_q_network():
     assert [layer.name for layer in model.layers][-1] == "predictions"
     assert model.get_layer("dense1").units == 16
     assert agent.target_network is not model
-    for a, b in zip(agent.target_network.get_weights(), model.get_weights(),
-                    strict=True):
+    for a, b in zip(
+        agent.target_network.get_weights(), model.get_weights(), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -205,8 +216,9 @@ def test_replay_buffer_is_a_ring():
     batch = buffer.sample(64)
     assert batch.observations.shape == (64, 2) == batch.next_observations.shape
     assert set(batch.rewards) == {2.0, 3.0, 4.0}  # the oldest two are gone
-    np.testing.assert_array_equal(batch.observations[:, 0] + 1,
-                                  batch.next_observations[:, 0])
+    np.testing.assert_array_equal(
+        batch.observations[:, 0] + 1, batch.next_observations[:, 0]
+    )
     np.testing.assert_array_equal(batch.terminated, batch.rewards == 4.0)
     np.testing.assert_array_equal(batch.actions, batch.rewards % 2)
     np.testing.assert_array_equal(batch.horizons, 1.0)
@@ -216,8 +228,14 @@ def test_replay_buffer_is_a_ring():
 
 def test_n_step_transitions_sum_discounted_rewards():
     gamma = 0.9
-    agent = DQNAgent("CartPole-v1", hidden_units=(8,), n_steps=3, gamma=gamma,
-                     learning_starts=10_000, seed=0)
+    agent = DQNAgent(
+        "CartPole-v1",
+        hidden_units=(8,),
+        n_steps=3,
+        gamma=gamma,
+        learning_starts=10_000,
+        seed=0,
+    )
     log = agent.train(300, verbose=0)
     buffer = agent.buffer
     n = len(buffer)
@@ -232,20 +250,28 @@ def test_n_step_transitions_sum_discounted_rewards():
     ends = np.flatnonzero(horizons == 1)
     assert len(ends) == len(log["episode_lengths"])
     for end in ends:
-        np.testing.assert_array_equal(horizons[end - 2:end + 1], [3, 2, 1])
-        assert terminated[end - 2:end + 1].all()
+        np.testing.assert_array_equal(horizons[end - 2 : end + 1], [3, 2, 1])
+        assert terminated[end - 2 : end + 1].all()
     assert terminated.sum() == 3 * len(ends)
     # The stored next observation is the one 3 steps later.
     mid = np.flatnonzero(horizons == 3)[:-3]
-    np.testing.assert_array_equal(buffer.next_observations[mid[0]],
-                                  buffer.observations[mid[0] + 3])
+    np.testing.assert_array_equal(
+        buffer.next_observations[mid[0]], buffer.observations[mid[0] + 3]
+    )
 
 
 def test_train_evaluates_stops_early_and_keeps_the_best_weights(monkeypatch):
-    agent = DQNAgent("CartPole-v1", hidden_units=(8,), learning_starts=50,
-                     train_freq=10, gradient_steps=4, seed=0)
-    log = agent.train(1_000, verbose=0, eval_every=100, eval_episodes=2,
-                      target_return=0.0)
+    agent = DQNAgent(
+        "CartPole-v1",
+        hidden_units=(8,),
+        learning_starts=50,
+        train_freq=10,
+        gradient_steps=4,
+        seed=0,
+    )
+    log = agent.train(
+        1_000, verbose=0, eval_every=100, eval_episodes=2, target_return=0.0
+    )
     assert log["steps"] == 100 and agent.steps == 100
     assert [e[0] for e in log["evaluations"]] == [100]
     assert agent.evaluation_steps > 0
@@ -262,8 +288,9 @@ def test_train_evaluates_stops_early_and_keeps_the_best_weights(monkeypatch):
     assert [e[1] for e in log["evaluations"]] == [50.0, 10.0, 20.0]
     for kept, best in zip(agent.q_network.get_weights(), snapshots[0], strict=True):
         np.testing.assert_array_equal(kept, best)
-    for target, best in zip(agent.target_network.get_weights(), snapshots[0],
-                            strict=True):
+    for target, best in zip(
+        agent.target_network.get_weights(), snapshots[0], strict=True
+    ):
         np.testing.assert_array_equal(target, best)
 
 
@@ -294,20 +321,29 @@ def test_unsupported_environments_get_a_clear_error(env, error, match):
         ({"hidden_units": ()}, ValueError, "hidden_units", "at least 1"),
         ({"hidden_units": "64"}, TypeError, "hidden_units", "tuple of ints"),
         ({"batch_size": 0}, ValueError, "batch_size", "positive int"),
-        ({"batch_size": 128, "buffer_size": 64}, ValueError, "batch_size",
-         "at most buffer_size"),
+        (
+            {"batch_size": 128, "buffer_size": 64},
+            ValueError,
+            "batch_size",
+            "at most buffer_size",
+        ),
         ({"target_update": 2.5}, TypeError, "target_update", "positive int"),
         ({"double": "yes"}, TypeError, "double", "a bool"),
         ({"epsilon_end": -0.1}, ValueError, "epsilon_end", ">= 0.0"),
-        ({"epsilon_decay_steps": -1}, ValueError, "epsilon_decay_steps",
-         "non-negative"),
+        (
+            {"epsilon_decay_steps": -1},
+            ValueError,
+            "epsilon_decay_steps",
+            "non-negative",
+        ),
         ({"max_grad_norm": 0.0}, ValueError, "max_grad_norm", "> 0.0"),
         ({"seed": -1}, ValueError, "seed", "non-negative"),
     ],
 )
 def test_bad_arguments_get_a_clear_error(kwargs, error, arg, match):
-    with pytest.raises(error, match=f"The '{arg}' parameter of DQNAgent must be "
-                                    f".*{match}"):
+    with pytest.raises(
+        error, match=f"The '{arg}' parameter of DQNAgent must be .*{match}"
+    ):
         DQNAgent("CartPole-v1", **kwargs)
 
 

@@ -28,7 +28,7 @@ from kdl import io as kdl_io
 from kdl.backend import keras, tf
 from kdl.rl.replay import ReplayBuffer
 
-__all__ = ["DQNAgent", "run_tflite_episode"]
+__all__ = ["DQNAgent", "TFLitePolicy", "play_episode", "run_tflite_episode"]
 
 CLASS = "DQNAgent"
 CONFIG_FILE = "agent.json"
@@ -47,11 +47,20 @@ def _make_env(env, func: str, arg: str = "env"):
         try:
             return gymnasium.make(env)
         except gymnasium.error.Error as exc:
-            v.fail(func, arg, "a registered Gymnasium id ("
-                   + str(exc).rstrip(".") + ")", env)
+            v.fail(
+                func,
+                arg,
+                "a registered Gymnasium id (" + str(exc).rstrip(".") + ")",
+                env,
+            )
     if not isinstance(env, gymnasium.Env):
-        v.fail(func, arg, "a gymnasium.Env or a registered Gymnasium id such as "
-               "'CartPole-v1'", env, error=TypeError)
+        v.fail(
+            func,
+            arg,
+            "a gymnasium.Env or a registered Gymnasium id such as 'CartPole-v1'",
+            env,
+            error=TypeError,
+        )
     return env
 
 
@@ -65,21 +74,35 @@ def _check_spaces(env, func: str, arg: str = "env"):
 
     action_space = env.action_space
     if not isinstance(action_space, spaces.Discrete):
-        v.fail(func, arg, "an environment with a Discrete action space (DQN "
-               "picks one of finitely many actions; continuous actions need a "
-               "policy-gradient method)",
-               _Described(f"{_env_name(env)} (action space {action_space})"))
+        v.fail(
+            func,
+            arg,
+            "an environment with a Discrete action space (DQN "
+            "picks one of finitely many actions; continuous actions need a "
+            "policy-gradient method)",
+            _Described(f"{_env_name(env)} (action space {action_space})"),
+        )
     if action_space.start != 0:
-        v.fail(func, arg, "an environment whose Discrete actions start at 0",
-               _Described(f"{_env_name(env)} (action space {action_space})"))
+        v.fail(
+            func,
+            arg,
+            "an environment whose Discrete actions start at 0",
+            _Described(f"{_env_name(env)} (action space {action_space})"),
+        )
     obs_space = env.observation_space
     if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
         image = isinstance(obs_space, spaces.Box) and len(obs_space.shape) >= 2
-        v.fail(func, arg, "an environment with a vector observation (a 1-D Box "
-               "space; image observations need a convolutional Q-network, "
-               "which DQNAgent does not build)",
-               _Described(f"{_env_name(env)} ({'image ' if image else ''}"
-                          f"observation space {obs_space})"))
+        v.fail(
+            func,
+            arg,
+            "an environment with a vector observation (a 1-D Box "
+            "space; image observations need a convolutional Q-network, "
+            "which DQNAgent does not build)",
+            _Described(
+                f"{_env_name(env)} ({'image ' if image else ''}"
+                f"observation space {obs_space})"
+            ),
+        )
     return (int(obs_space.shape[0]),), int(action_space.n)
 
 
@@ -195,14 +218,22 @@ class DQNAgent:
         seed: int | None = None,
     ):
         self._config = _check_config(
-            hidden_units=hidden_units, gamma=gamma, learning_rate=learning_rate,
-            buffer_size=buffer_size, batch_size=batch_size,
-            target_update=target_update, double=double,
-            epsilon_start=epsilon_start, epsilon_end=epsilon_end,
+            hidden_units=hidden_units,
+            gamma=gamma,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            batch_size=batch_size,
+            target_update=target_update,
+            double=double,
+            epsilon_start=epsilon_start,
+            epsilon_end=epsilon_end,
             epsilon_decay_steps=epsilon_decay_steps,
-            learning_starts=learning_starts, train_freq=train_freq,
-            gradient_steps=gradient_steps, max_grad_norm=max_grad_norm,
-            n_steps=n_steps, seed=seed,
+            learning_starts=learning_starts,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            max_grad_norm=max_grad_norm,
+            n_steps=n_steps,
+            seed=seed,
         )
         self.env = _make_env(env, CLASS)
         self.observation_shape, self.num_actions = _check_spaces(self.env, CLASS)
@@ -219,16 +250,25 @@ class DQNAgent:
         if seed is not None:
             keras.utils.set_random_seed(seed)
         self._rng = np.random.default_rng(seed)
-        self.buffer = ReplayBuffer(cfg["buffer_size"], self.observation_shape,
-                                   seed=None if seed is None else seed + 1)
-        self._epsilon = _linear_epsilon(cfg["epsilon_start"], cfg["epsilon_end"],
-                                        cfg["epsilon_decay_steps"])
-        optimizer = keras.optimizers.Adam(learning_rate=cfg["learning_rate"],
-                                          global_clipnorm=cfg["max_grad_norm"])
+        self.buffer = ReplayBuffer(
+            cfg["buffer_size"],
+            self.observation_shape,
+            seed=None if seed is None else seed + 1,
+        )
+        self._epsilon = _linear_epsilon(
+            cfg["epsilon_start"], cfg["epsilon_end"], cfg["epsilon_decay_steps"]
+        )
+        optimizer = keras.optimizers.Adam(
+            learning_rate=cfg["learning_rate"], global_clipnorm=cfg["max_grad_norm"]
+        )
         self.q_network = build_mlp(
-            self.observation_shape, self.num_actions, task="regression",
-            hidden_units=cfg["hidden_units"], optimizer=optimizer,
-            learning_rate=cfg["learning_rate"], name="q_network",
+            self.observation_shape,
+            self.num_actions,
+            task="regression",
+            hidden_units=cfg["hidden_units"],
+            optimizer=optimizer,
+            learning_rate=cfg["learning_rate"],
+            name="q_network",
         )
         self.target_network = keras.models.clone_model(self.q_network)
         self.target_network._name = "target_network"
@@ -248,22 +288,27 @@ class DQNAgent:
         self._last_target_sync = 0
 
     def _compile_functions(self) -> None:
-        q_net, target, optimizer = (self.q_network, self.target_network,
-                                    self.q_network.optimizer)
+        q_net, target, optimizer = (
+            self.q_network,
+            self.target_network,
+            self.q_network.optimizer,
+        )
         gamma = tf.constant(self._config["gamma"], tf.float32)
         double = self._config["double"]
         obs_spec = tf.TensorSpec((None, *self.observation_shape), tf.float32)
 
         @tf.function(input_signature=[obs_spec])
         def greedy(observations):
-            return tf.argmax(q_net(observations, training=False), axis=1,
-                             output_type=tf.int32)
+            return tf.argmax(
+                q_net(observations, training=False), axis=1, output_type=tf.int32
+            )
 
         # One observation in, one scalar action out, compiled with XLA: the
         # cheapest call per environment step (no Keras predict, no slicing).
         @tf.function(
             input_signature=[tf.TensorSpec(self.observation_shape, tf.float32)],
-            jit_compile=True)
+            jit_compile=True,
+        )
         def greedy_one(observation):
             q = q_net(observation[None], training=False)[0]
             return tf.argmax(q, output_type=tf.int32)
@@ -271,8 +316,9 @@ class DQNAgent:
         def gradient_step(obs, actions, rewards, next_obs, terminated, horizons):
             next_q_target = target(next_obs, training=False)
             if double:
-                next_actions = tf.argmax(q_net(next_obs, training=False), axis=1,
-                                         output_type=tf.int32)
+                next_actions = tf.argmax(
+                    q_net(next_obs, training=False), axis=1, output_type=tf.int32
+                )
                 next_value = tf.gather(next_q_target, next_actions, batch_dims=1)
             else:
                 next_value = tf.reduce_max(next_q_target, axis=1)
@@ -290,22 +336,30 @@ class DQNAgent:
 
         batch_shape = (None, None)  # (gradient steps, batch size)
 
-        @tf.function(input_signature=[
-            tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
-            tf.TensorSpec(batch_shape, tf.int32),
-            tf.TensorSpec(batch_shape, tf.float32),
-            tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
-            tf.TensorSpec(batch_shape, tf.float32),
-            tf.TensorSpec(batch_shape, tf.float32),
-        ])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
+                tf.TensorSpec(batch_shape, tf.int32),
+                tf.TensorSpec(batch_shape, tf.float32),
+                tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
+                tf.TensorSpec(batch_shape, tf.float32),
+                tf.TensorSpec(batch_shape, tf.float32),
+            ]
+        )
         def train_round(obs, actions, rewards, next_obs, terminated, horizons):
             # One compiled loop over all the round's minibatches: one Python
             # call per round instead of one per gradient step.
             total = tf.constant(0.0)
             n = tf.shape(obs)[0]
             for i in tf.range(n):
-                total += gradient_step(obs[i], actions[i], rewards[i],
-                                       next_obs[i], terminated[i], horizons[i])
+                total += gradient_step(
+                    obs[i],
+                    actions[i],
+                    rewards[i],
+                    next_obs[i],
+                    terminated[i],
+                    horizons[i],
+                )
             return total / tf.cast(n, tf.float32)
 
         @tf.function
@@ -349,8 +403,12 @@ class DQNAgent:
             return int(self._rng.integers(self.num_actions))
         obs = self._as_batch(observation, "act")
         if obs.shape[0] != 1:
-            v.fail("DQNAgent.act", "observation",
-                   f"one observation of shape {self.observation_shape}", obs.shape)
+            v.fail(
+                "DQNAgent.act",
+                "observation",
+                f"one observation of shape {self.observation_shape}",
+                obs.shape,
+            )
         return int(self._policy(obs)[0])
 
     def _as_batch(self, observations, func: str) -> np.ndarray:
@@ -358,9 +416,12 @@ class DQNAgent:
         if obs.shape == self.observation_shape:
             obs = obs[None]
         if obs.ndim != 2 or obs.shape[1:] != self.observation_shape:
-            v.fail(f"DQNAgent.{func}", "observations",
-                   f"an observation of shape {self.observation_shape} or a batch "
-                   f"of them", obs.shape)
+            v.fail(
+                f"DQNAgent.{func}",
+                "observations",
+                f"an observation of shape {self.observation_shape} or a batch of them",
+                obs.shape,
+            )
         return obs
 
     # --- training ---
@@ -415,8 +476,9 @@ class DQNAgent:
         log_every = v.check_int(log_every, "log_every", func, allow_none=True)
         eval_every = v.check_int(eval_every, "eval_every", func, allow_none=True)
         eval_episodes = v.check_int(eval_episodes, "eval_episodes", func)
-        target_return = v.check_float(target_return, "target_return", func,
-                                      min_value=None, allow_none=True)
+        target_return = v.check_float(
+            target_return, "target_return", func, min_value=None, allow_none=True
+        )
         keep_best = v.check_bool(keep_best, "keep_best", func)
         if log_every is None:
             log_every = max(steps // 10, 1)
@@ -437,9 +499,11 @@ class DQNAgent:
             eval_seconds += time.perf_counter() - t0
             evaluations.append((self.steps, mean, std))
             if verbose:
-                print(f"step {i:,}/{steps:,}  evaluation: mean return "
-                      f"{mean:.1f} +- {std:.1f} over {eval_episodes} episodes",
-                      flush=True)
+                print(
+                    f"step {i:,}/{steps:,}  evaluation: mean return "
+                    f"{mean:.1f} +- {std:.1f} over {eval_episodes} episodes",
+                    flush=True,
+                )
             if mean > best:
                 best, best_weights = mean, self.q_network.get_weights()
             return target_return is not None and mean >= target_return
@@ -461,8 +525,14 @@ class DQNAgent:
                 action = int(self._act_fn(obs))
             next_obs, reward, terminated, truncated, _ = env.step(action)
             next_obs = np.asarray(next_obs, dtype=np.float32)
-            self._store(obs, action, float(reward), next_obs, terminated,
-                        terminated or truncated)
+            self._store(
+                obs,
+                action,
+                float(reward),
+                next_obs,
+                terminated,
+                terminated or truncated,
+            )
             self.steps += 1
             self._episode_return += float(reward)
             self._episode_length += 1
@@ -471,9 +541,12 @@ class DQNAgent:
                 returns.append(self._episode_return)
                 lengths.append(self._episode_length)
                 if verbose >= 2:
-                    print(f"episode {self.episodes}: return "
-                          f"{self._episode_return:.1f} (step {self.steps:,}, "
-                          f"epsilon {self._epsilon(self.steps):.2f})", flush=True)
+                    print(
+                        f"episode {self.episodes}: return "
+                        f"{self._episode_return:.1f} (step {self.steps:,}, "
+                        f"epsilon {self._epsilon(self.steps):.2f})",
+                        flush=True,
+                    )
                 self._episode_return, self._episode_length = 0.0, 0
                 obs = self._reset(env)
             else:
@@ -481,8 +554,10 @@ class DQNAgent:
             # --- learn ---
             if self.steps >= learning_starts and self.steps % train_freq == 0:
                 loss = self._train_round(rounds, batch)
-            if (self.steps >= learning_starts
-                    and self.steps - self._last_target_sync >= target_update):
+            if (
+                self.steps >= learning_starts
+                and self.steps - self._last_target_sync >= target_update
+            ):
                 self._sync_target()
                 self._last_target_sync = self.steps
             if verbose and (i >= next_log or i == steps):
@@ -496,8 +571,9 @@ class DQNAgent:
             self.q_network.set_weights(best_weights)
             self._sync_target()
             if verbose:
-                print(f"kept the weights of the best evaluation ({best:.1f})",
-                      flush=True)
+                print(
+                    f"kept the weights of the best evaluation ({best:.1f})", flush=True
+                )
         seconds = time.perf_counter() - start
         train_seconds = max(seconds - eval_seconds, 1e-9)
         return {
@@ -517,8 +593,11 @@ class DQNAgent:
         steps after it are known: its reward is their discounted sum and its
         next state the one n steps later (fewer at the episode's end).
         """
-        pending, n, gamma = self._pending, self._config["n_steps"], self._config[
-            "gamma"]
+        pending, n, gamma = (
+            self._pending,
+            self._config["n_steps"],
+            self._config["gamma"],
+        )
         pending.append((obs, action, reward))
         if len(pending) < n and not done:
             return
@@ -527,8 +606,9 @@ class DQNAgent:
             for k, (_, _, r) in enumerate(pending):
                 ret += gamma**k * r
             first_obs, first_action, _ = pending[0]
-            self.buffer.add(first_obs, first_action, ret, next_obs, terminated,
-                            len(pending))
+            self.buffer.add(
+                first_obs, first_action, ret, next_obs, terminated, len(pending)
+            )
             pending.popleft()
             if not done:
                 break
@@ -536,8 +616,7 @@ class DQNAgent:
     def _train_round(self, rounds: int, batch: int) -> float:
         shape = (rounds, batch)
         sample = self.buffer.sample(rounds * batch)
-        loss = self._train_round_fn(
-            *(x.reshape(shape + x.shape[1:]) for x in sample))
+        loss = self._train_round_fn(*(x.reshape(shape + x.shape[1:]) for x in sample))
         return float(loss)
 
     def _reset(self, env, *, first: bool = False) -> np.ndarray:
@@ -551,15 +630,23 @@ class DQNAgent:
         elapsed = time.perf_counter() - start - eval_seconds
         recent = returns[-20:]
         mean = f"{np.mean(recent):.1f}" if recent else "n/a"
-        print(f"step {i:,}/{steps:,}  episodes {self.episodes:,}  "
-              f"mean return (last {len(recent)}) {mean}  "
-              f"epsilon {self._epsilon(self.steps):.2f}  "
-              f"{i / max(elapsed, 1e-9):,.0f} steps/s", flush=True)
+        print(
+            f"step {i:,}/{steps:,}  episodes {self.episodes:,}  "
+            f"mean return (last {len(recent)}) {mean}  "
+            f"epsilon {self._epsilon(self.steps):.2f}  "
+            f"{i / max(elapsed, 1e-9):,.0f} steps/s",
+            flush=True,
+        )
 
     # --- evaluation ---
 
-    def evaluate(self, episodes: int = 10, *, seed: int | None = None,
-                 max_steps: int | None = None) -> tuple[float, float]:
+    def evaluate(
+        self,
+        episodes: int = 10,
+        *,
+        seed: int | None = None,
+        max_steps: int | None = None,
+    ) -> tuple[float, float]:
         """Mean and standard deviation of the greedy policy's episode returns.
 
         The episodes run side by side on copies of the environment made from
@@ -595,21 +682,30 @@ class DQNAgent:
         """Greedy actions of a batch of observations."""
         return self._greedy_fn(observations).numpy()
 
-    def _play(self, episodes: int, *, seed: int, max_steps: int | None
-              ) -> list[float]:
+    def _play(self, episodes: int, *, seed: int, max_steps: int | None) -> list[float]:
         spec = getattr(self.env, "spec", None)
         if spec is None:  # nothing to copy the environment from
             self._obs = None
-            return [play_episode(lambda o: int(self._policy(o[None])[0]),
-                                 self.env, seed=seed + k, max_steps=max_steps)
-                    for k in range(episodes)]
+            return [
+                play_episode(
+                    lambda o: int(self._policy(o[None])[0]),
+                    self.env,
+                    seed=seed + k,
+                    max_steps=max_steps,
+                )
+                for k in range(episodes)
+            ]
         import gymnasium
 
         while len(self._eval_envs) < episodes:
             self._eval_envs.append(gymnasium.make(spec))
         envs = self._eval_envs[:episodes]
-        obs = np.stack([np.asarray(env.reset(seed=seed + k)[0], np.float32)
-                        for k, env in enumerate(envs)])
+        obs = np.stack(
+            [
+                np.asarray(env.reset(seed=seed + k)[0], np.float32)
+                for k, env in enumerate(envs)
+            ]
+        )
         returns = np.zeros(episodes)
         active = list(range(episodes))
         t = 0
@@ -621,8 +717,11 @@ class DQNAgent:
                 o, reward, terminated, truncated, _ = envs[k].step(int(action))
                 returns[k] += float(reward)
                 obs[k] = o
-                if not (terminated or truncated
-                        or (max_steps is not None and t >= max_steps)):
+                if not (
+                    terminated
+                    or truncated
+                    or (max_steps is not None and t >= max_steps)
+                ):
                     still.append(k)
             self.evaluation_steps += len(active)
             active = still
@@ -659,8 +758,10 @@ class DQNAgent:
             "num_actions": self.num_actions,
             "steps": self.steps,
             "episodes": self.episodes,
-            "config": {k: list(val) if isinstance(val, tuple) else val
-                       for k, val in self._config.items()},
+            "config": {
+                k: list(val) if isinstance(val, tuple) else val
+                for k, val in self._config.items()
+            },
         }
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
@@ -694,22 +795,35 @@ class DQNAgent:
         if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).exists():
             raise FileNotFoundError(
                 f"{path} is not a saved DQNAgent: it needs {CONFIG_FILE} and "
-                f"{MODEL_FILE} (written by DQNAgent.save).")
+                f"{MODEL_FILE} (written by DQNAgent.save)."
+            )
         saved = json.loads((path / CONFIG_FILE).read_text())
         if env is None:
             if saved["env_id"] is None:
-                v.fail(func, "env", "an environment (the saved agent's has no "
-                       "registered id)", env)
+                v.fail(
+                    func,
+                    "env",
+                    "an environment (the saved agent's has no registered id)",
+                    env,
+                )
             env = saved["env_id"]
         env = _make_env(env, func)
         shape, num_actions = _check_spaces(env, func)
-        if list(shape) != saved["observation_shape"] or num_actions != saved[
-                "num_actions"]:
-            v.fail(func, "env", f"an environment with observations of shape "
-                   f"{tuple(saved['observation_shape'])} and "
-                   f"{saved['num_actions']} actions, like the saved agent's",
-                   _Described(f"{_env_name(env)} (observations of shape "
-                              f"{shape}, {num_actions} actions)"))
+        if (
+            list(shape) != saved["observation_shape"]
+            or num_actions != saved["num_actions"]
+        ):
+            v.fail(
+                func,
+                "env",
+                f"an environment with observations of shape "
+                f"{tuple(saved['observation_shape'])} and "
+                f"{saved['num_actions']} actions, like the saved agent's",
+                _Described(
+                    f"{_env_name(env)} (observations of shape "
+                    f"{shape}, {num_actions} actions)"
+                ),
+            )
         kwargs = dict(saved["config"])
         kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
         agent = cls(env, **kwargs)
@@ -720,8 +834,9 @@ class DQNAgent:
         agent.episodes = int(saved["episodes"])
         return agent
 
-    def export_tflite(self, path, *, quantization: str | None = None,
-                      verbose: int = 1) -> Path:
+    def export_tflite(
+        self, path, *, quantization: str | None = None, verbose: int = 1
+    ) -> Path:
         """Exports the Q-network (the policy) to a TFLite file with `kdl.export`.
 
         The policy's action is the argmax of the file's output. `to_tflite`
@@ -748,14 +863,19 @@ class DQNAgent:
         func = "DQNAgent.export_tflite"
         path = _check_path(path, "path", func)
         if quantization is not None:
-            v.check_choice(quantization, "quantization", func,
-                           ("dynamic", "float16", "int8"))
+            v.check_choice(
+                quantization, "quantization", func, ("dynamic", "float16", "int8")
+            )
         verbose = v.check_int(verbose, "verbose", func, min_value=0)
         states = self._sample_states(300)
         return to_tflite(
-            self.q_network, path, quantization=quantization,
+            self.q_network,
+            path,
+            quantization=quantization,
             representative_data=states if quantization == "int8" else None,
-            check_data=states, verbose=verbose)
+            check_data=states,
+            verbose=verbose,
+        )
 
     def _sample_states(self, n: int) -> np.ndarray:
         """States from the replay buffer, or from a greedy episode when empty."""
@@ -763,8 +883,11 @@ class DQNAgent:
             return self.buffer.sample(n)[0]
         import gymnasium
 
-        env = self._eval_envs[0] if self._eval_envs else (
-            gymnasium.make(self.env.spec) if self.env.spec else self.env)
+        env = (
+            self._eval_envs[0]
+            if self._eval_envs
+            else (gymnasium.make(self.env.spec) if self.env.spec else self.env)
+        )
         states = []
         while len(states) < n:
             obs, _ = env.reset(seed=len(states))
@@ -773,7 +896,8 @@ class DQNAgent:
                 obs = np.asarray(obs, np.float32)
                 states.append(obs)
                 obs, _, terminated, truncated, _ = env.step(
-                    int(self._policy(obs[None])[0]))
+                    int(self._policy(obs[None])[0])
+                )
                 done = terminated or truncated
         if env is self.env:
             self._obs = None
@@ -789,15 +913,17 @@ def play_episode(policy, env, *, seed=None, max_steps=None) -> float:
     total, t, done = 0.0, 0, False
     while not done:
         obs, reward, terminated, truncated, _ = env.step(
-            policy(np.asarray(obs, np.float32)))
+            policy(np.asarray(obs, np.float32))
+        )
         total += float(reward)
         t += 1
         done = terminated or truncated or (max_steps is not None and t >= max_steps)
     return total
 
 
-def run_tflite_episode(path, env, *, seed: int | None = None,
-                       max_steps: int | None = None) -> float:
+def run_tflite_episode(
+    path, env, *, seed: int | None = None, max_steps: int | None = None
+) -> float:
     """Plays one greedy episode with a TFLite policy in the LiteRT interpreter.
 
     Args:
@@ -862,22 +988,34 @@ def _check_config(**cfg) -> dict:
     f = CLASS
     cfg["hidden_units"] = v.check_int_tuple(cfg["hidden_units"], "hidden_units", f)
     cfg["gamma"] = v.check_float(cfg["gamma"], "gamma", f, max_value=1.0)
-    cfg["learning_rate"] = v.check_float(cfg["learning_rate"], "learning_rate", f,
-                                         strict_min=True)
-    for name in ("buffer_size", "batch_size", "target_update", "train_freq",
-                 "gradient_steps", "n_steps"):
+    cfg["learning_rate"] = v.check_float(
+        cfg["learning_rate"], "learning_rate", f, strict_min=True
+    )
+    for name in (
+        "buffer_size",
+        "batch_size",
+        "target_update",
+        "train_freq",
+        "gradient_steps",
+        "n_steps",
+    ):
         cfg[name] = v.check_int(cfg[name], name, f)
     for name in ("learning_starts", "epsilon_decay_steps"):
         cfg[name] = v.check_int(cfg[name], name, f, min_value=0)
     cfg["double"] = v.check_bool(cfg["double"], "double", f)
     for name in ("epsilon_start", "epsilon_end"):
         cfg[name] = v.check_float(cfg[name], name, f, max_value=1.0)
-    cfg["max_grad_norm"] = v.check_float(cfg["max_grad_norm"], "max_grad_norm", f,
-                                         strict_min=True, allow_none=True)
+    cfg["max_grad_norm"] = v.check_float(
+        cfg["max_grad_norm"], "max_grad_norm", f, strict_min=True, allow_none=True
+    )
     cfg["seed"] = v.check_int(cfg["seed"], "seed", f, min_value=0, allow_none=True)
     if cfg["batch_size"] > cfg["buffer_size"]:
-        v.fail(f, "batch_size", f"at most buffer_size ({cfg['buffer_size']})",
-               cfg["batch_size"])
+        v.fail(
+            f,
+            "batch_size",
+            f"at most buffer_size ({cfg['buffer_size']})",
+            cfg["batch_size"],
+        )
     return cfg
 
 

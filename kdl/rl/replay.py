@@ -72,8 +72,15 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._size
 
-    def add(self, observation, action, reward, next_observation, terminated,
-            horizon: int = 1) -> None:
+    def add(
+        self,
+        observation,
+        action,
+        reward,
+        next_observation,
+        terminated,
+        horizon: int = 1,
+    ) -> None:
         """Stores one transition.
 
         `terminated` is True only when the episode really ended (the pole
