@@ -37,6 +37,7 @@ def run(seed: int, steps: int, *, plain: bool = False) -> dict:
             steps, verbose=0, eval_every=2_500, eval_episodes=10, target_return=500.0
         )
     train_seconds = time.perf_counter() - start
+    evaluation_steps = agent.evaluation_steps  # during training only
     mean, std = agent.evaluate(100, seed=100_000 + seed)
     return {
         "seed": seed,
@@ -45,7 +46,7 @@ def run(seed: int, steps: int, *, plain: bool = False) -> dict:
         "std": std,
         "steps_per_second": log["steps_per_second"],
         "train_seconds": train_seconds,
-        "evaluation_steps": agent.evaluation_steps,
+        "evaluation_steps": evaluation_steps,
     }
 
 
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
             f"seed {seed}: {ok} mean return {r['mean']:.1f} +- {r['std']:.1f} "
             f"over 100 episodes after {r['steps']:,} training steps "
             f"({r['steps_per_second']:,.0f} steps/s, {r['train_seconds']:.0f} s "
-            f"with {r['evaluation_steps']:,} evaluation steps)",
+            f"including {r['evaluation_steps']:,} evaluation steps)",
             flush=True,
         )
     passed = sum(r["mean"] >= GOAL for r in results)
