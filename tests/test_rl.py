@@ -17,6 +17,9 @@ from kdl.rl import DQNAgent, ReplayBuffer, TFLitePolicy, run_tflite_episode
 
 TRAIN_STEPS = 30_000  # the budget; training may stop earlier
 SEED = 0
+# Under `pytest -n 2 --dist loadgroup` the tests sharing the trained agent run
+# on one worker, so it is trained once per run.
+SAME_WORKER = pytest.mark.xdist_group("rl_trained_agent")
 
 
 class _ImageEnv(gymnasium.Env):
@@ -57,6 +60,7 @@ def _states(agent, n=300):
 
 
 @pytest.mark.slow
+@SAME_WORKER
 def test_trained_agent_balances_the_pole(trained):
     agent, log = trained
     assert agent.steps <= 30_000
@@ -72,6 +76,7 @@ def test_trained_agent_balances_the_pole(trained):
 
 
 @pytest.mark.slow
+@SAME_WORKER
 def test_evaluate_is_reproducible_with_a_seed(trained):
     agent, _ = trained
     assert agent.evaluate(3, seed=7) == agent.evaluate(3, seed=7)
@@ -81,6 +86,7 @@ def test_evaluate_is_reproducible_with_a_seed(trained):
 
 
 @pytest.mark.slow
+@SAME_WORKER
 def test_tflite_policy_takes_the_keras_actions(trained, tmp_path):
     agent, _ = trained
     path = agent.export_tflite(tmp_path / "policy.tflite")
@@ -99,6 +105,7 @@ def test_tflite_policy_takes_the_keras_actions(trained, tmp_path):
 
 
 @pytest.mark.slow
+@SAME_WORKER
 def test_dynamic_range_tflite_policy_still_balances(trained, tmp_path):
     agent, _ = trained
     path = agent.export_tflite(tmp_path / "dynamic.tflite", quantization="dynamic")
@@ -116,6 +123,7 @@ def test_run_tflite_episode_checks_its_arguments(tmp_path):
 
 
 @pytest.mark.slow
+@SAME_WORKER
 def test_save_and_load_give_the_same_actions(trained, tmp_path):
     agent, _ = trained
     folder = agent.save(tmp_path / "agent")
