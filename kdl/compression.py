@@ -316,6 +316,7 @@ def prune(
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
+    block_size: tuple[int, int] = (1, 1),
     verbose: int = 1,
 ) -> keras.Model:
     """Magnitude pruning: zeroes the smallest weights while fine-tuning.
@@ -347,6 +348,11 @@ def prune(
         validation_data: None, (x_val, y_val) or a Dataset. Defaults to `None`.
         learning_rate: float or None. Fine-tuning learning rate; None keeps the
             model's own. Defaults to `None`.
+        block_size: (int, int). Prune Dense kernels in blocks of this many
+            (rows, columns) at once, TF-MOT's block sparsity, which only
+            applies to 2-D kernels: the other layers are pruned weight by
+            weight. Blocks of zeros compress better and suit sparse inference
+            kernels. Defaults to `(1, 1)` (unstructured).
         verbose: int. 0 silent, 1 progress bar, 2 one line per epoch. Defaults
             to `1`.
 
@@ -373,6 +379,10 @@ def prune(
                             learning_rate=learning_rate, verbose=verbose)
     target = v.check_fraction(target_sparsity, "target_sparsity", func)
     v.check_choice(schedule, "schedule", func, SCHEDULES)
+    block_size = v.check_int_tuple(block_size, "block_size", func)
+    if len(block_size) != 2:
+        v.fail(func, "block_size", "a pair (rows, columns) of positive ints",
+               block_size)
     if not any(_kernels(layer) for layer in _layers(model)):
         v.fail(func, "model", "a model with at least one layer TF-MOT can prune "
                "(Dense, Conv, Embedding, RNN)", model.name)
@@ -390,8 +400,11 @@ def prune(
             # Not in TF-MOT's registry: tell its wrapper what to prune.
             layer.get_prunable_weights = lambda: kernels
         wrapped_names.append(layer.name)
+        # TF-MOT's block sparsity accepts 2-D weights only (Dense kernels).
+        blocks = (block_size if all(len(k.shape) == 2 for k in kernels)
+                  and isinstance(layer, keras.layers.Dense) else (1, 1))
         return _pass_masks_through(sparsity_keras.prune_low_magnitude(
-            layer, pruning_schedule=pruning_schedule))
+            layer, pruning_schedule=pruning_schedule, block_size=blocks))
 
     # TF-MOT wraps the layer objects it is given: hand it a copy.
     work = keras.models.clone_model(_copy(model),

@@ -69,6 +69,21 @@ def test_prune_reaches_target_and_leaves_the_original_alone(digits_flat, schedul
     assert accuracy > 0.9 and pruned_accuracy > accuracy - 0.06
 
 
+def test_block_pruning_zeroes_whole_blocks_of_dense_kernels(digits_flat):
+    model = _trained_mlp(digits_flat, epochs=2)
+    (x, y), _ = digits_flat
+    pruned = compression.prune(model, x, y, target_sparsity=0.75, epochs=1,
+                               schedule="constant", block_size=(4, 1), verbose=0)
+    kernel = pruned.get_layer("dense1").get_weights()[0]  # (64, 64)
+    blocks = (kernel.reshape(16, 4, 64) == 0)
+    # every block of 4 rows in a column is all zero or all non-zero
+    assert np.all(blocks.all(axis=1) | ~blocks.any(axis=1))
+    assert (kernel == 0).mean() == pytest.approx(0.75, abs=0.01)
+    with pytest.raises(ValueError, match=r"'block_size' parameter of "
+                       r"kdl.compression.prune"):
+        compression.prune(model, x, y, block_size=(1, 2, 3), verbose=0)
+
+
 def test_prune_bidirectional_gru_prunes_both_directions(digits_sequence):
     (x, y), _ = digits_sequence
     x, y = x[:256], y[:256]

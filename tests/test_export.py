@@ -213,27 +213,28 @@ def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(digits_image, tmp_path)
     from kdl import build_cnn, compression
 
     (x, y), (x_test, y_test) = digits_image
-    model = _fit(build_cnn((8, 8, 1), 10), x, y, 20)
+    model = _fit(build_cnn((8, 8, 1), 10, batch_norm=True), x, y, 15)
     # the Keras float model's size: its float32 weights in a float .tflite file
     # (within 1% of a .keras file without optimizer state)
     float_path = export.to_tflite(model, tmp_path / "float.tflite",
                                   check_data=x_test, verbose=0)
     float_accuracy = export.evaluate_tflite(float_path, x_test, y_test,
                                             latency_samples=0)["accuracy"]
-    pruned = compression.prune(model, x, y, target_sparsity=0.8, epochs=8,
-                               verbose=0)
+    # Blocks of 16 input rows in the Dense kernels: TFLite stores them
+    # transposed, so each block is a run of zeros that gzip packs tightly.
+    # Unstructured 80% measured 8.7x: an 80%-sparse int8 kernel gzips to
+    # ~2.75 bits per weight against ~29.8 for float32, and the file's
+    # structure adds ~5 KB (TF-MOT's own MNIST tutorial measures 9.6x).
+    pruned = compression.prune(model, x, y, target_sparsity=0.8, epochs=16,
+                               block_size=(16, 1), verbose=0)
+    assert compression.sparsity(pruned)["overall"] == pytest.approx(0.8, abs=0.01)
     path = export.to_tflite(pruned, tmp_path / "pruned_int8.tflite",
                             quantization="int8", representative_data=x[:200],
                             check_data=x_test, verbose=0)
     accuracy = export.evaluate_tflite(path, x_test, y_test,
                                       latency_samples=0)["accuracy"]
     assert accuracy >= float_accuracy - 0.01
-    # Measured 8.7x. The issue asks for 10x, which gzip cannot give here: an
-    # 80%-sparse int8 kernel gzips to ~2.75 bits per weight against ~29.8 for
-    # float32 (a 10.8x ceiling for the kernels alone), and the file's
-    # structure and per-channel scales add ~5 KB. TF-MOT's own MNIST tutorial
-    # measures 9.6x (78,169 -> 8,160 bytes), against an .h5 baseline.
-    assert _gz(float_path) >= 8 * _gz(path)
+    assert _gz(float_path) >= 10 * _gz(path)
 
 
 @pytest.mark.slow
@@ -393,3 +394,20 @@ def test_quantize_aware_model_exports_int8_with_its_learned_ranges(digits_flat,
     keras_accuracy = float(np.mean(qat.predict(x_test, verbose=0).argmax(-1)
                                    == y_test))
     assert accuracy >= keras_accuracy - 0.02
+
+
+@pytest.mark.slow
+def test_qat_batchnorm_cnn_int8_with_representative_data(digits_image, tmp_path):
+    # Re-calibrating a QAT model on representative data broke its folded
+    # batch-norm ranges (48% agreement); its learned ranges must be used.
+    from kdl import build_cnn, compression
+
+    (x, y), (x_test, y_test) = digits_image
+    model = _fit(build_cnn((8, 8, 1), 10, batch_norm=True), x, y, 6)
+    qat = compression.quantize_aware(model, x, y, epochs=1, verbose=0)
+    path = export.to_tflite(qat, tmp_path / "qat.tflite", quantization="int8",
+                            representative_data=x[:200], check_data=x_test,
+                            verbose=0)
+    keras_accuracy = qat.evaluate(x_test, y_test, verbose=0)[1]
+    lite = export.evaluate_tflite(path, x_test, y_test, latency_samples=0)
+    assert lite["accuracy"] >= keras_accuracy - 0.02
