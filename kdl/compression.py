@@ -136,6 +136,17 @@ def _check_training(func, model, x, y, *, epochs, batch_size, validation_data,
                     learning_rate, verbose):
     """The checks every fine-tuning transform shares; returns steps per epoch."""
     _check_model(model, func)
+    from kdl import privacy  # reads an attribute only; TF Privacy stays unloaded
+
+    if privacy.is_private(model):
+        # Fine-tuning reads the training data again without DP-SGD: the model
+        # would keep its recorded epsilon while no longer meeting it.
+        v.fail(func, "model",
+               "a model not trained with kdl.privacy.make_private (fine-tuning "
+               "it here would use the data without DP-SGD and void its "
+               "epsilon; post-training quantization with kdl.export.to_tflite "
+               "keeps the epsilon, or compress the model first and train the "
+               "result privately)", model.name)
     v.check_int(epochs, "epochs", func)
     v.check_int(batch_size, "batch_size", func)
     v.check_float(learning_rate, "learning_rate", func, strict_min=True,

@@ -398,3 +398,18 @@ def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_fla
         assert table.row(name)["epsilon"] == pytest.approx(eps)
         assert table.row(name)["metric"] == pytest.approx(keras_accuracy, abs=0.02)
     assert f"{eps:.3g}" in table.to_markdown()
+
+
+def test_compression_refuses_to_fine_tune_a_private_model_without_dp():
+    from kdl import compression
+
+    model = build_mlp((8,), 2, hidden_units=(4,))
+    private = privacy.make_private(model, noise_multiplier=1.0, num_examples=64,
+                                   batch_size=16, epochs=1)
+    x = np.zeros((64, 8), "float32")
+    y = np.zeros(64, "int64")
+    for transform in (compression.prune, compression.cluster,
+                      compression.quantize_aware):
+        with pytest.raises(ValueError, match=r"'model' parameter of "
+                           r"kdl.compression\.\w+ .*void its epsilon"):
+            transform(private, x, y, verbose=0)
