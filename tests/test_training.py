@@ -20,18 +20,6 @@ from kdl.backend import keras, tf
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _op_determinism_stays_local():
-    """kdl.set_seed turns on op determinism for the whole process; turn it off
-    again after each test so other test files in this worker run as usual."""
-    from tensorflow.python.framework import config  # not in tf's public API
-
-    was_on = config.is_op_determinism_enabled()
-    yield
-    if not was_on:
-        config.disable_op_determinism()
-
-
 def _small_mlp(**kwargs):
     return kdl.build_mlp((64,), 10, hidden_units=(32,), **kwargs)
 
