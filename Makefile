@@ -28,13 +28,13 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kdl tests examples benchmarks
-	$(VENV)/bin/ruff format --check kdl tests examples benchmarks
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format kdl tests examples benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/dqn_cartpole.py --seeds 0
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -21,12 +21,24 @@ def inputs_with_augmentation(input_shape, augmentation, func, *, name="inputs"):
     return inputs, x
 
 
+def batch_norm_layer(name):
+    """BatchNormalization with momentum 0.9 instead of Keras' 0.99.
+
+    With 0.99 the moving statistics need a few hundred steps to leave their
+    initial values; on small data (the digits: 45 steps an epoch) inference
+    and validation then see wrong statistics for several epochs, and early
+    stopping restored a 0.33-accuracy epoch in the demo. 0.9 settles within
+    the first epoch.
+    """
+    return keras.layers.BatchNormalization(momentum=0.9, name=name)
+
+
 def dense_block(x, units, *, activation, dropout, regularizer, batch_norm, name):
     """Dense -> [BatchNorm] -> activation -> [Dropout]."""
     x = keras.layers.Dense(units, kernel_regularizer=regularizer,
                            use_bias=not batch_norm, name=name)(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = batch_norm_layer(f"{name}_bn")(x)
     x = keras.layers.Activation(activation, name=f"{name}_act")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -46,7 +58,7 @@ def conv_block(x, filters, *, kernel_size, activation, regularizer, batch_norm,
              kernel_regularizer=regularizer, use_bias=not batch_norm,
              name=name)(x)
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = batch_norm_layer(f"{name}_bn")(x)
     return keras.layers.Activation(activation, name=f"{name}_act")(x)
 
 
@@ -63,15 +75,15 @@ def residual_block(x, filters, *, kernel_size, strides, activation, regularizer,
                         kernel_regularizer=regularizer,
                         name=f"{name}_shortcut")(x)
         if batch_norm:
-            shortcut = keras.layers.BatchNormalization(
-                name=f"{name}_shortcut_bn")(shortcut)
+            shortcut = batch_norm_layer(
+                f"{name}_shortcut_bn")(shortcut)
     y = conv_block(x, filters, kernel_size=kernel_size, activation=activation,
                    regularizer=regularizer, batch_norm=batch_norm,
                    name=f"{name}_conv1", strides=strides)
     y = conv(filters, kernel_size, padding="same", use_bias=not batch_norm,
              kernel_regularizer=regularizer, name=f"{name}_conv2")(y)
     if batch_norm:
-        y = keras.layers.BatchNormalization(name=f"{name}_conv2_bn")(y)
+        y = batch_norm_layer(f"{name}_conv2_bn")(y)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.Activation(activation, name=f"{name}_out")(y)
 

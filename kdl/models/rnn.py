@@ -32,7 +32,7 @@ def rnn_body(x, *, cell="gru", units=(64,), bidirectional=False, dropout=0.0,
                             bidirectional=bidirectional, regularizer=regularizer,
                             name=f"{cell}{i + 1}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{cell}{i + 1}_bn")(x)
+            x = _blocks.batch_norm_layer(f"{cell}{i + 1}_bn")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"{cell}{i + 1}_dropout")(x)
     return x
