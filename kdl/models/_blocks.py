@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import augment
 from kdl.backend import keras
-from kdl.models._compile import head_activation
+from kdl.models._compile import compile_model, head_activation
 
 
 def inputs_with_augmentation(input_shape, augmentation, func, *, name="inputs"):
@@ -92,3 +92,12 @@ def head(x, num_outputs, task, *, regularizer=None, name="predictions"):
     """The output layer of ``task``: softmax, sigmoid or linear."""
     return keras.layers.Dense(num_outputs, activation=head_activation(task),
                               kernel_regularizer=regularizer, name=name)(x)
+
+
+def single_head_model(inputs, x, num_outputs, *, task, regularizer, name,
+                      optimizer, learning_rate, metrics):
+    """Puts the task's head on ``x`` and returns the compiled model."""
+    outputs = head(x, num_outputs, task, regularizer=regularizer)
+    model = keras.Model(inputs, outputs, name=name)
+    return compile_model(model, task=task, optimizer=optimizer,
+                         learning_rate=learning_rate, metrics=metrics)

@@ -129,7 +129,7 @@ def build_cnn(
                  dense_units=dense_units, global_pool=global_pool,
                  activation=activation, dropout=dropout, regularizer=reg,
                  batch_norm=batch_norm)
-    outputs = _blocks.head(x, num_outputs, task, regularizer=reg)
-    model = keras.Model(inputs, outputs, name=name)
-    return _compile.compile_model(model, task=task, optimizer=optimizer,
-                                  learning_rate=learning_rate, metrics=metrics)
+    return _blocks.single_head_model(inputs, x, num_outputs, task=task,
+                                     regularizer=reg, name=name,
+                                     optimizer=optimizer,
+                                     learning_rate=learning_rate, metrics=metrics)

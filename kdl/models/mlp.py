@@ -90,7 +90,7 @@ def build_mlp(
     inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, FUNC)
     x = mlp_body(x, hidden_units=hidden_units, activation=activation,
                  dropout=dropout, regularizer=reg, batch_norm=batch_norm)
-    outputs = _blocks.head(x, num_outputs, task, regularizer=reg)
-    model = keras.Model(inputs, outputs, name=name)
-    return _compile.compile_model(model, task=task, optimizer=optimizer,
-                                  learning_rate=learning_rate, metrics=metrics)
+    return _blocks.single_head_model(inputs, x, num_outputs, task=task,
+                                     regularizer=reg, name=name,
+                                     optimizer=optimizer,
+                                     learning_rate=learning_rate, metrics=metrics)

@@ -64,10 +64,10 @@ def _build(func, input_shape, num_outputs, *, cell, task, units, bidirectional,
         x = _blocks.dense_block(x, n, activation="relu", dropout=dropout,
                                 regularizer=reg, batch_norm=False,
                                 name=f"dense{i + 1}")
-    outputs = _blocks.head(x, num_outputs, task, regularizer=reg)
-    model = keras.Model(inputs, outputs, name=name)
-    return _compile.compile_model(model, task=task, optimizer=optimizer,
-                                  learning_rate=learning_rate, metrics=metrics)
+    return _blocks.single_head_model(inputs, x, num_outputs, task=task,
+                                     regularizer=reg, name=name,
+                                     optimizer=optimizer,
+                                     learning_rate=learning_rate, metrics=metrics)
 
 
 def build_rnn(
