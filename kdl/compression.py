@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -132,21 +133,25 @@ def _check_model(model, func):
                "otherwise call model.compile first)", model.name)
 
 
-def _check_training(func, model, x, y, *, epochs, batch_size, validation_data,
-                    learning_rate, verbose):
-    """The checks every fine-tuning transform shares; returns steps per epoch."""
-    _check_model(model, func)
+def _is_private(model) -> bool:
     from kdl import privacy  # reads an attribute only; TF Privacy stays unloaded
 
-    if privacy.is_private(model):
+    return privacy.is_private(model)
+
+
+def _check_training(func, model, x, y, *, epochs, batch_size, validation_data,
+                    learning_rate, verbose, one_shot_hint=""):
+    """The checks every fine-tuning transform shares; returns steps per epoch."""
+    _check_model(model, func)
+    if _is_private(model):
         # Fine-tuning reads the training data again without DP-SGD: the model
         # would keep its recorded epsilon while no longer meeting it.
         v.fail(func, "model",
                "a model not trained with kdl.privacy.make_private (fine-tuning "
                "it here would use the data without DP-SGD and void its "
                "epsilon; post-training quantization with kdl.export.to_tflite "
-               "keeps the epsilon, or compress the model first and train the "
-               "result privately)", model.name)
+               f"keeps the epsilon{one_shot_hint}, or compress the model first "
+               "and train the result privately)", model.name)
     v.check_int(epochs, "epochs", func)
     v.check_int(batch_size, "batch_size", func)
     v.check_float(learning_rate, "learning_rate", func, strict_min=True,
@@ -316,6 +321,44 @@ def _pruning_schedule(schedule, target, total_steps):
                                           end_step=end, frequency=frequency)
 
 
+def _prune_at_once(model, target_sparsity, block_size, func):
+    """``prune(..., epochs=0)``: zeroes the smallest weights without training.
+
+    TF-MOT only prunes while training (its masks update in training steps),
+    so this one-shot magnitude pruning is our own: per kernel, as TF-MOT
+    ranks weights. A private model stays private: the copy is made by a
+    kdl.save / kdl.load round trip, which keeps its class and DP settings.
+    """
+    _check_model(model, func)
+    target = v.check_fraction(target_sparsity, "target_sparsity", func)
+    if tuple(block_size) != (1, 1):
+        v.fail(func, "block_size", "(1, 1) when epochs=0 (one-shot pruning is "
+               "weight by weight)", block_size)
+    if not any(_kernels(layer) for layer in _layers(model)):
+        v.fail(func, "model", "a model with at least one layer TF-MOT can prune "
+               "(Dense, Conv, Embedding, RNN)", model.name)
+    if _is_private(model):
+        import tempfile
+
+        from kdl import io
+
+        with tempfile.TemporaryDirectory(prefix="kdl-prune-") as tmp:
+            path = io.save(model, os.path.join(tmp, "model.keras"))
+            pruned = io.load(path)
+    else:
+        pruned = _compile_like(_copy(model), model)
+    for layer in _layers(pruned):
+        for kernel in _kernel_variables(layer):
+            values = kernel.numpy()
+            count = int(round(target * values.size))
+            if count:
+                order = np.argsort(np.abs(values), axis=None, kind="stable")
+                flat = values.reshape(-1)
+                flat[order[:count]] = 0.0
+                kernel.assign(flat.reshape(values.shape))
+    return pruned
+
+
 def prune(
     model,
     x,
@@ -354,7 +397,10 @@ def prune(
             `"polynomial"`.
         epochs: int. Fine-tuning epochs. Small data sets need more than the
             default: 80% of the digits CNN (45 batches an epoch) recovers its
-            accuracy in 8 epochs. Defaults to `2`.
+            accuracy in 8 epochs. `0` prunes at once, without fine-tuning
+            (``x`` and ``y`` are not read; pass None): post-processing, the
+            only pruning a model from `kdl.privacy.make_private` takes, since
+            it keeps the model private with the same epsilon. Defaults to `2`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val) or a Dataset. Defaults to `None`.
         learning_rate: float or None. Fine-tuning learning rate; None keeps the
@@ -384,10 +430,13 @@ def prune(
         0.5
     """
     func = "kdl.compression.prune"
+    if epochs == 0 and not isinstance(epochs, bool):
+        return _prune_at_once(model, target_sparsity, block_size, func)
     steps = _check_training(func, model, x, y, epochs=epochs,
                             batch_size=batch_size,
                             validation_data=validation_data,
-                            learning_rate=learning_rate, verbose=verbose)
+                            learning_rate=learning_rate, verbose=verbose,
+                            one_shot_hint=", and so does prune(..., epochs=0)")
     target = v.check_fraction(target_sparsity, "target_sparsity", func)
     v.check_choice(schedule, "schedule", func, SCHEDULES)
     block_size = v.check_int_tuple(block_size, "block_size", func)

@@ -324,3 +324,22 @@ def test_importing_kdl_compression_does_not_import_tfmot():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_one_shot_pruning_without_fine_tuning(digits_flat):
+    model = _trained_mlp(digits_flat, epochs=3)
+    before = _weights(model)
+    pruned = compression.prune(model, None, None, target_sparsity=0.6, epochs=0)
+    assert _same(before, _weights(model))
+    report = compression.sparsity(pruned)
+    assert all(value == pytest.approx(0.6, abs=0.01)
+               for value in report["layers"].values())
+    # the weights kept are the largest of each kernel, unchanged
+    kept = pruned.get_layer("dense1").get_weights()[0]
+    original = model.get_layer("dense1").get_weights()[0]
+    assert np.abs(original[kept == 0]).max() <= np.abs(original[kept != 0]).min()
+    np.testing.assert_array_equal(kept[kept != 0], original[kept != 0])
+    assert pruned.optimizer is not None
+    with pytest.raises(ValueError, match=r"'block_size' parameter of "
+                       r"kdl.compression.prune .*epochs=0"):
+        compression.prune(model, None, None, epochs=0, block_size=(4, 1))

@@ -375,7 +375,7 @@ def test_audit_rejects_bad_arguments():
 
 @pytest.mark.slow
 def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_flat):
-    from kdl import export, report
+    from kdl import compression, export, report
 
     (x, y), (x_test, y_test) = digits_flat
     model = build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd",
@@ -384,19 +384,31 @@ def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_fla
                                    num_examples=len(x), batch_size=64, epochs=3)
     private.fit(x, y, batch_size=64, epochs=3, verbose=0)
     eps = privacy.statement(private).epsilon
+    # One-shot pruning (epochs=0) is post-processing: it stays private.
+    before = [w.copy() for w in private.get_weights()]
+    pruned = compression.prune(private, None, None, target_sparsity=0.3,
+                               epochs=0)
+    assert privacy.is_private(pruned)
+    assert privacy.statement(pruned).epsilon == pytest.approx(eps)
+    assert compression.sparsity(pruned)["overall"] == pytest.approx(0.3, abs=0.01)
+    assert all(np.array_equal(a, b) for a, b in zip(before, private.get_weights()))
     # Export and quantization without data are post-processing: same epsilon.
     variants = {
         "dp keras": private,
         "dp tflite float": export.to_tflite(private, tmp_path / "dp.tflite"),
         "dp dynamic range": export.to_tflite(private, tmp_path / "dp_dyn.tflite",
                                              quantization="dynamic"),
+        "dp pruned 30% + dynamic": export.to_tflite(
+            pruned, tmp_path / "dp_pruned.tflite", quantization="dynamic"),
     }
     table = report.compare(variants, x_test, y_test, verbose=0,
                            epsilons={name: eps for name in variants})
     keras_accuracy = table.row("dp keras")["metric"]
     for name in variants:
         assert table.row(name)["epsilon"] == pytest.approx(eps)
-        assert table.row(name)["metric"] == pytest.approx(keras_accuracy, abs=0.02)
+        tolerance = 0.05 if "pruned" in name else 0.02
+        assert table.row(name)["metric"] == pytest.approx(keras_accuracy,
+                                                          abs=tolerance)
     assert f"{eps:.3g}" in table.to_markdown()
 
 
