@@ -430,7 +430,7 @@ def prune(
         0.5
     """
     func = "kdl.compression.prune"
-    if epochs == 0 and not isinstance(epochs, bool):
+    if v.check_int(epochs, "epochs", func, min_value=0) == 0:
         return _prune_at_once(model, target_sparsity, block_size, func)
     steps = _check_training(func, model, x, y, epochs=epochs,
                             batch_size=batch_size,

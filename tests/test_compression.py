@@ -290,8 +290,12 @@ def test_bad_arguments_give_clear_errors(digits_flat):
         compression.prune(model, x, y, target_sparsity="0.5")
     with pytest.raises(ValueError, match="'schedule'.*'polynomial', 'constant'"):
         compression.prune(model, x, y, schedule="linear")
-    with pytest.raises(ValueError, match="'epochs' parameter of kdl.compression.prune"):
-        compression.prune(model, x, y, epochs=0)
+    with pytest.raises(ValueError, match="'epochs' parameter of kdl.compression"
+                       ".prune must be a non-negative int"):
+        compression.prune(model, x, y, epochs=-1)
+    with pytest.raises(ValueError, match="'epochs' parameter of kdl.compression"
+                       ".cluster must be a positive int"):
+        compression.cluster(model, x, y, epochs=0)
     with pytest.raises(ValueError, match=r"'y' .*as many examples as x \(1437\)"):
         compression.prune(model, x, y[:10])
     with pytest.raises(ValueError, match="'verbose'"):
