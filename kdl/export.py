@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 from kdl import _convert
 from kdl import _validation as v
 from kdl.backend import keras, tf
+from kdl.io import atomic_path
 
 __all__ = [
     "QUANTIZATIONS",
@@ -504,41 +504,6 @@ def _verify(model, lite: TFLiteModel, inputs, kinds, *, quantized, atol,
     return passed, "; ".join(notes)
 
 
-# === Writing files atomically ===
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _replace_folder(tmp: Path, path: Path) -> None:
-    """Moves folder ``tmp`` to ``path``; an old folder there goes only afterwards."""
-    old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
-        os.rmdir(old)
-        os.replace(path, old)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        if old is not None:
-            os.replace(old, path)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # === Public API ===
 
 def to_savedmodel(model, path, *, verbose: int = 1) -> Path:
@@ -584,16 +549,10 @@ def to_savedmodel(model, path, *, verbose: int = 1) -> Path:
                "SavedModel (kdl does not delete other folders)", str(path))
     specs = _input_specs(model, func)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp."))
-    try:
+    with atomic_path(path) as tmp:
         serve = _serving_function(model, specs, batch_size=None)
         model.save(str(tmp), save_format="tf", include_optimizer=False,
                    signatures={SIGNATURE: serve.get_concrete_function()})
-        _replace_folder(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     _say(verbose, f"Saved {model.name!r} as a SavedModel in {path} (signature "
          f"{SIGNATURE!r}: inputs {[s[0] for s in specs]}).")
     return path
@@ -787,7 +746,10 @@ def to_tflite(
             f"The {label} TFLite export of model {model.name!r} failed its "
             f"LiteRT check on {where}: {details}. No file was written to "
             f"{path}. {hint}")
-    _write_atomic(path, content)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
     _say(verbose, f"Checked in LiteRT on {where}: {details}. Wrote {path} "
          f"({len(content):,} bytes).")
     return path

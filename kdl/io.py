@@ -101,7 +101,8 @@ def atomic_path(path):
 
     A file is renamed with ``os.replace``, which is atomic. A folder cannot be
     renamed over a non-empty folder, so the old folder is first renamed aside,
-    the new one moved in, and only then the old one deleted.
+    the new one moved in (the old one is put back if that fails), and only
+    then the old one deleted.
 
     Args:
         path: str or Path. The final path.
@@ -126,9 +127,15 @@ def atomic_path(path):
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.kdl-old-",
                                             dir=folder))
                 os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                if old is not None:
+                    os.replace(old / path.name, path)
+                raise
+            finally:
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     finally:

@@ -42,6 +42,7 @@ import numpy as np
 from kdl import _validation as v
 from kdl import export
 from kdl.backend import tf
+from kdl.io import atomic_path
 
 __all__ = ["Report", "compare", "standard_variants", "STANDARD_VARIANTS"]
 
@@ -203,11 +204,9 @@ class Report:
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=120)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
-        os.replace(tmp, path)
         return path
 
     def __str__(self) -> str:
@@ -215,10 +214,8 @@ class Report:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

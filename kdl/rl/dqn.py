@@ -16,8 +16,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -763,13 +761,10 @@ class DQNAgent:
                 for k, val in self._config.items()
             },
         }
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with kdl_io.atomic_path(path) as tmp:
+            tmp.mkdir()
             kdl_io.save(self.q_network, tmp / MODEL_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-            _replace_dir(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     @classmethod
@@ -1023,19 +1018,3 @@ def _check_path(path, arg: str, func: str) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         v.fail(func, arg, "a str or PathLike path", path, error=TypeError)
     return Path(path)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Moves folder `src` to `dst`, replacing `dst` without a window where
-    neither the old nor the new complete save exists."""
-    if not dst.exists():
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-    os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        os.replace(old, dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
