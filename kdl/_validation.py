@@ -10,10 +10,15 @@ before any layer is built or any file is written.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
-from kdl.backend import keras, require_keras2
+import numpy as np
+
+from kdl.backend import keras, require_keras2, tf
 
 __all__ = [
     "fail",
@@ -28,6 +33,11 @@ __all__ = [
     "check_activation",
     "check_keras_model",
     "check_keras2",
+    "check_verbose",
+    "check_path",
+    "check_data",
+    "check_targets",
+    "DataInfo",
 ]
 
 
@@ -154,9 +164,8 @@ def check_int_tuple(
     given = value
     if _is_int(value):
         value = (value,)
-    requirement = (
-        f"a tuple of ints >= {min_value}"
-        + (f" with at least {min_len} item(s)" if min_len else "")
+    requirement = f"a tuple of ints >= {min_value}" + (
+        f" with at least {min_len} item(s)" if min_len else ""
     )
     if not isinstance(value, Sequence) or isinstance(value, str):
         fail(func, arg, requirement, given, error=TypeError)
@@ -214,3 +223,270 @@ def check_keras_model(model, arg: str, func: str):
     if not isinstance(model, keras.Model):
         fail(func, arg, "a kdl.keras.Model", model, error=TypeError)
     return model
+
+
+def check_verbose(value, func: str, *, arg: str = "verbose") -> int:
+    """Checks a Keras-style verbosity: 0 (silent), 1 or 2 (a bool counts as 0/1)."""
+    if isinstance(value, bool):
+        return int(value)
+    if not _is_int(value):
+        fail(func, arg, "0, 1 or 2", value, error=TypeError)
+    if value not in (0, 1, 2):
+        fail(func, arg, "0, 1 or 2", value)
+    return int(value)
+
+
+def check_path(
+    value,
+    arg: str,
+    func: str,
+    *,
+    suffixes: Iterable[str] | None = None,
+    must_exist: bool = False,
+) -> Path:
+    """Checks a file or folder path (a non-empty str or PathLike); returns a Path.
+
+    Args:
+        suffixes: the allowed suffixes (lower case, with the dot), or None.
+        must_exist: raise ``FileNotFoundError`` when nothing is at the path.
+    """
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        fail(func, arg, "a non-empty path (str or PathLike)", value, error=TypeError)
+    path = Path(value)
+    if suffixes is not None:
+        suffixes = tuple(suffixes)
+        if path.suffix.lower() not in suffixes:
+            fail(func, arg, "a path ending in " + " or ".join(suffixes), str(path))
+    if must_exist and not path.exists():
+        fail(
+            func, arg, "an existing file or folder", str(path), error=FileNotFoundError
+        )
+    return path
+
+
+# === Training data ===========================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What :func:`check_data` learned about the training data.
+
+    Attributes:
+        num_examples: int or None. Training examples (None for a tf.data input).
+        is_dataset: bool. ``x`` is a ``tf.data.Dataset``.
+        validation_data: None, a ``tf.data.Dataset``, or a tuple
+            ``(x_val, y_val)`` / ``(x_val, y_val, sample_weight)``.
+        x_leaves: list. The arrays of ``x`` ([] for a dataset).
+        y_leaves: list. The arrays of ``y`` ([] when there is none).
+    """
+
+    num_examples: int | None
+    is_dataset: bool
+    validation_data: object
+    x_leaves: list
+    y_leaves: list
+
+
+_ARRAYS = (
+    "a NumPy array (or a list, tuple or dict of arrays), a tf.Tensor or a "
+    "tf.data.Dataset"
+)
+
+
+def _leaves(data) -> list:
+    """The arrays of ``data``: one array, or a list/tuple/dict of arrays."""
+    if isinstance(data, (Mapping, list, tuple)):
+        leaves = tf.nest.flatten(data)
+        if leaves and all(np.ndim(leaf) > 0 for leaf in leaves):
+            return leaves
+    return [data]
+
+
+def _num_examples(data, arg: str, func: str) -> tuple[int, list]:
+    """The common length of the arrays in ``data`` and the arrays."""
+    leaves = _leaves(data)
+    for leaf in leaves:
+        array_like = hasattr(leaf, "__len__") or hasattr(leaf, "shape")
+        if isinstance(leaf, (str, bytes)) or not array_like:
+            fail(func, arg, _ARRAYS, data, error=TypeError)
+        if np.ndim(leaf) == 0:
+            fail(func, arg, "an array with a batch axis, not a scalar", data)
+    lengths = sorted({int(np.shape(leaf)[0]) for leaf in leaves})
+    if len(lengths) > 1:
+        fail(func, arg, "arrays of one length", f"lengths {lengths}")
+    if lengths[0] == 0:
+        fail(func, arg, "a non-empty array", "0 examples")
+    return lengths[0], leaves
+
+
+def _check_same_length(n: int, data, arg: str, of: str, func: str) -> list:
+    m, leaves = _num_examples(data, arg, func)
+    if m != n:
+        fail(func, arg, f"as long as {of} ({n} examples)", f"{m} examples")
+    return leaves
+
+
+def _check_validation(validation_data, validation_split, func: str):
+    if validation_data is None:
+        return None
+    if validation_split:
+        fail(
+            func,
+            "validation_split",
+            "0.0 when validation_data is given",
+            validation_split,
+        )
+    if isinstance(validation_data, tf.data.Dataset):
+        return validation_data
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+        2,
+        3,
+    ):
+        fail(
+            func,
+            "validation_data",
+            "a tuple (x_val, y_val), (x_val, y_val, "
+            "sample_weight) or a tf.data.Dataset",
+            validation_data,
+            error=TypeError,
+        )
+    n, _ = _num_examples(validation_data[0], "validation_data", func)
+    for part in validation_data[1:]:
+        _check_same_length(n, part, "validation_data", "its x", func)
+    return tuple(validation_data)
+
+
+def check_data(
+    func: str,
+    x,
+    y=None,
+    *,
+    validation_data=None,
+    validation_split: float = 0.0,
+    y_required: bool = True,
+) -> DataInfo:
+    """The one check of training data, shared by every entry point that trains.
+
+    ``x`` is an array, a list/tuple/dict of arrays, a ``tf.Tensor`` or a
+    ``tf.data.Dataset`` yielding ``(x, y)`` (then ``y`` must be None and
+    ``validation_split`` 0). ``y`` has as many examples as ``x``.
+    ``validation_data`` is ``(x_val, y_val)``, ``(x_val, y_val, weights)`` or
+    a dataset, and excludes ``validation_split``.
+
+    Returns:
+        DataInfo.
+    """
+    if x is None:
+        fail(func, "x", _ARRAYS, x, error=TypeError)
+    split = check_fraction(validation_split, "validation_split", func)
+    if isinstance(x, tf.data.Dataset):
+        if y is not None:
+            fail(
+                func,
+                "y",
+                "None when x is a tf.data.Dataset (the dataset yields (x, y) pairs)",
+                type(y).__name__,
+            )
+        if split:
+            fail(
+                func,
+                "validation_split",
+                "0.0 when x is a tf.data.Dataset (pass validation_data instead)",
+                validation_split,
+            )
+        validation = _check_validation(validation_data, split, func)
+        return DataInfo(None, True, validation, [], [])
+    n, x_leaves = _num_examples(x, "x", func)
+    y_leaves = []
+    if y is None and y_required:
+        fail(
+            func,
+            "y",
+            "the targets (an array, or a dict of arrays for a multi-output model)",
+            y,
+            error=TypeError,
+        )
+    if y is not None:
+        y_leaves = _check_same_length(n, y, "y", "x", func)
+    if split and n * split < 1:
+        fail(
+            func,
+            "validation_split",
+            f"large enough to hold one of the {n} examples",
+            validation_split,
+        )
+    validation = _check_validation(validation_data, split, func)
+    return DataInfo(n, False, validation, x_leaves, y_leaves)
+
+
+_LABEL_HINT = (
+    "kdl.datasets.load(..., target=...) encodes labels as 0..K-1 and keeps their "
+    "names in .classes"
+)
+
+
+def _found(labels: np.ndarray) -> str:
+    values = np.unique(labels)
+    shown = ", ".join(repr(x.item() if hasattr(x, "item") else x) for x in values[:8])
+    return f"labels [{shown}{', ...' if len(values) > 8 else ''}]"
+
+
+def check_targets(func: str, y, *, task: str, num_classes: int | None, arg="y"):
+    """Checks class targets before any work (arrays only; datasets pass).
+
+    For ``task="classification"`` the labels must be integers in
+    ``0..num_classes-1`` (strings, floats such as 0.5 and 1..K labels are
+    refused with a pointer to :func:`kdl.datasets.load`); for
+    ``task="binary"`` they must lie in [0, 1]. Regression targets pass.
+    """
+    if task not in ("classification", "binary") or y is None:
+        return y
+    if isinstance(y, tf.data.Dataset):
+        return y
+    labels = np.asarray(y.numpy() if isinstance(y, tf.Tensor) else y)
+    if labels.dtype.kind in "OUS":
+        fail(
+            func,
+            arg,
+            "integer class labels 0..K-1 (" + _LABEL_HINT + ")",
+            _found(labels),
+        )
+    if task == "binary":
+        if labels.size and (labels.min() < 0 or labels.max() > 1):
+            fail(
+                func,
+                arg,
+                "binary targets in [0, 1] (" + _LABEL_HINT + ")",
+                _found(labels),
+            )
+        return y
+    _check_class_labels(func, arg, labels, num_classes)
+    return y
+
+
+def _check_class_labels(func, arg, labels, num_classes) -> None:
+    flat = labels.reshape(-1) if labels.ndim <= 1 or labels.shape[-1] == 1 else None
+    if flat is None:
+        fail(
+            func,
+            arg,
+            "one integer class label per example (shape (n,) or "
+            "(n, 1)), not one-hot rows",
+            f"shape {labels.shape}",
+        )
+    if flat.dtype.kind == "f" and not np.all(
+        np.isfinite(flat) & (flat == np.round(flat))
+    ):
+        fail(
+            func, arg, "integer class labels 0..K-1 (" + _LABEL_HINT + ")", _found(flat)
+        )
+    if flat.size == 0:
+        return
+    low, high = flat.min(), flat.max()
+    limit = f"0..{num_classes - 1}" if num_classes else "0..K-1"
+    # Without a model to ask, labels that never use 0 (UCI's 1..K) would give a
+    # class that does not exist: refuse them too.
+    unknown_start = num_classes is None and low > 0
+    if low < 0 or unknown_start or (num_classes is not None and high >= num_classes):
+        model = f" for a model with {num_classes} classes" if num_classes else ""
+        fail(func, arg, f"class labels in {limit}{model} ({_LABEL_HINT})", _found(flat))
