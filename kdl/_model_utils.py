@@ -25,7 +25,7 @@ def copy_model(model, *, clone_function: Callable | None = None):
 
 
 def fresh_metrics(metrics):
-    """New metric objects for the serialized or live metrics given (metrics hold state)."""
+    """Fresh metric objects for the metrics given (metric objects hold state)."""
     if metrics is None:
         return None
     if isinstance(metrics, dict):
