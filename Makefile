@@ -20,13 +20,14 @@ $(STAMP): $(PY) pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)
+	$(VENV)/bin/ruff format --check kdl tests examples benchmarks
 	$(VENV)/bin/ruff check kdl tests examples benchmarks
 
 format: $(STAMP)
