@@ -83,15 +83,21 @@ def check_common(
     v.check_bool(batch_norm, "batch_norm", func)
     check_augmentation(augmentation, func)
     if input_rank is not None:
-        augment.check_options(augmentation, "image" if input_rank == 3
-                              else "sequence", func)
+        augment.check_options(
+            augmentation, "image" if input_rank == 3 else "sequence", func
+        )
     check_optimizer(optimizer, func)
     check_learning_rate(learning_rate, func)
     if metrics is not None and (
         isinstance(metrics, str) or not isinstance(metrics, (list, tuple))
     ):
-        v.fail(func, "metrics", "a tuple of metric names or objects, or None",
-               metrics, error=TypeError)
+        v.fail(
+            func,
+            "metrics",
+            "a tuple of metric names or objects, or None",
+            metrics,
+            error=TypeError,
+        )
     if metrics is not None:
         for metric in metrics:
             v.check_keras2(metric, "metrics", func)
@@ -109,17 +115,20 @@ def check_learning_rate(learning_rate, func: str) -> None:
     v.check_keras2(learning_rate, "learning_rate", func)
     if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         return
-    v.check_float(learning_rate, "learning_rate", func, min_value=0.0,
-                  strict_min=True)
+    v.check_float(learning_rate, "learning_rate", func, min_value=0.0, strict_min=True)
 
 
 def check_augmentation(augmentation, func: str) -> None:
     v.check_keras2(augmentation, "augmentation", func)
     if augmentation is None or isinstance(augmentation, (dict, keras.layers.Layer)):
         return
-    v.fail(func, "augmentation",
-           "None, a dict of kdl.augment options or a kdl.keras layer",
-           augmentation, error=TypeError)
+    v.fail(
+        func,
+        "augmentation",
+        "None, a dict of kdl.augment options or a kdl.keras layer",
+        augmentation,
+        error=TypeError,
+    )
 
 
 def regularizer(l1: float, l2: float):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile
+from kdl.models import _blocks, _compile, _normalize
 from kdl.models.mlp import mlp_body
 
 FUNC = "build_cnn"
@@ -17,32 +17,59 @@ def _pool(x, pool, name):
     if pool == "none" or min(spatial) < 2:
         return x
     if len(spatial) == 1:
-        layer = {"max": keras.layers.MaxPooling1D,
-                 "average": keras.layers.AveragePooling1D}[pool]
+        layer = {
+            "max": keras.layers.MaxPooling1D,
+            "average": keras.layers.AveragePooling1D,
+        }[pool]
     else:
-        layer = {"max": keras.layers.MaxPooling2D,
-                 "average": keras.layers.AveragePooling2D}[pool]
+        layer = {
+            "max": keras.layers.MaxPooling2D,
+            "average": keras.layers.AveragePooling2D,
+        }[pool]
     return layer(2, name=name)(x)
 
 
-def cnn_body(x, *, filters=(32, 64), kernel_size=3, pool="max",
-             dense_units=(128,), global_pool=False, activation="relu",
-             dropout=0.0, regularizer=None, batch_norm=False):
+def cnn_body(
+    x,
+    *,
+    filters=(32, 64),
+    kernel_size=3,
+    pool="max",
+    dense_units=(128,),
+    global_pool=False,
+    activation="relu",
+    dropout=0.0,
+    regularizer=None,
+    batch_norm=False,
+):
     """Conv blocks, each followed by pooling, then dense layers."""
     for i, f in enumerate(filters):
-        x = _blocks.conv_block(x, f, kernel_size=kernel_size,
-                               activation=activation, regularizer=regularizer,
-                               batch_norm=batch_norm, name=f"conv{i + 1}")
+        x = _blocks.conv_block(
+            x,
+            f,
+            kernel_size=kernel_size,
+            activation=activation,
+            regularizer=regularizer,
+            batch_norm=batch_norm,
+            name=f"conv{i + 1}",
+        )
         x = _pool(x, pool, name=f"pool{i + 1}")
     if global_pool:
-        x = (keras.layers.GlobalAveragePooling1D(name="global_pool")
-             if len(x.shape) == 3 else
-             keras.layers.GlobalAveragePooling2D(name="global_pool"))(x)
+        x = (
+            keras.layers.GlobalAveragePooling1D(name="global_pool")
+            if len(x.shape) == 3
+            else keras.layers.GlobalAveragePooling2D(name="global_pool")
+        )(x)
     elif dropout:
         x = keras.layers.Dropout(dropout, name="conv_dropout")(x)
-    return mlp_body(x, hidden_units=dense_units, activation=activation,
-                    dropout=dropout, regularizer=regularizer,
-                    batch_norm=batch_norm)
+    return mlp_body(
+        x,
+        hidden_units=dense_units,
+        activation=activation,
+        dropout=dropout,
+        regularizer=regularizer,
+        batch_norm=batch_norm,
+    )
 
 
 def build_cnn(
@@ -61,6 +88,7 @@ def build_cnn(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation=None,
+    normalize=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -93,6 +121,10 @@ def build_cnn(
         batch_norm: bool. Batch normalization after each convolution. Defaults
             to `False`.
         augmentation: None, dict or layer. See `build_mlp`. Defaults to `None`.
+        normalize: array, tf.data.Dataset or None. Training inputs: the model
+            starts with a Normalization layer adapted on them (mean and
+            variance per feature or channel), so it takes raw inputs, saved
+            and exported too. Defaults to `None`.
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None` (the task's defaults).
@@ -109,13 +141,23 @@ def build_cnn(
         >>> model.output_shape
         (None, 10)
     """
-    input_shape = v.check_input_shape(input_shape, "input_shape", FUNC,
-                                      ranks=(2, 3))
-    _compile.check_common(FUNC, task=task, num_outputs=num_outputs,
-                          dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
-                          augmentation=augmentation, optimizer=optimizer,
-                          learning_rate=learning_rate, metrics=metrics, name=name,
-                          input_rank=len(input_shape))
+    input_shape = v.check_input_shape(input_shape, "input_shape", FUNC, ranks=(2, 3))
+    _compile.check_common(
+        FUNC,
+        task=task,
+        num_outputs=num_outputs,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+        input_rank=len(input_shape),
+    )
+    _normalize.check_normalize(normalize, input_shape, FUNC)
     filters = v.check_int_tuple(filters, "filters", FUNC)
     v.check_int(kernel_size, "kernel_size", FUNC)
     v.check_choice(pool, "pool", FUNC, POOLS)
@@ -124,12 +166,29 @@ def build_cnn(
     v.check_activation(activation, "activation", FUNC)
 
     reg = _compile.regularizer(l1, l2)
-    inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, FUNC)
-    x = cnn_body(x, filters=filters, kernel_size=kernel_size, pool=pool,
-                 dense_units=dense_units, global_pool=global_pool,
-                 activation=activation, dropout=dropout, regularizer=reg,
-                 batch_norm=batch_norm)
-    return _blocks.single_head_model(inputs, x, num_outputs, task=task,
-                                     regularizer=reg, name=name,
-                                     optimizer=optimizer,
-                                     learning_rate=learning_rate, metrics=metrics)
+    inputs, x = _blocks.inputs_with_augmentation(
+        input_shape, augmentation, FUNC, normalize=normalize
+    )
+    x = cnn_body(
+        x,
+        filters=filters,
+        kernel_size=kernel_size,
+        pool=pool,
+        dense_units=dense_units,
+        global_pool=global_pool,
+        activation=activation,
+        dropout=dropout,
+        regularizer=reg,
+        batch_norm=batch_norm,
+    )
+    return _blocks.single_head_model(
+        inputs,
+        x,
+        num_outputs,
+        task=task,
+        regularizer=reg,
+        name=name,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+    )

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile
+from kdl.models import _blocks, _compile, _normalize
 
 FUNC = "build_mlp"
 
 
-def mlp_body(x, *, hidden_units=(64, 64), activation="relu", dropout=0.0,
-             regularizer=None, batch_norm=False, prefix="dense"):
+def mlp_body(
+    x,
+    *,
+    hidden_units=(64, 64),
+    activation="relu",
+    dropout=0.0,
+    regularizer=None,
+    batch_norm=False,
+    prefix="dense",
+):
     """Flatten, then one dense block per entry of ``hidden_units``."""
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden_units):
-        x = _blocks.dense_block(x, units, activation=activation, dropout=dropout,
-                                regularizer=regularizer, batch_norm=batch_norm,
-                                name=f"{prefix}{i + 1}")
+        x = _blocks.dense_block(
+            x,
+            units,
+            activation=activation,
+            dropout=dropout,
+            regularizer=regularizer,
+            batch_norm=batch_norm,
+            name=f"{prefix}{i + 1}",
+        )
     return x
 
 
@@ -33,6 +47,7 @@ def build_mlp(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation=None,
+    normalize=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -58,6 +73,10 @@ def build_mlp(
         augmentation: None, dict or layer. Training-only augmentation: a dict
             of `kdl.augment.image` options (3-D inputs) or
             `kdl.augment.sequence` options, or a layer. Defaults to `None`.
+        normalize: array, tf.data.Dataset or None. Training inputs: the model
+            starts with a Normalization layer adapted on them (mean and
+            variance per feature or channel), so it takes raw inputs, saved
+            and exported too. Defaults to `None`.
         optimizer: str or optimizer. "sgd", "momentum", "adam", "rmsprop" or a
             `kdl.keras` optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
@@ -76,21 +95,46 @@ def build_mlp(
         >>> model.output_shape
         (None, 10)
     """
-    input_shape = v.check_input_shape(input_shape, "input_shape", FUNC,
-                                      ranks=(1, 2, 3))
-    _compile.check_common(FUNC, task=task, num_outputs=num_outputs,
-                          dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
-                          augmentation=augmentation, optimizer=optimizer,
-                          learning_rate=learning_rate, metrics=metrics, name=name,
-                          input_rank=len(input_shape))
+    input_shape = v.check_input_shape(input_shape, "input_shape", FUNC, ranks=(1, 2, 3))
+    _compile.check_common(
+        FUNC,
+        task=task,
+        num_outputs=num_outputs,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+        input_rank=len(input_shape),
+    )
+    _normalize.check_normalize(normalize, input_shape, FUNC)
     hidden_units = v.check_int_tuple(hidden_units, "hidden_units", FUNC, min_len=0)
     v.check_activation(activation, "activation", FUNC)
 
     reg = _compile.regularizer(l1, l2)
-    inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, FUNC)
-    x = mlp_body(x, hidden_units=hidden_units, activation=activation,
-                 dropout=dropout, regularizer=reg, batch_norm=batch_norm)
-    return _blocks.single_head_model(inputs, x, num_outputs, task=task,
-                                     regularizer=reg, name=name,
-                                     optimizer=optimizer,
-                                     learning_rate=learning_rate, metrics=metrics)
+    inputs, x = _blocks.inputs_with_augmentation(
+        input_shape, augmentation, FUNC, normalize=normalize
+    )
+    x = mlp_body(
+        x,
+        hidden_units=hidden_units,
+        activation=activation,
+        dropout=dropout,
+        regularizer=reg,
+        batch_norm=batch_norm,
+    )
+    return _blocks.single_head_model(
+        inputs,
+        x,
+        num_outputs,
+        task=task,
+        regularizer=reg,
+        name=name,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+    )

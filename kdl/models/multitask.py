@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile
+from kdl.models import _blocks, _compile, _normalize
 from kdl.models.cnn import POOLS, cnn_body
 from kdl.models.mlp import mlp_body
 from kdl.models.resnet import resnet_body
@@ -17,8 +17,14 @@ _TRUNK_RANKS = {"mlp": (1, 2, 3), "cnn": (2, 3), "resnet": (2, 3), "rnn": (2,)}
 _INT_TUPLES = ("hidden_units", "filters", "dense_units", "stages", "units")
 _TRUNK_ARGS = {
     "mlp": ("hidden_units", "activation"),
-    "cnn": ("filters", "kernel_size", "pool", "dense_units", "global_pool",
-            "activation"),
+    "cnn": (
+        "filters",
+        "kernel_size",
+        "pool",
+        "dense_units",
+        "global_pool",
+        "activation",
+    ),
     "resnet": ("stages", "filters", "kernel_size", "activation"),
     "rnn": ("cell", "units", "bidirectional"),
 }
@@ -28,17 +34,21 @@ def _check_trunk_kwargs(trunk, trunk_kwargs):
     if trunk_kwargs is None:
         return {}
     if not isinstance(trunk_kwargs, dict):
-        v.fail(FUNC, "trunk_kwargs", "a dict or None", trunk_kwargs,
-               error=TypeError)
+        v.fail(FUNC, "trunk_kwargs", "a dict or None", trunk_kwargs, error=TypeError)
     allowed = _TRUNK_ARGS[trunk]
     for key, value in trunk_kwargs.items():
         if key not in allowed:
-            v.fail(FUNC, "trunk_kwargs", f"a dict with keys among {list(allowed)} "
-                   f"for trunk {trunk!r}", trunk_kwargs)
+            v.fail(
+                FUNC,
+                "trunk_kwargs",
+                f"a dict with keys among {list(allowed)} for trunk {trunk!r}",
+                trunk_kwargs,
+            )
         arg = f"trunk_kwargs[{key!r}]"
         if key in _INT_TUPLES:
-            v.check_int_tuple(value, arg, FUNC, min_len=0 if key == "dense_units"
-                              else 1)
+            v.check_int_tuple(
+                value, arg, FUNC, min_len=0 if key == "dense_units" else 1
+            )
         elif key == "kernel_size":
             v.check_int(value, arg, FUNC)
         elif key == "pool":
@@ -57,26 +67,40 @@ def _check_trunk_kwargs(trunk, trunk_kwargs):
         stages = kwargs.get("stages", (2, 2, 2))
         filters = kwargs.get("filters", (16, 32, 64))
         if len(stages) != len(filters):
-            v.fail(FUNC, "trunk_kwargs", "stages and filters of equal length",
-                   trunk_kwargs)
+            v.fail(
+                FUNC, "trunk_kwargs", "stages and filters of equal length", trunk_kwargs
+            )
     return kwargs
 
 
 def _check_tasks(tasks):
     if not isinstance(tasks, dict) or not tasks:
-        v.fail(FUNC, "tasks", 'a non-empty dict like {"digit": ("classification", '
-               "10)}", tasks, error=TypeError if not isinstance(tasks, dict)
-               else ValueError)
+        v.fail(
+            FUNC,
+            "tasks",
+            'a non-empty dict like {"digit": ("classification", 10)}',
+            tasks,
+            error=TypeError if not isinstance(tasks, dict) else ValueError,
+        )
     for key, spec in tasks.items():
         if not isinstance(key, str) or not key.isidentifier():
             v.fail(FUNC, "tasks", "a dict whose keys are identifiers", key)
         if not isinstance(spec, (tuple, list)) or len(spec) != 2:
-            v.fail(FUNC, f"tasks[{key!r}]", "a pair (task, num_outputs)", spec,
-                   error=TypeError)
+            v.fail(
+                FUNC,
+                f"tasks[{key!r}]",
+                "a pair (task, num_outputs)",
+                spec,
+                error=TypeError,
+            )
         task, num_outputs = spec
         v.check_choice(task, f"tasks[{key!r}]", FUNC, _compile.TASKS)
-        v.check_int(num_outputs, f"tasks[{key!r}]", FUNC,
-                    min_value=2 if task == "classification" else 1)
+        v.check_int(
+            num_outputs,
+            f"tasks[{key!r}]",
+            FUNC,
+            min_value=2 if task == "classification" else 1,
+        )
 
 
 def build_multitask(
@@ -91,6 +115,7 @@ def build_multitask(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation=None,
+    normalize=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -114,6 +139,10 @@ def build_multitask(
         l2: float. Defaults to `0.0`.
         batch_norm: bool. Defaults to `False`.
         augmentation: None, dict or layer. Defaults to `None`.
+        normalize: array, tf.data.Dataset or None. Training inputs: the model
+            starts with a Normalization layer adapted on them (mean and
+            variance per feature or channel), so it takes raw inputs, saved
+            and exported too. Defaults to `None`.
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: dict or None. Head name -> tuple of metrics. Defaults to
@@ -132,46 +161,76 @@ def build_multitask(
     """
     if not isinstance(trunk, str) or trunk not in TRUNKS:
         v.check_choice(trunk, "trunk", FUNC, TRUNKS)
-    input_shape = v.check_input_shape(input_shape, "input_shape", FUNC,
-                                      ranks=_TRUNK_RANKS[trunk])
+    input_shape = v.check_input_shape(
+        input_shape, "input_shape", FUNC, ranks=_TRUNK_RANKS[trunk]
+    )
     _check_tasks(tasks)
     kwargs = _check_trunk_kwargs(trunk, trunk_kwargs)
-    _compile.check_common(FUNC, dropout=dropout, l1=l1, l2=l2,
-                          batch_norm=batch_norm, augmentation=augmentation,
-                          optimizer=optimizer, learning_rate=learning_rate,
-                          name=name, input_rank=len(input_shape))
+    _compile.check_common(
+        FUNC,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        name=name,
+        input_rank=len(input_shape),
+    )
+    _normalize.check_normalize(normalize, input_shape, FUNC)
     if loss_weights is not None:
         if not isinstance(loss_weights, dict):
-            v.fail(FUNC, "loss_weights", "a dict of head name -> weight, or None",
-                   loss_weights, error=TypeError)
+            v.fail(
+                FUNC,
+                "loss_weights",
+                "a dict of head name -> weight, or None",
+                loss_weights,
+                error=TypeError,
+            )
         if set(loss_weights) - set(tasks):
-            v.fail(FUNC, "loss_weights", f"a dict with keys among {list(tasks)}",
-                   loss_weights)
+            v.fail(
+                FUNC,
+                "loss_weights",
+                f"a dict with keys among {list(tasks)}",
+                loss_weights,
+            )
         for key, weight in loss_weights.items():
             v.check_float(weight, f"loss_weights[{key!r}]", FUNC)
     if metrics is not None:
         if not isinstance(metrics, dict):
-            v.fail(FUNC, "metrics", "a dict of head name -> metrics, or None",
-                   metrics, error=TypeError)
+            v.fail(
+                FUNC,
+                "metrics",
+                "a dict of head name -> metrics, or None",
+                metrics,
+                error=TypeError,
+            )
         if set(metrics) - set(tasks):
-            v.fail(FUNC, "metrics", f"a dict with keys among {list(tasks)}",
-                   metrics)
+            v.fail(FUNC, "metrics", f"a dict with keys among {list(tasks)}", metrics)
 
     reg = _compile.regularizer(l1, l2)
-    inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, FUNC)
-    x = TRUNKS[trunk](x, dropout=dropout, regularizer=reg, batch_norm=batch_norm,
-                      **kwargs)
+    inputs, x = _blocks.inputs_with_augmentation(
+        input_shape, augmentation, FUNC, normalize=normalize
+    )
+    x = TRUNKS[trunk](
+        x, dropout=dropout, regularizer=reg, batch_norm=batch_norm, **kwargs
+    )
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="trunk_flatten")(x)
-    outputs = {key: _blocks.head(x, n, task, regularizer=reg, name=key)
-               for key, (task, n) in tasks.items()}
+    outputs = {
+        key: _blocks.head(x, n, task, regularizer=reg, name=key)
+        for key, (task, n) in tasks.items()
+    }
     model = keras.Model(inputs, outputs, name=name)
     metrics = metrics or {}
     model.compile(
         optimizer=_compile.make_optimizer(optimizer, learning_rate),
         loss={key: _compile.task_loss(task) for key, (task, _) in tasks.items()},
         loss_weights=loss_weights,
-        metrics={key: _compile.task_metrics(task, metrics.get(key))
-                 for key, (task, _) in tasks.items()},
+        metrics={
+            key: _compile.task_metrics(task, metrics.get(key))
+            for key, (task, _) in tasks.items()
+        },
     )
     return model

@@ -4,33 +4,61 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile
+from kdl.models import _blocks, _compile, _normalize
 
 CELLS = ("simple", "lstm", "gru")
-_LAYERS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
-           "gru": keras.layers.GRU}
+_LAYERS = {
+    "simple": keras.layers.SimpleRNN,
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+}
 
 
-def recurrent_layer(cell, units, *, return_sequences=False, return_state=False,
-                    bidirectional=False, regularizer=None, name):
+def recurrent_layer(
+    cell,
+    units,
+    *,
+    return_sequences=False,
+    return_state=False,
+    bidirectional=False,
+    regularizer=None,
+    name,
+):
     """One recurrent layer, wrapped in ``Bidirectional`` when asked."""
-    layer = _LAYERS[cell](units, return_sequences=return_sequences,
-                          return_state=return_state,
-                          kernel_regularizer=regularizer,
-                          recurrent_regularizer=regularizer, name=name)
+    layer = _LAYERS[cell](
+        units,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        kernel_regularizer=regularizer,
+        recurrent_regularizer=regularizer,
+        name=name,
+    )
     if bidirectional:
         return keras.layers.Bidirectional(layer, name=f"bi_{name}")
     return layer
 
 
-def rnn_body(x, *, cell="gru", units=(64,), bidirectional=False, dropout=0.0,
-             regularizer=None, batch_norm=False):
+def rnn_body(
+    x,
+    *,
+    cell="gru",
+    units=(64,),
+    bidirectional=False,
+    dropout=0.0,
+    regularizer=None,
+    batch_norm=False,
+):
     """Stacked recurrent layers; the last one returns its final output only."""
     for i, n in enumerate(units):
         last = i == len(units) - 1
-        x = recurrent_layer(cell, n, return_sequences=not last,
-                            bidirectional=bidirectional, regularizer=regularizer,
-                            name=f"{cell}{i + 1}")(x)
+        x = recurrent_layer(
+            cell,
+            n,
+            return_sequences=not last,
+            bidirectional=bidirectional,
+            regularizer=regularizer,
+            name=f"{cell}{i + 1}",
+        )(x)
         if batch_norm:
             x = _blocks.batch_norm_layer(f"{cell}{i + 1}_bn")(x)
         if dropout:
@@ -38,36 +66,92 @@ def rnn_body(x, *, cell="gru", units=(64,), bidirectional=False, dropout=0.0,
     return x
 
 
-def _build(func, input_shape, num_outputs, *, cell, task, units, bidirectional,
-           dense_units, dropout, l1, l2, batch_norm, augmentation, optimizer,
-           learning_rate, metrics, name):
-    input_shape = v.check_input_shape(input_shape, "input_shape", func,
-                                      ranks=(2,), allow_none_dims=True)
+def _build(
+    func,
+    input_shape,
+    num_outputs,
+    *,
+    cell,
+    task,
+    units,
+    bidirectional,
+    dense_units,
+    dropout,
+    l1,
+    l2,
+    batch_norm,
+    augmentation,
+    normalize,
+    optimizer,
+    learning_rate,
+    metrics,
+    name,
+):
+    input_shape = v.check_input_shape(
+        input_shape, "input_shape", func, ranks=(2,), allow_none_dims=True
+    )
     if input_shape[-1] is None:
-        v.fail(func, "input_shape", "a shape (steps, features) with a known "
-               "number of features", input_shape)
-    _compile.check_common(func, task=task, num_outputs=num_outputs,
-                          dropout=dropout, l1=l1, l2=l2, batch_norm=batch_norm,
-                          augmentation=augmentation, optimizer=optimizer,
-                          learning_rate=learning_rate, metrics=metrics, name=name,
-                          input_rank=len(input_shape))
+        v.fail(
+            func,
+            "input_shape",
+            "a shape (steps, features) with a known number of features",
+            input_shape,
+        )
+    _compile.check_common(
+        func,
+        task=task,
+        num_outputs=num_outputs,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+        input_rank=len(input_shape),
+    )
+    _normalize.check_normalize(normalize, input_shape, func)
     v.check_choice(cell, "cell", func, CELLS)
     units = v.check_int_tuple(units, "units", func)
     v.check_bool(bidirectional, "bidirectional", func)
     dense_units = v.check_int_tuple(dense_units, "dense_units", func, min_len=0)
 
     reg = _compile.regularizer(l1, l2)
-    inputs, x = _blocks.inputs_with_augmentation(input_shape, augmentation, func)
-    x = rnn_body(x, cell=cell, units=units, bidirectional=bidirectional,
-                 dropout=dropout, regularizer=reg, batch_norm=batch_norm)
+    inputs, x = _blocks.inputs_with_augmentation(
+        input_shape, augmentation, func, normalize=normalize
+    )
+    x = rnn_body(
+        x,
+        cell=cell,
+        units=units,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        regularizer=reg,
+        batch_norm=batch_norm,
+    )
     for i, n in enumerate(dense_units):
-        x = _blocks.dense_block(x, n, activation="relu", dropout=dropout,
-                                regularizer=reg, batch_norm=False,
-                                name=f"dense{i + 1}")
-    return _blocks.single_head_model(inputs, x, num_outputs, task=task,
-                                     regularizer=reg, name=name,
-                                     optimizer=optimizer,
-                                     learning_rate=learning_rate, metrics=metrics)
+        x = _blocks.dense_block(
+            x,
+            n,
+            activation="relu",
+            dropout=dropout,
+            regularizer=reg,
+            batch_norm=False,
+            name=f"dense{i + 1}",
+        )
+    return _blocks.single_head_model(
+        inputs,
+        x,
+        num_outputs,
+        task=task,
+        regularizer=reg,
+        name=name,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+    )
 
 
 def build_rnn(
@@ -84,6 +168,7 @@ def build_rnn(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation=None,
+    normalize=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -112,6 +197,10 @@ def build_rnn(
             Defaults to `False`.
         augmentation: None, dict of `kdl.augment.sequence` options, or a layer.
             Defaults to `None`.
+        normalize: array, tf.data.Dataset or None. Training inputs: the model
+            starts with a Normalization layer adapted on them (mean and
+            variance per feature or channel), so it takes raw inputs, saved
+            and exported too. Defaults to `None`.
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
@@ -128,12 +217,26 @@ def build_rnn(
         >>> model.output_shape
         (None, 10)
     """
-    return _build("build_rnn", input_shape, num_outputs, cell=cell, task=task,
-                  units=units, bidirectional=bidirectional,
-                  dense_units=dense_units, dropout=dropout, l1=l1, l2=l2,
-                  batch_norm=batch_norm, augmentation=augmentation,
-                  optimizer=optimizer, learning_rate=learning_rate,
-                  metrics=metrics, name=name)
+    return _build(
+        "build_rnn",
+        input_shape,
+        num_outputs,
+        cell=cell,
+        task=task,
+        units=units,
+        bidirectional=bidirectional,
+        dense_units=dense_units,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        normalize=normalize,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+    )
 
 
 def build_lstm(
@@ -149,6 +252,7 @@ def build_lstm(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation=None,
+    normalize=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -161,12 +265,26 @@ def build_lstm(
     Example:
         >>> model = build_lstm((8, 8), 10, units=(32,))
     """
-    return _build("build_lstm", input_shape, num_outputs, cell="lstm", task=task,
-                  units=units, bidirectional=bidirectional,
-                  dense_units=dense_units, dropout=dropout, l1=l1, l2=l2,
-                  batch_norm=batch_norm, augmentation=augmentation,
-                  optimizer=optimizer, learning_rate=learning_rate,
-                  metrics=metrics, name=name)
+    return _build(
+        "build_lstm",
+        input_shape,
+        num_outputs,
+        cell="lstm",
+        task=task,
+        units=units,
+        bidirectional=bidirectional,
+        dense_units=dense_units,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        normalize=normalize,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+    )
 
 
 def build_gru(
@@ -182,6 +300,7 @@ def build_gru(
     l2: float = 0.0,
     batch_norm: bool = False,
     augmentation=None,
+    normalize=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -194,9 +313,23 @@ def build_gru(
     Example:
         >>> model = build_gru((24, 1), 1, task="regression")
     """
-    return _build("build_gru", input_shape, num_outputs, cell="gru", task=task,
-                  units=units, bidirectional=bidirectional,
-                  dense_units=dense_units, dropout=dropout, l1=l1, l2=l2,
-                  batch_norm=batch_norm, augmentation=augmentation,
-                  optimizer=optimizer, learning_rate=learning_rate,
-                  metrics=metrics, name=name)
+    return _build(
+        "build_gru",
+        input_shape,
+        num_outputs,
+        cell="gru",
+        task=task,
+        units=units,
+        bidirectional=bidirectional,
+        dense_units=dense_units,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        batch_norm=batch_norm,
+        augmentation=augmentation,
+        normalize=normalize,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+    )

@@ -76,36 +76,55 @@ def build_seq2seq(
     v.check_int(embedding_dim, "embedding_dim", FUNC)
     v.check_bool(bidirectional_encoder, "bidirectional_encoder", FUNC)
     v.check_bool(attention, "attention", FUNC)
-    _compile.check_common(FUNC, dropout=dropout, l1=l1, l2=l2,
-                          optimizer=optimizer, learning_rate=learning_rate,
-                          metrics=metrics, name=name)
+    _compile.check_common(
+        FUNC,
+        dropout=dropout,
+        l1=l1,
+        l2=l2,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+        name=name,
+    )
 
     reg = _compile.regularizer(l1, l2)
     # === Encoder ===
     source = keras.Input(shape=(None,), dtype="int32", name="source")
-    x = keras.layers.Embedding(input_vocab_size, embedding_dim, mask_zero=True,
-                               name="encoder_embedding")(source)
+    x = keras.layers.Embedding(
+        input_vocab_size, embedding_dim, mask_zero=True, name="encoder_embedding"
+    )(source)
     if dropout:
         x = keras.layers.Dropout(dropout, name="encoder_dropout")(x)
-    encoder = recurrent_layer(cell, units, return_sequences=attention,
-                              return_state=True,
-                              bidirectional=bidirectional_encoder,
-                              regularizer=reg, name="encoder")
+    encoder = recurrent_layer(
+        cell,
+        units,
+        return_sequences=attention,
+        return_state=True,
+        bidirectional=bidirectional_encoder,
+        regularizer=reg,
+        name="encoder",
+    )
     encoded, *states = encoder(x)
     if bidirectional_encoder:
         half = len(states) // 2
-        states = [keras.layers.Concatenate(name=f"encoder_state{i + 1}")(
-            [states[i], states[half + i]]) for i in range(half)]
+        states = [
+            keras.layers.Concatenate(name=f"encoder_state{i + 1}")(
+                [states[i], states[half + i]]
+            )
+            for i in range(half)
+        ]
 
     # === Decoder ===
     decoder_input = keras.Input(shape=(None,), dtype="int32", name="decoder_input")
-    y = keras.layers.Embedding(output_vocab_size, embedding_dim, mask_zero=True,
-                               name="decoder_embedding")(decoder_input)
+    y = keras.layers.Embedding(
+        output_vocab_size, embedding_dim, mask_zero=True, name="decoder_embedding"
+    )(decoder_input)
     if dropout:
         y = keras.layers.Dropout(dropout, name="decoder_embedding_dropout")(y)
     decoder_units = units * (2 if bidirectional_encoder else 1)
-    decoder = recurrent_layer(cell, decoder_units, return_sequences=True,
-                              regularizer=reg, name="decoder")
+    decoder = recurrent_layer(
+        cell, decoder_units, return_sequences=True, regularizer=reg, name="decoder"
+    )
     y = decoder(y, initial_state=states)
     if attention:
         context = keras.layers.Attention(name="attention")([y, encoded])
@@ -114,16 +133,31 @@ def build_seq2seq(
         y = keras.layers.Dropout(dropout, name="decoder_dropout")(y)
 
     # === Head ===
-    outputs = keras.layers.Dense(output_vocab_size, activation="softmax",
-                                 kernel_regularizer=reg, name="predictions")(y)
+    outputs = keras.layers.Dense(
+        output_vocab_size,
+        activation="softmax",
+        kernel_regularizer=reg,
+        name="predictions",
+    )(y)
     model = keras.Model([source, decoder_input], outputs, name=name)
-    return _compile.compile_model(model, task="classification",
-                                  optimizer=optimizer,
-                                  learning_rate=learning_rate, metrics=metrics)
+    return _compile.compile_model(
+        model,
+        task="classification",
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        metrics=metrics,
+    )
 
 
-def greedy_decode(model, source_tokens, *, start_id: int, end_id: int,
-                  max_length: int, batch_size: int = 512):
+def greedy_decode(
+    model,
+    source_tokens,
+    *,
+    start_id: int,
+    end_id: int,
+    max_length: int,
+    batch_size: int = 512,
+):
     """Decodes source sequences token by token, taking the likeliest each step.
 
     Args:
@@ -147,19 +181,26 @@ def greedy_decode(model, source_tokens, *, start_id: int, end_id: int,
     func = "greedy_decode"
     v.check_keras_model(model, "model", func)
     if len(model.inputs) != 2:
-        v.fail(func, "model", "a model from build_seq2seq (two inputs)",
-               model.name)
+        v.fail(func, "model", "a model from build_seq2seq (two inputs)", model.name)
     source = np.asarray(source_tokens)
     if source.ndim != 2 or not np.issubdtype(source.dtype, np.integer):
-        v.fail(func, "source_tokens", "a 2-D array of int token ids",
-               f"array of shape {source.shape} and dtype {source.dtype}")
+        v.fail(
+            func,
+            "source_tokens",
+            "a 2-D array of int token ids",
+            f"array of shape {source.shape} and dtype {source.dtype}",
+        )
     vocab = model.output_shape[-1]
     v.check_int(start_id, "start_id", func, min_value=1)
     v.check_int(end_id, "end_id", func, min_value=1)
     for arg, value in (("start_id", start_id), ("end_id", end_id)):
         if value >= vocab:
-            v.fail(func, arg, f"a token id below the output vocabulary size "
-                   f"({vocab})", value)
+            v.fail(
+                func,
+                arg,
+                f"a token id below the output vocabulary size ({vocab})",
+                value,
+            )
     v.check_int(max_length, "max_length", func)
     v.check_int(batch_size, "batch_size", func)
 
@@ -169,8 +210,9 @@ def greedy_decode(model, source_tokens, *, start_id: int, end_id: int,
     out = np.zeros((n, max_length), "int32")
     done = np.zeros(n, bool)
     for t in range(max_length):
-        probs = model.predict([source.astype("int32"), decoder_input],
-                              batch_size=batch_size, verbose=0)
+        probs = model.predict(
+            [source.astype("int32"), decoder_input], batch_size=batch_size, verbose=0
+        )
         token = probs[:, t, :].argmax(-1).astype("int32")
         token[done] = 0
         out[:, t] = token

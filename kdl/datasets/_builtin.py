@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kdl import _validation as v
+from kdl.datasets._windows import count_windows, make_windows, split_in_time
 
 __all__ = ["digits", "sunspots", "toy_translation", "TranslationTask"]
 
@@ -39,8 +40,9 @@ def digits(*, layout: str = "image", test_size: float = 0.2, seed: int = 0):
     """
     func = "kdl.datasets.digits"
     v.check_choice(layout, "layout", func, LAYOUTS)
-    v.check_float(test_size, "test_size", func, min_value=0.0, max_value=0.9,
-                  strict_min=True)
+    v.check_float(
+        test_size, "test_size", func, min_value=0.0, max_value=0.9, strict_min=True
+    )
     v.check_int(seed, "seed", func, min_value=0)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -80,22 +82,25 @@ def sunspots(*, window: int = 24, horizon: int = 1, test_size: float = 0.2):
     func = "kdl.datasets.sunspots"
     v.check_int(window, "window", func)
     v.check_int(horizon, "horizon", func)
-    v.check_float(test_size, "test_size", func, min_value=0.0, max_value=0.9,
-                  strict_min=True)
+    v.check_float(
+        test_size, "test_size", func, min_value=0.0, max_value=0.9, strict_min=True
+    )
     from statsmodels.datasets import sunspots as sm_sunspots
 
     series = sm_sunspots.load_pandas().data["SUNACTIVITY"].to_numpy("float32")
-    n = len(series) - window - horizon + 1
+    n = count_windows(len(series), window, horizon)
     if n < 10:
-        v.fail(func, "window", f"at most {len(series) - horizon - 9} "
-               f"(the series has {len(series)} years)", window)
-    idx = np.arange(window)[None, :] + np.arange(n)[:, None]
-    x = series[idx]
-    y = series[np.arange(n) + window + horizon - 1]
-    split = int(round(n * (1.0 - test_size)))
+        v.fail(
+            func,
+            "window",
+            f"at most {len(series) - horizon - 9} (the series has {len(series)} years)",
+            window,
+        )
+    x, y, _ = make_windows(series[:, None], series, window, horizon)
+    split = split_in_time(n, test_size)
     scale = float(series[: split + window].max())
-    x = (x / scale)[..., None].astype("float32")
-    y = (y / scale)[:, None].astype("float32")
+    x = (x / scale).astype("float32")
+    y = (y / scale).astype("float32")
     return (x[:split], y[:split]), (x[split:], y[split:])
 
 
@@ -155,8 +160,9 @@ def toy_translation(
     if max_length < min_length:
         v.fail(func, "max_length", f">= min_length ({min_length})", max_length)
     v.check_int(vocab_size, "vocab_size", func, min_value=2)
-    v.check_float(test_size, "test_size", func, min_value=0.0, max_value=0.9,
-                  strict_min=True)
+    v.check_float(
+        test_size, "test_size", func, min_value=0.0, max_value=0.9, strict_min=True
+    )
     v.check_int(seed, "seed", func, min_value=0)
 
     rng = np.random.default_rng(seed)

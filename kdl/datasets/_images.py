@@ -1,0 +1,127 @@
+"""A folder of images, one subfolder per class, through Keras' own loader.
+
+The folder is checked with the standard library first (class subfolders that
+hold images), so a mistake is reported before TensorFlow is imported.
+Keras' ``image_dataset_from_directory`` then reads the files in a fixed order
+(classes sorted by name, files by path); kdl splits that list stratified by
+class, the same way for arrays and for streamed ``tf.data`` pipelines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kdl import _validation as v
+
+__all__ = ["IMAGE_SUFFIXES", "COLOR_MODES", "scan_folder", "read_folder"]
+
+# The suffixes image_dataset_from_directory reads.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+COLOR_MODES = ("rgb", "grayscale", "rgba")
+CHANNELS = {"rgb": 3, "grayscale": 1, "rgba": 4}
+
+
+def _images_in(folder: Path) -> list:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def scan_folder(path: Path, func: str, classes=None) -> dict:
+    """Class name -> number of images, checked before TensorFlow is imported."""
+    subfolders = sorted(
+        p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    counts = {p.name: len(_images_in(p)) for p in subfolders}
+    counts = {name: n for name, n in counts.items() if n}
+    kinds = "/".join(s[1:].upper() for s in IMAGE_SUFFIXES[:4])
+    if not counts:
+        loose = any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+        where = "images lie in the folder itself" if loose else "no images found"
+        v.fail(
+            func,
+            "path",
+            f"a folder with one subfolder of images ({kinds}) per class ({where})",
+            str(path),
+        )
+    if classes is None and len(counts) < 2:
+        v.fail(
+            func,
+            "path",
+            "a folder with at least two class subfolders "
+            f"holding images (found only {list(counts)})",
+            str(path),
+        )
+    if classes is not None:
+        extra = sorted(set(counts) - {str(c) for c in classes})
+        if extra:
+            v.fail(
+                func,
+                "path",
+                f"a folder whose class subfolders are among the "
+                f"model's classes {list(classes)} (found {extra})",
+                str(path),
+            )
+    return counts
+
+
+def _keras_dataset(path, classes, image_size, color_mode):
+    from kdl.backend import keras
+
+    return keras.utils.image_dataset_from_directory(
+        str(path),
+        labels="inferred",
+        label_mode="int",
+        class_names=classes,
+        color_mode=color_mode,
+        batch_size=None,
+        image_size=tuple(image_size),
+        shuffle=False,
+    )
+
+
+def read_folder(
+    path: Path,
+    *,
+    classes,
+    image_size,
+    color_mode,
+    split,
+    as_dataset: bool,
+    batch_size: int,
+    seed: int,
+):
+    """Reads the images; ``split(labels)`` gives a boolean test mask.
+
+    Returns:
+        (train, test, file_paths, mask): ``(x, y)`` pairs of arrays, or
+        ``(dataset, None)`` pairs of batched, prefetched ``tf.data`` pipelines
+        with ``as_dataset``; the file paths in reading order and the test mask.
+    """
+    from kdl.backend import tf
+
+    dataset = _keras_dataset(path, list(classes), image_size, color_mode)
+    paths = list(dataset.file_paths)
+    folder_of = {str(c): i for i, c in enumerate(classes)}
+    labels = np.array(
+        [folder_of[Path(p).relative_to(path).parts[0]] for p in paths], dtype="int64"
+    )
+    mask = split(labels)
+    if not as_dataset:
+        x = np.concatenate([b.numpy() for b, _ in dataset.batch(256)])
+        x = x.astype("float32")
+        return (x[~mask], labels[~mask]), (x[mask], labels[mask]), paths, mask
+    flags = tf.constant(mask)
+
+    def part(test: bool):
+        kept = dataset.enumerate().filter(lambda i, _: flags[i] == test)
+        return kept.map(lambda i, pair: pair)
+
+    train = part(False).shuffle(max(batch_size * 8, 256), seed=seed)
+    train = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    test = part(True).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return (train, None), (test, None), paths, mask
