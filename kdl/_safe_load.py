@@ -1,0 +1,919 @@
+"""A model file is data: what kdl checks before Keras reads one (issue 19).
+
+tf_keras resolves every ``{"module": ..., "class_name": ...}`` entry of a saved
+configuration by importing the module the file names, even with
+``safe_mode=True`` (the pattern of Keras 3's CVE-2025-1550, fixed there in 3.9
+and not in tf_keras). So before Keras deserializes anything, kdl reads the
+configuration itself (``config.json`` of a ``.keras`` zip, the
+``model_config`` and ``training_config`` of an ``.h5`` file, the Keras metadata
+of a SavedModel) and refuses every entry that does not resolve, *without
+importing anything*, to one of:
+
+- tf_keras' own layers, activations, initializers, regularizers, constraints,
+  losses, metrics, optimizers and learning-rate schedules (what
+  ``keras.layers.deserialize`` and friends find by name);
+- kdl's registered classes (``kdl>...``: kdl.augment's layers, kdl.privacy's
+  model and optimizers) and the TF-MOT classes kdl.compression loads;
+- the objects the caller passes in ``custom_objects``.
+
+``Lambda`` layers, Python lambdas and ``TFOpLambda`` layers calling a
+TensorFlow function outside a small set of math and array ops are refused as
+well. A ``.keras`` archive is also checked without extracting anything: no
+entry name with ``..`` or an absolute path, no duplicate entries, no entry
+that inflates absurdly (a zip bomb), and no tensor, declared in the weights or
+implied by the configuration, far larger than the file.
+
+:func:`check_loaded` makes sure what a loader returns is a Keras model (or an
+object of kdl's own classes, such as its TFLite model), never a function or
+another object a crafted file chose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+from kdl.backend import keras
+
+__all__ = [
+    "check_model_file",
+    "check_config",
+    "check_loaded",
+    "warn_unsafe",
+    "activation_names",
+]
+
+# .keras archive limits. Keras writes config.json of a few kB and stores the
+# weights uncompressed; these are far from any real model and far below what
+# would exhaust memory.
+CONFIG_LIMIT = 64 * 2**20
+METADATA_LIMIT = 2**20
+MAX_ENTRIES = 10_000
+BOMB_RATIO = 100  # uncompressed / compressed size of one zip entry
+BOMB_MIN_BYTES = 16 * 2**20  # smaller entries may compress as they like
+# A tensor (declared in a weights file, or implied by a layer's config) may be
+# at most this many times the bytes that hold the weights, plus a slack.
+TENSOR_RATIO = 16
+TENSOR_SLACK = 64 * 2**20
+
+_KERAS_SUFFIXES = (".keras",)
+_H5_SUFFIXES = (".h5", ".hdf5")
+_WEIGHT_ENTRIES = ("model.weights.h5", "model.weights.npz")
+# Handled by Keras before it looks at "module": plain data.
+_DATA_FIRST = ("__tensor__", "__numpy__", "__bytes__")
+# Plain data in the legacy JSON (h5, SavedModel) when no module is named.
+_LEGACY_DATA = ("__tuple__", "__ellipsis__", "TensorShape", "TypeSpec")
+_NOT_OBJECTS = ("get", "serialize", "deserialize")
+# TensorFlow functions a TFOpLambda layer (a TF op called on a Keras tensor in
+# a functional model) may name: math and array ops, nothing that reads or
+# writes files or runs Python.
+_TF_OP_PREFIXES = (
+    "math.",
+    "nn.",
+    "linalg.",
+    "__operators__.",
+    "image.resize",
+    "compat.v1.math.",
+    "compat.v1.nn.",
+)
+_TF_OPS = frozenset(
+    "reshape concat stack unstack expand_dims squeeze transpose cast identity "
+    "where gather gather_nd split tile shape ones_like zeros_like clip_by_value "
+    "broadcast_to one_hot pad reverse range fill argmax argmin einsum norm size "
+    "rank slice strided_slice sequence_mask boolean_mask repeat maximum minimum "
+    "reduce_sum reduce_mean reduce_max reduce_min abs exp sqrt square add "
+    "multiply subtract divide compat.v1.transpose compat.v1.gather".split()
+)
+_STRING_KINDS = (
+    ("activation", "activation"),
+    ("_initializer", "initializer"),
+    ("_regularizer", "regularizer"),
+    ("_constraint", "constraint"),
+)
+
+
+def _refuse(func, path, what):
+    raise ValueError(
+        f"{func} refused to load {str(path)!r}: {what} If you trust the source "
+        f"of this file, call {_trusted_call(func)}, which warns and skips "
+        "these checks."
+    )
+
+
+def _trusted_call(func):
+    if func == "kdl.load":
+        return "kdl.load(path, safe_mode=False)"
+    return "kdl.load(path, safe_mode=False) (or pass --unsafe where offered)"
+
+
+def _corrupt(func, path, fmt, reason, err=None):
+    raise ValueError(
+        f"{func} could not load {str(path)!r} as a {fmt} model: {reason}"
+    ) from err
+
+
+def warn_unsafe(path, func: str = "kdl.load") -> None:
+    """Warns that ``path`` is loaded without kdl's checks (``safe_mode=False``)."""
+    warnings.warn(
+        f"{func} is loading {str(path)!r} with safe_mode=False: the file may "
+        "import modules and run code it names. Only do this for files you trust.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+# === Keras' own objects, found without importing anything ===
+
+
+def _keras_tables():
+    """Name -> object for what tf_keras deserializes by name, and base classes."""
+    if _TABLES:
+        return _TABLES
+    src = keras.src
+    src.layers.serialization.populate_deserializable_objects()
+    src.initializers.populate_deserializable_objects()
+    by_name = dict(src.layers.serialization.LOCAL.ALL_OBJECTS)
+    by_name.update(src.initializers.LOCAL.ALL_OBJECTS)
+    modules = (
+        src.activations,
+        src.losses,
+        src.metrics,
+        src.regularizers,
+        src.constraints,
+        keras.optimizers,
+        keras.optimizers.legacy,
+        keras.optimizers.schedules,
+        keras.mixed_precision,
+    )
+    for module in modules:
+        for name, obj in vars(module).items():
+            if name.startswith("_") or name in _NOT_OBJECTS:
+                continue
+            if isinstance(obj, type) or (
+                callable(obj) and getattr(obj, "__module__", "") == module.__name__
+            ):
+                by_name.setdefault(name, obj)
+    by_name.update(
+        Functional=src.engine.functional.Functional,
+        Sequential=keras.Sequential,
+        Model=keras.Model,
+    )
+    _TABLES["by_name"] = by_name
+    _TABLES["ids"] = {id(obj) for obj in by_name.values()}
+    _TABLES["bases"] = (
+        keras.layers.Layer,
+        keras.losses.Loss,
+        keras.metrics.Metric,
+        keras.optimizers.Optimizer,
+        keras.optimizers.legacy.Optimizer,
+        keras.optimizers.schedules.LearningRateSchedule,
+        keras.initializers.Initializer,
+        keras.regularizers.Regularizer,
+        keras.constraints.Constraint,
+        keras.mixed_precision.Policy,
+    )
+    _TABLES["activations"] = frozenset(
+        name
+        for name, obj in vars(src.activations).items()
+        if callable(obj)
+        and not isinstance(obj, type)
+        and getattr(obj, "__module__", "") == src.activations.__name__
+        and name not in _NOT_OBJECTS
+        and not name.startswith("_")
+    )
+    return _TABLES
+
+
+_TABLES: dict = {}
+
+
+def activation_names() -> frozenset:
+    """The activation names tf_keras resolves from a string (``"relu"``, ...)."""
+    return _keras_tables()["activations"]
+
+
+def _is_native(obj) -> bool:
+    """True for tf_keras' own classes and functions that configs may name."""
+    tables = _keras_tables()
+    if obj is keras.layers.Lambda:
+        return False
+    if id(obj) in tables["ids"]:
+        return True
+    module = getattr(obj, "__module__", "") or ""
+    if not module.startswith("tf_keras."):
+        return False
+    if isinstance(obj, type):
+        return issubclass(obj, tables["bases"])
+    name = getattr(obj, "__name__", "")
+    kinds = ("tf_keras.src.activations", "tf_keras.src.losses", "tf_keras.src.metrics")
+    return callable(obj) and module.startswith(kinds) and name not in _NOT_OBJECTS
+
+
+def _symbol(api_name):
+    """The tf_keras public symbol ``api_name`` (``keras.layers.Dense``), or None."""
+    if "__internal__.legacy" in api_name:
+        api_name = "compat.v1." + api_name
+    tf_export = keras.src.saving.serialization_lib.tf_export
+    return tf_export.get_symbol_from_name(api_name)
+
+
+# === What an entry names, found without importing anything ===
+
+
+class _AllowList:
+    """The objects a configuration may name: Keras', kdl's and the caller's.
+
+    ``more_objects`` (a callable returning a dict) is called once, only when
+    an entry is not allowed otherwise: kdl.io passes the TF-MOT and TF Privacy
+    classes of kdl.compression and kdl.privacy, which are slow to import.
+    """
+
+    def __init__(self, custom_objects, more_objects):
+        import kdl.augment  # noqa: F401  (registers kdl's own layers)
+
+        self.custom = dict(custom_objects or {})
+        self.more = more_objects
+        self.trusted = {id(obj) for obj in self.custom.values()}
+        self._add_kdl_registered()
+
+    def _add_kdl_registered(self):
+        for key, obj in keras.saving.get_custom_objects().items():
+            if key.startswith("kdl>"):
+                self.trusted.add(id(obj))
+
+    def extend(self) -> bool:
+        """Adds what ``more_objects`` returns (once); False if nothing was added."""
+        if self.more is None:
+            return False
+        more, self.more = self.more, None
+        extra = dict(more() or {})
+        self.custom = {**extra, **self.custom}
+        self.trusted.update(id(obj) for obj in extra.values())
+        self._add_kdl_registered()
+        return True
+
+    def allowed(self, obj) -> bool:
+        return id(obj) in self.trusted or _is_native(obj)
+
+    def registered(self, key) -> list:
+        """Every object a loader may find under ``key`` in custom objects."""
+        if not isinstance(key, str):
+            return []
+        found = [self.custom[key]] if key in self.custom else []
+        registry = keras.saving.get_custom_objects()
+        if key in registry:
+            found.append(registry[key])
+        return found
+
+
+def _entry_name(entry):
+    class_name = entry["class_name"]
+    if class_name == "function":
+        return entry.get("config")
+    if class_name == "__typespec__":
+        return entry.get("spec_name")
+    return class_name
+
+
+def _resolve(entry, allow):
+    """The object a Keras loader would take for ``entry``, or None.
+
+    Mirrors tf_keras' ``_retrieve_class_or_fn`` (registered objects first, then
+    the public Keras API, then the module) and the legacy loaders (lookup by
+    class name), but never imports: a module that is not imported yet is a
+    module the file chose, and the entry is refused.
+    """
+    name = _entry_name(entry)
+    if not isinstance(name, str):
+        return None
+    class_name = entry["class_name"]
+    module = entry.get("module")
+    keys = {name, class_name, entry.get("registered_name")}
+    found = [obj for key in keys for obj in allow.registered(key)]
+    refused = [obj for obj in found if not allow.allowed(obj)]
+    if refused or found:
+        return (refused or found)[0]
+    if module:
+        return _from_module(
+            name, entry.get("registered_name"), module, class_name == "function"
+        )
+    by_name = _keras_tables()["by_name"]
+    return by_name.get(name) or by_name.get(name.removeprefix("Custom>"))
+
+
+def _from_module(name, registered, module, is_function):
+    if not isinstance(module, str):
+        return None
+    if module in ("tf_keras", "keras") or module.startswith(("keras.", "tf_keras.")):
+        obj = _symbol(f"{module}.{name}")
+        if obj is not None:
+            return obj
+    if is_function and module == "builtins":
+        for sub in keras.src.saving.serialization_lib.BUILTIN_MODULES:
+            obj = _symbol(f"keras.{sub}.{name}")
+            if obj is not None:
+                return obj
+    if module.startswith("keras"):
+        module = "tf_" + module
+    namespace = getattr(sys.modules.get(module), "__dict__", None)
+    if namespace is None:  # Keras would import it: never done here
+        return None
+    obj = namespace.get(name)
+    if obj is None and isinstance(registered, str):
+        obj = namespace.get(registered)
+    if obj is None and name.count(".") == 1:
+        outer, inner = name.split(".")
+        obj = getattr(namespace.get(outer), inner, None)
+    return obj
+
+
+def _describe(entry):
+    name = _entry_name(entry)
+    kind = "function" if entry["class_name"] == "function" else "class"
+    text = f"the {kind} {name!r}"
+    if entry.get("module"):
+        text += f" of module {entry['module']!r}"
+    registered = entry.get("registered_name")
+    if registered and registered != name:
+        text += f" (registered name {registered!r})"
+    return text
+
+
+def _check_entry(entry, where, allow, path, func):
+    class_name = entry["class_name"]
+    if not isinstance(class_name, str):
+        _refuse(
+            func,
+            path,
+            f"its config entry {where} has a class_name that is "
+            f"not a string ({class_name!r}).",
+        )
+    module = entry.get("module")
+    if class_name in _DATA_FIRST or (class_name in _LEGACY_DATA and not module):
+        return
+    if class_name == "__lambda__":
+        _refuse(
+            func,
+            path,
+            f"its config entry {where} is a Python lambda, whose "
+            "code would run while loading.",
+        )
+    obj = _resolve(entry, allow)
+    if (obj is None or not allow.allowed(obj)) and allow.extend():
+        obj = _resolve(entry, allow)
+    if class_name == "Lambda" or obj is keras.layers.Lambda:
+        _refuse(
+            func,
+            path,
+            f"its config entry {where} is a Lambda layer, whose "
+            "Python code would run while loading.",
+        )
+    if obj is None or not allow.allowed(obj):
+        why = (
+            "kdl does not import modules a file names"
+            if obj is None
+            else "it is not a tf_keras, kdl, TF-MOT or TF Privacy class or function"
+        )
+        _refuse(
+            func,
+            path,
+            f"its config entry {where} names {_describe(entry)}; "
+            f"{why}, and it is not in custom_objects.",
+        )
+    ops = keras.src.layers.core
+    if obj in (ops.TFOpLambda, ops.SlicingOpLambda):
+        _check_tf_op(entry, where, path, func)
+
+
+def _check_tf_op(entry, where, path, func):
+    config = entry.get("config")
+    name = config.get("function") if isinstance(config, dict) else None
+    if isinstance(name, str) and (name in _TF_OPS or name.startswith(_TF_OP_PREFIXES)):
+        return
+    _refuse(
+        func,
+        path,
+        f"its config entry {where} is a {entry['class_name']} "
+        f"layer calling the TensorFlow function {name!r}, which is not a "
+        "math or array op.",
+    )
+
+
+def _check_string(key, value, where, allow, path, func):
+    """Refuses an unknown name where Keras deserializes a string by name."""
+    kind = next((k for suffix, k in _STRING_KINDS if key.endswith(suffix)), None)
+    if kind is None:
+        return
+    tables = _keras_tables()
+    known = tables["activations"] if kind == "activation" else tables["by_name"]
+    if value in known:
+        return
+    found = allow.registered(value)
+    if found and all(allow.allowed(obj) for obj in found):
+        return
+    _refuse(
+        func,
+        path,
+        f"its config entry {where} names the {kind} {value!r}, "
+        f"which is not a Keras {kind} name, and it is not in custom_objects.",
+    )
+
+
+def _nodes(root, label):
+    """Every dict and list in ``root`` with its path, shallowest first."""
+    queue = [(root, label)]
+    for node, where in queue:  # the list grows while it is read
+        yield node, where
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, (dict, list)):
+                sub = (
+                    f"{where}[{key}]"
+                    if isinstance(node, list)
+                    else (f"{where}.{key}" if where else str(key))
+                )
+                queue.append((value, sub))
+
+
+def check_config(
+    config,
+    *,
+    custom_objects=None,
+    more_objects=None,
+    source="<config>",
+    func: str = "kdl.load",
+) -> None:
+    """Refuses a parsed model configuration that names anything outside the allow-list.
+
+    Args:
+        config: dict or list. A parsed configuration (``config.json``,
+            ``model_config``, ...).
+        custom_objects: dict or None. Further allowed names (name -> object).
+        more_objects: callable or None. Returns more allowed objects; called
+            at most once, only when an entry is not allowed otherwise.
+        source: str or Path. What the error calls the file.
+        func: str. The public function named in the error.
+
+    Raises:
+        ValueError: naming the entry (a path such as
+            ``config.layers[2].config.activation``), its module and class.
+    """
+    allow = _AllowList(custom_objects, more_objects)
+    _check_tree(config, "", allow, source, func)
+
+
+def _check_tree(config, label, allow, path, func):
+    for node, where in _nodes(config, label):
+        if not isinstance(node, dict):
+            continue
+        if "class_name" in node:
+            _check_entry(node, where or "(the model)", allow, path, func)
+        for key, value in node.items():
+            if isinstance(value, str) and isinstance(key, str):
+                sub = f"{where}.{key}" if where else key
+                _check_string(key, value, sub, allow, path, func)
+
+
+# === Sizes: what the configuration claims against what the file holds ===
+
+
+def _positive_ints(values):
+    return [
+        v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0
+    ]
+
+
+def _last_dim(shape) -> int:
+    """The largest last dimension of a shape (or of a list of shapes); 1 if none."""
+    if not isinstance(shape, list) or not shape:
+        return 1
+    if all(isinstance(s, list) for s in shape):
+        return max((_last_dim(s) for s in shape), default=1)
+    return (_positive_ints(shape[-1:]) or [1])[0]
+
+
+def _claimed_bytes(entry) -> int:
+    """A lower bound of the float32 weight bytes a layer entry implies."""
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return 0
+    sizes = _positive_ints([config.get(k) for k in ("units", "filters", "output_dim")])
+    if not sizes:
+        return 0
+    build = entry.get("build_config")
+    shape = build.get("input_shape") if isinstance(build, dict) else None
+    d_in = max(
+        _last_dim(shape),
+        _last_dim(config.get("batch_input_shape")),
+        *_positive_ints([config.get("input_dim")]),
+        1,
+    )
+    kernel = config.get("kernel_size")
+    kernel = [kernel] if isinstance(kernel, int) else kernel
+    k = math.prod(_positive_ints(kernel)) if isinstance(kernel, list) else 1
+    return 4 * max(sizes) * d_in * max(k, 1)
+
+
+def _check_claims(configs, stored: int, path, func):
+    """Refuses a configuration implying weights far larger than the file holds."""
+    total, largest = 0, (0, "")
+    for label, config in configs:
+        for node, where in _nodes(config, label):
+            if isinstance(node, dict) and "class_name" in node:
+                claimed = _claimed_bytes(node)
+                total += claimed
+                largest = max(largest, (claimed, where or "(the model)"))
+    if total > TENSOR_RATIO * stored + TENSOR_SLACK:
+        _refuse(
+            func,
+            path,
+            f"its configuration implies weights of at least "
+            f"{total:,} bytes ({largest[1]} alone {largest[0]:,}), but the "
+            f"file holds {stored:,} bytes of weights; building the model "
+            "would allocate that memory.",
+        )
+
+
+def _check_h5(h5file, stored: int, path, func, where=""):
+    """Refuses external links, external or virtual storage and huge tensors."""
+    import h5py
+
+    problems = []
+
+    def link(name, value):
+        if isinstance(value, h5py.ExternalLink):
+            problems.append(f"{where}/{name} is a link to the file {value.filename!r}.")
+
+    def dataset(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if obj.is_virtual or obj.external:
+            problems.append(f"{where}/{name} reads its data from other files.")
+            return
+        size = math.prod(obj.shape or ()) * obj.dtype.itemsize
+        if size > TENSOR_RATIO * stored + TENSOR_SLACK:
+            problems.append(
+                f"{where}/{name} declares a tensor of shape "
+                f"{obj.shape} ({size:,} bytes) in {stored:,} bytes "
+                "of file."
+            )
+
+    h5file.visititems_links(link)
+    if not problems:
+        h5file.visititems(dataset)
+    if problems:
+        _refuse(func, path, f"its weights are not plain data: {problems[0]}")
+
+
+# === Reading the configuration of each format ===
+
+
+def _parse_json(raw, name, path, fmt, func):
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        config = json.loads(text)
+    except RecursionError:
+        _refuse(func, path, f"its {name} is nested too deeply to be a model.")
+    except ValueError as err:  # UnicodeDecodeError and JSONDecodeError
+        _corrupt(
+            func,
+            path,
+            fmt,
+            f"its {name} is not valid JSON ({err}); the "
+            "file is corrupt or not a model.",
+            err,
+        )
+    if not isinstance(config, (dict, list)):
+        _corrupt(func, path, fmt, f"its {name} is not a model configuration.")
+    return config
+
+
+def _unsafe_name(name: str) -> bool:
+    name = name.replace("\\", "/")
+    parts = name.split("/")
+    return (
+        name.startswith("/")
+        or ".." in parts
+        or "\0" in name
+        or (len(name) > 1 and name[1] == ":")
+    )
+
+
+def _check_entries(infos, path, func):
+    """Archive hygiene, read from the zip directory only."""
+    if len(infos) > MAX_ENTRIES:
+        _refuse(func, path, f"its archive holds {len(infos):,} entries.")
+    seen = set()
+    for info in infos:
+        name = info.filename
+        if _unsafe_name(name):
+            _refuse(
+                func,
+                path,
+                f"its archive entry {name!r} points outside the "
+                "archive ('..' or an absolute path).",
+            )
+        if name in seen:
+            _refuse(
+                func,
+                path,
+                f"its archive holds the entry {name!r} twice, so "
+                "what is checked need not be what is loaded.",
+            )
+        seen.add(name)
+        limit = {"config.json": CONFIG_LIMIT, "metadata.json": METADATA_LIMIT}
+        size = info.file_size
+        if size > limit.get(name, size) or (
+            size > BOMB_MIN_BYTES and size > BOMB_RATIO * max(info.compress_size, 1)
+        ):
+            _refuse(
+                func,
+                path,
+                f"its archive entry {name!r} would inflate from "
+                f"{info.compress_size:,} to {size:,} bytes (a zip bomb).",
+            )
+
+
+class _Window:
+    """A read-only, seekable view of one stored (uncompressed) zip entry."""
+
+    def __init__(self, file, start, size):
+        self.file, self.start, self.size, self.pos = file, start, size, 0
+
+    def seek(self, offset, whence=0):
+        base = (0, self.pos, self.size)[whence]
+        self.pos = min(max(base + offset, 0), self.size)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def read(self, n=-1):
+        n = self.size - self.pos if n is None or n < 0 else min(n, self.size - self.pos)
+        self.file.seek(self.start + self.pos)
+        data = self.file.read(n)
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _check_weights_member(path, archive, info, func):
+    import h5py
+
+    with open(path, "rb") as raw:
+        if info.compress_type == zipfile.ZIP_STORED:
+            raw.seek(info.header_offset)
+            header = raw.read(30)
+            if header[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"bad local header of {info.filename!r}")
+            skip = int.from_bytes(header[26:28], "little") + int.from_bytes(
+                header[28:30], "little"
+            )
+            member = _Window(raw, info.header_offset + 30 + skip, info.file_size)
+        else:
+            member = archive.open(info)
+        with h5py.File(member, "r") as weights:
+            _check_h5(weights, info.file_size, path, func, info.filename)
+
+
+def _read_keras(path, func):
+    """The configuration of a ``.keras`` archive, read without extracting."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            starts_as_zip = f.read(4) == b"PK\x03\x04"
+        if starts_as_zip:  # the zip directory at the end is missing
+            _corrupt(func, path, "keras", "the archive is truncated or corrupt.")
+        _corrupt(
+            func,
+            path,
+            "keras",
+            "it is not a .keras archive (a .keras file "
+            "is a zip archive), so it is corrupt or not a model.",
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            _check_entries(infos, path, func)
+            entries = {info.filename: info for info in infos}
+            if "config.json" not in entries:
+                _corrupt(
+                    func,
+                    path,
+                    "keras",
+                    "the archive holds no config.json, "
+                    "so it is not a Keras model file.",
+                )
+            config = _parse_json(
+                archive.read("config.json"), "config.json", path, "keras", func
+            )
+            weights = [entries[n] for n in _WEIGHT_ENTRIES if n in entries]
+            for info in weights:
+                if info.filename.endswith(".h5"):
+                    _check_weights_member(path, archive, info, func)
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        _corrupt(
+            func, path, "keras", f"the archive is truncated or corrupt ({err}).", err
+        )
+    stored = sum(info.file_size for info in weights) or sum(
+        info.file_size for info in infos if info.filename != "config.json"
+    )
+    return [("", config)], stored
+
+
+def _read_h5(path, func):
+    """The ``model_config`` and ``training_config`` of an HDF5 model file."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        _corrupt(
+            func,
+            path,
+            "h5",
+            "it is not an HDF5 file; the file is corrupt or not a model.",
+        )
+    stored = path.stat().st_size
+    configs = []
+    try:
+        with h5py.File(path, "r") as f:
+            _check_h5(f, stored, path, func)
+            for key in ("model_config", "training_config"):
+                raw = f.attrs.get(key)
+                if raw is not None:
+                    configs.append((key, _parse_json(raw, key, path, "h5", func)))
+    except OSError as err:
+        _corrupt(
+            func, path, "h5", f"the HDF5 file is truncated or corrupt ({err}).", err
+        )
+    if not configs or configs[0][0] != "model_config":
+        _corrupt(
+            func,
+            path,
+            "h5",
+            "the HDF5 file holds no model_config (it may "
+            "hold weights only: load them with model.load_weights).",
+        )
+    return configs, stored
+
+
+def _savedmodel_metadata(path, func):
+    """(node path, metadata bytes) of every Keras object of a SavedModel."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        if (path / "keras_metadata.pb").exists():
+            module = f"{keras.__name__}.protobuf.saved_metadata_pb2"
+            proto = __import__(module, fromlist=["SavedMetadata"]).SavedMetadata()
+            proto.ParseFromString((path / "keras_metadata.pb").read_bytes())
+            return [(node.node_path, node.metadata) for node in proto.nodes]
+        if not (path / "saved_model.pb").exists():  # text format: no Keras metadata
+            return []
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        saved = saved_model_pb2.SavedModel()
+        saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    except DecodeError as err:
+        _corrupt(
+            func, path, "savedmodel", f"its protocol buffers are corrupt ({err}).", err
+        )
+    graph = saved.meta_graphs[0].object_graph_def if saved.meta_graphs else None
+    nodes = enumerate(graph.nodes) if graph is not None else ()
+    return [
+        (f"node {i}", node.user_object.metadata)
+        for i, node in nodes
+        if node.WhichOneof("kind") == "user_object"
+        and node.user_object.identifier.startswith("_tf_keras")
+        and node.user_object.metadata
+    ]
+
+
+def _read_savedmodel(path, func):
+    """The Keras metadata of a SavedModel folder (none if Keras did not write it)."""
+    if (
+        not (path / "saved_model.pb").exists()
+        and not (path / "saved_model.pbtxt").exists()
+    ):
+        _corrupt(
+            func,
+            path,
+            "savedmodel",
+            "the folder holds no saved_model.pb, so it is not a SavedModel.",
+        )
+    configs = [
+        (
+            where,
+            _parse_json(text, f"Keras metadata ({where})", path, "savedmodel", func),
+        )
+        for where, text in _savedmodel_metadata(path, func)
+    ]
+    variables = path / "variables"
+    stored = (
+        sum(f.stat().st_size for f in variables.rglob("*") if f.is_file())
+        if variables.is_dir()
+        else 0
+    )
+    return configs, stored
+
+
+def _format(path: Path):
+    suffix = path.suffix.lower()
+    if suffix in _KERAS_SUFFIXES:
+        return "keras"
+    if suffix in _H5_SUFFIXES:
+        return "h5"
+    if suffix == ".tflite":
+        return "tflite"
+    if suffix == "" or path.is_dir():
+        return "savedmodel"
+    raise ValueError(
+        f"kdl cannot tell the model format of {str(path)!r} from its suffix "
+        f"{suffix!r}. Use '.keras' (recommended), '.h5', '.tflite', or a path "
+        "without a suffix for a SavedModel folder."
+    )
+
+
+# === The two checks kdl.load runs ===
+
+
+def check_model_file(
+    path, *, custom_objects=None, more_objects=None, func: str = "kdl.load"
+) -> None:
+    """Refuses a model file that is not plain data, before Keras reads it.
+
+    Reads the configuration (``config.json`` of a ``.keras`` zip, the
+    ``model_config`` / ``training_config`` of an ``.h5`` file, the Keras
+    metadata of a SavedModel) and the container, and imports nothing the file
+    names. A ``.tflite`` file holds no Python names and passes; so does a
+    SavedModel that Keras did not write.
+
+    Args:
+        path: str or Path. The model file or SavedModel folder.
+        custom_objects: dict or None. Names (and objects) the caller allows on
+            top of tf_keras' and kdl's own. Defaults to `None`.
+        more_objects: callable or None. Returns a dict of further allowed
+            objects; called at most once, only when an entry is not allowed
+            otherwise (kdl.io passes the TF-MOT and TF Privacy classes, slow to
+            import). Defaults to `None`.
+        func: str. The public function named in errors. Defaults to `"kdl.load"`.
+
+    Raises:
+        FileNotFoundError: if nothing exists at ``path``.
+        ValueError: for an entry outside the allow-list (the message names the
+            file, the entry's path in the configuration and its module and
+            class, and how to load a trusted file), a ``Lambda`` layer, an
+            unsafe or oversized archive entry, a tensor far larger than the
+            file, or a corrupt file.
+
+    Example:
+        >>> check_model_file("model.keras")  # returns None or raises
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{func} found no file or folder at {str(path)!r}.")
+    fmt = _format(path)
+    if fmt == "tflite":
+        return
+    if fmt != "savedmodel" and path.is_dir():
+        _corrupt(func, path, fmt, "it is a folder, not a file.")
+    reader = {"keras": _read_keras, "h5": _read_h5, "savedmodel": _read_savedmodel}
+    configs, stored = reader[fmt](path, func)
+    if not configs:
+        return
+    allow = _AllowList(custom_objects, more_objects)
+    for label, config in configs:
+        _check_tree(config, label, allow, path, func)
+    _check_claims(configs, stored, path, func)
+
+
+def check_loaded(obj, path, func: str = "kdl.load"):
+    """Returns ``obj`` if it is a Keras model or an object of kdl's own classes.
+
+    A crafted ``.keras`` file can make tf_keras return any importable object
+    (``subprocess.run`` named as the model was returned as is); kdl.load
+    returns models only: a ``kdl.keras.Model``, or kdl's TFLite model or
+    SavedModel predictor.
+
+    Raises:
+        ValueError: for anything else (a function, a class, another object).
+    """
+    if isinstance(obj, keras.Model):
+        return obj
+    cls = type(obj)
+    module = getattr(cls, "__module__", "") or ""
+    is_kdl_instance = module.split(".")[0] == "kdl" and not isinstance(obj, type)
+    if is_kdl_instance and not callable(getattr(obj, "__func__", None)):
+        return obj
+    what = getattr(obj, "__qualname__", None) or cls.__qualname__
+    where = getattr(obj, "__module__", None) or module
+    raise ValueError(
+        f"{func} refused what {str(path)!r} loaded as: {where}.{what} "
+        f"({cls.__name__}), not a Keras model. A model file must describe a "
+        "model; this one names another object."
+    )
