@@ -185,7 +185,7 @@ def test_train_prints_progress_and_is_quiet_with_verbose_0(capsys):
     assert "episode" in capsys.readouterr().out
     # Episodes are accounted for, and training continues across calls.
     assert agent.steps == 400
-    assert len(agent.buffer) + len(agent._pending) == 400  # n-step: some wait
+    assert len(agent.buffer) + len(agent.buffer.pending) == 400  # n-step: some wait
     assert sum(log["episode_lengths"]) <= 200
     assert log["episode_returns"] == [float(n) for n in log["episode_lengths"]]
 
@@ -247,7 +247,7 @@ def test_n_step_transitions_sum_discounted_rewards():
     log = agent.train(300, verbose=0)
     buffer = agent.buffer
     n = len(buffer)
-    assert n == 300 - len(agent._pending) and 0 <= len(agent._pending) < 3
+    assert n == 300 - len(agent.buffer.pending) and 0 <= len(agent.buffer.pending) < 3
     horizons = buffer.horizons[:n]
     terminated = buffer.terminated[:n].astype(bool)
     # CartPole pays 1 per step: an h-step transition's reward is sum gamma^k.

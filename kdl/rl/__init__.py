@@ -7,7 +7,16 @@ Example:
     >>> mean, std = agent.evaluate(20)
 """
 
-from kdl.rl.dqn import DQNAgent, TFLitePolicy, run_tflite_episode
-from kdl.rl.replay import ReplayBuffer
+from kdl.rl.dqn import DQNAgent
+from kdl.rl.evaluation import Evaluator
+from kdl.rl.replay import NStepReplayBuffer, ReplayBuffer
+from kdl.rl.tflite_policy import TFLitePolicy, run_tflite_episode
 
-__all__ = ["DQNAgent", "ReplayBuffer", "TFLitePolicy", "run_tflite_episode"]
+__all__ = [
+    "DQNAgent",
+    "Evaluator",
+    "NStepReplayBuffer",
+    "ReplayBuffer",
+    "TFLitePolicy",
+    "run_tflite_episode",
+]

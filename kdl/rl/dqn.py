@@ -1,4 +1,4 @@
-"""Deep Q-learning (DQN) with a kdl-built Q-network.
+"""Deep Q-learning (DQN) with a kdl-built Q-network: the agent.
 
 The agent learns the value of each action from rewards (Mnih et al., 2015):
 an epsilon-greedy policy fills a replay buffer, and minibatches from it train
@@ -6,125 +6,45 @@ a Q-network towards the Bellman target computed with a slowly copied target
 network, under the Huber loss. Double DQN (van Hasselt et al., 2016) picks the
 next action with the online network and values it with the target network.
 
-Every tensor operation runs inside a `tf.function`: acting is one compiled
-forward pass (never a Keras `predict` call), and a training round runs all its
-gradient steps in one compiled loop.
+`DQNAgent` composes the parts the way Stable-Baselines3 splits an algorithm
+(docs/design.md, issue 10):
+
+- `kdl.rl.replay.NStepReplayBuffer`: replay with n-step returns;
+- `kdl.rl.learner.QLearner`: the networks and the compiled acting and
+  learning steps (`tf.function`s);
+- `kdl.rl.evaluation.Evaluator`: evaluation during training (best return,
+  early stop, keep-best), like SB3's `EvalCallback`;
+- `kdl.rl.tflite_policy`: the exported policy played in LiteRT;
+- `kdl.rl.saving`: the saved folder.
 """
 
 from __future__ import annotations
 
-import collections
-import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
 
 from kdl import _validation as v
-from kdl import io as kdl_io
-from kdl.backend import keras, tf
-from kdl.rl.replay import ReplayBuffer
+from kdl.backend import keras
+from kdl.rl.envs import check_spaces, env_id, make_env, reset
+from kdl.rl.evaluation import (
+    Evaluator,
+    play_episode,
+    play_side_by_side,
+    visited_states,
+)
+from kdl.rl.learner import QLearner
+from kdl.rl.progress import Progress
+from kdl.rl.replay import NStepReplayBuffer
+from kdl.rl.saving import load_agent, save_agent
+from kdl.rl.tflite_policy import TFLitePolicy, run_tflite_episode
 
 __all__ = ["DQNAgent", "TFLitePolicy", "play_episode", "run_tflite_episode"]
 
 CLASS = "DQNAgent"
-CONFIG_FILE = "agent.json"
-MODEL_FILE = "q_network.keras"
-FORMAT_VERSION = 1
 
 
-# === Environment checks ===
-
-
-def _make_env(env, func: str, arg: str = "env"):
-    """Returns a Gymnasium environment from an instance or a registered id."""
-    import gymnasium
-
-    if isinstance(env, str):
-        try:
-            return gymnasium.make(env)
-        except gymnasium.error.Error as exc:
-            v.fail(
-                func,
-                arg,
-                "a registered Gymnasium id (" + str(exc).rstrip(".") + ")",
-                env,
-            )
-    if not isinstance(env, gymnasium.Env):
-        v.fail(
-            func,
-            arg,
-            "a gymnasium.Env or a registered Gymnasium id such as 'CartPole-v1'",
-            env,
-            error=TypeError,
-        )
-    return env
-
-
-def _check_spaces(env, func: str, arg: str = "env"):
-    """Checks a Discrete action space and a 1-D Box observation space.
-
-    Returns:
-        (observation_shape, num_actions).
-    """
-    from gymnasium import spaces
-
-    action_space = env.action_space
-    if not isinstance(action_space, spaces.Discrete):
-        v.fail(
-            func,
-            arg,
-            "an environment with a Discrete action space (DQN "
-            "picks one of finitely many actions; continuous actions need a "
-            "policy-gradient method)",
-            _Described(f"{_env_name(env)} (action space {action_space})"),
-        )
-    if action_space.start != 0:
-        v.fail(
-            func,
-            arg,
-            "an environment whose Discrete actions start at 0",
-            _Described(f"{_env_name(env)} (action space {action_space})"),
-        )
-    obs_space = env.observation_space
-    if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
-        image = isinstance(obs_space, spaces.Box) and len(obs_space.shape) >= 2
-        v.fail(
-            func,
-            arg,
-            "an environment with a vector observation (a 1-D Box "
-            "space; image observations need a convolutional Q-network, "
-            "which DQNAgent does not build)",
-            _Described(
-                f"{_env_name(env)} ({'image ' if image else ''}"
-                f"observation space {obs_space})"
-            ),
-        )
-    return (int(obs_space.shape[0]),), int(action_space.n)
-
-
-class _Described:
-    """A value shown in an error message as its description, unquoted."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _env_name(env) -> str:
-    spec = getattr(env, "spec", None)
-    return spec.id if spec is not None else type(env).__name__
-
-
-def _env_id(env) -> str | None:
-    spec = getattr(env, "spec", None)
-    return None if spec is None else spec.id
-
-
-def _linear_epsilon(start: float, end: float, decay_steps: int):
+def linear_epsilon(start: float, end: float, decay_steps: int):
     """Epsilon falls linearly from `start` to `end` over `decay_steps` steps."""
 
     def schedule(step: int) -> float:
@@ -133,9 +53,6 @@ def _linear_epsilon(start: float, end: float, decay_steps: int):
         return start + (end - start) * step / decay_steps
 
     return schedule
-
-
-# === The agent ===
 
 
 class DQNAgent:
@@ -215,7 +132,7 @@ class DQNAgent:
         n_steps: int = 8,
         seed: int | None = None,
     ):
-        self._config = _check_config(
+        self._config = check_config(
             hidden_units=hidden_units,
             gamma=gamma,
             learning_rate=learning_rate,
@@ -233,51 +150,41 @@ class DQNAgent:
             n_steps=n_steps,
             seed=seed,
         )
-        self.env = _make_env(env, CLASS)
-        self.observation_shape, self.num_actions = _check_spaces(self.env, CLASS)
-        self.env_id = _env_id(self.env)
+        self.env = make_env(env, CLASS)
+        self.observation_shape, self.num_actions = check_spaces(self.env, CLASS)
+        self.env_id = env_id(self.env)
         self._build()
 
     # --- construction ---
 
     def _build(self) -> None:
-        from kdl.models.mlp import build_mlp
-
         cfg = self._config
         seed = cfg["seed"]
         if seed is not None:
             keras.utils.set_random_seed(seed)
         self._rng = np.random.default_rng(seed)
-        self.buffer = ReplayBuffer(
+        self.buffer = NStepReplayBuffer(
             cfg["buffer_size"],
             self.observation_shape,
+            n_steps=cfg["n_steps"],
+            gamma=cfg["gamma"],
             seed=None if seed is None else seed + 1,
         )
-        self._epsilon = _linear_epsilon(
+        self._epsilon = linear_epsilon(
             cfg["epsilon_start"], cfg["epsilon_end"], cfg["epsilon_decay_steps"]
         )
-        optimizer = keras.optimizers.Adam(
-            learning_rate=cfg["learning_rate"], global_clipnorm=cfg["max_grad_norm"]
-        )
-        self.q_network = build_mlp(
+        self.learner = QLearner(
             self.observation_shape,
             self.num_actions,
-            task="regression",
             hidden_units=cfg["hidden_units"],
-            optimizer=optimizer,
             learning_rate=cfg["learning_rate"],
-            name="q_network",
+            max_grad_norm=cfg["max_grad_norm"],
+            gamma=cfg["gamma"],
+            double=cfg["double"],
         )
-        self.target_network = keras.models.clone_model(self.q_network)
-        self.target_network._name = "target_network"
-        self.q_network.optimizer.build(self.q_network.trainable_variables)
-        self._loss = keras.losses.Huber()
-        self._compile_functions()
-        self._sync_target()
         self.steps = 0  # environment steps trained so far
         self.episodes = 0
         self._obs = None  # observation of the unfinished training episode
-        self._pending = collections.deque()  # its steps awaiting n-step returns
         self._episode_return = 0.0
         self._episode_length = 0
         self._eval_rng = np.random.default_rng(None if seed is None else seed + 2)
@@ -285,105 +192,27 @@ class DQNAgent:
         self.evaluation_steps = 0  # environment steps spent evaluating
         self._last_target_sync = 0
 
-    def _compile_functions(self) -> None:
-        q_net, target, optimizer = (
-            self.q_network,
-            self.target_network,
-            self.q_network.optimizer,
-        )
-        gamma = tf.constant(self._config["gamma"], tf.float32)
-        double = self._config["double"]
-        obs_spec = tf.TensorSpec((None, *self.observation_shape), tf.float32)
+    @property
+    def q_network(self):
+        """The Q-network (a compiled `kdl.keras.Model`)."""
+        return self.learner.q_network
 
-        @tf.function(input_signature=[obs_spec])
-        def greedy(observations):
-            return tf.argmax(
-                q_net(observations, training=False), axis=1, output_type=tf.int32
-            )
-
-        # One observation in, one scalar action out, compiled with XLA: the
-        # cheapest call per environment step (no Keras predict, no slicing).
-        @tf.function(
-            input_signature=[tf.TensorSpec(self.observation_shape, tf.float32)],
-            jit_compile=True,
-        )
-        def greedy_one(observation):
-            q = q_net(observation[None], training=False)[0]
-            return tf.argmax(q, output_type=tf.int32)
-
-        def gradient_step(obs, actions, rewards, next_obs, terminated, horizons):
-            next_q_target = target(next_obs, training=False)
-            if double:
-                next_actions = tf.argmax(
-                    q_net(next_obs, training=False), axis=1, output_type=tf.int32
-                )
-                next_value = tf.gather(next_q_target, next_actions, batch_dims=1)
-            else:
-                next_value = tf.reduce_max(next_q_target, axis=1)
-            discount = tf.pow(gamma, horizons) * (1.0 - terminated)
-            targets = rewards + discount * next_value
-            targets = tf.stop_gradient(targets)
-            with tf.GradientTape() as tape:
-                q = q_net(obs, training=True)
-                chosen = tf.gather(q, actions, batch_dims=1)
-                loss = self._loss(targets, chosen)
-            variables = q_net.trainable_variables
-            grads = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(grads, variables, strict=True))
-            return loss
-
-        batch_shape = (None, None)  # (gradient steps, batch size)
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
-                tf.TensorSpec(batch_shape, tf.int32),
-                tf.TensorSpec(batch_shape, tf.float32),
-                tf.TensorSpec((*batch_shape, *self.observation_shape), tf.float32),
-                tf.TensorSpec(batch_shape, tf.float32),
-                tf.TensorSpec(batch_shape, tf.float32),
-            ]
-        )
-        def train_round(obs, actions, rewards, next_obs, terminated, horizons):
-            # One compiled loop over all the round's minibatches: one Python
-            # call per round instead of one per gradient step.
-            total = tf.constant(0.0)
-            n = tf.shape(obs)[0]
-            for i in tf.range(n):
-                total += gradient_step(
-                    obs[i],
-                    actions[i],
-                    rewards[i],
-                    next_obs[i],
-                    terminated[i],
-                    horizons[i],
-                )
-            return total / tf.cast(n, tf.float32)
-
-        @tf.function
-        def sync_target():
-            for t_var, q_var in zip(target.variables, q_net.variables, strict=True):
-                t_var.assign(q_var)
-
-        self._greedy_fn = greedy
-        self._act_fn = greedy_one
-        self._train_round_fn = train_round
-        self._sync_fn = sync_target
-
-    def _sync_target(self) -> None:
-        self._sync_fn()
-
-    # --- acting ---
+    @property
+    def target_network(self):
+        """The target network, a copy of the Q-network updated every
+        `target_update` steps."""
+        return self.learner.target_network
 
     @property
     def config(self) -> dict:
         """The agent's hyperparameters (a copy)."""
         return dict(self._config)
 
+    # --- acting ---
+
     def q_values(self, observations) -> np.ndarray:
         """Q-values of a batch of observations, shape `(n, num_actions)`."""
-        obs = self._as_batch(observations, "q_values")
-        return self.q_network(obs, training=False).numpy()
+        return self.learner.q_values(self._as_batch(observations, "q_values"))
 
     def act(self, observation, *, epsilon: float = 0.0) -> int:
         """The action for one observation: greedy, or random with `epsilon`.
@@ -407,7 +236,7 @@ class DQNAgent:
                 f"one observation of shape {self.observation_shape}",
                 obs.shape,
             )
-        return int(self._policy(obs)[0])
+        return int(self.learner.greedy(obs)[0])
 
     def _as_batch(self, observations, func: str) -> np.ndarray:
         obs = np.asarray(observations, dtype=np.float32)
@@ -470,7 +299,7 @@ class DQNAgent:
         """
         func = "DQNAgent.train"
         steps = v.check_int(steps, "steps", func)
-        verbose = v.check_int(verbose, "verbose", func, min_value=0)
+        verbose = v.check_verbose(verbose, func)
         log_every = v.check_int(log_every, "log_every", func, allow_none=True)
         eval_every = v.check_int(eval_every, "eval_every", func, allow_none=True)
         eval_episodes = v.check_int(eval_episodes, "eval_episodes", func)
@@ -478,163 +307,94 @@ class DQNAgent:
             target_return, "target_return", func, min_value=None, allow_none=True
         )
         keep_best = v.check_bool(keep_best, "keep_best", func)
-        if log_every is None:
-            log_every = max(steps // 10, 1)
-        cfg = self._config
-        env, rng = self.env, self._rng
-        train_freq, learning_starts = cfg["train_freq"], cfg["learning_starts"]
-        rounds, batch = cfg["gradient_steps"], cfg["batch_size"]
-        target_update = cfg["target_update"]
-        returns, lengths, evaluations = [], [], []
-        best, best_weights = -np.inf, None
-        loss = None
-        eval_seconds = 0.0
-
-        def run_evaluation(i):
-            nonlocal best, best_weights, eval_seconds
-            t0 = time.perf_counter()
-            mean, std = self.evaluate(eval_episodes)
-            eval_seconds += time.perf_counter() - t0
-            evaluations.append((self.steps, mean, std))
-            if verbose:
-                print(
-                    f"step {i:,}/{steps:,}  evaluation: mean return "
-                    f"{mean:.1f} +- {std:.1f} over {eval_episodes} episodes",
-                    flush=True,
-                )
-            if mean > best:
-                best, best_weights = mean, self.q_network.get_weights()
-            return target_return is not None and mean >= target_return
-
-        if self._obs is None:  # first call, or the episode was abandoned
-            self._obs = self._reset(env, first=self.steps == 0)
-            self._pending.clear()
-            self._episode_return, self._episode_length = 0.0, 0
-        obs = self._obs
-        start = time.perf_counter()
-        next_log = log_every
-        i = 0
+        progress = Progress(steps, verbose=verbose, log_every=log_every)
+        evaluator = Evaluator(
+            self.evaluate,  # looked up now: an instance attribute may replace it
+            self.learner,
+            every=eval_every,
+            episodes=eval_episodes,
+            total_steps=steps,
+            target_return=target_return,
+            keep_best=keep_best,
+            verbose=verbose,
+        )
+        loss, i = None, 0
         while i < steps:
             i += 1
-            # --- act ---
-            if rng.random() < self._epsilon(self.steps):
-                action = int(rng.integers(self.num_actions))
-            else:
-                action = int(self._act_fn(obs))
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            next_obs = np.asarray(next_obs, dtype=np.float32)
-            self._store(
-                obs,
-                action,
-                float(reward),
-                next_obs,
-                terminated,
-                terminated or truncated,
+            self._collect_step(progress)
+            step_loss = self._learn()
+            loss = loss if step_loss is None else step_loss
+            progress.after_step(
+                i,
+                episodes=self.episodes,
+                epsilon=self._epsilon(self.steps),
+                eval_seconds=evaluator.seconds,
             )
-            self.steps += 1
-            self._episode_return += float(reward)
-            self._episode_length += 1
-            if terminated or truncated:
-                self.episodes += 1
-                returns.append(self._episode_return)
-                lengths.append(self._episode_length)
-                if verbose >= 2:
-                    print(
-                        f"episode {self.episodes}: return "
-                        f"{self._episode_return:.1f} (step {self.steps:,}, "
-                        f"epsilon {self._epsilon(self.steps):.2f})",
-                        flush=True,
-                    )
-                self._episode_return, self._episode_length = 0.0, 0
-                obs = self._reset(env)
-            else:
-                obs = next_obs
-            # --- learn ---
-            if self.steps >= learning_starts and self.steps % train_freq == 0:
-                loss = self._train_round(rounds, batch)
-            if (
-                self.steps >= learning_starts
-                and self.steps - self._last_target_sync >= target_update
-            ):
-                self._sync_target()
-                self._last_target_sync = self.steps
-            if verbose and (i >= next_log or i == steps):
-                next_log += log_every
-                self._print_progress(i, steps, returns, start, eval_seconds)
-            if eval_every and (i % eval_every == 0 or i == steps):
-                if run_evaluation(i):
-                    break
-        self._obs = obs
-        if best_weights is not None and keep_best and best > evaluations[-1][1]:
-            self.q_network.set_weights(best_weights)
-            self._sync_target()
-            if verbose:
-                print(
-                    f"kept the weights of the best evaluation ({best:.1f})", flush=True
-                )
-        seconds = time.perf_counter() - start
-        train_seconds = max(seconds - eval_seconds, 1e-9)
-        return {
-            "episode_returns": returns,
-            "episode_lengths": lengths,
-            "evaluations": evaluations,
-            "steps": i,
-            "seconds": seconds,
-            "steps_per_second": i / train_seconds,
-            "mean_loss": loss,
-        }
-
-    def _store(self, obs, action, reward, next_obs, terminated, done) -> None:
-        """Adds the step's n-step transitions to the replay buffer.
-
-        With `n_steps=n`, the transition from a state is stored once the n
-        steps after it are known: its reward is their discounted sum and its
-        next state the one n steps later (fewer at the episode's end).
-        """
-        pending, n, gamma = (
-            self._pending,
-            self._config["n_steps"],
-            self._config["gamma"],
-        )
-        pending.append((obs, action, reward))
-        if len(pending) < n and not done:
-            return
-        while pending:
-            ret = 0.0
-            for k, (_, _, r) in enumerate(pending):
-                ret += gamma**k * r
-            first_obs, first_action, _ = pending[0]
-            self.buffer.add(
-                first_obs, first_action, ret, next_obs, terminated, len(pending)
-            )
-            pending.popleft()
-            if not done:
+            if evaluator.after_step(i, self.steps):
                 break
-
-    def _train_round(self, rounds: int, batch: int) -> float:
-        shape = (rounds, batch)
-        sample = self.buffer.sample(rounds * batch)
-        loss = self._train_round_fn(*(x.reshape(shape + x.shape[1:]) for x in sample))
-        return float(loss)
-
-    def _reset(self, env, *, first: bool = False) -> np.ndarray:
-        seed = self._config["seed"] if first else None
-        obs, _ = env.reset(seed=seed)
-        if first and seed is not None:
-            env.action_space.seed(seed)
-        return np.asarray(obs, dtype=np.float32)
-
-    def _print_progress(self, i, steps, returns, start, eval_seconds) -> None:
-        elapsed = time.perf_counter() - start - eval_seconds
-        recent = returns[-20:]
-        mean = f"{np.mean(recent):.1f}" if recent else "n/a"
-        print(
-            f"step {i:,}/{steps:,}  episodes {self.episodes:,}  "
-            f"mean return (last {len(recent)}) {mean}  "
-            f"epsilon {self._epsilon(self.steps):.2f}  "
-            f"{i / max(elapsed, 1e-9):,.0f} steps/s",
-            flush=True,
+        evaluator.restore_best()
+        return progress.summary(
+            i,
+            evaluations=evaluator.evaluations,
+            eval_seconds=evaluator.seconds,
+            loss=loss,
         )
+
+    def _collect_step(self, progress: Progress) -> None:
+        """Takes one epsilon-greedy environment step and stores it for replay."""
+        if self._obs is None:  # first call, or the episode was abandoned
+            self._begin_episode(first=self.steps == 0)
+        obs = self._obs
+        if self._rng.random() < self._epsilon(self.steps):
+            action = int(self._rng.integers(self.num_actions))
+        else:
+            action = self.learner.act(obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        next_obs = np.asarray(next_obs, dtype=np.float32)
+        self.buffer.add_step(
+            obs, action, float(reward), next_obs, terminated, truncated
+        )
+        self.steps += 1
+        self._episode_return += float(reward)
+        self._episode_length += 1
+        if terminated or truncated:
+            self.episodes += 1
+            progress.episode_end(
+                self._episode_return,
+                self._episode_length,
+                episode=self.episodes,
+                step=self.steps,
+                epsilon=self._epsilon(self.steps),
+            )
+            self._begin_episode()
+        else:
+            self._obs = next_obs
+
+    def _begin_episode(self, *, first: bool = False) -> None:
+        """Resets the environment (seeded on the very first episode)."""
+        seed = self._config["seed"] if first else None
+        self._obs = reset(self.env, seed=seed, seed_actions=first)
+        self.buffer.clear_pending()
+        self._episode_return, self._episode_length = 0.0, 0
+
+    def _learn(self) -> float | None:
+        """Trains a round when one is due and syncs the target network.
+
+        Returns:
+            The round's mean loss, or None when no round was due.
+        """
+        cfg = self._config
+        if self.steps < cfg["learning_starts"]:
+            return None
+        loss = None
+        if self.steps % cfg["train_freq"] == 0:
+            rounds = cfg["gradient_steps"]
+            batch = self.buffer.sample(rounds * cfg["batch_size"])
+            loss = self.learner.train_round(batch, rounds)
+        if self.steps - self._last_target_sync >= cfg["target_update"]:
+            self.learner.sync_target()
+            self._last_target_sync = self.steps
+        return loss
 
     # --- evaluation ---
 
@@ -668,6 +428,7 @@ class DQNAgent:
             ValueError, TypeError: for a bad argument.
         """
         func = "DQNAgent.evaluate"
+        func = "DQNAgent.evaluate"
         episodes = v.check_int(episodes, "episodes", func)
         seed = v.check_int(seed, "seed", func, min_value=0, allow_none=True)
         max_steps = v.check_int(max_steps, "max_steps", func, allow_none=True)
@@ -676,54 +437,33 @@ class DQNAgent:
         returns = self._play(episodes, seed=seed, max_steps=max_steps)
         return float(np.mean(returns)), float(np.std(returns))
 
-    def _policy(self, observations: np.ndarray) -> np.ndarray:
-        """Greedy actions of a batch of observations."""
-        return self._greedy_fn(observations).numpy()
-
     def _play(self, episodes: int, *, seed: int, max_steps: int | None) -> list[float]:
         spec = getattr(self.env, "spec", None)
         if spec is None:  # nothing to copy the environment from
             self._obs = None
             return [
                 play_episode(
-                    lambda o: int(self._policy(o[None])[0]),
+                    lambda o: int(self.learner.greedy(o[None])[0]),
                     self.env,
                     seed=seed + k,
                     max_steps=max_steps,
                 )
                 for k in range(episodes)
             ]
+        envs = self._env_copies(episodes)
+        returns, steps = play_side_by_side(
+            self.learner.greedy, envs, seed=seed, max_steps=max_steps
+        )
+        self.evaluation_steps += steps
+        return returns
+
+    def _env_copies(self, count: int) -> list:
+        """`count` copies of the environment made from its spec, kept for reuse."""
         import gymnasium
 
-        while len(self._eval_envs) < episodes:
-            self._eval_envs.append(gymnasium.make(spec))
-        envs = self._eval_envs[:episodes]
-        obs = np.stack(
-            [
-                np.asarray(env.reset(seed=seed + k)[0], np.float32)
-                for k, env in enumerate(envs)
-            ]
-        )
-        returns = np.zeros(episodes)
-        active = list(range(episodes))
-        t = 0
-        while active:
-            actions = self._policy(obs[active])
-            t += 1
-            still = []
-            for k, action in zip(active, actions, strict=True):
-                o, reward, terminated, truncated, _ = envs[k].step(int(action))
-                returns[k] += float(reward)
-                obs[k] = o
-                if not (
-                    terminated
-                    or truncated
-                    or (max_steps is not None and t >= max_steps)
-                ):
-                    still.append(k)
-            self.evaluation_steps += len(active)
-            active = still
-        return [float(r) for r in returns]
+        while len(self._eval_envs) < count:
+            self._eval_envs.append(gymnasium.make(self.env.spec))
+        return self._eval_envs[:count]
 
     # --- save, load, export ---
 
@@ -747,25 +487,8 @@ class DQNAgent:
         Raises:
             TypeError: if `path` is not a path.
         """
-        path = _check_path(path, "path", "DQNAgent.save")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        config = {
-            "format_version": FORMAT_VERSION,
-            "env_id": self.env_id,
-            "observation_shape": list(self.observation_shape),
-            "num_actions": self.num_actions,
-            "steps": self.steps,
-            "episodes": self.episodes,
-            "config": {
-                k: list(val) if isinstance(val, tuple) else val
-                for k, val in self._config.items()
-            },
-        }
-        with kdl_io.atomic_path(path) as tmp:
-            tmp.mkdir()
-            kdl_io.save(self.q_network, tmp / MODEL_FILE)
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        return path
+        path = v.check_path(path, "path", "DQNAgent.save")
+        return save_agent(self, path)
 
     @classmethod
     def load(cls, path, *, env=None) -> DQNAgent:
@@ -786,48 +509,8 @@ class DQNAgent:
                 action spaces, or None is given and no id was saved.
         """
         func = "DQNAgent.load"
-        path = _check_path(path, "path", func)
-        if not (path / CONFIG_FILE).is_file() or not (path / MODEL_FILE).exists():
-            raise FileNotFoundError(
-                f"{path} is not a saved DQNAgent: it needs {CONFIG_FILE} and "
-                f"{MODEL_FILE} (written by DQNAgent.save)."
-            )
-        saved = json.loads((path / CONFIG_FILE).read_text())
-        if env is None:
-            if saved["env_id"] is None:
-                v.fail(
-                    func,
-                    "env",
-                    "an environment (the saved agent's has no registered id)",
-                    env,
-                )
-            env = saved["env_id"]
-        env = _make_env(env, func)
-        shape, num_actions = _check_spaces(env, func)
-        if (
-            list(shape) != saved["observation_shape"]
-            or num_actions != saved["num_actions"]
-        ):
-            v.fail(
-                func,
-                "env",
-                f"an environment with observations of shape "
-                f"{tuple(saved['observation_shape'])} and "
-                f"{saved['num_actions']} actions, like the saved agent's",
-                _Described(
-                    f"{_env_name(env)} (observations of shape "
-                    f"{shape}, {num_actions} actions)"
-                ),
-            )
-        kwargs = dict(saved["config"])
-        kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
-        agent = cls(env, **kwargs)
-        loaded = kdl_io.load(path / MODEL_FILE, compile=False)
-        agent.q_network.set_weights(loaded.get_weights())
-        agent._sync_target()
-        agent.steps = int(saved["steps"])
-        agent.episodes = int(saved["episodes"])
-        return agent
+        path = v.check_path(path, "path", func)
+        return load_agent(cls, path, env, func)
 
     def export_tflite(
         self, path, *, quantization: str | None = None, verbose: int = 1
@@ -844,7 +527,7 @@ class DQNAgent:
             quantization: str or None. None, "dynamic", "float16" or "int8"
                 (int8 calibrates on the same visited states). Defaults to
                 `None`.
-            verbose: int. 0 for silence. Defaults to `1`.
+            verbose: int. 0 for silence, 1 or 2 for messages. Defaults to `1`.
 
         Returns:
             pathlib.Path: the file.
@@ -856,12 +539,12 @@ class DQNAgent:
         from kdl.export import to_tflite
 
         func = "DQNAgent.export_tflite"
-        path = _check_path(path, "path", func)
+        path = v.check_path(path, "path", func)
         if quantization is not None:
             v.check_choice(
                 quantization, "quantization", func, ("dynamic", "float16", "int8")
             )
-        verbose = v.check_int(verbose, "verbose", func, min_value=0)
+        verbose = v.check_verbose(verbose, func)
         states = self._sample_states(300)
         return to_tflite(
             self.q_network,
@@ -873,113 +556,21 @@ class DQNAgent:
         )
 
     def _sample_states(self, n: int) -> np.ndarray:
-        """States from the replay buffer, or from a greedy episode when empty."""
+        """States from the replay buffer, or from greedy episodes when it is short."""
         if len(self.buffer) >= n:
             return self.buffer.sample(n)[0]
-        import gymnasium
-
-        env = (
-            self._eval_envs[0]
-            if self._eval_envs
-            else (gymnasium.make(self.env.spec) if self.env.spec else self.env)
-        )
-        states = []
-        while len(states) < n:
-            obs, _ = env.reset(seed=len(states))
-            done = False
-            while not done and len(states) < n:
-                obs = np.asarray(obs, np.float32)
-                states.append(obs)
-                obs, _, terminated, truncated, _ = env.step(
-                    int(self._policy(obs[None])[0])
-                )
-                done = terminated or truncated
-        if env is self.env:
-            self._obs = None
-        return np.stack(states)
+        if self._eval_envs:
+            env = self._eval_envs[0]
+        elif self.env.spec is not None:
+            env = self._env_copies(1)[0]
+        else:
+            env = self.env
+            self._obs = None  # the training episode is abandoned
+        return visited_states(lambda o: int(self.learner.greedy(o[None])[0]), env, n)
 
 
-# === Helpers ===
-
-
-def play_episode(policy, env, *, seed=None, max_steps=None) -> float:
-    """Plays one episode with `policy(observation) -> action`; its return."""
-    obs, _ = env.reset(seed=seed)
-    total, t, done = 0.0, 0, False
-    while not done:
-        obs, reward, terminated, truncated, _ = env.step(
-            policy(np.asarray(obs, np.float32))
-        )
-        total += float(reward)
-        t += 1
-        done = terminated or truncated or (max_steps is not None and t >= max_steps)
-    return total
-
-
-def run_tflite_episode(
-    path, env, *, seed: int | None = None, max_steps: int | None = None
-) -> float:
-    """Plays one greedy episode with a TFLite policy in the LiteRT interpreter.
-
-    Args:
-        path: str or PathLike. A `.tflite` file from `DQNAgent.export_tflite`.
-        env: gymnasium.Env or str. The environment or its registered id.
-        seed: int or None. Seed of the environment reset. Defaults to `None`.
-        max_steps: int or None. Cut the episode after this many steps.
-            Defaults to `None`.
-
-    Returns:
-        float. The episode's return.
-
-    Raises:
-        FileNotFoundError: if `path` does not exist.
-        ValueError, TypeError: for a bad argument.
-
-    Example:
-        >>> agent.export_tflite("cartpole.tflite")
-        >>> run_tflite_episode("cartpole.tflite", "CartPole-v1", seed=0)
-    """
-    func = "run_tflite_episode"
-    path = _check_path(path, "path", func)
-    v.check_int(seed, "seed", func, min_value=0, allow_none=True)
-    v.check_int(max_steps, "max_steps", func, allow_none=True)
-    if not path.is_file():
-        raise FileNotFoundError(f"No TFLite file at {path}.")
-    env = _make_env(env, func)
-    _check_spaces(env, func)
-    policy = TFLitePolicy(path)
-    return play_episode(policy, env, seed=seed, max_steps=max_steps)
-
-
-class TFLitePolicy:
-    """The greedy policy of a TFLite Q-network, run in the LiteRT interpreter.
-
-    A thin layer over `kdl.export.load_tflite`: one observation per call, the
-    action is the argmax of the file's Q-values.
-
-    Args:
-        path: str or PathLike. The `.tflite` file.
-
-    Example:
-        >>> policy = TFLitePolicy("cartpole.tflite")
-        >>> action = policy(observation)
-    """
-
-    def __init__(self, path):
-        from kdl.export import load_tflite
-
-        self.model = load_tflite(path)
-
-    def q_values(self, observation) -> np.ndarray:
-        """Q-values of one observation, shape `(num_actions,)`."""
-        x = np.asarray(observation, np.float32)[None]
-        return self.model.predict(x)[0]
-
-    def __call__(self, observation) -> int:
-        return int(np.argmax(self.q_values(observation)))
-
-
-def _check_config(**cfg) -> dict:
+def check_config(**cfg) -> dict:
+    """Checks the `DQNAgent` hyperparameters; returns them normalised."""
     f = CLASS
     cfg["hidden_units"] = v.check_int_tuple(cfg["hidden_units"], "hidden_units", f)
     cfg["gamma"] = v.check_float(cfg["gamma"], "gamma", f, max_value=1.0)
@@ -1012,9 +603,3 @@ def _check_config(**cfg) -> dict:
             cfg["batch_size"],
         )
     return cfg
-
-
-def _check_path(path, arg: str, func: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        v.fail(func, arg, "a str or PathLike path", path, error=TypeError)
-    return Path(path)

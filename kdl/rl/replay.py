@@ -4,17 +4,22 @@ Why our own: TF-Agents and Stable-Baselines3 have replay buffers, but neither
 is a kdl dependency, and each ties its buffer to its own agent and spec types.
 A uniform ring buffer is five preallocated arrays and one index; writing it
 here costs less than either dependency.
+
+`NStepReplayBuffer` adds n-step returns (like Stable-Baselines3's buffer of
+the same name): it is fed one environment step at a time and stores each
+transition once the n steps after it are known.
 """
 
 from __future__ import annotations
 
+import collections
 from typing import NamedTuple
 
 import numpy as np
 
 from kdl import _validation as v
 
-__all__ = ["Batch", "ReplayBuffer"]
+__all__ = ["Batch", "NStepReplayBuffer", "ReplayBuffer"]
 
 
 class Batch(NamedTuple):
@@ -52,7 +57,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, observation_shape, *, seed: int | None = None):
-        func = "ReplayBuffer"
+        func = type(self).__name__
         capacity = v.check_int(capacity, "capacity", func)
         observation_shape = v.check_int_tuple(
             observation_shape, "observation_shape", func, min_len=1
@@ -120,3 +125,85 @@ class ReplayBuffer:
             self.terminated[idx],
             self.horizons[idx],
         )
+
+
+class NStepReplayBuffer(ReplayBuffer):
+    """A replay buffer of n-step transitions, fed one environment step at a time.
+
+    The transition from a state is stored once the `n_steps` steps after it
+    are known: its reward is their discounted sum and its next observation
+    the one `n_steps` steps later. At the end of an episode the last steps
+    are stored with shorter horizons (n-1, ..., 1). Steps still waiting for
+    their successors are in `pending`.
+
+    Args:
+        capacity: int. Most transitions kept.
+        observation_shape: tuple of int. Shape of one observation.
+        n_steps: int. Steps of each return; 1 stores plain transitions.
+            Defaults to `1`.
+        gamma: float. Discount factor in [0, 1]. Defaults to `0.99`.
+        seed: int or None. Seed of the sampling generator. Defaults to `None`.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> buffer = NStepReplayBuffer(1000, (4,), n_steps=3, gamma=0.9)
+        >>> buffer.add_step(np.zeros(4), 1, 1.0, np.ones(4), False)
+        >>> len(buffer), len(buffer.pending)
+        (0, 1)
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        observation_shape,
+        *,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        seed: int | None = None,
+    ):
+        func = type(self).__name__
+        self.n_steps = v.check_int(n_steps, "n_steps", func)
+        self.gamma = v.check_float(gamma, "gamma", func, max_value=1.0)
+        super().__init__(capacity, observation_shape, seed=seed)
+        self.pending = collections.deque()  # (observation, action, reward)
+
+    def add_step(
+        self,
+        observation,
+        action,
+        reward: float,
+        next_observation,
+        terminated,
+        truncated=False,
+    ) -> None:
+        """Records one environment step; stores the transitions it completes.
+
+        Args:
+            observation, action, reward, next_observation: the step.
+            terminated: bool. The episode really ended (no bootstrapping).
+            truncated: bool. A time limit cut the episode short: its last
+                transitions are stored, and still bootstrap from
+                `next_observation`.
+        """
+        done = terminated or truncated
+        pending, gamma = self.pending, self.gamma
+        pending.append((observation, action, reward))
+        if len(pending) < self.n_steps and not done:
+            return
+        while pending:
+            ret = 0.0
+            for k, (_, _, r) in enumerate(pending):
+                ret += gamma**k * r
+            first_obs, first_action, _ = pending[0]
+            self.add(
+                first_obs, first_action, ret, next_observation, terminated, len(pending)
+            )
+            pending.popleft()
+            if not done:
+                break
+
+    def clear_pending(self) -> None:
+        """Drops the steps of an abandoned episode that await their returns."""
+        self.pending.clear()
