@@ -1,0 +1,147 @@
+"""kdl's DP model class and DP optimizer classes, on TensorFlow Privacy.
+
+Importing this module imports TensorFlow Privacy (slow), so it is imported
+only inside the functions that need it (``make_private``, ``dp_optimizer``,
+``custom_objects``); ``import kdl.privacy`` stays quick.
+
+TF Privacy 0.9.0's package ``__init__`` imports the removed TF estimator API;
+its documented switch ``sys.skip_tf_privacy_import`` skips that
+(docs/design.md, "One Keras").
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kdl.backend import keras, tf
+from kdl.privacy._losses import per_example_loss
+
+sys.skip_tf_privacy_import = True
+
+from tensorflow_privacy.privacy.dp_query import gaussian_query  # noqa: E402
+from tensorflow_privacy.privacy.fast_gradient_clipping import (  # noqa: E402
+    layer_registry,
+)
+from tensorflow_privacy.privacy.keras_models import dp_keras_model  # noqa: E402
+from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
+
+__all__ = ["PrivateModel", "DP_OPTIMIZERS", "dp_optimizer_classes", "registry"]
+
+# Optimizers the DP Keras optimizers can be made from (TF Privacy builds them on
+# the legacy tf_keras optimizers).
+DP_OPTIMIZERS = ("SGD", "Adam", "RMSprop", "Adagrad")
+
+
+def registry():
+    """TF Privacy's fast-gradient-clipping layer registry."""
+    return layer_registry.make_default_layer_registry()
+
+
+@keras.saving.register_keras_serializable(package="kdl")
+class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
+    """A functional model that trains with DP-SGD.
+
+    ``method`` "fast" and "vectorized" use TensorFlow Privacy's DPModel
+    train step (with and without the fast-gradient-clipping layer
+    registry). "optimizer" computes per-example losses here and lets a DP
+    Keras optimizer (compiled in) clip and noise their gradients.
+    """
+
+    def __init__(self, *args, privacy=None, **kwargs):
+        privacy = dict(privacy or {})
+        method = privacy.get("method", "vectorized")
+        super().__init__(
+            privacy.get("l2_norm_clip", 1.0),
+            privacy.get("noise_multiplier", 0.0),
+            None,  # num_microbatches: per-example clipping, any batch size
+            False,  # use_xla: recompiles for every batch shape
+            registry() if method == "fast" else None,
+            *args,
+            **kwargs,
+        )
+        self.privacy = privacy
+
+    def train_step(self, data):
+        if self.privacy.get("method") != "optimizer":
+            return super().train_step(data)
+        x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+        loss_fn = per_example_loss(self.loss)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            losses = loss_fn(y, y_pred, weights)
+            if self.losses:  # regularization: data independent
+                losses = losses + tf.add_n(self.losses)
+        # The DP optimizer takes the per-example losses, clips each
+        # example's gradient and adds the noise.
+        self.optimizer.minimize(losses, self.trainable_variables, tape=tape)
+        self.compiled_loss(
+            y, y_pred, sample_weight=weights, regularization_losses=self.losses
+        )
+        self.compiled_metrics.update_state(y, y_pred, weights)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        # Keras writes a functional config only for classes with the
+        # functional constructor: take it from a plain view of the graph.
+        plain = keras.Model(inputs=self.inputs, outputs=self.outputs, name=self.name)
+        config = plain.get_config()
+        config["privacy"] = dict(self.privacy)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        privacy = config.pop("privacy", None)
+        plain = keras.Model.from_config(config, custom_objects=custom_objects)
+        return cls(
+            inputs=plain.inputs, outputs=plain.outputs, name=plain.name, privacy=privacy
+        )
+
+
+def _dp_optimizer_class(base_name):
+    """A named, serializable DP Keras optimizer on a legacy tf_keras optimizer.
+
+    TF Privacy's own DP optimizer classes are all called ``DPOptimizerClass``
+    and their config cannot rebuild them, so a saved model could not be loaded;
+    these subclasses have distinct names and a config that round-trips.
+    """
+    legacy = getattr(keras.optimizers.legacy, base_name)
+    generic = dp_optimizer_keras.make_keras_generic_optimizer_class(legacy)
+
+    def __init__(self, l2_norm_clip=1.0, noise_multiplier=0.0, **kwargs):
+        query = gaussian_query.GaussianSumQuery(
+            l2_norm_clip, l2_norm_clip * noise_multiplier
+        )
+        generic.__init__(self, query, None, 1, **kwargs)
+        self.l2_norm_clip = l2_norm_clip
+        self.noise_multiplier = noise_multiplier
+
+    def get_config(self):
+        config = legacy.get_config(self)  # skip the generic's unloadable state
+        config.update(
+            l2_norm_clip=self.l2_norm_clip, noise_multiplier=self.noise_multiplier
+        )
+        return config
+
+    cls = type(
+        f"DP{base_name}",
+        (generic,),
+        {
+            "__init__": __init__,
+            "get_config": get_config,
+            "__module__": __name__,
+            "__doc__": f"DP-SGD version of the legacy {base_name} optimizer.",
+        },
+    )
+    return keras.saving.register_keras_serializable(package="kdl")(cls)
+
+
+DPSGD = _dp_optimizer_class("SGD")
+DPAdam = _dp_optimizer_class("Adam")
+DPRMSprop = _dp_optimizer_class("RMSprop")
+DPAdagrad = _dp_optimizer_class("Adagrad")
+
+
+def dp_optimizer_classes() -> dict:
+    """Legacy optimizer name -> kdl's DP optimizer class on it."""
+    return {"SGD": DPSGD, "Adam": DPAdam, "RMSprop": DPRMSprop, "Adagrad": DPAdagrad}

@@ -1,0 +1,390 @@
+"""DP-SGD training: make_private and the DP model and optimizer paths.
+
+:func:`make_private` turns a compiled model into a new one that trains with
+DP-SGD (TensorFlow Privacy): every example's gradient is clipped to an L2 norm
+and Gaussian noise is added to each batch's sum of clipped gradients.
+
+TensorFlow Privacy is imported only inside the functions that need it (through
+the private module ``kdl.privacy._dp_classes``).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from kdl import _validation as v
+from kdl.backend import keras
+from kdl.privacy import accounting
+from kdl.privacy._losses import loss_object
+
+__all__ = [
+    "METHODS",
+    "make_private",
+    "is_private",
+    "privacy_params",
+    "custom_objects",
+]
+
+METHODS = ("auto", "fast", "vectorized", "optimizer")
+FUNC = "kdl.privacy.make_private"
+
+
+def _classes():
+    from kdl.privacy import _dp_classes
+
+    return _dp_classes
+
+
+def custom_objects() -> dict:
+    """The classes a model from :func:`make_private` needs to be loaded.
+
+    ``kdl.load`` uses this; pass it to ``keras.models.load_model`` yourself
+    when loading without kdl.
+
+    Returns:
+        dict: class name -> class (kdl's ``PrivateModel`` and DP optimizers).
+
+    Example:
+        >>> objects = custom_objects()
+        >>> "PrivateModel" in objects
+        True
+    """
+    classes = _classes()
+    objects = {"PrivateModel": classes.PrivateModel}
+    for name, cls in classes.dp_optimizer_classes().items():
+        objects[f"DP{name}"] = cls
+    objects.update({f"kdl>{name}": cls for name, cls in list(objects.items())})
+    return objects
+
+
+def is_private(model) -> bool:
+    """True when ``model`` came from :func:`make_private` (or was loaded as one).
+
+    Example:
+        >>> is_private(build_mlp((4,), 2))
+        False
+    """
+    return isinstance(getattr(model, "privacy", None), dict) and (
+        "noise_multiplier" in model.privacy
+    )
+
+
+def privacy_params(model) -> dict:
+    """The DP-SGD settings :func:`make_private` recorded on ``model``.
+
+    Args:
+        model: kdl.keras.Model. A model returned by :func:`make_private`.
+
+    Returns:
+        dict with l2_norm_clip, noise_multiplier, delta, method, and
+        num_examples, batch_size, epochs, target_epsilon (None when not
+        given).
+
+    Raises:
+        ValueError: if the model is not private.
+
+    Example:
+        >>> privacy_params(private)["noise_multiplier"]
+    """
+    func = "kdl.privacy.privacy_params"
+    v.check_keras_model(model, "model", func)
+    if not is_private(model):
+        v.fail(func, "model", "a model returned by kdl.privacy.make_private", model)
+    return dict(model.privacy)
+
+
+# === Checks ===
+
+
+def _trainable_layers(model):
+    """The layers owning trainable weights, looking inside nested models."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _trainable_layers(layer)
+        elif layer.trainable_weights:
+            yield layer
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        elif getattr(layer, "layer", None) is not None:
+            yield layer.layer
+
+
+def _is_recurrent(layer) -> bool:
+    inner = getattr(layer, "layer", None)  # Bidirectional, TimeDistributed
+    return isinstance(layer, keras.layers.RNN) or (
+        inner is not None and _is_recurrent(inner)
+    )
+
+
+def _choose_method(model, method, func):
+    registry = _classes().registry()
+    layers = list(_trainable_layers(model))
+    unsupported = [
+        f"{layer.name} ({type(layer).__name__})"
+        for layer in layers
+        if not registry.is_elem(layer)
+    ]
+    recurrent = [layer.name for layer in layers if _is_recurrent(layer)]
+    if method == "fast" and unsupported:
+        v.fail(
+            func,
+            "method",
+            "'auto', 'vectorized' or 'optimizer' for this model: fast gradient "
+            "clipping supports Dense and Embedding layers only, not "
+            + ", ".join(unsupported),
+            method,
+        )
+    if method == "vectorized" and recurrent:
+        v.fail(
+            func,
+            "method",
+            "'auto' or 'optimizer' for this model: TensorFlow Privacy's "
+            "vectorized per-example gradients fail on recurrent layers "
+            f"({', '.join(recurrent)})",
+            method,
+        )
+    if method != "auto":
+        return method
+    if not unsupported:
+        return "fast"
+    return "optimizer" if recurrent else "vectorized"
+
+
+def _check_model(model, func):
+    v.check_keras_model(model, "model", func)
+    if is_private(model):
+        v.fail(func, "model", "a model that is not private yet", model.name)
+    if model.optimizer is None or getattr(model, "loss", None) is None:
+        v.fail(
+            func, "model", "a compiled model (every kdl builder compiles)", model.name
+        )
+    if len(model.outputs) != 1:
+        v.fail(
+            func,
+            "model",
+            "a model with one output (DP-SGD clips one loss per example)",
+            f"{len(model.outputs)} outputs",
+        )
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            v.fail(
+                func,
+                "model",
+                "a model without BatchNormalization: batch statistics mix "
+                "examples, which breaks per-example privacy (build it with "
+                "batch_norm=False)",
+                layer.name,
+            )
+
+
+def _check_plan(func, noise_multiplier, target_epsilon, plan):
+    """Checks the noise/target choice and the training plan (a dict)."""
+    if noise_multiplier is None and target_epsilon is None:
+        v.fail(
+            func,
+            "noise_multiplier",
+            "given (a number >= 0) when target_epsilon is None",
+            None,
+        )
+    if noise_multiplier is not None and target_epsilon is not None:
+        v.fail(
+            func,
+            "target_epsilon",
+            "None when noise_multiplier is given (pass one of them)",
+            target_epsilon,
+        )
+    if target_epsilon is not None:
+        for arg, value in plan.items():
+            if value is None:
+                v.fail(
+                    func,
+                    arg,
+                    "a positive int when target_epsilon is given (the noise "
+                    "depends on the training plan)",
+                    value,
+                )
+    num_examples, batch_size = plan["num_examples"], plan["batch_size"]
+    if (
+        batch_size is not None
+        and num_examples is not None
+        and batch_size > num_examples
+    ):
+        v.fail(func, "batch_size", f"at most num_examples ({num_examples})", batch_size)
+
+
+def _check_settings(func, settings: dict) -> dict:
+    """Checks make_private's keyword arguments; returns them normalised."""
+    s = dict(settings)
+    s["l2_norm_clip"] = v.check_float(
+        s["l2_norm_clip"], "l2_norm_clip", func, strict_min=True
+    )
+    s["noise_multiplier"] = v.check_float(
+        s["noise_multiplier"], "noise_multiplier", func, allow_none=True
+    )
+    s["target_epsilon"] = v.check_float(
+        s["target_epsilon"], "target_epsilon", func, strict_min=True, allow_none=True
+    )
+    plan = {}
+    for arg in ("num_examples", "batch_size", "epochs"):
+        plan[arg] = s[arg] = v.check_int(s[arg], arg, func, allow_none=True)
+    s["method"] = v.check_choice(s["method"], "method", func, METHODS)
+    _check_plan(func, s["noise_multiplier"], s["target_epsilon"], plan)
+    if s["delta"] is None:
+        s["delta"] = accounting.default_delta(s["num_examples"])
+    s["delta"] = accounting.check_delta(func, s["delta"], s["num_examples"])
+    return s
+
+
+# === DP optimizers ===
+
+
+def _fresh_optimizer(optimizer):
+    return type(optimizer).from_config(optimizer.get_config())
+
+
+def _dp_optimizer_like(optimizer, l2_norm_clip, noise_multiplier, func):
+    """The DP Keras optimizer with the hyperparameters of ``optimizer``."""
+    name = type(optimizer).__name__
+    classes = _classes()
+    if name not in classes.DP_OPTIMIZERS:
+        v.fail(
+            func,
+            "model",
+            "compiled with an SGD, Adam, RMSprop or Adagrad optimizer for "
+            "method 'optimizer'",
+            name,
+        )
+    cls = classes.dp_optimizer_classes()[name]
+    config = optimizer.get_config()
+    allowed = inspect.signature(getattr(keras.optimizers.legacy, name)).parameters
+    kwargs = {k: val for k, val in config.items() if k in allowed and k != "name"}
+    if isinstance(kwargs.get("learning_rate"), dict):
+        kwargs["learning_rate"] = keras.optimizers.schedules.deserialize(
+            kwargs["learning_rate"]
+        )
+    return cls(l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier, **kwargs)
+
+
+# === make_private ===
+
+
+def _metrics_of(model):
+    """The metrics ``model`` was compiled with, as fresh objects or names."""
+    metrics = (model.get_compile_config() or {}).get("metrics")
+    if not metrics:
+        return None
+    return [m if isinstance(m, str) else keras.metrics.deserialize(m) for m in metrics]
+
+
+def _build_private(model, params, loss, func):
+    """The PrivateModel: a copy of ``model`` compiled for ``params``."""
+    clone = keras.models.clone_model(model)  # new layers: input untouched
+    clone.set_weights(model.get_weights())
+    private = _classes().PrivateModel(
+        inputs=clone.inputs, outputs=clone.outputs, name=model.name, privacy=params
+    )
+    if params["method"] == "optimizer":
+        optimizer = _dp_optimizer_like(
+            model.optimizer, params["l2_norm_clip"], params["noise_multiplier"], func
+        )
+    else:
+        optimizer = _fresh_optimizer(model.optimizer)
+    private.compile(optimizer=optimizer, loss=loss, metrics=_metrics_of(model))
+    return private
+
+
+def make_private(
+    model,
+    *,
+    l2_norm_clip: float = 1.0,
+    noise_multiplier: float | None = None,
+    target_epsilon: float | None = None,
+    delta: float | None = None,
+    num_examples: int | None = None,
+    batch_size: int | None = None,
+    epochs: int | None = None,
+    method: str = "auto",
+):
+    """Returns a new compiled model that trains with DP-SGD.
+
+    Each example's gradient is clipped to ``l2_norm_clip`` and Gaussian noise
+    of standard deviation ``noise_multiplier * l2_norm_clip`` is added to the
+    sum of the batch before the optimizer step. Give either the noise, or a
+    ``target_epsilon`` with the training plan (``num_examples``,
+    ``batch_size``, ``epochs``) and the noise is calibrated for it. Train the
+    result with ``kdl.train`` or ``fit`` using that batch size and number of
+    epochs; any dataset size works (a smaller last batch is fine).
+
+    ``method`` picks how per-example gradients are computed, all exactly:
+    "fast" is TensorFlow Privacy's DPModel with the fast-gradient-clipping
+    layer registry (models whose trainable layers are all Dense or Embedding,
+    about 2-3x plain training); "vectorized" is DPModel with vectorized
+    per-example gradients (e.g. CNNs, about 5x); "optimizer" uses the DP Keras
+    optimizers (any model, including LSTM and GRU, slowest). "auto" takes the
+    fastest that supports the model.
+
+    Args:
+        model: kdl.keras.Model. A compiled single-output functional model, e.g.
+            from build_mlp, build_cnn or build_rnn. It is not changed.
+        l2_norm_clip: float. Per-example gradient clip norm, > 0. Defaults to
+            `1.0`.
+        noise_multiplier: float or None. Noise standard deviation over the clip
+            norm, >= 0 (0 gives no privacy). Defaults to `None`.
+        target_epsilon: float or None. Privacy budget to calibrate the noise
+            for, instead of `noise_multiplier`. Defaults to `None`.
+        delta: float or None. The delta of (epsilon, delta)-DP, below
+            1/num_examples. None: 1e-5, or less for datasets over 10,000
+            examples (0.1/num_examples). Defaults to `None`.
+        num_examples: int or None. Training examples (needed with
+            `target_epsilon`, and for the privacy statement). Defaults to
+            `None`.
+        batch_size: int or None. Batch size of training. Defaults to `None`.
+        epochs: int or None. Epochs of training. Defaults to `None`.
+        method: str. "auto", "fast", "vectorized" or "optimizer". Defaults to
+            `"auto"`.
+
+    Returns:
+        A new compiled model (kdl's ``PrivateModel``) with the weights of
+        ``model``, its optimizer settings, loss and metrics. Its ``privacy``
+        attribute records the settings (see :func:`privacy_params`).
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> model = build_mlp((64,), 10, optimizer="sgd", learning_rate=0.5)
+        >>> private = make_private(model, target_epsilon=8.0, delta=1e-5,
+        ...                        num_examples=1437, batch_size=64, epochs=15)
+        >>> private.privacy["method"]
+        'fast'
+    """
+    func = FUNC
+    _check_model(model, func)
+    s = _check_settings(func, {
+        "l2_norm_clip": l2_norm_clip, "noise_multiplier": noise_multiplier,
+        "target_epsilon": target_epsilon, "delta": delta,
+        "num_examples": num_examples, "batch_size": batch_size, "epochs": epochs,
+        "method": method,
+    })  # fmt: skip
+    loss = loss_object(model.loss, func)
+    s["method"] = _choose_method(model, s["method"], func)
+    if s["method"] == "optimizer":
+        _dp_optimizer_like(model.optimizer, s["l2_norm_clip"], 0.0, func)  # checks
+
+    # === Work starts here: every argument is valid ===
+    if s["target_epsilon"] is not None:
+        s["noise_multiplier"] = accounting.calibrate(
+            s["target_epsilon"],
+            num_examples=s["num_examples"],
+            batch_size=s["batch_size"],
+            epochs=s["epochs"],
+            delta=s["delta"],
+        )
+    keys = ("l2_norm_clip", "noise_multiplier", "delta", "method", "num_examples",
+            "batch_size", "epochs", "target_epsilon")  # fmt: skip
+    return _build_private(model, {k: s[k] for k in keys}, loss, func)
