@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from kdl.rl import DQNAgent, ReplayBuffer, TFLitePolicy, run_tflite_episode
+from kdl.rl import (
+    DQNAgent,
+    Evaluator,
+    NStepReplayBuffer,
+    ReplayBuffer,
+    TFLitePolicy,
+    run_tflite_episode,
+)
 
 TRAIN_STEPS = 30_000  # the issue's budget; training may stop earlier
 SEED = 0
@@ -34,6 +41,22 @@ class _ImageEnv(gymnasium.Env):
 
     def step(self, action):
         return self.observation_space.sample(), 0.0, True, False, {}
+
+
+class _Corridor(gymnasium.Env):
+    """Ten steps of reward 1, any action; not registered, so it has no spec."""
+
+    observation_space = spaces.Box(0.0, 20.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0, 1.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.t, 1.0], np.float32), 1.0, self.t >= 10, False, {}
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +135,19 @@ def test_dynamic_range_tflite_policy_still_balances(trained, tmp_path):
     assert run_tflite_episode(path, "CartPole-v1", seed=5, max_steps=200) >= 100
 
 
-def test_run_tflite_episode_checks_its_arguments(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No TFLite file"):
-        run_tflite_episode(tmp_path / "missing.tflite", "CartPole-v1")
-    with pytest.raises(TypeError, match="'path' parameter of run_tflite_episode"):
-        run_tflite_episode(3, "CartPole-v1")
+@pytest.mark.parametrize(
+    ("path", "error", "match"),
+    [
+        ("missing.tflite", FileNotFoundError, "No TFLite file"),
+        (3, TypeError, "'path' parameter of run_tflite_episode"),
+        ("", TypeError, "'path' parameter of run_tflite_episode"),
+    ],
+)
+def test_run_tflite_episode_checks_its_arguments(tmp_path, path, error, match):
+    if isinstance(path, str) and path:
+        path = tmp_path / path
+    with pytest.raises(error, match=match):
+        run_tflite_episode(path, "CartPole-v1")
 
 
 # === Save and load ===
@@ -232,6 +263,94 @@ def test_replay_buffer_is_a_ring():
     np.testing.assert_array_equal(batch.horizons, 1.0)
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(3, (2,)).sample(1)
+
+
+def test_n_step_buffer_folds_rewards_and_flushes_at_the_episode_end():
+    buffer = NStepReplayBuffer(10, (1,), n_steps=3, gamma=0.5, seed=0)
+    stored = []
+    for t in range(4):
+        buffer.add_step(np.full(1, t), t % 2, 1.0, np.full(1, t + 1), t == 3)
+        stored.append(len(buffer))
+    assert stored == [0, 0, 1, 4]
+    # Steps 0-2 give one 3-step transition; the fall at step 3 flushes the
+    # rest with horizons 3, 2, 1, all terminal.
+    assert len(buffer) == 4 and not buffer.pending
+    np.testing.assert_array_equal(buffer.horizons[:4], [3, 3, 2, 1])
+    np.testing.assert_allclose(buffer.rewards[:4], [1.75, 1.75, 1.5, 1.0])
+    np.testing.assert_array_equal(buffer.observations[:4, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(buffer.next_observations[:4, 0], [3, 4, 4, 4])
+    np.testing.assert_array_equal(buffer.terminated[:4], [0, 1, 1, 1])
+    # A time limit flushes too, but the transition still bootstraps.
+    buffer.add_step(np.zeros(1), 0, 2.0, np.ones(1), False, truncated=True)
+    assert len(buffer) == 5 and not buffer.pending
+    assert buffer.terminated[4] == 0 and buffer.horizons[4] == 1
+    assert buffer.rewards[4] == 2.0
+    # An abandoned episode's waiting steps are dropped.
+    buffer.add_step(np.zeros(1), 0, 1.0, np.ones(1), False)
+    assert len(buffer.pending) == 1
+    buffer.clear_pending()
+    assert not buffer.pending and len(buffer) == 5
+
+
+class _Weights:
+    """A stand-in learner: its "weights" are one number."""
+
+    def __init__(self):
+        self.weights = 0
+
+    def get_weights(self):
+        return self.weights
+
+    def set_weights(self, weights):
+        self.weights = weights
+
+
+def test_evaluator_runs_when_due_stops_at_the_target_and_keeps_the_best():
+    scores = {10: 5.0, 20: 30.0, 25: 20.0}
+    learner = _Weights()
+    evaluator = Evaluator(
+        lambda episodes: (scores[learner.weights], float(episodes)),
+        learner,
+        every=10,
+        episodes=3,
+        total_steps=25,
+        keep_best=True,
+    )
+    for i in range(1, 26):
+        learner.weights = i  # training changes the weights every step
+        assert evaluator.after_step(i, 100 + i) is False
+    # Every 10 steps and at the last one; the step recorded is the agent's.
+    assert evaluator.evaluations == [
+        (110, 5.0, 3.0),
+        (120, 30.0, 3.0),
+        (125, 20.0, 3.0),
+    ]
+    assert evaluator.best == 30.0 and evaluator.seconds >= 0
+    assert evaluator.restore_best() is True and learner.weights == 20
+
+    stopping = Evaluator(
+        lambda episodes: (50.0, 0.0),
+        _Weights(),
+        every=5,
+        episodes=1,
+        total_steps=100,
+        target_return=50.0,
+    )
+    assert [stopping.after_step(i, i) for i in (4, 5)] == [False, True]
+    # The last evaluation is the best: nothing to put back.
+    assert stopping.restore_best() is False
+
+
+def test_evaluation_during_training_restarts_an_env_without_spec():
+    # An environment without a spec cannot be copied, so evaluation plays on
+    # the training environment itself; training must then start a new
+    # episode instead of stepping the one the evaluation finished.
+    agent = DQNAgent(_Corridor(), hidden_units=(8,), learning_starts=1_000, seed=0)
+    log = agent.train(100, verbose=0, eval_every=25, eval_episodes=2)
+    assert [e[0] for e in log["evaluations"]] == [25, 50, 75, 100]
+    assert [e[1] for e in log["evaluations"]] == [10.0] * 4
+    assert log["episode_lengths"] and set(log["episode_lengths"]) == {10}
+    assert agent.episodes == len(log["episode_lengths"])
 
 
 def test_n_step_transitions_sum_discounted_rewards():
@@ -355,15 +474,48 @@ def test_bad_arguments_get_a_clear_error(kwargs, error, arg, match):
         DQNAgent("CartPole-v1", **kwargs)
 
 
-def test_bad_method_arguments_get_a_clear_error(tmp_path):
-    agent = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0)
-    with pytest.raises(ValueError, match="'steps' parameter of DQNAgent.train"):
-        agent.train(0)
-    with pytest.raises(ValueError, match="'episodes' parameter of DQNAgent.evaluate"):
-        agent.evaluate(0)
-    with pytest.raises(ValueError, match="'observations' parameter"):
-        agent.q_values(np.zeros((2, 5)))
-    with pytest.raises(ValueError, match="'quantization' parameter"):
-        agent.export_tflite(tmp_path / "p.tflite", quantization="int4")
-    with pytest.raises(TypeError, match="'path' parameter of DQNAgent.save"):
-        agent.save(None)
+@pytest.fixture(scope="module")
+def small_agent():
+    """An untrained agent with a tiny Q-network, for argument checks."""
+    return DQNAgent("CartPole-v1", hidden_units=(8,), seed=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs", "error", "match"),
+    [
+        ("train", (0,), {}, ValueError, "'steps' parameter of DQNAgent.train"),
+        (
+            "train",
+            (10,),
+            {"verbose": 3},
+            ValueError,
+            "'verbose' parameter of DQNAgent.train must be 0, 1 or 2",
+        ),
+        (
+            "train",
+            (10,),
+            {"verbose": "1"},
+            TypeError,
+            "'verbose' parameter of DQNAgent.train",
+        ),
+        ("evaluate", (0,), {}, ValueError, "'episodes' parameter of DQNAgent.evaluate"),
+        ("q_values", (np.zeros((2, 5)),), {}, ValueError, "'observations' parameter"),
+        (
+            "export_tflite",
+            ("p.tflite",),
+            {"quantization": "int4"},
+            ValueError,
+            "'quantization' parameter",
+        ),
+        ("save", (None,), {}, TypeError, "'path' parameter of DQNAgent.save"),
+        ("save", ("",), {}, TypeError, "'path' parameter of DQNAgent.save"),
+    ],
+)
+def test_bad_method_arguments_get_a_clear_error(
+    small_agent, tmp_path, method, args, kwargs, error, match
+):
+    if method == "export_tflite":
+        args = (tmp_path / args[0],)
+    with pytest.raises(error, match=match):
+        getattr(small_agent, method)(*args, **kwargs)
+    assert not list(tmp_path.iterdir())  # nothing written
