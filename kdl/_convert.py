@@ -1,10 +1,10 @@
 """TFLite conversion in a child process, so a converter crash cannot kill the user's.
 
 The TFLite converter is C++ code; full int8 conversion of a GRU model killed
-the Python process with a segmentation fault here (DESIGN.md). kdl therefore
-never converts in the user's process: :func:`convert` hands each job to a
-worker process (``python -m kdl._convert``) that imports TensorFlow once and
-converts SavedModels one after another. When the worker dies, the job gets a
+the Python process with a segmentation fault here (docs/design.md#tflite). kdl
+therefore never converts in the user's process: :func:`convert` hands each job
+to a worker process (``python -m kdl._convert``) that imports TensorFlow once
+and converts SavedModels one after another. When the worker dies, the job gets a
 :class:`ConverterCrashError` naming the signal and the next job starts a fresh
 worker.
 
@@ -26,16 +26,22 @@ import tempfile
 import threading
 from pathlib import Path
 
+from kdl.errors import UnsupportedModelError
+
 __all__ = ["ConverterCrashError", "ConverterError", "convert", "shutdown"]
 
 _DONE = "kdl-done"
 
 
-class ConverterCrashError(RuntimeError):
-    """The converter process died (for example with a segmentation fault)."""
+class ConverterCrashError(RuntimeError, UnsupportedModelError):
+    """The converter process died (for example with a segmentation fault).
+
+    A RuntimeError, and an UnsupportedModelError: this model cannot be
+    converted this way (full int8 of a GRU, docs/design.md#tflite).
+    """
 
 
-class ConverterError(RuntimeError):
+class ConverterError(RuntimeError, UnsupportedModelError):
     """The converter ran but refused the model (an error, not a crash)."""
 
 
@@ -63,12 +69,18 @@ class _Worker:
         # the worker imports kdl._convert; make it findable from a source tree
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (root, env.get("PYTHONPATH")) if p)
+            p for p in (root, env.get("PYTHONPATH")) if p
+        )
         self._log = tempfile.TemporaryFile(prefix="kdl-converter-", suffix=".log")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "kdl._convert"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env=env, text=True, bufsize=1)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
 
     def run(self, job: dict) -> dict:
         with self._lock:
@@ -105,9 +117,15 @@ _WORKER = _Worker()
 atexit.register(_WORKER.stop)
 
 
-def convert(saved_model: str, output: str, *, quantization: str | None,
-            representative: str | None = None, integer_io: bool = False,
-            full_integer: bool = True) -> None:
+def convert(
+    saved_model: str,
+    output: str,
+    *,
+    quantization: str | None,
+    representative: str | None = None,
+    integer_io: bool = False,
+    full_integer: bool = True,
+) -> None:
     """Converts a SavedModel's serving signature to a .tflite file, out of process.
 
     Args:
@@ -123,9 +141,13 @@ def convert(saved_model: str, output: str, *, quantization: str | None,
         ConverterError: the converter raised; the message is its error.
     """
     job = {
-        "saved_model": saved_model, "output": output, "quantization": quantization,
-        "representative": representative, "integer_io": integer_io,
-        "full_integer": full_integer, "result": output + ".result.json",
+        "saved_model": saved_model,
+        "output": output,
+        "quantization": quantization,
+        "representative": representative,
+        "integer_io": integer_io,
+        "full_integer": full_integer,
+        "result": output + ".result.json",
     }
     result = _WORKER.run(job)
     if not result["ok"]:
@@ -139,11 +161,13 @@ def shutdown() -> None:
 
 # === Worker side ===
 
+
 def _convert_job(tf, job: dict) -> None:
     import numpy as np
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        job["saved_model"], signature_keys=["serving_default"])
+        job["saved_model"], signature_keys=["serving_default"]
+    )
     quantization = job["quantization"]
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -156,12 +180,11 @@ def _convert_job(tf, job: dict) -> None:
 
             def representative_dataset():
                 for i in range(n):
-                    yield {name: value[i:i + 1] for name, value in data.items()}
+                    yield {name: value[i : i + 1] for name, value in data.items()}
 
             converter.representative_dataset = representative_dataset
         if job["full_integer"]:
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if job["integer_io"]:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8

@@ -3,7 +3,8 @@
 - ``.keras``: the native Keras format (a zip archive). The default.
 - ``.h5`` / ``.hdf5``: the legacy HDF5 format.
 - a folder (a path without a suffix): a TensorFlow SavedModel.
-- ``.tflite``: a LiteRT flatbuffer, written and read by :mod:`kdl.export`.
+- ``.tflite``: a LiteRT flatbuffer, written by :func:`kdl.export.to_tflite`
+  and read by :func:`kdl.lite.load` (no TensorFlow needed to run it).
 
 Nothing already saved is lost: :func:`save` writes to a temporary file in the
 target's folder and renames it over the target only once it is complete, so a
@@ -24,18 +25,16 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from kdl import _validation as v
+from kdl import lite
+from kdl._files import atomic_path  # public here too: kdl.io.atomic_path
 from kdl.backend import keras, tf
 
 __all__ = ["save", "load", "model_format", "atomic_path", "SavedModelPredictor"]
@@ -90,58 +89,6 @@ def model_format(path) -> str:
     )
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path next to ``path``; renames it over ``path`` on success.
-
-    The temporary name keeps ``path``'s suffix (Keras picks the format from
-    it). When the body raises, the temporary file or folder is removed and
-    ``path`` is untouched. A process killed inside the body leaves ``path``
-    untouched too (and a hidden ``.<name>.kdl-tmp-*`` entry behind).
-
-    A file is renamed with ``os.replace``, which is atomic. A folder cannot be
-    renamed over a non-empty folder, so the old folder is first renamed aside,
-    the new one moved in (the old one is put back if that fails), and only
-    then the old one deleted.
-
-    Args:
-        path: str or Path. The final path.
-
-    Yields:
-        Path: where to write.
-    """
-    path = Path(path)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    # mkdtemp gives a unique, private name; the data goes inside it so the
-    # temporary entry keeps ``path``'s exact suffix.
-    holder = Path(tempfile.mkdtemp(prefix=f".{path.name}.kdl-tmp-", dir=folder))
-    tmp = holder / path.name
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise RuntimeError(f"nothing was written for {str(path)!r}")
-        if tmp.is_dir():
-            old = None
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.kdl-old-",
-                                            dir=folder))
-                os.replace(path, old / path.name)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                if old is not None:
-                    os.replace(old / path.name, path)
-                raise
-            finally:
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
-
-
 def save(model, path) -> Path:
     """Saves ``model`` to ``path`` without ever leaving a half-written file there.
 
@@ -171,16 +118,16 @@ def save(model, path) -> Path:
     """
     func = "kdl.save"
     v.check_keras_model(model, "model", func)
-    if not isinstance(path, (str, os.PathLike)):
-        v.fail(func, "path", "a str or pathlib.Path", path, error=TypeError)
-    path = Path(path)
+    path = v.check_path(path, "path", func)
     fmt = model_format(path)
     if fmt != "savedmodel" and path.is_dir():
-        v.fail(func, "path", f"a file path for the {fmt!r} format, not a folder",
-               str(path))
+        v.fail(
+            func, "path", f"a file path for the {fmt!r} format, not a folder", str(path)
+        )
     if fmt == "savedmodel" and path.exists() and not path.is_dir():
-        v.fail(func, "path", "a folder for a SavedModel, not an existing file",
-               str(path))
+        v.fail(
+            func, "path", "a folder for a SavedModel, not an existing file", str(path)
+        )
 
     with atomic_path(path) as tmp:
         if fmt == "keras":
@@ -190,6 +137,8 @@ def save(model, path) -> Path:
         elif fmt == "savedmodel":
             model.save(tmp, save_format="tf")
         else:
+            # kdl.export holds the converter; it never imports kdl.io (it
+            # writes with kdl._files), so this import makes no cycle.
             from kdl import export
 
             export.to_tflite(model, tmp, verbose=0)
@@ -208,50 +157,75 @@ def _read_config_text(path: Path, fmt: str) -> str:
     Raises:
         ValueError: when the file is not a model of ``fmt`` or is truncated.
     """
-    if fmt == "keras":
-        if not zipfile.is_zipfile(path):
-            with open(path, "rb") as f:
-                starts_as_zip = f.read(4) == b"PK\x03\x04"
-            if starts_as_zip:  # the zip directory at the end is missing
-                _fail_load(path, fmt, "the archive is truncated or corrupt.")
-            _fail_load(path, fmt, "it is not a .keras archive (a .keras file "
-                       "is a zip archive), so it is corrupt or not a model.")
-        try:
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()  # reads every member, checks its CRC
-                if bad is not None:
-                    _fail_load(path, fmt, f"the archive member {bad!r} is "
-                               "corrupt.")
-                if "config.json" not in archive.namelist():
-                    _fail_load(path, fmt, "the archive holds no config.json, "
-                               "so it is not a Keras model file.")
-                return archive.read("config.json").decode("utf-8", "replace")
-        except (zipfile.BadZipFile, EOFError, OSError) as err:
-            _fail_load(path, fmt, f"the archive is truncated or corrupt ({err}).",
-                       err)
-    if fmt == "h5":
-        import h5py
+    readers = {"keras": _keras_config, "h5": _h5_config}
+    return readers.get(fmt, _savedmodel_config)(path)
 
-        if not h5py.is_hdf5(path):
-            _fail_load(path, fmt, "it is not an HDF5 file; the file is corrupt "
-                       "or not a model.")
-        try:
-            with h5py.File(path, "r") as f:
-                config = f.attrs.get("model_config")
-        except OSError as err:
-            _fail_load(path, fmt, f"the HDF5 file is truncated or corrupt ({err}).",
-                       err)
-        if config is None:
-            _fail_load(path, fmt, "the HDF5 file holds no model_config (it may "
-                       "hold weights only: load them with model.load_weights).")
-        return config.decode("utf-8", "replace") if isinstance(config, bytes) \
-            else str(config)
-    # SavedModel folder
-    if not (path / "saved_model.pb").exists() and not (
-        path / "saved_model.pbtxt"
-    ).exists():
-        _fail_load(path, fmt, "the folder holds no saved_model.pb, so it is not "
-                   "a SavedModel.")
+
+def _keras_config(path: Path) -> str:
+    fmt = "keras"
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            starts_as_zip = f.read(4) == b"PK\x03\x04"
+        if starts_as_zip:  # the zip directory at the end is missing
+            _fail_load(path, fmt, "the archive is truncated or corrupt.")
+        _fail_load(
+            path,
+            fmt,
+            "it is not a .keras archive (a .keras file "
+            "is a zip archive), so it is corrupt or not a model.",
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # reads every member, checks its CRC
+            if bad is not None:
+                _fail_load(path, fmt, f"the archive member {bad!r} is corrupt.")
+            if "config.json" not in archive.namelist():
+                _fail_load(
+                    path,
+                    fmt,
+                    "the archive holds no config.json, "
+                    "so it is not a Keras model file.",
+                )
+            return archive.read("config.json").decode("utf-8", "replace")
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        _fail_load(path, fmt, f"the archive is truncated or corrupt ({err}).", err)
+
+
+def _h5_config(path: Path) -> str:
+    import h5py
+
+    fmt = "h5"
+    if not h5py.is_hdf5(path):
+        _fail_load(
+            path, fmt, "it is not an HDF5 file; the file is corrupt or not a model."
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+    except OSError as err:
+        _fail_load(path, fmt, f"the HDF5 file is truncated or corrupt ({err}).", err)
+    if config is None:
+        _fail_load(
+            path,
+            fmt,
+            "the HDF5 file holds no model_config (it may "
+            "hold weights only: load them with model.load_weights).",
+        )
+    return (
+        config.decode("utf-8", "replace") if isinstance(config, bytes) else str(config)
+    )
+
+
+def _savedmodel_config(path: Path) -> str:
+    if (
+        not (path / "saved_model.pb").exists()
+        and not (path / "saved_model.pbtxt").exists()
+    ):
+        _fail_load(
+            path,
+            "savedmodel",
+            "the folder holds no saved_model.pb, so it is not a SavedModel.",
+        )
     metadata = path / "keras_metadata.pb"
     if metadata.exists():
         return metadata.read_bytes().decode("utf-8", "replace")
@@ -298,8 +272,12 @@ class SavedModelPredictor:
         self.path = Path(path)
         self.saved_model = saved_model
         if "serving_default" not in saved_model.signatures:
-            _fail_load(path, "savedmodel", "it was not written by Keras and has "
-                       "no 'serving_default' signature to run.")
+            _fail_load(
+                path,
+                "savedmodel",
+                "it was not written by Keras and has "
+                "no 'serving_default' signature to run.",
+            )
         self.signature = saved_model.signatures["serving_default"]
         self._input_names = sorted(self.signature.structured_input_signature[1])
 
@@ -319,8 +297,9 @@ class SavedModelPredictor:
         x = np.asarray(x, dtype=spec.dtype.as_numpy_dtype)
         parts = []
         for start in range(0, len(x), batch_size):
-            out = self.signature(**{self._input_names[0]:
-                                    tf.constant(x[start:start + batch_size])})
+            out = self.signature(
+                **{self._input_names[0]: tf.constant(x[start : start + batch_size])}
+            )
             parts.append({k: t.numpy() for k, t in out.items()})
         keys = sorted(parts[0])
         merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
@@ -341,8 +320,8 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
             optimizer. Defaults to `True`.
 
     Returns:
-        A `kdl.keras.Model`; for ``.tflite`` the object of
-        :func:`kdl.export.load_tflite` (it has ``.predict(x)``); for a
+        A `kdl.keras.Model`; for ``.tflite`` a :class:`kdl.lite.LiteModel`
+        (``.predict(x)``, ``.classify(x)``, ``.metadata``); for a
         SavedModel that Keras did not write, a :class:`SavedModelPredictor`.
 
     Raises:
@@ -355,15 +334,11 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
         >>> model = load("/tmp/mlp.keras")
     """
     func = "kdl.load"
-    if not isinstance(path, (str, os.PathLike)):
-        v.fail(func, "path", "a str or pathlib.Path", path, error=TypeError)
+    path = v.check_path(path, "path", func)
     v.check_bool(safe_mode, "safe_mode", func)
     v.check_bool(compile, "compile", func)
-    path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
-            f"kdl.load found no file or folder at {str(path)!r}."
-        )
+        raise FileNotFoundError(f"kdl.load found no file or folder at {str(path)!r}.")
     fmt = model_format(path)
     if fmt == "tflite":
         return _load_tflite(path)
@@ -389,8 +364,9 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
         custom = _extra_custom_objects(config_text, everything=everything)
         kwargs = {"safe_mode": safe_mode} if fmt == "keras" else {}
         with keras.utils.custom_object_scope(custom):
-            return keras.models.load_model(path, custom_objects=custom,
-                                           compile=compile, **kwargs)
+            return keras.models.load_model(
+                path, custom_objects=custom, compile=compile, **kwargs
+            )
 
     try:
         return attempt(everything=False)
@@ -406,15 +382,7 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
 def _load_tflite(path: Path):
     if path.is_dir():
         _fail_load(path, "tflite", "it is a folder, not a file.")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        _fail_load(path, "tflite", "it is not a TFLite flatbuffer (no 'TFL3' "
-                   "identifier); the file is corrupt or not a model.")
-    from kdl import export
-
     try:
-        return export.load_tflite(path)
-    except Exception as err:  # noqa: BLE001 - LiteRT raises RuntimeError etc.
-        _fail_load(path, "tflite", f"LiteRT could not read it ({err}); the file "
-                   "may be truncated.", err)
+        return lite.load(path)
+    except ValueError as err:  # not TFLite, truncated or corrupt
+        _fail_load(path, "tflite", str(err), err)

@@ -39,10 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kdl import _arrays, export
+from kdl import _signatures as sig
 from kdl import _validation as v
-from kdl import export
+from kdl._files import atomic_path, write_text
 from kdl.backend import tf
-from kdl.io import atomic_path
+from kdl.errors import UnsupportedModelError
 
 __all__ = ["Report", "compare", "standard_variants", "STANDARD_VARIANTS"]
 
@@ -56,9 +58,20 @@ STANDARD_VARIANTS = (
     "clustered + int8",
     "QAT + int8",
 )
-COLUMNS = ("variant", "metric", "metric_ratio", "bytes", "bytes_ratio",
-           "gzip_bytes", "gzip_ratio", "latency_ms_median", "latency_ratio",
-           "latency_ms_p90", "epsilon", "source")
+COLUMNS = (
+    "variant",
+    "metric",
+    "metric_ratio",
+    "bytes",
+    "bytes_ratio",
+    "gzip_bytes",
+    "gzip_ratio",
+    "latency_ms_median",
+    "latency_ratio",
+    "latency_ms_p90",
+    "epsilon",
+    "source",
+)
 
 
 def _gzip_size(data: bytes) -> int:
@@ -67,19 +80,23 @@ def _gzip_size(data: bytes) -> int:
 
 # === Measuring one variant ===
 
+
 def _measure_keras(model, x, y, *, latency_samples: int, warmup: int = 5) -> dict:
-    specs = export._input_specs(model, "kdl.report.compare")
-    inputs = export._as_inputs(specs, x, "kdl.report.compare", "x")
+    specs = sig.input_specs(model, "kdl.report.compare")
+    inputs = _arrays.as_inputs(specs, x, "kdl.report.compare", "x")
     values = list(inputs.values())
-    predictions = export._keras_outputs(model, inputs)
-    kinds = export._output_kinds(model)
-    names = export._output_names(model)
-    labels = ({export._safe_name(k): value for k, value in y.items()}
-              if isinstance(y, dict) else {names[0]: y})
+    predictions = sig.keras_outputs(model, inputs)
+    kinds = sig.output_kinds(model)
+    names = sig.output_names(model)
+    labels = (
+        {_arrays.safe_name(k): value for k, value in y.items()}
+        if isinstance(y, dict)
+        else {names[0]: y}
+    )
     result = {}
     for name in names:
-        for metric, value in export._metric_rows(kinds[name], predictions[name],
-                                                 labels[name]).items():
+        rows = _arrays.metric_rows(kinds[name], predictions[name], labels[name])
+        for metric, value in rows.items():
             result[metric if len(names) == 1 else f"{name}_{metric}"] = value
 
     with tempfile.TemporaryDirectory(prefix="kdl-report-") as tmp:
@@ -89,13 +106,14 @@ def _measure_keras(model, x, y, *, latency_samples: int, warmup: int = 5) -> dic
             data = f.read()
     result["bytes"], result["gzip_bytes"] = len(data), _gzip_size(data)
 
-    call = tf.function(lambda *args: model(args[0] if len(args) == 1
-                                           else list(args), training=False))
+    call = tf.function(
+        lambda *args: model(args[0] if len(args) == 1 else list(args), training=False)
+    )
     count = len(values[0])
     times = []
     for i in range(min(latency_samples, count) + warmup):
         j = (i - warmup) % count
-        one = [tf.constant(value[j:j + 1]) for value in values]
+        one = [tf.constant(value[j : j + 1]) for value in values]
         start = time.perf_counter()
         call(*one)
         if i >= warmup:
@@ -113,6 +131,7 @@ def _measure_tflite(path, x, y, *, latency_samples: int) -> dict:
 
 
 # === The report ===
+
 
 @dataclass(frozen=True)
 class Report:
@@ -143,6 +162,7 @@ class Report:
 
     def to_markdown(self) -> str:
         """The table as Markdown (ratios to the baseline in parentheses)."""
+
         def fmt(value, digits=3):
             return "—" if value is None else f"{value:.{digits}g}"
 
@@ -160,12 +180,15 @@ class Report:
                 f" | {r['bytes']:,}{ratio(r['bytes_ratio'])}"
                 f" | {r['gzip_bytes']:,}{ratio(r['gzip_ratio'])}"
                 f" | {fmt(r['latency_ms_median'])}{ratio(r['latency_ratio'])}"
-                f" | {fmt(r['latency_ms_p90'])} | {fmt(r['epsilon'])} |")
+                f" | {fmt(r['latency_ms_p90'])} | {fmt(r['epsilon'])} |"
+            )
         lines.append("")
-        lines.append(f"Ratios are each figure divided by that of "
-                     f"{self.baseline!r}. Files are measured in the LiteRT "
-                     "interpreter; Keras models in TensorFlow (size: weights "
-                     "file without optimizer state).")
+        lines.append(
+            f"Ratios are each figure divided by that of "
+            f"{self.baseline!r}. Files are measured in the LiteRT "
+            "interpreter; Keras models in TensorFlow (size: weights "
+            "file without optimizer state)."
+        )
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -188,15 +211,22 @@ class Report:
         placed = []
         for r in self.rows:
             ax.scatter(r["gzip_bytes"], r["metric"], s=40)
-            label = r["variant"] + ("" if r["epsilon"] is None
-                                    else f" (ε={r['epsilon']:.3g})")
+            label = r["variant"] + (
+                "" if r["epsilon"] is None else f" (ε={r['epsilon']:.3g})"
+            )
             # stack the labels of points that (nearly) coincide
-            stacked = sum(abs(np.log(r["gzip_bytes"] / b)) < 0.05 and m == r["metric"]
-                          for b, m in placed)
+            stacked = sum(
+                abs(np.log(r["gzip_bytes"] / b)) < 0.05 and m == r["metric"]
+                for b, m in placed
+            )
             placed.append((r["gzip_bytes"], r["metric"]))
-            ax.annotate(label, (r["gzip_bytes"], r["metric"]),
-                        textcoords="offset points", xytext=(5, 4 + 10 * stacked),
-                        fontsize=8)
+            ax.annotate(
+                label,
+                (r["gzip_bytes"], r["metric"]),
+                textcoords="offset points",
+                xytext=(5, 4 + 10 * stacked),
+                fontsize=8,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("gzipped size (bytes, log scale)")
         ax.set_ylabel(self.metric_name)
@@ -213,26 +243,33 @@ class Report:
         return self.to_markdown()
 
 
-def _write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return path
-
-
 def _check_variants(variants, func):
     if not isinstance(variants, Mapping) or not variants:
-        v.fail(func, "variants", "a non-empty dict {name: kdl.keras.Model or "
-               ".tflite path}", variants, error=TypeError
-               if not isinstance(variants, Mapping) else ValueError)
+        v.fail(
+            func,
+            "variants",
+            "a non-empty dict {name: kdl.keras.Model or .tflite path}",
+            variants,
+            error=TypeError if not isinstance(variants, Mapping) else ValueError,
+        )
     for name, value in variants.items():
         if not isinstance(name, str) or not name:
-            v.fail(func, "variants", "a dict whose keys are non-empty str", name,
-                   error=TypeError)
+            v.fail(
+                func,
+                "variants",
+                "a dict whose keys are non-empty str",
+                name,
+                error=TypeError,
+            )
         arg = f"variants[{name!r}]"
         if isinstance(value, (str, os.PathLike)):
             if Path(value).suffix != ".tflite" or not Path(value).is_file():
-                v.fail(func, arg, "an existing .tflite file or a kdl.keras.Model",
-                       str(value))
+                v.fail(
+                    func,
+                    arg,
+                    "an existing .tflite file or a kdl.keras.Model",
+                    str(value),
+                )
         else:
             v.check_keras_model(value, arg, func)
 
@@ -294,6 +331,39 @@ def compare(
         0.11
     """
     func = "kdl.report.compare"
+    baseline = _check_compare_args(
+        variants,
+        baseline=baseline,
+        epsilons=epsilons,
+        metric=metric,
+        output_dir=output_dir,
+        name=name,
+        func=func,
+    )
+    latency_samples = v.check_int(latency_samples, "latency_samples", func, min_value=0)
+    verbose = v.check_verbose(verbose, func)
+    results = _measure_all(
+        variants, x, y, latency_samples=latency_samples, verbose=verbose
+    )
+    metric = _pick_metric(results, metric, func)
+    rows = _rows(results, metric, results[baseline], epsilons or {})
+    report = Report(rows=tuple(rows), metric_name=metric, baseline=baseline)
+    if output_dir is not None:
+        folder = Path(output_dir)
+        report.paths["markdown"] = write_text(
+            folder / f"{name}.md", report.to_markdown()
+        )
+        report.paths["csv"] = write_text(folder / f"{name}.csv", report.to_csv())
+        report.paths["plot"] = report.plot(folder / f"{name}.png")
+    if verbose:
+        print(report.to_markdown(), flush=True)
+    return report
+
+
+def _check_compare_args(
+    variants, *, baseline, epsilons, metric, output_dir, name, func
+) -> str:
+    """Checks the arguments of :func:`compare`; returns the baseline's name."""
     _check_variants(variants, func)
     names = list(variants)
     if baseline is None:
@@ -302,78 +372,88 @@ def compare(
         v.fail(func, "baseline", f"one of the variant names {names}", baseline)
     if epsilons is not None:
         if not isinstance(epsilons, Mapping):
-            v.fail(func, "epsilons", "a dict {variant: epsilon} or None",
-                   epsilons, error=TypeError)
+            v.fail(
+                func,
+                "epsilons",
+                "a dict {variant: epsilon} or None",
+                epsilons,
+                error=TypeError,
+            )
         for key, value in epsilons.items():
             if key not in variants:
-                v.fail(func, "epsilons", f"a dict whose keys are variant names "
-                       f"{names}", key)
+                v.fail(
+                    func,
+                    "epsilons",
+                    f"a dict whose keys are variant names {names}",
+                    key,
+                )
             v.check_float(value, f"epsilons[{key!r}]", func, strict_min=True)
     if metric is not None:
         v.check_str(metric, "metric", func)
     v.check_str(name, "name", func)
-    latency_samples = v.check_int(latency_samples, "latency_samples", func,
-                                  min_value=0)
-    v.check_int(verbose, "verbose", func, min_value=0)
-    if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
-        v.fail(func, "output_dir", "a str, os.PathLike or None", output_dir,
-               error=TypeError)
+    if output_dir is not None:
+        v.check_path(output_dir, "output_dir", func)
+    return baseline
 
+
+def _measure_all(variants, x, y, *, latency_samples, verbose) -> dict:
+    """{variant: result dict} for every variant, measured the same way."""
     results = {}
     for key, value in variants.items():
         if verbose:
             print(f"compare: measuring {key!r}...", flush=True)
         if isinstance(value, (str, os.PathLike)):
-            results[key] = _measure_tflite(value, x, y,
-                                           latency_samples=latency_samples)
+            results[key] = _measure_tflite(value, x, y, latency_samples=latency_samples)
             results[key]["source"] = str(value)
         else:
-            results[key] = _measure_keras(value, x, y,
-                                          latency_samples=latency_samples)
+            results[key] = _measure_keras(value, x, y, latency_samples=latency_samples)
             results[key]["source"] = f"Keras model {value.name!r}"
+    return results
+
+
+def _pick_metric(results: dict, metric, func: str) -> str:
+    """``metric``, or "accuracy" when every variant has it, else "mae"."""
     if metric is None:
-        metric = ("accuracy" if all("accuracy" in r for r in results.values())
-                  else "mae")
+        metric = "accuracy" if all("accuracy" in r for r in results.values()) else "mae"
     for key, result in results.items():
         if metric not in result:
-            v.fail(func, "metric", f"a result key of every variant (variant "
-                   f"{key!r} has {sorted(k for k in result if k not in COLUMNS)})",
-                   metric)
+            v.fail(
+                func,
+                "metric",
+                f"a result key of every variant (variant "
+                f"{key!r} has {sorted(k for k in result if k not in COLUMNS)})",
+                metric,
+            )
+    return metric
 
-    base = results[baseline]
 
-    def ratio(value, reference):
-        if value is None or reference in (None, 0):
-            return None
-        return float(value) / float(reference)
+def _ratio(value, reference):
+    if value is None or reference in (None, 0):
+        return None
+    return float(value) / float(reference)
 
-    rows = []
-    for key, result in results.items():
-        rows.append({
+
+def _rows(results: dict, metric: str, base: dict, epsilons: Mapping) -> list:
+    """One table row per variant, with ratios to ``base``."""
+    return [
+        {
             "variant": key,
             "metric": result[metric],
-            "metric_ratio": ratio(result[metric], base[metric]),
+            "metric_ratio": _ratio(result[metric], base[metric]),
             "bytes": result["bytes"],
-            "bytes_ratio": ratio(result["bytes"], base["bytes"]),
+            "bytes_ratio": _ratio(result["bytes"], base["bytes"]),
             "gzip_bytes": result["gzip_bytes"],
-            "gzip_ratio": ratio(result["gzip_bytes"], base["gzip_bytes"]),
+            "gzip_ratio": _ratio(result["gzip_bytes"], base["gzip_bytes"]),
             "latency_ms_median": result["latency_ms_median"],
-            "latency_ratio": ratio(result["latency_ms_median"],
-                                   base["latency_ms_median"]),
+            "latency_ratio": _ratio(
+                result["latency_ms_median"], base["latency_ms_median"]
+            ),
             "latency_ms_p90": result["latency_ms_p90"],
-            "epsilon": None if epsilons is None else epsilons.get(key),
+            "epsilon": epsilons.get(key),
             "source": result["source"],
-        })
-    report = Report(rows=tuple(rows), metric_name=metric, baseline=baseline)
-    if output_dir is not None:
-        folder = Path(output_dir)
-        report.paths["markdown"] = _write_text(folder / f"{name}.md",
-                                               report.to_markdown())
-        report.paths["csv"] = _write_text(folder / f"{name}.csv", report.to_csv())
-        report.paths["plot"] = report.plot(folder / f"{name}.png")
-    if verbose:
-        print(report.to_markdown(), flush=True)
-    return report
+        }
+        for key, result in results.items()
+    ]
 
 
 def standard_variants(
@@ -397,9 +477,12 @@ def standard_variants(
     "pruned + int8", "clustered + int8" and "QAT + int8" are int8 files of
     ``kdl.compression.prune``, ``cluster`` and ``quantize_aware`` models
     fine-tuned on ``x``, ``y``. Every file passed its LiteRT check. A variant
-    that cannot be made for this model (e.g. int8 of a GRU, which crashes the
-    converter, or QAT of a layer TF-MOT cannot quantize) is skipped with a
-    warning saying why; the others are still built. ``model`` is not changed.
+    that cannot be made for this model (a `kdl.errors.UnsupportedModelError`:
+    e.g. int8 of a GRU, which crashes the converter, an int8 file that fails
+    its check, or a layer TF-MOT cannot prune) is skipped with a warning
+    saying why; the others are still built. A bad argument, including one
+    inside ``prune_kwargs``, ``cluster_kwargs`` or ``qat_kwargs``, raises.
+    ``model`` is not changed.
 
     Args:
         model: kdl.keras.Model. The trained float model.
@@ -419,14 +502,16 @@ def standard_variants(
             to `None`.
         qat_kwargs: dict or None. Of `kdl.compression.quantize_aware`.
             Defaults to `None`.
-        verbose: int. Defaults to `1`.
+        verbose: int. 0, 1 or 2 (2 also lets the transforms and exports
+            print). Defaults to `1`.
 
     Returns:
         dict: variant name -> the Keras model or the .tflite path, in the
         order of `STANDARD_VARIANTS`; ready for :func:`compare`.
 
     Raises:
-        ValueError, TypeError: for a bad argument, naming it.
+        ValueError, TypeError: for a bad argument, naming it (those in the
+            ``*_kwargs`` dicts when their transform runs).
 
     Example:
         >>> variants = standard_variants(model, x_train, y_train, "reports",
@@ -435,63 +520,110 @@ def standard_variants(
     """
     func = "kdl.report.standard_variants"
     v.check_keras_model(model, "model", func)
-    if not isinstance(output_dir, (str, os.PathLike)):
-        v.fail(func, "output_dir", "a str or os.PathLike", output_dir,
-               error=TypeError)
+    folder = v.check_path(output_dir, "output_dir", func)
     if isinstance(include, str) or not isinstance(include, (tuple, list)):
-        v.fail(func, "include", f"a tuple of names among {STANDARD_VARIANTS}",
-               include, error=TypeError)
+        v.fail(
+            func,
+            "include",
+            f"a tuple of names among {STANDARD_VARIANTS}",
+            include,
+            error=TypeError,
+        )
     for item in include:
         v.check_choice(item, "include", func, STANDARD_VARIANTS)
-    for arg, value in (("prune_kwargs", prune_kwargs),
-                       ("cluster_kwargs", cluster_kwargs),
-                       ("qat_kwargs", qat_kwargs)):
+    for arg, value in (
+        ("prune_kwargs", prune_kwargs),
+        ("cluster_kwargs", cluster_kwargs),
+        ("qat_kwargs", qat_kwargs),
+    ):
         if value is not None and not isinstance(value, dict):
             v.fail(func, arg, "a dict or None", value, error=TypeError)
-    v.check_int(verbose, "verbose", func, min_value=0)
-    specs = export._input_specs(model, func)
-    inputs = export._as_inputs(specs, x, func, "x")
-    if representative_data is None:
-        representative_data = export._take(inputs, 200)
-    else:
-        export._as_inputs(specs, representative_data, func, "representative_data")
-    if check_data is None:
-        check_data = representative_data
-    else:
-        export._as_inputs(specs, check_data, func, "check_data")
-
-    folder = Path(output_dir)
-    slug = model.name.replace("/", "_")
-    quiet = 1 if verbose > 1 else 0
-    tflite = {"tflite float": None, "dynamic range": "dynamic",
-              "float16": "float16", "int8": "int8"}
-    transforms = {"pruned + int8": ("prune", prune_kwargs),
-                  "clustered + int8": ("cluster", cluster_kwargs),
-                  "QAT + int8": ("quantize_aware", qat_kwargs)}
+    verbose = v.check_verbose(verbose, func)
+    representative_data, check_data = _checked_data(
+        model, x, representative_data, check_data, func
+    )
+    kwargs = {
+        "pruned + int8": prune_kwargs,
+        "clustered + int8": cluster_kwargs,
+        "QAT + int8": qat_kwargs,
+    }
     variants = {}
-    for item in STANDARD_VARIANTS:
-        if item not in include:
-            continue
+    for item in (i for i in STANDARD_VARIANTS if i in include):
         if verbose:
             print(f"standard_variants: building {item!r}...", flush=True)
-        file = folder / f"{slug}_{item.replace(' + ', '_').replace(' ', '_')}.tflite"
         try:
-            if item == "keras float":
-                variants[item] = model
-                continue
-            source, quantization = model, tflite.get(item, "int8")
-            if item in transforms:
-                from kdl import compression
-
-                transform, kwargs = transforms[item]
-                kwargs = {"verbose": quiet, **(kwargs or {})}
-                source = getattr(compression, transform)(model, x, y, **kwargs)
-            variants[item] = export.to_tflite(
-                source, file, quantization=quantization,
-                representative_data=representative_data
-                if quantization == "int8" else None,
-                check_data=check_data, verbose=quiet)
-        except (RuntimeError, ValueError) as error:
-            warnings.warn(f"standard_variants: skipped {item!r} for model "
-                          f"{model.name!r}: {error}", stacklevel=2)
+            variants[item] = _build_variant(
+                item,
+                model,
+                x,
+                y,
+                folder,
+                kwargs.get(item),
+                representative_data=representative_data,
+                check_data=check_data,
+                quiet=1 if verbose > 1 else 0,
+            )
+        except UnsupportedModelError as error:
+            # only "this model cannot be made this way"; a bad argument (e.g.
+            # in prune_kwargs) propagates (docs/design.md#errors)
+            warnings.warn(
+                f"standard_variants: skipped {item!r} for model "
+                f"{model.name!r}: {error}",
+                stacklevel=2,
+            )
     return variants
+
+
+def _checked_data(model, x, representative_data, check_data, func) -> tuple:
+    """(representative data, check data), checked against the model's inputs."""
+    specs = sig.input_specs(model, func)
+    inputs = _arrays.as_inputs(specs, x, func, "x")
+    if representative_data is None:
+        representative_data = _arrays.take(inputs, 200)
+    else:
+        _arrays.as_inputs(specs, representative_data, func, "representative_data")
+    if check_data is None:
+        return representative_data, representative_data
+    _arrays.as_inputs(specs, check_data, func, "check_data")
+    return representative_data, check_data
+
+
+_QUANTIZATION = {"tflite float": None, "dynamic range": "dynamic", "float16": "float16"}
+_TRANSFORMS = {
+    "pruned + int8": "prune",
+    "clustered + int8": "cluster",
+    "QAT + int8": "quantize_aware",
+}
+
+
+def _build_variant(
+    item,
+    model,
+    x,
+    y,
+    folder: Path,
+    kwargs,
+    *,
+    representative_data,
+    check_data,
+    quiet: int,
+):
+    """One standard variant: the model itself, or a checked .tflite file."""
+    if item == "keras float":
+        return model
+    source, quantization = model, _QUANTIZATION.get(item, "int8")
+    if item in _TRANSFORMS:
+        from kdl import compression
+
+        transform = getattr(compression, _TRANSFORMS[item])
+        source = transform(model, x, y, **{"verbose": quiet, **(kwargs or {})})
+    slug = model.name.replace("/", "_")
+    file = folder / f"{slug}_{item.replace(' + ', '_').replace(' ', '_')}.tflite"
+    return export.to_tflite(
+        source,
+        file,
+        quantization=quantization,
+        representative_data=representative_data if quantization == "int8" else None,
+        check_data=check_data,
+        verbose=quiet,
+    )

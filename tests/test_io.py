@@ -53,26 +53,37 @@ def test_saving_again_replaces_the_earlier_file(trained, tmp_path, digits_flat):
     kdl.save(model, path)
     other = kdl.build_mlp((64,), 10, hidden_units=(8,))
     kdl.save(other, path)
-    np.testing.assert_array_equal(kdl.load(path).predict(x, verbose=0),
-                                  other.predict(x, verbose=0))
+    np.testing.assert_array_equal(
+        kdl.load(path).predict(x, verbose=0), other.predict(x, verbose=0)
+    )
     folder = tmp_path / "sm"
     kdl.save(model, folder)
     kdl.save(other, folder)
-    np.testing.assert_array_equal(kdl.load(folder).predict(x, verbose=0),
-                                  other.predict(x, verbose=0))
+    np.testing.assert_array_equal(
+        kdl.load(folder).predict(x, verbose=0), other.predict(x, verbose=0)
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "sm"]
 
 
 @pytest.mark.slow
 def test_tflite_round_trip(trained, tmp_path):
-    export = pytest.importorskip("kdl.export")
-    if not hasattr(export, "load_tflite"):
-        pytest.skip("kdl.export.load_tflite does not exist yet")
+    from kdl import lite
+
     model, x = trained
     path = kdl.save(model, tmp_path / "model.tflite")
     loaded = kdl.load(path)
-    np.testing.assert_allclose(loaded.predict(x), model.predict(x, verbose=0),
-                               atol=1e-5)
+    # the device-side runner, with the metadata kdl.save's export wrote
+    assert isinstance(loaded, lite.LiteModel)
+    assert loaded.metadata["model"] == model.name
+    assert loaded.metadata["check"]["passed"] is True
+    np.testing.assert_allclose(
+        loaded.predict(x), model.predict(x, verbose=0), atol=1e-5
+    )
+    # a truncated file is refused with a clear error, not a struct.error
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        kdl.load(path)
 
 
 def test_a_savedmodel_not_written_by_keras_loads_as_a_predictor(tmp_path):
@@ -84,8 +95,9 @@ def test_a_savedmodel_not_written_by_keras_loads_as_a_predictor(tmp_path):
             return {"y": x * 2.0}
 
     module = Doubler()
-    tf.saved_model.save(module, str(tmp_path / "plain"),
-                        signatures={"serving_default": module.serve})
+    tf.saved_model.save(
+        module, str(tmp_path / "plain"), signatures={"serving_default": module.serve}
+    )
     loaded = kdl.load(tmp_path / "plain")
     assert isinstance(loaded, kdl.io.SavedModelPredictor)
     x = np.arange(600, dtype="float32").reshape(200, 3)
@@ -153,22 +165,40 @@ def test_unknown_extension_gives_a_clear_error(trained, tmp_path):
     model, _ = trained
     with pytest.raises(ValueError, match="cannot tell the model format.*'.pt'"):
         kdl.save(model, tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_unknown_extension_is_refused_by_load(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"\0" * 16)
     with pytest.raises(ValueError, match="'.keras'"):
         kdl.load(tmp_path / "model.pt")
 
 
-def test_bad_arguments(trained, tmp_path):
-    model, _ = trained
-    with pytest.raises(TypeError, match="'model' parameter of kdl.save"):
-        kdl.save("not a model", tmp_path / "m.keras")
-    with pytest.raises(TypeError, match="'path' parameter of kdl.save"):
-        kdl.save(model, 3)
-    with pytest.raises(TypeError, match="'safe_mode' parameter of kdl.load"):
-        kdl.load(tmp_path, safe_mode="no")
+BAD_ARGUMENTS = [
+    ("save", {"model": "not a model"}, TypeError, "'model' parameter of kdl.save"),
+    ("save", {"path": 3}, TypeError, "'path' parameter of kdl.save"),
+    ("save", {"path": ""}, TypeError, "'path' parameter of kdl.save"),
+    ("save", {"path": "a_folder.keras"}, ValueError, "not a folder"),
+    ("load", {"safe_mode": "no"}, TypeError, "'safe_mode' parameter of kdl.load"),
+    ("load", {"compile": 1}, TypeError, "'compile' parameter of kdl.load"),
+    ("load", {"path": ""}, TypeError, "'path' parameter of kdl.load"),
+    ("load", {"path": None}, TypeError, "'path' parameter of kdl.load"),
+]
+
+
+@pytest.mark.parametrize(("call", "kwargs", "error", "match"), BAD_ARGUMENTS)
+def test_bad_arguments(trained, tmp_path, call, kwargs, error, match):
     (tmp_path / "a_folder.keras").mkdir()
-    with pytest.raises(ValueError, match="not a folder"):
-        kdl.save(model, tmp_path / "a_folder.keras")
+    kwargs = dict(kwargs)
+    path = kwargs.pop("path", "m.keras" if call == "save" else tmp_path)
+    if isinstance(path, str) and path:
+        path = tmp_path / path
+    with pytest.raises(error, match=match):
+        if call == "save":
+            kdl.save(kwargs.pop("model", trained[0]), path)
+        else:
+            kdl.load(path, **kwargs)
+    assert not (tmp_path / "m.keras").exists()
 
 
 # Models holding kdl's own layer (TimeMask) and TF-MOT quantization wrappers,
@@ -189,35 +219,46 @@ print("privacy imported:", "tensorflow_privacy" in sys.modules)
 
 def _run(args, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, *args], capture_output=True,
-                          text=True, env=env, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
-def test_kdl_layers_and_qat_wrappers_load_in_a_fresh_process(tmp_path,
-                                                             digits_sequence):
+def test_kdl_layers_and_qat_wrappers_load_in_a_fresh_process(tmp_path, digits_sequence):
     (x, y), (x_test, _) = digits_sequence
-    model = kdl.build_mlp((8, 8), 10, hidden_units=(8,),
-                          augmentation={"noise": 0.0, "time_mask": 2})
+    model = kdl.build_mlp(
+        (8, 8), 10, hidden_units=(8,), augmentation={"noise": 0.0, "time_mask": 2}
+    )
     model.fit(x[:256], y[:256], epochs=1, verbose=0)
     plain = kdl.build_mlp((8, 8), 10, hidden_units=(8,))
-    qat = kdl.compression.quantize_aware(plain, x[:256], y[:256], epochs=1,
-                                         verbose=0)
+    qat = kdl.compression.quantize_aware(plain, x[:256], y[:256], epochs=1, verbose=0)
     models = {"with_kdl_layer": model, "qat": qat}
     for name, m in models.items():
         kdl.save(m, tmp_path / f"{name}.keras")
     np.save(tmp_path / "x.npy", x_test[:32])
     script = tmp_path / "load.py"
     script.write_text(_LOAD_SCRIPT)
-    done = _run([str(script), str(tmp_path / "x.npy"),
-                 *(str(tmp_path / name) for name in models)])
+    done = _run(
+        [
+            str(script),
+            str(tmp_path / "x.npy"),
+            *(str(tmp_path / name) for name in models),
+        ]
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "TimeMask" in done.stdout
     assert "QuantizeWrapperV2" in done.stdout
     assert "privacy imported: False" in done.stdout
     for name, m in models.items():
-        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.out.npy"),
-                                      m.predict(x_test[:32], verbose=0))
+        np.testing.assert_array_equal(
+            np.load(tmp_path / f"{name}.out.npy"), m.predict(x_test[:32], verbose=0)
+        )
 
 
 # Saves a model whose saving stalls halfway through writing the file (after
@@ -256,8 +297,7 @@ kdl.save(model, sys.argv[1])
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["model.keras", "model.h5"])
-def test_a_save_killed_halfway_leaves_the_earlier_file_intact(trained, tmp_path,
-                                                              name):
+def test_a_save_killed_halfway_leaves_the_earlier_file_intact(trained, tmp_path, name):
     model, x = trained
     path = kdl.save(model, tmp_path / name)
     before_bytes = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -266,15 +306,20 @@ def test_a_save_killed_halfway_leaves_the_earlier_file_intact(trained, tmp_path,
     script = tmp_path / "stall.py"
     script.write_text(textwrap.dedent(_STALLING_SAVE))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, str(script), str(path),
-                             name.split(".")[-1]], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(path), name.split(".")[-1]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()  # blocks until the save is halfway
         assert line.strip() == "HALFWAY"
         # The new model is being written, to a temporary name next to path.
-        partial = [p for p in tmp_path.rglob("*") if p.is_file()
-                   and ".kdl-tmp-" in str(p)]
+        partial = [
+            p for p in tmp_path.rglob("*") if p.is_file() and ".kdl-tmp-" in str(p)
+        ]
         assert partial and partial[0].stat().st_size > 0
         time.sleep(0.2)
     finally:
