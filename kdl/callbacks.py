@@ -27,6 +27,7 @@ from kdl.backend import keras
 
 __all__ = [
     "standard",
+    "options",
     "AtomicModelCheckpoint",
     "BEST_MODEL",
     "BACKUP_DIR",
@@ -59,16 +60,35 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         return None
 
 
-def _options(value, arg: str, defaults: dict, func: str) -> dict | None:
-    """Turns a piece's switch (True, False or a dict of options) into kwargs."""
+def options(value, arg: str, defaults: dict, func: str) -> dict | None:
+    """Turns a callback's switch (True, False or a dict of options) into kwargs.
+
+    Args:
+        value: True (the defaults), False or None (switched off), or a dict of
+            keyword arguments merged over ``defaults``.
+        arg: str. The argument name, for the error message.
+        defaults: dict. kdl's keyword arguments for the Keras callback.
+        func: str. The public function name, for the error message.
+
+    Returns:
+        dict of keyword arguments, or None when switched off.
+
+    Raises:
+        TypeError: when ``value`` is none of these.
+    """
     if value is False or value is None:
         return None
     if value is True:
         return dict(defaults)
     if isinstance(value, Mapping):
         return {**defaults, **value}
-    v.fail(func, arg, "True, False or a dict of options for the Keras callback",
-           value, error=TypeError)
+    v.fail(
+        func,
+        arg,
+        "True, False or a dict of options for the Keras callback",
+        value,
+        error=TypeError,
+    )
     return None  # unreachable
 
 
@@ -152,42 +172,67 @@ def standard(
     if isinstance(verbose, bool) or verbose not in (0, 1):
         v.fail(func, "verbose", "0 or 1", verbose)
 
-    watch = {"monitor": monitor, "mode": mode, "verbose": verbose}
-    pieces = {
-        "tensorboard": _options(tensorboard, "tensorboard", {
-            "log_dir": str(run_dir / LOG_DIR), "profile_batch": 0}, func),
-        "reduce_lr": _options(reduce_lr, "reduce_lr", {
-            **watch, "factor": 0.5, "patience": max(1, patience // 2),
-            "min_delta": min_delta, "min_lr": 1e-6}, func),
-        "early_stopping": _options(early_stopping, "early_stopping", {
-            **watch, "patience": patience, "min_delta": min_delta,
-            "restore_best_weights": True}, func),
-        "checkpoint": _options(checkpoint, "checkpoint", {
-            **watch, "verbose": 0, "filepath": str(run_dir / BEST_MODEL),
-            "save_best_only": True}, func),
-        "csv_logger": _options(csv_logger, "csv_logger", {
-            "filename": str(run_dir / HISTORY_CSV), "append": True}, func),
-        "backup": _options(backup, "backup", {
-            "backup_dir": str(run_dir / BACKUP_DIR)}, func),
+    switches = {
+        "tensorboard": tensorboard,
+        "reduce_lr": reduce_lr,
+        "early_stopping": early_stopping,
+        "checkpoint": checkpoint,
+        "csv_logger": csv_logger,
+        "backup": backup,
     }
-    classes = {
-        "tensorboard": keras.callbacks.TensorBoard,
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau,
-        "early_stopping": keras.callbacks.EarlyStopping,
-        "checkpoint": AtomicModelCheckpoint,
-        "csv_logger": keras.callbacks.CSVLogger,
-        "backup": keras.callbacks.BackupAndRestore,
-    }
+    defaults = _defaults(run_dir, monitor, mode, patience, min_delta, verbose)
     result = [keras.callbacks.TerminateOnNaN()] if terminate_on_nan else []
-    for name, kwargs in pieces.items():
+    for name, switch in switches.items():
+        kwargs = options(switch, name, defaults[name], func)
         if kwargs is None:
             continue
+        cls = _CLASSES[name]
         try:
-            result.append(classes[name](**kwargs))
+            result.append(cls(**kwargs))
         except (TypeError, ValueError) as err:
             raise type(err)(
                 f"The {name!r} parameter of {func} holds an option "
-                f"{classes[name].__name__} does not accept: {err}"
+                f"{cls.__name__} does not accept: {err}"
             ) from err
     run_dir.mkdir(parents=True, exist_ok=True)
     return result
+
+
+# The Keras callback of each piece of standard(), in their fixed order.
+_CLASSES = {
+    "tensorboard": keras.callbacks.TensorBoard,
+    "reduce_lr": keras.callbacks.ReduceLROnPlateau,
+    "early_stopping": keras.callbacks.EarlyStopping,
+    "checkpoint": AtomicModelCheckpoint,
+    "csv_logger": keras.callbacks.CSVLogger,
+    "backup": keras.callbacks.BackupAndRestore,
+}
+
+
+def _defaults(run_dir: Path, monitor, mode, patience, min_delta, verbose) -> dict:
+    """kdl's keyword arguments for each piece of :func:`standard`."""
+    watch = {"monitor": monitor, "mode": mode, "verbose": verbose}
+    return {
+        "tensorboard": {"log_dir": str(run_dir / LOG_DIR), "profile_batch": 0},
+        "reduce_lr": {
+            **watch,
+            "factor": 0.5,
+            "patience": max(1, patience // 2),
+            "min_delta": min_delta,
+            "min_lr": 1e-6,
+        },
+        "early_stopping": {
+            **watch,
+            "patience": patience,
+            "min_delta": min_delta,
+            "restore_best_weights": True,
+        },
+        "checkpoint": {
+            **watch,
+            "verbose": 0,
+            "filepath": str(run_dir / BEST_MODEL),
+            "save_best_only": True,
+        },
+        "csv_logger": {"filename": str(run_dir / HISTORY_CSV), "append": True},
+        "backup": {"backup_dir": str(run_dir / BACKUP_DIR)},
+    }

@@ -36,8 +36,16 @@ def test_train_writes_a_complete_run_folder(tmp_path, digits_flat):
     (x, y), (x_test, y_test) = digits_flat
     run_dir = tmp_path / "run"
     model = _small_mlp()
-    history = kdl.train(model, x, y, validation_data=(x_test, y_test), epochs=4,
-                        run_dir=run_dir, seed=1, verbose=0)
+    history = kdl.train(
+        model,
+        x,
+        y,
+        validation_data=(x_test, y_test),
+        epochs=4,
+        run_dir=run_dir,
+        seed=1,
+        verbose=0,
+    )
     assert history.run_dir == run_dir
     assert history.epoch == [0, 1, 2, 3]
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -60,7 +68,8 @@ def test_train_writes_a_complete_run_folder(tmp_path, digits_flat):
     assert len(record["data"]["sha256"]) == 64
     assert record["epochs_completed"] == 4
     assert record["final_metrics"]["val_accuracy"] == pytest.approx(
-        history.history["val_accuracy"][-1])
+        history.history["val_accuracy"][-1]
+    )
     best = int(np.argmin(history.history["val_loss"]))
     assert record["best_epoch"] == best
     # The best model on disk is the model of the best epoch: its validation
@@ -72,12 +81,20 @@ def test_train_writes_a_complete_run_folder(tmp_path, digits_flat):
 
 def test_train_accepts_a_tf_data_dataset_and_learns(tmp_path, digits_flat):
     (x, y), (x_test, y_test) = digits_flat
-    train_ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-        len(x), seed=0).batch(32)
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(32)
+    )
     val_ds = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(128)
     model = _small_mlp()
-    history = kdl.train(model, train_ds, validation_data=val_ds, epochs=8,
-                        run_dir=tmp_path / "ds", tensorboard=False, verbose=0)
+    history = kdl.train(
+        model,
+        train_ds,
+        validation_data=val_ds,
+        epochs=8,
+        run_dir=tmp_path / "ds",
+        tensorboard=False,
+        verbose=0,
+    )
     accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     assert accuracy > 0.9
     record = json.loads((tmp_path / "ds" / "run.json").read_text())
@@ -86,18 +103,24 @@ def test_train_accepts_a_tf_data_dataset_and_learns(tmp_path, digits_flat):
     assert len(history.epoch) == 8
 
 
-def test_default_run_folder_is_under_saved_models(tmp_path, monkeypatch,
-                                                  digits_flat):
+def test_default_run_folder_is_under_saved_models(tmp_path, monkeypatch, digits_flat):
     (x, y), _ = digits_flat
     monkeypatch.chdir(tmp_path)
-    history = kdl.train(_small_mlp(name="tiny"), x[:200], y[:200], epochs=1,
-                        tensorboard=False, verbose=0)
+    history = kdl.train(
+        _small_mlp(name="tiny"),
+        x[:200],
+        y[:200],
+        epochs=1,
+        tensorboard=False,
+        verbose=0,
+    )
     assert history.run_dir.parent == tmp_path / "saved_models"
     assert history.run_dir.name.startswith("tiny-")
     assert (history.run_dir / "run.json").exists()
     # run_dir=False writes nothing at all.
-    history = kdl.train(_small_mlp(), x[:200], y[:200], epochs=1, run_dir=False,
-                        verbose=0)
+    history = kdl.train(
+        _small_mlp(), x[:200], y[:200], epochs=1, run_dir=False, verbose=0
+    )
     assert history.run_dir is None
     assert len(list((tmp_path / "saved_models").iterdir())) == 1
 
@@ -105,12 +128,26 @@ def test_default_run_folder_is_under_saved_models(tmp_path, monkeypatch,
 def test_an_earlier_run_is_moved_aside_not_destroyed(tmp_path, digits_flat):
     (x, y), _ = digits_flat
     run_dir = tmp_path / "run"
-    kdl.train(_small_mlp(), x[:200], y[:200], epochs=2, run_dir=run_dir,
-              tensorboard=False, verbose=0)
+    kdl.train(
+        _small_mlp(),
+        x[:200],
+        y[:200],
+        epochs=2,
+        run_dir=run_dir,
+        tensorboard=False,
+        verbose=0,
+    )
     first = (run_dir / "run.json").read_text()
     # A finished run is not resumed: it is moved aside, and a new run starts.
-    history = kdl.train(_small_mlp(), x[:200], y[:200], epochs=1,
-                        run_dir=run_dir, tensorboard=False, verbose=0)
+    history = kdl.train(
+        _small_mlp(),
+        x[:200],
+        y[:200],
+        epochs=1,
+        run_dir=run_dir,
+        tensorboard=False,
+        verbose=0,
+    )
     assert history.epoch == [0]
     old = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
     assert len(old) == 1
@@ -123,16 +160,25 @@ def test_an_earlier_run_is_moved_aside_not_destroyed(tmp_path, digits_flat):
 
 
 def test_early_stopping_stops_an_overfitting_model_at_its_best_weights(
-        tmp_path, digits_flat):
+    tmp_path, digits_flat
+):
     (x, y), (x_test, y_test) = digits_flat
     # 60 training examples and a wide network with a large step: validation
     # loss bottoms out within a few epochs, then rises.
     model = kdl.build_mlp((64,), 10, hidden_units=(256, 256), learning_rate=0.01)
     epochs = 60
-    history = kdl.train(model, x[:60], y[:60], validation_data=(x_test, y_test),
-                        epochs=epochs, patience=3, batch_size=16,
-                        run_dir=tmp_path / "overfit", tensorboard=False,
-                        verbose=0)
+    history = kdl.train(
+        model,
+        x[:60],
+        y[:60],
+        validation_data=(x_test, y_test),
+        epochs=epochs,
+        patience=3,
+        batch_size=16,
+        run_dir=tmp_path / "overfit",
+        tensorboard=False,
+        verbose=0,
+    )
     val_losses = history.history["val_loss"]
     assert len(history.epoch) < epochs
     best = int(np.argmin(val_losses))
@@ -152,9 +198,17 @@ def test_early_stopping_stops_an_overfitting_model_at_its_best_weights(
 def _seeded_run(run_dir, x, y, seed):
     kdl.set_seed(seed)
     model = kdl.build_mlp((64,), 10, hidden_units=(32,), dropout=0.3)
-    history = kdl.train(model, x, y, validation_split=0.2, epochs=2,
-                        run_dir=run_dir, seed=seed, tensorboard=False,
-                        verbose=0)
+    history = kdl.train(
+        model,
+        x,
+        y,
+        validation_split=0.2,
+        epochs=2,
+        run_dir=run_dir,
+        seed=seed,
+        tensorboard=False,
+        verbose=0,
+    )
     return model.get_weights(), history.history
 
 
@@ -206,14 +260,19 @@ class _Interrupt(keras.callbacks.Callback):
 
 
 def test_an_interrupted_run_continues_from_its_last_finished_epoch(
-        tmp_path, digits_flat):
+    tmp_path, digits_flat
+):
     (x, y), (x_test, y_test) = digits_flat
     run_dir = tmp_path / "run"
-    kwargs = dict(validation_data=(x_test, y_test), epochs=6, run_dir=run_dir,
-                  tensorboard=False, verbose=0)
+    kwargs = dict(
+        validation_data=(x_test, y_test),
+        epochs=6,
+        run_dir=run_dir,
+        tensorboard=False,
+        verbose=0,
+    )
     with pytest.raises(RuntimeError, match="interrupted"):
-        kdl.train(_small_mlp(), x[:300], y[:300], callbacks=[_Interrupt(3)],
-                  **kwargs)
+        kdl.train(_small_mlp(), x[:300], y[:300], callbacks=[_Interrupt(3)], **kwargs)
     assert _csv_epochs(run_dir) == [0, 1, 2]
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
 
@@ -221,9 +280,9 @@ def test_an_interrupted_run_continues_from_its_last_finished_epoch(
     keras.backend.clear_session()
     seen = []
     spy = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: seen.append(epoch))
-    history = kdl.train(_small_mlp(), x[:300], y[:300], callbacks=[spy],
-                        **kwargs)
+        on_epoch_begin=lambda epoch, logs: seen.append(epoch)
+    )
+    history = kdl.train(_small_mlp(), x[:300], y[:300], callbacks=[spy], **kwargs)
     assert seen == [3, 4, 5]  # epochs 0-2 were not run again
     assert history.epoch == [0, 1, 2, 3, 4, 5]
     assert len(history.history["val_loss"]) == 6
@@ -255,14 +314,25 @@ def test_early_stopping_keeps_its_best_across_a_resume(tmp_path, digits_flat):
     run_dir = tmp_path / "run"
 
     def overfitting_model():
-        return kdl.build_mlp((64,), 10, hidden_units=(256, 256),
-                             learning_rate=0.01)
+        return kdl.build_mlp((64,), 10, hidden_units=(256, 256), learning_rate=0.01)
 
-    kwargs = dict(validation_data=(x_test, y_test), epochs=40, patience=3,
-                  batch_size=16, run_dir=run_dir, tensorboard=False, verbose=0)
+    kwargs = dict(
+        validation_data=(x_test, y_test),
+        epochs=40,
+        patience=3,
+        batch_size=16,
+        run_dir=run_dir,
+        tensorboard=False,
+        verbose=0,
+    )
     with pytest.raises(RuntimeError, match="interrupted"):
-        kdl.train(overfitting_model(), x[:60], y[:60],
-                  callbacks=[_InterruptAfterBest()], **kwargs)
+        kdl.train(
+            overfitting_model(),
+            x[:60],
+            y[:60],
+            callbacks=[_InterruptAfterBest()],
+            **kwargs,
+        )
     first = _csv_epochs(run_dir)
     keras.backend.clear_session()
     model = overfitting_model()
@@ -277,10 +347,12 @@ def test_early_stopping_keeps_its_best_across_a_resume(tmp_path, digits_flat):
     # ... and both the returned model and best.keras are the best epoch's,
     # even when that epoch ran before the interruption.
     assert model.evaluate(x_test, y_test, verbose=0)[0] == pytest.approx(
-        val_losses[best], rel=1e-4)
+        val_losses[best], rel=1e-4
+    )
     saved = kdl.load(run_dir / "best.keras")
     assert saved.evaluate(x_test, y_test, verbose=0)[0] == pytest.approx(
-        val_losses[best], rel=1e-4)
+        val_losses[best], rel=1e-4
+    )
 
 
 class _FailAtTheEnd(keras.callbacks.Callback):
@@ -289,20 +361,26 @@ class _FailAtTheEnd(keras.callbacks.Callback):
 
 
 def test_a_run_interrupted_after_its_last_epoch_finishes_without_training(
-        tmp_path, digits_flat):
+    tmp_path, digits_flat
+):
     (x, y), (x_test, y_test) = digits_flat
-    kwargs = dict(validation_data=(x_test, y_test), epochs=3,
-                  run_dir=tmp_path / "run", tensorboard=False, verbose=0)
+    kwargs = dict(
+        validation_data=(x_test, y_test),
+        epochs=3,
+        run_dir=tmp_path / "run",
+        tensorboard=False,
+        verbose=0,
+    )
     with pytest.raises(RuntimeError, match="interrupted"):
-        kdl.train(_small_mlp(), x[:100], y[:100], callbacks=[_FailAtTheEnd()],
-                  **kwargs)
+        kdl.train(_small_mlp(), x[:100], y[:100], callbacks=[_FailAtTheEnd()], **kwargs)
     keras.backend.clear_session()
     model = _small_mlp()
     history = kdl.train(model, x[:100], y[:100], **kwargs)
     assert history.epoch == [0, 1, 2]  # from history.csv; no epoch ran again
     val_losses = history.history["val_loss"]
     assert model.evaluate(x_test, y_test, verbose=0)[0] == pytest.approx(
-        min(val_losses), rel=1e-4)
+        min(val_losses), rel=1e-4
+    )
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "finished" and record["epochs_completed"] == 3
 
@@ -311,15 +389,37 @@ def test_resuming_with_other_data_is_refused(tmp_path, digits_flat):
     (x, y), _ = digits_flat
     run_dir = tmp_path / "run"
     with pytest.raises(RuntimeError, match="interrupted"):
-        kdl.train(_small_mlp(), x[:200], y[:200], epochs=3, run_dir=run_dir,
-                  callbacks=[_Interrupt(1)], tensorboard=False, verbose=0)
+        kdl.train(
+            _small_mlp(),
+            x[:200],
+            y[:200],
+            epochs=3,
+            run_dir=run_dir,
+            callbacks=[_Interrupt(1)],
+            tensorboard=False,
+            verbose=0,
+        )
     with pytest.raises(ValueError, match="data of the run being resumed"):
-        kdl.train(_small_mlp(), x[200:400], y[200:400], epochs=3,
-                  run_dir=run_dir, tensorboard=False, verbose=0)
+        kdl.train(
+            _small_mlp(),
+            x[200:400],
+            y[200:400],
+            epochs=3,
+            run_dir=run_dir,
+            tensorboard=False,
+            verbose=0,
+        )
     # resume=False starts over and keeps the interrupted run aside.
-    history = kdl.train(_small_mlp(), x[200:400], y[200:400], epochs=2,
-                        run_dir=run_dir, resume=False, tensorboard=False,
-                        verbose=0)
+    history = kdl.train(
+        _small_mlp(),
+        x[200:400],
+        y[200:400],
+        epochs=2,
+        run_dir=run_dir,
+        resume=False,
+        tensorboard=False,
+        verbose=0,
+    )
     assert history.epoch == [0, 1]
     assert len([p for p in tmp_path.iterdir() if ".old-" in p.name]) == 1
 
@@ -348,21 +448,20 @@ print("DONE", json.dumps(history.epoch), flush=True)
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_resumes_from_the_last_finished_epoch(
-        tmp_path):
+def test_a_run_killed_with_sigkill_resumes_from_the_last_finished_epoch(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(_TRAIN_SCRIPT)
     run_dir = tmp_path / "run"
     command = [sys.executable, str(script), str(run_dir)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            if (run_dir / "history.csv").exists() and \
-                    len(_csv_epochs(run_dir)) >= 3:
+            if (run_dir / "history.csv").exists() and len(_csv_epochs(run_dir)) >= 3:
                 break
             assert proc.poll() is None, "training ended before it was killed"
             time.sleep(0.05)
@@ -377,11 +476,13 @@ def test_a_run_killed_with_sigkill_resumes_from_the_last_finished_epoch(
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
 
     # The same command again.
-    done = subprocess.run(command, capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    started = [int(line.split()[1]) for line in done.stdout.splitlines()
-               if line.startswith("epoch ")]
+    started = [
+        int(line.split()[1])
+        for line in done.stdout.splitlines()
+        if line.startswith("epoch ")
+    ]
     # It continued from the last finished epoch (the backup is written after
     # the CSV row, so at most the one epoch being written is redone) ...
     assert started[0] in (len(finished) - 1, len(finished))
@@ -400,17 +501,27 @@ def test_a_run_killed_with_sigkill_resumes_from_the_last_finished_epoch(
 def test_standard_callbacks_can_be_switched_off_and_tuned(tmp_path):
     cbs = kdl.callbacks.standard(tmp_path / "run", patience=2, reduce_lr=True)
     names = [type(c).__name__ for c in cbs]
-    assert names == ["TerminateOnNaN", "TensorBoard", "ReduceLROnPlateau",
-                     "EarlyStopping", "AtomicModelCheckpoint", "CSVLogger",
-                     "BackupAndRestore"]
+    assert names == [
+        "TerminateOnNaN",
+        "TensorBoard",
+        "ReduceLROnPlateau",
+        "EarlyStopping",
+        "AtomicModelCheckpoint",
+        "CSVLogger",
+        "BackupAndRestore",
+    ]
     early = cbs[3]
     assert early.patience == 2 and early.restore_best_weights
     assert cbs[2].patience == 1
 
     cbs = kdl.callbacks.standard(
-        tmp_path / "run", monitor="val_accuracy", tensorboard=False,
-        terminate_on_nan=False, backup=False,
-        early_stopping={"patience": 9, "restore_best_weights": False})
+        tmp_path / "run",
+        monitor="val_accuracy",
+        tensorboard=False,
+        terminate_on_nan=False,
+        backup=False,
+        early_stopping={"patience": 9, "restore_best_weights": False},
+    )
     names = [type(c).__name__ for c in cbs]
     assert names == ["EarlyStopping", "AtomicModelCheckpoint", "CSVLogger"]
     assert cbs[0].patience == 9 and not cbs[0].restore_best_weights
@@ -420,8 +531,7 @@ def test_standard_callbacks_can_be_switched_off_and_tuned(tmp_path):
 def test_standard_rejects_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="'early_stopping' parameter"):
         kdl.callbacks.standard(tmp_path, early_stopping="yes")
-    with pytest.raises(TypeError, match="'early_stopping' parameter.*does not "
-                       "accept"):
+    with pytest.raises(TypeError, match="'early_stopping' parameter.*does not accept"):
         kdl.callbacks.standard(tmp_path, early_stopping={"no_such_option": 1})
     with pytest.raises(ValueError, match="'patience' parameter"):
         kdl.callbacks.standard(tmp_path, patience=-1)
@@ -433,41 +543,96 @@ def test_standard_rejects_bad_arguments(tmp_path):
 def test_reduce_lr_lowers_the_learning_rate(tmp_path, digits_flat):
     (x, y), _ = digits_flat
     model = _small_mlp(learning_rate=0.5)  # too large: the loss stalls
-    history = kdl.train(model, x[:200], y[:200], epochs=6, patience=10,
-                        reduce_lr={"patience": 1, "min_delta": 10.0},
-                        run_dir=tmp_path / "run", tensorboard=False, verbose=0)
+    history = kdl.train(
+        model,
+        x[:200],
+        y[:200],
+        epochs=6,
+        patience=10,
+        reduce_lr={"patience": 1, "min_delta": 10.0},
+        run_dir=tmp_path / "run",
+        tensorboard=False,
+        verbose=0,
+    )
     assert history.history["lr"][-1] < 0.5
 
 
 # === Bad arguments, checked before any training ===
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"epochs": -2}, ValueError, "'epochs' parameter of kdl.train must be a "
-     "positive int. Got -2 instead."),
-    ({"epochs": 2.5}, TypeError, "'epochs' parameter"),
-    ({"batch_size": 0}, ValueError, "'batch_size' parameter"),
-    ({"validation_split": 1.5}, ValueError, "'validation_split' parameter"),
-    ({"y": "short"}, ValueError, "'y' parameter of kdl.train must have as many "
-     "examples as x \\(100\\). Got 99 examples instead."),
-    ({"validation_data": ("x", "y")}, ValueError, "'validation_data'"),
-    ({"monitor": "val_loss"}, ValueError, "no validation data"),
-    ({"callbacks": ["not a callback"]}, TypeError, "'callbacks' parameter"),
-    ({"run_dir": 3}, TypeError, "'run_dir' parameter"),
-    ({"seed": -1}, ValueError, "'seed' parameter"),
-    ({"verbose": 5}, ValueError, "'verbose' parameter"),
-])
-def test_bad_arguments_fail_before_training(tmp_path, digits_flat, kwargs, error,
-                                            match):
+# Special values the test replaces with data: y cut short, validation labels
+# cut short, labels 1..10 (UCI style), string labels, validation labels out
+# of range, and switches of the wrong type.
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            {"epochs": -2},
+            ValueError,
+            "'epochs' parameter of kdl.train must be a positive int. Got -2 instead.",
+        ),
+        ({"epochs": 2.5}, TypeError, "'epochs' parameter"),
+        ({"batch_size": 0}, ValueError, "'batch_size' parameter"),
+        ({"validation_split": 1.5}, ValueError, "'validation_split' parameter"),
+        (
+            {"y": "short"},
+            ValueError,
+            "'y' parameter of kdl.train must be "
+            "as long as x \\(100 examples\\). Got .99 examples. instead.",
+        ),
+        ({"validation_data": ("x", "y")}, ValueError, "'validation_data'"),
+        (
+            {"y": "1..K"},
+            ValueError,
+            "'y' parameter of kdl.train must be class labels "
+            "in 0..9 for a model with 10 classes.*kdl.datasets.load",
+        ),
+        (
+            {"y": "strings"},
+            ValueError,
+            "'y' parameter of kdl.train must be integer class labels",
+        ),
+        (
+            {"validation_data": "11 classes"},
+            ValueError,
+            "'validation_data' parameter of kdl.train must be class labels in 0..9",
+        ),
+        ({"monitor": "val_loss"}, ValueError, "no validation data"),
+        ({"callbacks": ["not a callback"]}, TypeError, "'callbacks' parameter"),
+        ({"tensorboard": "yes"}, TypeError, "'tensorboard' parameter of kdl.train"),
+        (
+            {"early_stopping": {"no_such_option": 1}},
+            TypeError,
+            "'early_stopping' parameter.*does not accept",
+        ),
+        ({"run_dir": 3}, TypeError, "'run_dir' parameter"),
+        ({"run_dir": ""}, TypeError, "'run_dir' parameter"),
+        ({"seed": -1}, ValueError, "'seed' parameter"),
+        ({"verbose": 5}, ValueError, "'verbose' parameter"),
+        ({"verbose": "1"}, TypeError, "'verbose' parameter"),
+    ],
+)
+def test_bad_arguments_fail_before_training(
+    tmp_path, digits_flat, kwargs, error, match
+):
     (x, y), (x_test, y_test) = digits_flat
     x, y = x[:100], y[:100]
     model = _small_mlp()
     before = [w.copy() for w in model.get_weights()]
     kwargs = dict(kwargs)
-    if kwargs.get("y") == "short":
-        kwargs["y"] = y[:99]
-    if kwargs.get("validation_data") == ("x", "y"):
-        kwargs["validation_data"] = (x_test, y_test[:10])
+    special_y = {
+        "short": y[:99],
+        "1..K": y + 1,
+        "strings": np.array([f"digit {d}" for d in y]),
+    }
+    special_validation = {
+        ("x", "y"): (x_test, y_test[:10]),
+        "11 classes": (x_test, np.full(len(y_test), 10)),
+    }
+    if isinstance(kwargs.get("y"), str):
+        kwargs["y"] = special_y[kwargs["y"]]
+    if kwargs.get("validation_data") in special_validation:
+        kwargs["validation_data"] = special_validation[kwargs["validation_data"]]
     y_arg = kwargs.pop("y", y)
     kwargs = {"run_dir": tmp_path / "run", "epochs": 2, "verbose": 0, **kwargs}
     with pytest.raises(error, match=match):
@@ -477,13 +642,61 @@ def test_bad_arguments_fail_before_training(tmp_path, digits_flat, kwargs, error
         np.testing.assert_array_equal(a, b)  # nothing trained
 
 
-def test_run_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path,
-                                                                digits_flat):
+def test_a_finished_run_is_not_moved_aside_by_a_call_with_bad_options(
+    tmp_path, digits_flat
+):
+    (x, y), _ = digits_flat
+    run_dir = tmp_path / "run"
+    kdl.train(
+        _small_mlp(),
+        x[:100],
+        y[:100],
+        epochs=1,
+        run_dir=run_dir,
+        tensorboard=False,
+        verbose=0,
+    )
+    with pytest.raises(TypeError, match="'early_stopping' parameter.*does not"):
+        kdl.train(
+            _small_mlp(),
+            x[:100],
+            y[:100],
+            epochs=1,
+            run_dir=run_dir,
+            early_stopping={"no_such_option": 1},
+            verbose=0,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_binary_targets_are_checked_against_a_sigmoid_model(tmp_path, digits_flat):
+    (x, y), _ = digits_flat
+    model = kdl.build_mlp((64,), 1, task="binary", hidden_units=(8,))
+    with pytest.raises(
+        ValueError,
+        match="'y' parameter of kdl.train must be binary targets in \\[0, 1\\]",
+    ):
+        kdl.train(model, x[:50], y[:50], run_dir=False, verbose=0)
+    history = kdl.train(
+        model,
+        x[:50],
+        (y[:50] % 2).astype("float32"),
+        epochs=1,
+        run_dir=False,
+        verbose=0,
+    )
+    assert len(history.epoch) == 1
+
+
+def test_run_dir_that_is_a_file_or_holds_other_files_is_refused(tmp_path, digits_flat):
     (x, y), _ = digits_flat
     model = _small_mlp()
     (tmp_path / "a_file").write_text("precious")
-    with pytest.raises(ValueError, match="'run_dir' parameter of kdl.train must "
-                       "be a folder, not an existing file"):
+    with pytest.raises(
+        ValueError,
+        match="'run_dir' parameter of kdl.train must be a folder, not an existing file",
+    ):
         kdl.train(model, x, y, run_dir=tmp_path / "a_file", verbose=0)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
@@ -501,13 +714,24 @@ def test_keras3_objects_and_uncompiled_models_are_refused(tmp_path, digits_flat)
     with pytest.raises(TypeError, match="'model' parameter.*Keras 3.*kdl.keras"):
         kdl.train(model3, x, y, run_dir=tmp_path / "r", verbose=0)
     with pytest.raises(TypeError, match="'callbacks' parameter.*Keras 3.*kdl.keras"):
-        kdl.train(_small_mlp(), x, y, callbacks=[keras3.callbacks.Callback()],
-                  run_dir=tmp_path / "r", verbose=0)
+        kdl.train(
+            _small_mlp(),
+            x,
+            y,
+            callbacks=[keras3.callbacks.Callback()],
+            run_dir=tmp_path / "r",
+            verbose=0,
+        )
     inputs = keras.Input((64,))
     plain = keras.Model(inputs, keras.layers.Dense(10)(inputs))
     with pytest.raises(ValueError, match="compiled"):
         kdl.train(plain, x, y, run_dir=tmp_path / "r", verbose=0)
     with pytest.raises(ValueError, match="'y' parameter.*None when x is a tf.data"):
-        kdl.train(_small_mlp(), tf.data.Dataset.from_tensor_slices((x, y)), y,
-                  run_dir=tmp_path / "r", verbose=0)
+        kdl.train(
+            _small_mlp(),
+            tf.data.Dataset.from_tensor_slices((x, y)),
+            y,
+            run_dir=tmp_path / "r",
+            verbose=0,
+        )
     assert not (tmp_path / "r").exists()

@@ -1,0 +1,206 @@
+"""A run's history across sessions: history.csv, the resume bookkeeping, the plot.
+
+Used by :mod:`kdl.training`. BackupAndRestore brings back the weights, the
+optimizer and the epoch counter of an interrupted fit, but not history.csv
+nor the state of EarlyStopping, ModelCheckpoint and ReduceLROnPlateau;
+:class:`ResumeState` fills that gap.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from kdl._files import atomic_path
+from kdl.backend import keras
+
+__all__ = ["read_history", "to_float", "ResumeState", "merge_history", "plot_history"]
+
+# Callbacks whose "best so far" and patience count ResumeState replays.
+_WATCHERS = (
+    keras.callbacks.EarlyStopping,
+    keras.callbacks.ModelCheckpoint,
+    keras.callbacks.ReduceLROnPlateau,
+)
+
+
+def read_history(path: Path) -> list[dict]:
+    """The rows of a history.csv (an empty list when there is none)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def to_float(text):
+    """A CSV cell as a float, or as it is when it is not a number."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _keep_rows(path: Path, epoch: int | None) -> None:
+    """Drops the rows of epochs ``>= epoch`` from history.csv, in place."""
+    with open(path, "r+", newline="") as f:
+        lines = f.readlines()
+        header, rows = lines[:1], lines[1:]
+        kept = [
+            line
+            for line in rows
+            if line.split(",", 1)[0].strip().isdigit()
+            and (epoch is None or int(line.split(",", 1)[0]) < epoch)
+        ]
+        # Truncate in place: CSVLogger already holds the file open for
+        # appending, so replacing the file would hide its next rows.
+        f.seek(0)
+        f.writelines(header + kept)
+        f.truncate()
+
+
+def _monitored(rows: list[dict], monitor: str) -> list[tuple[int, float]]:
+    values = [(int(r["epoch"]), to_float(r.get(monitor))) for r in rows]
+    return [(e, x) for e, x in values if isinstance(x, float)]
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Makes a resumed run continue where the killed one stopped.
+
+    At the first epoch of a resumed fit it drops the history rows of epochs
+    that will run again and replays the kept rows into EarlyStopping,
+    ModelCheckpoint and ReduceLROnPlateau (their best value and patience
+    count reset at every ``fit``, and Keras has no API to carry them over).
+
+    Args:
+        history_csv: Path. The run's history.csv.
+        callbacks: the callbacks of the run whose state is replayed.
+    """
+
+    def __init__(self, history_csv: Path, callbacks: Sequence):
+        super().__init__()
+        self.history_csv = Path(history_csv)
+        self.callbacks = list(callbacks)
+        self.initial_epoch = None
+        self.kept_rows: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.initial_epoch is None:
+            self._reconcile(epoch)
+
+    def on_train_end(self, logs=None):
+        # No epoch ran: the run was killed after its last epoch was backed up
+        # but before it finished. Keep every row and the best weights.
+        if self.initial_epoch is None:
+            self._reconcile(None)
+
+    def _reconcile(self, epoch):
+        """Keeps history rows of epochs before ``epoch`` (all for None)."""
+        self.initial_epoch = epoch
+        if not self.history_csv.exists():
+            return
+        _keep_rows(self.history_csv, epoch)
+        self.kept_rows = read_history(self.history_csv)
+        if epoch is None:
+            self.initial_epoch = len(self.kept_rows)
+        if self.kept_rows:
+            for cb in self.callbacks:
+                if isinstance(cb, _WATCHERS):
+                    self._replay(cb, _monitored(self.kept_rows, cb.monitor))
+
+    def _replay(self, cb, values):
+        if not values:
+            return
+        if isinstance(cb, keras.callbacks.ModelCheckpoint):
+            for _, value in values:
+                if cb.monitor_op(value, cb.best):
+                    cb.best = value
+            return
+        early = isinstance(cb, keras.callbacks.EarlyStopping)
+        # EarlyStopping's own test honours min_delta and its baseline.
+        improves = cb._is_improvement if early else cb.monitor_op
+        best, best_epoch, wait = cb.best, None, 0
+        for epoch, value in values:
+            wait += 1
+            if improves(value, best):
+                best, best_epoch, wait = value, epoch, 0
+        cb.best, cb.wait = best, wait
+        if early and best_epoch is not None:
+            cb.best_epoch = best_epoch
+            if cb.restore_best_weights:
+                cb.best_weights = self._best_weights(cb.monitor)
+
+    def _best_weights(self, monitor):
+        """The weights of the best epoch, from best.keras when it tracks them.
+
+        Only the weights are read (no model config, so no custom objects and
+        no Python code), through the model itself, which is then put back.
+        """
+        for cb in self.callbacks:
+            path = str(getattr(cb, "filepath", ""))
+            if (
+                isinstance(cb, keras.callbacks.ModelCheckpoint)
+                and cb.monitor == monitor
+                and path.endswith(".keras")
+                and Path(path).exists()
+            ):
+                current = self.model.get_weights()
+                try:
+                    self.model.load_weights(path)
+                    return self.model.get_weights()
+                except (ValueError, OSError):
+                    return None
+                finally:
+                    self.model.set_weights(current)
+        return None
+
+
+def merge_history(history, earlier: list[dict]) -> None:
+    """Puts the rows of earlier sessions in front of a Keras ``History``."""
+    if not earlier:
+        return
+    merged = {k: [to_float(r[k]) for r in earlier] for k in earlier[0] if k != "epoch"}
+    for key, values in history.history.items():
+        merged.setdefault(key, [math.nan] * len(earlier))
+        merged[key] = merged[key] + list(values)
+    history.history = merged
+    history.epoch = [int(r["epoch"]) for r in earlier] + list(history.epoch)
+
+
+def plot_history(rows: list[dict], path: Path) -> None:
+    """Writes the loss and metric curves with Matplotlib's Agg canvas.
+
+    The object-oriented API (``Figure`` + ``FigureCanvasAgg``) does not touch
+    pyplot's global backend, so it is safe in notebooks and headless servers.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    names = sorted(
+        (
+            k
+            for k in rows[0]
+            if k not in ("epoch", "lr", "learning_rate") and not k.startswith("val_")
+        ),
+        key=lambda k: (k != "loss", k),
+    )
+    fig = Figure(figsize=(5 * len(names), 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), i + 1)
+        for key, label in ((name, "train"), (f"val_{name}", "validation")):
+            if key in rows[0]:
+                ax.plot(
+                    epochs, [to_float(r[key]) for r in rows], marker=".", label=label
+                )
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(name)
+        ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
