@@ -7,6 +7,8 @@ slow tests; the argument checks build nothing and run fast.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import gymnasium
 import numpy as np
@@ -125,6 +127,49 @@ def test_tflite_policy_takes_the_keras_actions(trained, tmp_path):
     # A whole LiteRT episode plays exactly like the Keras policy.
     lite_return = run_tflite_episode(path, "CartPole-v1", seed=5)
     assert lite_return == agent.evaluate(1, seed=5)[0]
+
+
+# Run in a fresh interpreter where importing TensorFlow or Keras fails, as on
+# a device with only NumPy and LiteRT (issue 14).
+_WITHOUT_TENSORFLOW = """
+import sys
+
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"tensorflow", "tf_keras", "keras"}:
+            raise ImportError(name + " is not installed on this device")
+
+sys.meta_path.insert(0, _NoTensorFlow())
+import numpy as np
+from kdl.rl import TFLitePolicy
+
+policy = TFLitePolicy(sys.argv[1])
+print(" ".join(str(policy(s)) for s in np.load(sys.argv[2])))
+"""
+
+
+@pytest.mark.slow
+@SAME_WORKER
+def test_tflite_policy_runs_without_tensorflow(trained, tmp_path):
+    agent, _ = trained
+    path = agent.export_tflite(tmp_path / "policy.tflite", verbose=0)
+    states = _states(agent, 100)
+    np.save(tmp_path / "states.npy", states)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WITHOUT_TENSORFLOW,
+            str(path),
+            str(tmp_path / "states.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    actions = [int(a) for a in done.stdout.split()]
+    assert actions == [agent.act(s) for s in states]
 
 
 @pytest.mark.slow

@@ -1,15 +1,17 @@
 """The greedy policy of an exported Q-network, run in the LiteRT interpreter.
 
 `DQNAgent.export_tflite` writes the file; this module plays it, without the
-agent, as a device would.
+agent, as a device would: `TFLitePolicy` is a thin layer over `kdl.lite`
+(issue 14), and importing this module imports NumPy and LiteRT, never
+TensorFlow. (`run_tflite_episode` checks its arguments with
+`kdl._validation`, which imports TensorFlow today.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kdl import _validation as v
-from kdl.rl.envs import check_spaces, make_env
+from kdl import lite
 from kdl.rl.evaluation import play_episode
 
 __all__ = ["TFLitePolicy", "run_tflite_episode"]
@@ -18,11 +20,18 @@ __all__ = ["TFLitePolicy", "run_tflite_episode"]
 class TFLitePolicy:
     """The greedy policy of a TFLite Q-network, run in the LiteRT interpreter.
 
-    A thin layer over `kdl.export.load_tflite`: one observation per call, the
-    action is the argmax of the file's Q-values.
+    A thin layer over `kdl.lite.load`: one observation per call, the action
+    is the argmax of the file's Q-values.
 
     Args:
         path: str or PathLike. The `.tflite` file.
+
+    Attributes:
+        model: kdl.lite.LiteModel. The file in the interpreter.
+
+    Raises:
+        FileNotFoundError: if there is no file at `path`.
+        ValueError: if the file is not a TFLite model.
 
     Example:
         >>> policy = TFLitePolicy("cartpole.tflite")
@@ -30,9 +39,7 @@ class TFLitePolicy:
     """
 
     def __init__(self, path):
-        from kdl.export import load_tflite
-
-        self.model = load_tflite(path)
+        self.model = lite.load(path)
 
     def q_values(self, observation) -> np.ndarray:
         """Q-values of one observation, shape `(num_actions,)`."""
@@ -66,6 +73,11 @@ def run_tflite_episode(
         >>> agent.export_tflite("cartpole.tflite")
         >>> run_tflite_episode("cartpole.tflite", "CartPole-v1", seed=0)
     """
+    # Imported here: kdl._validation (and so kdl.rl.envs) imports TensorFlow,
+    # which TFLitePolicy alone does not need.
+    from kdl import _validation as v
+    from kdl.rl.envs import check_spaces, make_env
+
     func = "run_tflite_episode"
     path = v.check_path(path, "path", func)
     v.check_int(seed, "seed", func, min_value=0, allow_none=True)
