@@ -7,7 +7,7 @@ network, under the Huber loss. Double DQN (van Hasselt et al., 2016) picks the
 next action with the online network and values it with the target network.
 
 `DQNAgent` composes the parts the way Stable-Baselines3 splits an algorithm
-(docs/design.md, issue 10):
+(issue 10):
 
 - `kdl.rl.replay.NStepReplayBuffer`: replay with n-step returns;
 - `kdl.rl.learner.QLearner`: the networks and the compiled acting and
@@ -99,6 +99,14 @@ class DQNAgent:
             `keras.utils.set_random_seed`, which seeds Python, NumPy and
             TensorFlow globally), exploration, replay sampling and the
             environment resets. Defaults to `None`.
+
+    Attributes:
+        env: gymnasium.Env. The training environment.
+        buffer: kdl.rl.NStepReplayBuffer. The replay buffer.
+        learner: kdl.rl.learner.QLearner. The Q-network (`q_network`), the
+            target network (`target_network`) and their compiled steps.
+        steps, episodes: int. Environment steps and episodes trained so far.
+        evaluation_steps: int. Environment steps spent evaluating.
 
     Raises:
         ValueError: for a bad value, e.g. a continuous action space or an
