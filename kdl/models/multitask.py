@@ -103,6 +103,39 @@ def _check_tasks(tasks):
         )
 
 
+def _check_per_head(loss_weights, metrics, tasks) -> None:
+    """Checks the per-head dicts ``loss_weights`` and ``metrics``."""
+    if loss_weights is not None:
+        if not isinstance(loss_weights, dict):
+            v.fail(
+                FUNC,
+                "loss_weights",
+                "a dict of head name -> weight, or None",
+                loss_weights,
+                error=TypeError,
+            )
+        if set(loss_weights) - set(tasks):
+            v.fail(
+                FUNC,
+                "loss_weights",
+                f"a dict with keys among {list(tasks)}",
+                loss_weights,
+            )
+        for key, weight in loss_weights.items():
+            v.check_float(weight, f"loss_weights[{key!r}]", FUNC)
+    if metrics is not None:
+        if not isinstance(metrics, dict):
+            v.fail(
+                FUNC,
+                "metrics",
+                "a dict of head name -> metrics, or None",
+                metrics,
+                error=TypeError,
+            )
+        if set(metrics) - set(tasks):
+            v.fail(FUNC, "metrics", f"a dict with keys among {list(tasks)}", metrics)
+
+
 def build_multitask(
     input_shape,
     tasks: dict,
@@ -179,35 +212,7 @@ def build_multitask(
         input_rank=len(input_shape),
     )
     _normalize.check_normalize(normalize, input_shape, FUNC)
-    if loss_weights is not None:
-        if not isinstance(loss_weights, dict):
-            v.fail(
-                FUNC,
-                "loss_weights",
-                "a dict of head name -> weight, or None",
-                loss_weights,
-                error=TypeError,
-            )
-        if set(loss_weights) - set(tasks):
-            v.fail(
-                FUNC,
-                "loss_weights",
-                f"a dict with keys among {list(tasks)}",
-                loss_weights,
-            )
-        for key, weight in loss_weights.items():
-            v.check_float(weight, f"loss_weights[{key!r}]", FUNC)
-    if metrics is not None:
-        if not isinstance(metrics, dict):
-            v.fail(
-                FUNC,
-                "metrics",
-                "a dict of head name -> metrics, or None",
-                metrics,
-                error=TypeError,
-            )
-        if set(metrics) - set(tasks):
-            v.fail(FUNC, "metrics", f"a dict with keys among {list(tasks)}", metrics)
+    _check_per_head(loss_weights, metrics, tasks)
 
     reg = _compile.regularizer(l1, l2)
     inputs, x = _blocks.inputs_with_augmentation(

@@ -66,6 +66,21 @@ def rnn_body(
     return x
 
 
+def _dense_layers(x, dense_units, *, dropout, regularizer):
+    """The dense layers between the recurrent body and the head."""
+    for i, n in enumerate(dense_units):
+        x = _blocks.dense_block(
+            x,
+            n,
+            activation="relu",
+            dropout=dropout,
+            regularizer=regularizer,
+            batch_norm=False,
+            name=f"dense{i + 1}",
+        )
+    return x
+
+
 def _build(
     func,
     input_shape,
@@ -131,16 +146,7 @@ def _build(
         regularizer=reg,
         batch_norm=batch_norm,
     )
-    for i, n in enumerate(dense_units):
-        x = _blocks.dense_block(
-            x,
-            n,
-            activation="relu",
-            dropout=dropout,
-            regularizer=reg,
-            batch_norm=False,
-            name=f"dense{i + 1}",
-        )
+    x = _dense_layers(x, dense_units, dropout=dropout, regularizer=reg)
     return _blocks.single_head_model(
         inputs,
         x,

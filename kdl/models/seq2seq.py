@@ -12,6 +12,45 @@ from kdl.models.rnn import CELLS, recurrent_layer
 FUNC = "build_seq2seq"
 
 
+def _encoder(
+    input_vocab_size,
+    *,
+    cell,
+    units,
+    embedding_dim,
+    bidirectional,
+    attention,
+    dropout,
+    regularizer,
+):
+    """The source Input, the encoder outputs and the states that start the decoder."""
+    source = keras.Input(shape=(None,), dtype="int32", name="source")
+    x = keras.layers.Embedding(
+        input_vocab_size, embedding_dim, mask_zero=True, name="encoder_embedding"
+    )(source)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="encoder_dropout")(x)
+    encoder = recurrent_layer(
+        cell,
+        units,
+        return_sequences=attention,
+        return_state=True,
+        bidirectional=bidirectional,
+        regularizer=regularizer,
+        name="encoder",
+    )
+    encoded, *states = encoder(x)
+    if bidirectional:
+        half = len(states) // 2
+        states = [
+            keras.layers.Concatenate(name=f"encoder_state{i + 1}")(
+                [states[i], states[half + i]]
+            )
+            for i in range(half)
+        ]
+    return source, encoded, states
+
+
 def build_seq2seq(
     input_vocab_size: int,
     output_vocab_size: int,
@@ -88,31 +127,16 @@ def build_seq2seq(
     )
 
     reg = _compile.regularizer(l1, l2)
-    # === Encoder ===
-    source = keras.Input(shape=(None,), dtype="int32", name="source")
-    x = keras.layers.Embedding(
-        input_vocab_size, embedding_dim, mask_zero=True, name="encoder_embedding"
-    )(source)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="encoder_dropout")(x)
-    encoder = recurrent_layer(
-        cell,
-        units,
-        return_sequences=attention,
-        return_state=True,
+    source, encoded, states = _encoder(
+        input_vocab_size,
+        cell=cell,
+        units=units,
+        embedding_dim=embedding_dim,
         bidirectional=bidirectional_encoder,
+        attention=attention,
+        dropout=dropout,
         regularizer=reg,
-        name="encoder",
     )
-    encoded, *states = encoder(x)
-    if bidirectional_encoder:
-        half = len(states) // 2
-        states = [
-            keras.layers.Concatenate(name=f"encoder_state{i + 1}")(
-                [states[i], states[half + i]]
-            )
-            for i in range(half)
-        ]
 
     # === Decoder ===
     decoder_input = keras.Input(shape=(None,), dtype="int32", name="decoder_input")
