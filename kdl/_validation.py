@@ -1,5 +1,9 @@
 """Argument checks shared by every public function.
 
+This module imports neither TensorFlow nor Keras at import time (the ``kdl``
+command checks its arguments before TensorFlow loads; ``kdl.lite`` runs on
+devices without it): the checks that need them import ``kdl.backend`` inside.
+
 Every message has one format, after scikit-learn::
 
     The 'units' parameter of build_gru must be a positive int. Got -3 instead.
@@ -13,12 +17,11 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-
-from kdl.backend import keras, require_keras2, tf
 
 __all__ = [
     "fail",
@@ -206,6 +209,8 @@ def check_activation(value, arg: str, func: str) -> str:
     if not isinstance(value, str):
         fail(func, arg, "an activation name or callable", value, error=TypeError)
     try:
+        from kdl.backend import keras
+
         keras.activations.get(value)
     except (ValueError, TypeError):
         fail(func, arg, "an activation known to Keras, e.g. 'relu'", value)
@@ -214,11 +219,15 @@ def check_activation(value, arg: str, func: str) -> str:
 
 def check_keras2(value, arg: str, func: str) -> None:
     """TypeError when ``value`` is a Keras 3 object instead of a kdl.keras one."""
+    from kdl.backend import require_keras2
+
     require_keras2(value, arg, func)
 
 
 def check_keras_model(model, arg: str, func: str):
     """Checks a tf_keras model (and rejects Keras 3 models with a clear TypeError)."""
+    from kdl.backend import keras, require_keras2
+
     require_keras2(model, arg, func)
     if not isinstance(model, keras.Model):
         fail(func, arg, "a kdl.keras.Model", model, error=TypeError)
@@ -293,10 +302,25 @@ _ARRAYS = (
 )
 
 
+def _is_dataset(value) -> bool:
+    """A ``tf.data.Dataset`` (never true before TensorFlow is imported)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, tf.data.Dataset)
+
+
+def _flatten(data) -> list:
+    # tf.nest.flatten's order (dict keys sorted), without importing TensorFlow.
+    if isinstance(data, Mapping):
+        return [leaf for key in sorted(data) for leaf in _flatten(data[key])]
+    if isinstance(data, (list, tuple)):
+        return [leaf for item in data for leaf in _flatten(item)]
+    return [data]
+
+
 def _leaves(data) -> list:
     """The arrays of ``data``: one array, or a list/tuple/dict of arrays."""
     if isinstance(data, (Mapping, list, tuple)):
-        leaves = tf.nest.flatten(data)
+        leaves = _flatten(data)
         if leaves and all(np.ndim(leaf) > 0 for leaf in leaves):
             return leaves
     return [data]
@@ -336,7 +360,7 @@ def _check_validation(validation_data, validation_split, func: str):
             "0.0 when validation_data is given",
             validation_split,
         )
-    if isinstance(validation_data, tf.data.Dataset):
+    if _is_dataset(validation_data):
         return validation_data
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
         2,
@@ -379,7 +403,7 @@ def check_data(
     if x is None:
         fail(func, "x", _ARRAYS, x, error=TypeError)
     split = check_fraction(validation_split, "validation_split", func)
-    if isinstance(x, tf.data.Dataset):
+    if _is_dataset(x):
         if y is not None:
             fail(
                 func,
@@ -441,9 +465,9 @@ def check_targets(func: str, y, *, task: str, num_classes: int | None, arg="y"):
     """
     if task not in ("classification", "binary") or y is None:
         return y
-    if isinstance(y, tf.data.Dataset):
+    if _is_dataset(y):
         return y
-    labels = np.asarray(y.numpy() if isinstance(y, tf.Tensor) else y)
+    labels = np.asarray(y.numpy() if hasattr(y, "numpy") else y)
     if labels.dtype.kind in "OUS":
         fail(
             func,
