@@ -8,6 +8,18 @@ Run it from the repository root (about a minute on a laptop CPU):
 The search lives in saved_models/tune_digits_<algorithm>/ with a trials.csv.
 Run the script again and it resumes there: finished trials are not repeated
 (stop it with Ctrl-C half-way through to see it).
+
+The same script runs as a distributed search (KerasTuner's chief/worker mode):
+start it once as the chief, which serves the search and runs no trial, and
+once per worker, all with the chief's address:
+
+    export KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000
+    KERASTUNER_TUNER_ID=chief  .venv/bin/python examples/tune_digits.py random &
+    KERASTUNER_TUNER_ID=tuner1 .venv/bin/python examples/tune_digits.py random &
+    KERASTUNER_TUNER_ID=tuner2 .venv/bin/python examples/tune_digits.py random
+
+The workers print their own trials and stop when none is left; the chief
+prints the table and the comparison.
 """
 
 from __future__ import annotations
@@ -45,6 +57,8 @@ def main(algorithm: str = "bayesian") -> None:
         seed=0,
         directory=f"saved_models/tune_digits_{algorithm}",
     )
+    if result is None:  # a worker of a distributed search: the chief reports
+        return
 
     # The builder's defaults, trained the same way, for comparison.
     keras.utils.set_random_seed(0)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,8 @@ def _build_hp(hp):
         ),
         (dict(space=SPACE, epochs=0), ValueError, r"'epochs' parameter"),
         (dict(space=SPACE, seed=-1), ValueError, r"'seed' parameter"),
+        (dict(space=SPACE, patience=-1), ValueError, r"'patience' parameter"),
+        (dict(space=SPACE, directory=""), TypeError, r"'directory' parameter"),
     ],
 )
 def test_invalid_search_fails_before_any_trial(
@@ -191,8 +194,9 @@ def test_invalid_search_fails_before_any_trial(
 ):
     (x, y), _ = digits_flat
     directory = tmp_path / "search"
+    kwargs.setdefault("directory", directory)
     with pytest.raises(error, match=match):
-        tune(build_mlp, x, y, directory=directory, verbose=0, **kwargs)
+        tune(build_mlp, x, y, verbose=0, **kwargs)
     assert not directory.exists()
 
 
@@ -228,6 +232,86 @@ def test_builder_arguments_and_folders_are_checked_first(digits_flat, tmp_path):
     ):
         tune(build_mlp, x, y, space=SPACE, directory=other, resume=False, verbose=0)
     assert (other / "keep.txt").read_text() == "mine"
+
+
+_LABELS = np.array([0, 1, 2] * 40)
+
+
+@pytest.mark.parametrize(
+    ("y", "fixed", "shown"),
+    [
+        (_LABELS + 1, None, r"labels \[1, 2, 3\]"),  # UCI's 1..K: never 4 classes
+        (np.array(["a", "b", "c"] * 40), None, r"labels \['a', 'b', 'c'\]"),
+        (_LABELS - 1, None, r"labels \[-1, 0, 1\]"),
+        (_LABELS + 0.5, None, r"labels \[0\.5, 1\.5, 2\.5\]"),
+        (_LABELS, {"num_outputs": 2}, r"labels \[0, 1, 2\]"),
+    ],
+)
+def test_bad_class_targets_fail_before_any_model_is_built(tmp_path, y, fixed, shown):
+    x = np.random.default_rng(0).normal(size=(len(y), 4)).astype("float32")
+    directory = tmp_path / "search"
+    with pytest.raises(
+        ValueError,
+        match=r"The 'y' parameter of kdl.tune must be .*class labels .*"
+        r"kdl.datasets.load.*" + shown,
+    ):
+        tune(
+            build_mlp,
+            x,
+            y,
+            space={"dropout": Choice([0.0, 0.1])},
+            fixed=fixed,
+            directory=directory,
+            verbose=0,
+        )
+    assert not directory.exists()
+
+
+@pytest.mark.parametrize(
+    ("objective", "num_examples", "warns"),
+    [
+        ("val_accuracy", 150, True),  # 30 validation examples
+        ("val_accuracy", 1000, False),  # 200
+        ("val_loss", 150, False),
+    ],
+)
+def test_accuracy_on_a_small_validation_split_warns_that_it_is_coarse(
+    digits_flat, tmp_path, objective, num_examples, warns
+):
+    (x, y), _ = digits_flat
+    x, y = x[:num_examples], y[:num_examples]
+    # The warning comes with the argument checks, before any trial: an empty
+    # space stops the call right after them.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=r"at least one argument"):
+            tune(build_mlp, x, y, space={}, objective=objective, verbose=0)
+    coarse = [w for w in caught if "validation examples" in str(w.message)]
+    if warns:
+        assert len(coarse) == 1 and coarse[0].category is UserWarning
+        assert "only 30 validation examples" in str(coarse[0].message)
+        assert "steps of 3.3%" in str(coarse[0].message)
+    else:
+        assert coarse == []
+
+
+def test_validation_data_and_split_are_checked_like_train(digits_flat, tmp_path):
+    (x, y), (x_test, y_test) = digits_flat
+    with pytest.raises(ValueError, match=r"'validation_split' parameter of kdl.tune"):
+        tune(
+            build_mlp,
+            x,
+            y,
+            space=SPACE,
+            validation_data=(x_test, y_test),
+            validation_split=0.3,
+            directory=tmp_path / "s",
+        )
+    with pytest.raises(ValueError, match=r"'y' parameter of kdl.tune must be as long"):
+        tune(build_mlp, x, y[:-1], space=SPACE, directory=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"'verbose' parameter of kdl.tune"):
+        tune(build_mlp, x, y, space=SPACE, verbose=3, directory=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
 
 
 def test_import_kdl_does_not_import_keras_tuner():
@@ -658,3 +742,35 @@ def test_search_killed_with_sigkill_resumes_without_redoing_trials(tmp_path):
         for values in finished.values()
     ]
     assert all(args not in finished_args for args in again)
+
+
+@pytest.mark.slow
+def test_patience_none_runs_every_epoch_and_resume_false_moves_the_search_aside(
+    digits_flat, tmp_path
+):
+    (x, y), _ = digits_flat
+    directory = tmp_path / "search"
+    common = dict(
+        space={"hidden_units": Choice([(8,)])},
+        algorithm="grid",
+        epochs=3,
+        # val_loss falls every epoch; "improving" upwards, it never improves
+        # after the first epoch, so patience=0 stops at the second.
+        direction="max",
+        fixed={"learning_rate": 1e-2},
+        seed=SEED,
+        directory=directory,
+        verbose=0,
+    )
+    first = tune(build_mlp, x[:200], y[:200], patience=None, **common)
+    assert list(first.trials["epochs"]) == [3]
+    old_table = (directory / "trials.csv").read_text()
+
+    second = tune(build_mlp, x[:200], y[:200], patience=0, resume=False, **common)
+    assert second.directory == directory
+    assert list(second.trials["epochs"]) == [2]
+    # The first search was moved aside, never deleted.
+    moved = list(tmp_path.glob("search.old-*"))
+    assert len(moved) == 1
+    assert (moved[0] / "trials.csv").read_text() == old_table
+    assert (moved[0] / "kdl_search.json").exists()

@@ -1,0 +1,632 @@
+"""kdl's KerasTuner classes: resumable oracles and the tuner that runs trials.
+
+Importing this module imports ``keras_tuner`` (about 6 s: it imports Keras 3,
+docs/design.md), so :func:`kdl.tune` imports it inside the function only.
+
+KerasTuner 1.4's stock tuners reject tf_keras models (keras-tuner issue 1039):
+:class:`SearchTuner` is a ``BaseTuner`` subclass, KerasTuner's documented
+extension point, whose ``run_trial`` builds the model with the kdl builder and
+trains it with tf_keras ``model.fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import threading
+import time
+import warnings
+from concurrent import futures
+
+import keras_tuner as kt
+import numpy as np
+from keras_tuner.engine import base_tuner
+from keras_tuner.engine.trial import Trial, TrialStatus
+from keras_tuner.src import config as kt_config
+
+from kdl import _files
+from kdl import _search_space as spaces
+from kdl import _tune_job as jobs
+from kdl.backend import keras
+
+FUNC = jobs.FUNC
+# Distributed search (docs/design.md: KerasTuner's chief/worker mode over gRPC).
+# A worker's trial is retried this many times when the worker stops answering.
+LOST_RETRIES = 1
+# Seconds without a heartbeat after which a worker counts as lost; the
+# KDL_TUNE_WORKER_TIMEOUT environment variable changes it (tests use a few s).
+WORKER_TIMEOUT = 60.0
+# How a worker tells the chief that its trial hit a fatal error.
+FATAL = "kdl-fatal: "
+
+
+# === Oracles ===
+
+
+class ResumableOracle:
+    """Oracle mixin: atomic state files, and no finished trial run twice.
+
+    KerasTuner writes its JSON state in place, and ends a trial by saving the
+    trial's file and then the oracle's: a process killed between the two
+    reloads the finished trial as "ongoing" and runs it again. Here each file
+    is written to a temporary name and renamed, and on reload a trial whose
+    own file says it finished is recorded as finished.
+    """
+
+    def save(self):
+        _files.write_text(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        _files.write_text(path, json.dumps(trial.get_state()))
+
+    def reload(self):
+        super().reload()
+        for trial_id in list(self._retry_queue):
+            if self.trials[trial_id].status in ("COMPLETED", "FAILED"):
+                self._retry_queue.remove(trial_id)
+                self._run_times[trial_id] += 1
+                if trial_id not in self.end_order:
+                    self.end_order.append(trial_id)
+                self._recovered(trial_id)
+
+    def _recovered(self, trial_id):
+        """Hook: a finished trial found on reload."""
+
+    # --- serving workers (the chief of a distributed search) ---
+    #
+    # KerasTuner's chief waits for a worker that died mid-trial forever: the
+    # trial stays "ongoing" and the worker's id stays registered. While kdl
+    # serves, workers send a heartbeat (GetTrial) during each trial; a worker
+    # silent for `timeout` seconds loses its trial, which goes to the retry
+    # queue once, then is marked failed. A worker asking for a trial when
+    # none is left waits (IDLE) while others still run one, so that it can
+    # take over a trial lost that way.
+
+    kdl_serving = False
+    kdl_fatal = None
+
+    def kdl_serve(self, *, timeout: float, on_end) -> None:
+        """Starts serving: heartbeat timeout (s) and a hook for ended trials."""
+        self.kdl_serving = True
+        self.kdl_timeout = timeout
+        self.kdl_on_end = on_end
+        self.kdl_seen = {}
+
+    def _kdl_seen_trial(self, trial_id) -> None:
+        for tuner_id, trial in self.ongoing_trials.items():
+            if trial.trial_id == trial_id:
+                self.kdl_seen[tuner_id] = time.monotonic()
+
+    @kt.synchronized
+    def create_trial(self, tuner_id):
+        if not self.kdl_serving:
+            return super().create_trial(tuner_id)
+        self.kdl_seen[tuner_id] = time.monotonic()
+        if self.kdl_fatal is not None:
+            self.tuner_ids.discard(tuner_id)
+            return Trial(self.get_space(), status=TrialStatus.STOPPED)
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.STOPPED and self.ongoing_trials:
+            self.tuner_ids.add(tuner_id)
+            trial.status = TrialStatus.IDLE
+        return trial
+
+    def get_trial(self, trial_id):
+        if self.kdl_serving:
+            self._kdl_seen_trial(trial_id)  # a worker's heartbeat
+        return super().get_trial(trial_id)
+
+    @kt.synchronized
+    def end_trial(self, trial):
+        if not self.kdl_serving:
+            return super().end_trial(trial)
+        self._kdl_seen_trial(trial.trial_id)
+        running = {t.trial_id for t in self.ongoing_trials.values()}
+        if trial.trial_id not in running:
+            if trial.trial_id not in self._retry_queue:
+                return None  # a late result: another worker runs it again
+            self._retry_queue.remove(trial.trial_id)
+        if (trial.message or "").startswith(FATAL):
+            error = trial.message[len(FATAL) :]
+            self.kdl_fatal = RuntimeError(
+                f"tune stopped: a worker hit a fatal error: {error}"
+            )
+        super().end_trial(trial)
+        self.kdl_on_end(self.trials[trial.trial_id])
+        return None
+
+    def _check_consecutive_failures(self):
+        try:
+            super()._check_consecutive_failures()
+        except RuntimeError as err:
+            if not self.kdl_serving:
+                raise
+            self.kdl_fatal = self.kdl_fatal or err
+
+    @kt.synchronized
+    def kdl_drop_lost_workers(self) -> None:
+        """Takes the trial of every worker silent for longer than the timeout."""
+        now = time.monotonic()
+        for tuner_id in list(self.tuner_ids):
+            seen = self.kdl_seen.setdefault(tuner_id, now)
+            if now - seen <= self.kdl_timeout:
+                continue
+            self.tuner_ids.discard(tuner_id)
+            trial = self.ongoing_trials.pop(tuner_id, None)
+            if trial is not None:
+                self._kdl_lost(trial, tuner_id)
+
+    def _kdl_lost(self, trial, tuner_id) -> None:
+        trial_id = trial.trial_id
+        self._run_times[trial_id] += 1
+        message = (
+            f"its worker {tuner_id} stopped answering (no heartbeat for "
+            f"{self.kdl_timeout:g} s)"
+        )
+        if self._run_times[trial_id] <= LOST_RETRIES:
+            print(f"kdl.tune: trial {int(trial_id) + 1}: {message}; retrying it")
+            self._retry_queue.append(trial_id)
+        else:
+            trial.status = TrialStatus.FAILED
+            trial.message = message
+            record = {"epochs": 0, "seconds": None, "error": message}
+            path = os.path.join(self._get_trial_dir(trial_id), jobs.TRIAL_FILE)
+            _files.write_json(path, record)
+            self.end_order.append(trial_id)
+            self._check_consecutive_failures()
+        self._save_trial(trial)
+        self.save()
+        if trial.status == TrialStatus.FAILED:
+            self.kdl_on_end(trial)
+
+    @kt.synchronized
+    def kdl_done(self) -> bool:
+        """No trial running, no worker waiting: the chief may stop."""
+        return not self.ongoing_trials and not self.tuner_ids
+
+
+class GridOracle(ResumableOracle, kt.oracles.GridSearchOracle):
+    """KerasTuner's grid oracle, with its walk saved so that it resumes.
+
+    KerasTuner 1.4.8 does not save the grid walk (``_ordered_ids``,
+    ``_populate_next``; keras-tuner issue 1055): a reloaded grid search fails
+    with KeyError or stops early. The walk is saved with the state.
+    """
+
+    def get_state(self):
+        state = super().get_state()
+        links, order = self._ordered_ids, []
+        index = links._next_index[None]
+        while index is not None:
+            order.append(links._memory[index])
+            index = links._next_index[index]
+        state["kdl_grid_order"] = order
+        state["kdl_grid_populate_next"] = list(self._populate_next)
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._ordered_ids = type(self._ordered_ids)()
+        for trial_id in state.get("kdl_grid_order", []):
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(state.get("kdl_grid_populate_next", []))
+
+    def _recovered(self, trial_id):
+        self._populate_next.append(trial_id)
+
+
+class BayesianOracle(ResumableOracle, kt.oracles.BayesianOptimizationOracle):
+    """KerasTuner's Bayesian oracle, never running the same arguments twice.
+
+    In a small discrete space its Gaussian process often proposes a point
+    already tried, and KerasTuner 1.4.8 runs it again, spending the budget on
+    repeats; such a proposal is replaced by an untried random point.
+    """
+
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        values = response.get("values")
+        if values is not None and self._duplicate(values):
+            return self._random_populate_space()
+        return response
+
+
+class RandomOracle(ResumableOracle, kt.oracles.RandomSearchOracle):
+    """KerasTuner's random oracle with atomic, resumable state."""
+
+
+class HyperbandOracle(ResumableOracle, kt.oracles.HyperbandOracle):
+    """KerasTuner's Hyperband oracle with atomic, resumable state."""
+
+
+ORACLES = {
+    "grid": GridOracle,
+    "random": RandomOracle,
+    "bayesian": BayesianOracle,
+    "hyperband": HyperbandOracle,
+}
+
+
+def make_oracle(job: jobs.Job):
+    """The oracle of ``job``'s algorithm, with its space and budget."""
+    search = job.search
+    hyperparameters = None
+    max_trials = search.max_trials
+    if not job.build.takes_hp:
+        hyperparameters = kt.HyperParameters()
+        for name, spec in job.build.space.items():
+            spaces.declare(spec, hyperparameters, name)
+        if search.algorithm == "grid":
+            size = math.prod(len(list(h.values)) for h in hyperparameters.space)
+            max_trials = size if max_trials is None else min(size, max_trials)
+    common = dict(
+        objective=kt.Objective(job.objective, direction=job.fit.direction),
+        # KerasTuner treats seed=0 as "no seed": shift by one.
+        seed=None if job.fit.seed is None else job.fit.seed + 1,
+        hyperparameters=hyperparameters,
+        max_consecutive_failed_trials=search.max_failures,
+    )
+    if search.algorithm == "hyperband":
+        oracle = HyperbandOracle(
+            max_epochs=job.fit.epochs, factor=search.factor, **common
+        )
+        oracle.max_trials = max_trials  # a cap on top of the brackets
+        return oracle
+    if search.algorithm == "bayesian":
+        # KerasTuner starts with max(3 * dimensions, 3) random trials; in a
+        # small budget that leaves no trial to the Gaussian process, so at most
+        # half of the budget is random here.
+        dims = max(len(job.build.space), 1)
+        initial = max(2, min(3 * dims, max_trials // 2))
+        return BayesianOracle(
+            max_trials=max_trials, num_initial_points=initial, **common
+        )
+    return ORACLES[search.algorithm](max_trials=max_trials, **common)
+
+
+# === The tuner ===
+
+
+class SearchTuner(base_tuner.BaseTuner):
+    """Runs each trial with the kdl builder and tf_keras ``model.fit``."""
+
+    def __init__(self, oracle, job: jobs.Job, **kwargs):
+        self.job = job
+        hypermodel = job.build.build_fn if job.build.takes_hp else None
+        super().__init__(oracle, hypermodel=hypermodel, **kwargs)
+
+    # --- files ---
+
+    def _weights_path(self, trial_id) -> str:
+        return os.path.join(self.get_trial_dir(trial_id), jobs.WEIGHTS_FILE)
+
+    def _record_path(self, trial_id) -> str:
+        return os.path.join(self.get_trial_dir(trial_id), jobs.TRIAL_FILE)
+
+    def record(self, trial_id) -> dict:
+        """kdl's record of a trial: epochs run, seconds, error."""
+        return _files.read_json(self._record_path(trial_id)) or {}
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        _files.write_text(self._get_tuner_fname(), json.dumps(self.get_state()))
+
+    # --- trials ---
+
+    def _build(self, hp):
+        job = self.job
+        keras.backend.clear_session()
+        if job.fit.seed is not None:
+            # Every trial starts from the same seed: trials differ by their
+            # arguments only, and a rebuild with the same seed repeats one.
+            keras.utils.set_random_seed(job.fit.seed)
+        try:
+            if job.build.takes_hp:
+                model = self.hypermodel.build(hp)
+            else:
+                model = job.call_builder(job.params(hp.values))
+        except Exception as err:
+            raise kt.errors.FailedTrialError(jobs.short_error(err)) from err
+        job.check_model(model, kt)
+        return model
+
+    def run_trial(self, trial):
+        record = {"epochs": 0, "seconds": None, "error": None}
+        start = time.perf_counter()
+        try:
+            model = self._build(trial.hyperparameters)
+            history = self._fit(model, trial.hyperparameters.values)
+            record["epochs"] = len(history.epoch)
+            best = _best_score(self.job.fit, history)
+            # EarlyStopping restored the best epoch's weights.
+            with _files.atomic_path(self._weights_path(trial.trial_id)) as tmp:
+                model.save_weights(str(tmp))
+            return {self.job.objective: best}
+        except Exception as err:
+            failed = isinstance(err, kt.errors.FailedTrialError)
+            record["error"] = str(err) if failed else jobs.short_error(err)
+            raise
+        finally:
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            _files.write_text(self._record_path(trial.trial_id), json.dumps(record))
+
+    def _fit(self, model, values):
+        fit = self.job.fit
+        if "tuner/trial_id" in values:
+            # Hyperband: continue from the earlier round's weights.
+            model.load_weights(self._weights_path(values["tuner/trial_id"]))
+        stopper = keras.callbacks.EarlyStopping(
+            monitor=fit.objective,
+            mode=fit.direction,
+            patience=fit.patience,
+            restore_best_weights=True,
+        )
+        return model.fit(
+            fit.x,
+            fit.y,
+            validation_data=fit.validation_data,
+            validation_split=fit.validation_split,
+            epochs=int(values.get("tuner/epochs", fit.epochs)),
+            initial_epoch=int(values.get("tuner/initial_epoch", 0)),
+            batch_size=fit.batch_size,
+            callbacks=[stopper, keras.callbacks.TerminateOnNaN()],
+            verbose=2 if fit.verbose >= 2 else 0,
+        )
+
+    def load_model(self, trial):
+        model = self._build(trial.hyperparameters)
+        model.load_weights(self._weights_path(trial.trial_id))
+        return model
+
+    def on_trial_end(self, trial):
+        self._stop_heartbeat()
+        try:
+            super().on_trial_end(trial)
+        finally:
+            worker = self.job.search.role == "worker"
+            jobs.report_trial(self, trial, oracle=None if worker else self.oracle)
+
+    # --- distributed search (KerasTuner's chief/worker mode) ---
+
+    _heartbeat = None
+    _waiting = False
+    _trial = None
+
+    def search(self, *fit_args, **fit_kwargs):
+        """Runs trials; on the chief of a distributed search, serves them.
+
+        KerasTuner's own chief loop (``oracle_chief.start_server``) would wait
+        forever for a worker that died mid-trial: the chief runs
+        :func:`serve` instead, with KerasTuner's servicer and protocol.
+        """
+        role = self.job.search.role
+        if role == "chief":
+            self.save()
+            serve(self)
+            return
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except kt.errors.FatalError as err:
+            if role == "worker" and self._trial is not None:
+                # Tell the chief, which stops the search for every worker.
+                self._trial.status = TrialStatus.FAILED
+                self._trial.message = FATAL + jobs.short_error(err.__cause__ or err)
+                self.oracle.end_trial(self._trial)
+            raise
+        finally:
+            self._stop_heartbeat()
+
+    def pre_create_trial(self):
+        if self._waiting:
+            # The last request got no trial (IDLE): the chief waits for trials
+            # still running elsewhere. Ask again in a moment, not in a loop.
+            time.sleep(_heartbeat_every())
+        self._waiting = True
+
+    def on_trial_begin(self, trial):
+        self._waiting = False
+        self._trial = trial
+        if self.job.search.role == "worker":
+            self._heartbeat = _Heartbeat(self.oracle, trial.trial_id)
+
+    def _stop_heartbeat(self):
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+
+def _worker_timeout() -> float:
+    return float(os.environ.get("KDL_TUNE_WORKER_TIMEOUT", WORKER_TIMEOUT))
+
+
+def _heartbeat_every() -> float:
+    return min(2.0, _worker_timeout() / 4)
+
+
+class _Heartbeat:
+    """A worker's thread telling the chief, every few seconds, that it lives.
+
+    It sends KerasTuner's own GetTrial request for the running trial, which
+    the chief's oracle counts as a sign of life.
+    """
+
+    def __init__(self, client, trial_id):
+        from keras_tuner.src import protos
+
+        self._stop = threading.Event()
+        request = protos.get_service().GetTrialRequest(trial_id=trial_id)
+        self._thread = threading.Thread(
+            target=self._run, args=(client.stub, request), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, stub, request):
+        import grpc
+
+        every = _heartbeat_every()
+        while not self._stop.wait(every):
+            try:
+                stub.GetTrial(request, timeout=every * 5)
+            except grpc.RpcError:
+                pass  # the chief is busy or gone; the next beat tries again
+
+    def stop(self):
+        self._stop.set()
+
+
+def serve(tuner: SearchTuner) -> None:
+    """The chief: serves the oracle to workers until the search is done.
+
+    Uses KerasTuner's servicer and gRPC protocol (workers are unchanged
+    KerasTuner clients). The chief runs no trial. Every half second it drops
+    workers whose heartbeat stopped (their trial is retried or failed).
+
+    Raises:
+        RuntimeError: when the address cannot be served, after too many
+            failed trials in a row, or after a worker's fatal error.
+    """
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    oracle = tuner.oracle
+    address = (
+        f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    )
+    servicer = oracle_chief.OracleServicer(oracle)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as err:
+        raise RuntimeError(f"kdl.tune: cannot serve the search at {address}") from err
+
+    def on_end(trial):
+        jobs.report_trial(tuner, trial, oracle=oracle)
+
+    oracle.kdl_serve(timeout=_worker_timeout(), on_end=on_end)
+    server.start()
+    try:
+        while not (servicer.stop_triggered and oracle.kdl_done()):
+            time.sleep(0.5)
+            oracle.kdl_drop_lost_workers()
+    finally:
+        server.stop(grace=2)
+        oracle.kdl_serving = False
+    if oracle.kdl_fatal is not None:
+        raise oracle.kdl_fatal
+
+
+def _best_score(fit: jobs.FitSpec, history) -> float:
+    """The trial's objective: its best epoch, which must be finite."""
+    scores = history.history.get(fit.objective)
+    if scores is None:
+        raise kt.errors.FatalValueError(
+            f"The 'objective' parameter of {FUNC} must be a metric the model "
+            f"logs ({', '.join(history.history)}). Got {fit.objective!r} instead."
+        )
+    scores = np.asarray(scores, dtype="float64")
+    if not np.isfinite(scores).any():
+        raise kt.errors.FailedTrialError(
+            f"{fit.objective} was never finite (training diverged)"
+        )
+    best = np.nanmin(scores) if fit.direction == "min" else np.nanmax(scores)
+    return float(best)
+
+
+# === Running a search ===
+
+
+@contextlib.contextmanager
+def quiet_keras_tuner(*, print_: bool = False):
+    """Silences KerasTuner's tracebacks of failed trials (kdl prints a line).
+
+    Its other prints ("Reloading Tuner from ...") are swallowed unless
+    ``print_``: during the search they are off anyway (oracle verbose 0) and
+    stdout must stay open for Keras' epoch lines.
+    """
+    debug = kt_config.DEBUG
+    kt_config.DEBUG = False
+    try:
+        with (
+            warnings.catch_warnings(),
+            (
+                contextlib.nullcontext()
+                if print_
+                else contextlib.redirect_stdout(io.StringIO())
+            ),
+        ):
+            # The Bayesian oracle's Gaussian-process fits warn about length
+            # scales on every trial of a small search.
+            warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process")
+            yield
+    finally:
+        kt_config.DEBUG = debug
+
+
+def make_tuner(job: jobs.Job) -> SearchTuner:
+    """The tuner of ``job``, reloading the search found in its folder."""
+    path = job.directory
+    oracle = make_oracle(job)
+    # A grid's size is known now: trial lines read "trial 2/6".
+    job.search = dataclasses.replace(job.search, max_trials=oracle.max_trials)
+    with quiet_keras_tuner():
+        tuner = SearchTuner(
+            oracle,
+            job,
+            directory=str(path.parent),
+            project_name=path.name,
+            # tune() moved any folder it does not resume aside: never delete.
+            overwrite=False,
+        )
+        tuner.oracle.verbose = 0
+    return tuner
+
+
+def finished_trials(tuner) -> int:
+    """Trials already finished (0 on a worker, which keeps no oracle)."""
+    if tuner.job.search.role == "worker":
+        return 0
+    return len(tuner.oracle.end_order)
+
+
+def run_search(tuner: SearchTuner) -> None:
+    """Runs the search; a fatal error or too many failures stop it.
+
+    Raises:
+        The builder's fatal error itself (TypeError, ValueError), or
+        RuntimeError after ``max_consecutive_failures`` failed trials in a row.
+    """
+    job = tuner.job
+    try:
+        with quiet_keras_tuner(print_=True):
+            tuner.search()
+    except kt.errors.FatalError as err:
+        raise (err.__cause__ or err) from None
+    except RuntimeError as err:
+        if "consecutive failures" not in str(err):
+            raise
+        raise RuntimeError(
+            f"tune stopped: {job.search.max_failures} trials in a row failed "
+            f"(see {job.directory / jobs.TRIALS_CSV}). The last error: "
+            f"{jobs.last_error(tuner, tuner.oracle)}"
+        ) from None
+
+
+def best_trial(tuner):
+    """The best completed trial; RuntimeError when none completed."""
+    job = tuner.job
+    best = tuner.oracle.get_best_trials(1)
+    if not best or best[0].status != "COMPLETED":
+        raise RuntimeError(
+            f"tune finished without a completed trial (see "
+            f"{job.directory / jobs.TRIALS_CSV}). The last error: "
+            f"{jobs.last_error(tuner, tuner.oracle)}"
+        )
+    return best[0]
