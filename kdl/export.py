@@ -182,29 +182,37 @@ def _run_record(model, run_dir) -> dict | None:
 
 
 def _privacy_record(model) -> dict | None:
-    """Epsilon and delta of a private model, from what kdl.privacy recorded on it.
+    """Epsilon and delta of a model from ``kdl.privacy.make_private``.
 
-    A privacy statement object on the model (``model.privacy_statement``, with
-    ``epsilon`` and ``delta``) wins; else the settings ``make_private`` keeps
-    in ``model.privacy`` (its ``target_epsilon`` is the planned epsilon).
+    From ``kdl.privacy.statement(model)``, which accounts for the training
+    the model actually had; when the statement cannot be made (the model
+    recorded no training), epsilon is None and "note" says why.
     """
-    statement = getattr(model, "privacy_statement", None)
-    params = getattr(model, "privacy", None)
-    if statement is not None and hasattr(statement, "epsilon"):
-        epsilon, delta = statement.epsilon, getattr(statement, "delta", None)
-        source = "privacy statement"
-    elif isinstance(params, dict) and "noise_multiplier" in params:
-        epsilon = params.get("epsilon", params.get("target_epsilon"))
-        delta, source = params.get("delta"), "make_private settings"
-    else:
+    if not hasattr(model, "privacy"):  # cheap test before importing kdl.privacy
         return None
-    params = params if isinstance(params, dict) else {}
-    return {
-        "epsilon": None if epsilon is None else float(epsilon),
-        "delta": None if delta is None else float(delta),
+    from kdl import privacy
+
+    if not privacy.is_private(model):
+        return None
+    params = privacy.privacy_params(model)
+    record = {
+        "epsilon": None,
+        "delta": params.get("delta"),
         "noise_multiplier": params.get("noise_multiplier"),
         "l2_norm_clip": params.get("l2_norm_clip"),
-        "source": source,
+    }
+    try:
+        result = privacy.statement(model)
+    except ValueError as error:
+        return {**record, "note": f"no privacy statement: {error}"}
+    return {**record, **_json_ready(result.to_dict())}
+
+
+def _json_ready(values: dict) -> dict:
+    return {
+        k: value
+        for k, value in values.items()
+        if value is None or isinstance(value, (str, int, float, bool))
     }
 
 
