@@ -274,16 +274,18 @@ def test_statement_saved_in_kdl_train_run_dir(tmp_path, digits_flat):
                       learning_rate=0.3)
     private = privacy.make_private(model, noise_multiplier=1.3, delta=1e-5,
                                    num_examples=len(x), batch_size=32, epochs=2)
+    # Selection on held-out data only: 240 of the 300 examples are trained on.
     history = kdl.train(private, x, y, epochs=2, batch_size=32,
-                        run_dir=tmp_path / "run", seed=0, verbose=0)
+                        validation_split=0.2, run_dir=tmp_path / "run", seed=0,
+                        verbose=0)
     path = privacy.save_statement(history.run_dir, private)
     assert path == history.run_dir / "privacy.json"
     saved = json.loads(path.read_text())
-    expected = _independent_epsilon(300, 32, 2, 1.3, 1e-5)
+    expected = _independent_epsilon(240, 32, 2, 1.3, 1e-5)
     assert saved["epsilon"] == pytest.approx(expected, rel=1e-6)
-    assert saved["steps"] == 2 * 10 and saved["noise_multiplier"] == 1.3
+    assert saved["steps"] == 2 * 8 and saved["noise_multiplier"] == 1.3
     text = (history.run_dir / "privacy.txt").read_text()
-    assert "300 examples" in text and "batches of 32" in text
+    assert "240 examples" in text and "batches of 32" in text
     assert f"({expected:.3g}, 1e-05)-differential privacy" in text
 
 
@@ -306,9 +308,19 @@ def test_statement_of_params_and_warning_for_unplanned_steps():
     private = privacy.make_private(_mlp(), noise_multiplier=1.0,
                                    num_examples=20, batch_size=10, epochs=1)
     private.fit(x, y, batch_size=10, epochs=3, verbose=0)  # 6 steps, 2 planned
-    with pytest.warns(UserWarning, match="took 6 steps"):
-        result = privacy.statement(private)
-    assert result.steps == 6
+    # fit recorded what it trained: the statement accounts for it, no guess.
+    result = privacy.statement(private)
+    assert (result.steps, result.epochs, result.num_examples) == (6, 3, 20)
+    assert result.epsilon == pytest.approx(
+        _independent_epsilon(20, 10, 3, 1.0, 1e-5), rel=1e-6)
+    # A model that recorded no training: the plan, with the old warning when
+    # its optimizer took more steps than planned (train_on_batch).
+    untracked = privacy.make_private(_mlp(), noise_multiplier=1.0,
+                                     num_examples=20, batch_size=10, epochs=1)
+    for _ in range(3):
+        untracked.train_on_batch(x[:10], y[:10])
+    with pytest.warns(UserWarning, match="took 3 steps"):
+        assert privacy.statement(untracked).steps == 3
 
 
 # === Saving and loading ===

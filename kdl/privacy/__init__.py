@@ -3,6 +3,8 @@
 - :func:`make_private` turns a compiled model into a new one that trains with
   DP-SGD (TensorFlow Privacy): every example's gradient is clipped to an L2
   norm and Gaussian noise is added to each batch's sum of clipped gradients.
+- :func:`dp_optimizer` gives TensorFlow Privacy's DP Keras optimizer; every
+  kdl builder accepts it as ``optimizer=`` and returns a private model.
 - :func:`epsilon` and :func:`noise_for_epsilon` do the privacy accounting
   (dp_accounting's RDP accountant, Poisson-sampled Gaussian mechanism).
 - :func:`statement` and :func:`save_statement` write a plain-language privacy
@@ -28,8 +30,12 @@ from __future__ import annotations
 
 from kdl.privacy.accounting import epsilon, noise_for_epsilon
 from kdl.privacy.dp_training import (
+    DP_OPTIMIZER_NAMES,
     METHODS,
+    compile_private,
     custom_objects,
+    dp_optimizer,
+    is_dp_optimizer,
     is_private,
     make_private,
     privacy_params,
@@ -45,6 +51,10 @@ from kdl.privacy.statements import (
 
 __all__ = [
     "make_private",
+    "dp_optimizer",
+    "is_dp_optimizer",
+    "compile_private",
+    "DP_OPTIMIZER_NAMES",
     "is_private",
     "privacy_params",
     "epsilon",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from kdl.backend import keras, tf
+from kdl.privacy import _tracking
 from kdl.privacy._losses import per_example_loss
 
 sys.skip_tf_privacy_import = True
@@ -59,7 +60,54 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
             *args,
             **kwargs,
         )
-        self.privacy = privacy
+        # A plain dict, not one Keras tracks (it would wrap the session list
+        # in a ListWrapper); it is saved through get_config.
+        object.__setattr__(self, "privacy", privacy)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        **kwargs,
+    ):
+        """``Model.fit`` that records what it trained on for the accounting.
+
+        Before training it checks the data and the class targets, and refuses
+        callbacks that select weights by a training quantity. Afterwards
+        ``privacy["sessions"]`` holds the examples sampled from (after
+        ``validation_split``; counted for a ``tf.data`` dataset), the batch
+        size, the optimizer steps taken and the epoch whose weights were kept.
+        """
+        session = _tracking.begin_session(
+            self,
+            x,
+            y,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            callbacks=callbacks,
+        )
+        recorder = _tracking.SessionRecorder(session, callbacks)
+        try:
+            return super().fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=list(callbacks or []) + [recorder],
+                validation_split=validation_split,
+                validation_data=validation_data,
+                **kwargs,
+            )
+        finally:
+            _tracking.end_session(self, recorder)
 
     def train_step(self, data):
         if self.privacy.get("method") != "optimizer":

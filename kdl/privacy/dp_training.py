@@ -13,19 +13,34 @@ from __future__ import annotations
 import inspect
 
 from kdl import _validation as v
+from kdl._model_utils import copy_model, walk_layers
 from kdl.backend import keras
 from kdl.privacy import accounting
 from kdl.privacy._losses import loss_object
+from kdl.privacy._tracking import iterations
 
 __all__ = [
     "METHODS",
+    "DP_OPTIMIZER_NAMES",
     "make_private",
+    "dp_optimizer",
+    "is_dp_optimizer",
+    "compile_private",
     "is_private",
     "privacy_params",
     "custom_objects",
 ]
 
 METHODS = ("auto", "fast", "vectorized", "optimizer")
+# kdl.privacy.dp_optimizer names (as the builders' optimizer names) -> the
+# legacy tf_keras optimizer and its settings.
+DP_OPTIMIZER_NAMES = {
+    "sgd": ("SGD", {}),
+    "momentum": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adam": ("Adam", {}),
+    "rmsprop": ("RMSprop", {}),
+    "adagrad": ("Adagrad", {}),
+}
 FUNC = "kdl.privacy.make_private"
 
 
@@ -98,19 +113,14 @@ def privacy_params(model) -> dict:
 
 def _trainable_layers(model):
     """The layers owning trainable weights, looking inside nested models."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _trainable_layers(layer)
-        elif layer.trainable_weights:
-            yield layer
+    return [layer for layer in walk_layers(model) if layer.trainable_weights]
 
 
 def _all_layers(model):
-    for layer in model.layers:
+    """Every layer, and the layer inside wrappers (Bidirectional, ...)."""
+    for layer in walk_layers(model):
         yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        elif getattr(layer, "layer", None) is not None:
+        if getattr(layer, "layer", None) is not None:
             yield layer.layer
 
 
@@ -155,14 +165,68 @@ def _choose_method(model, method, func):
     return "optimizer" if recurrent else "vectorized"
 
 
-def _check_model(model, func):
-    v.check_keras_model(model, "model", func)
-    if is_private(model):
-        v.fail(func, "model", "a model that is not private yet", model.name)
-    if model.optimizer is None or getattr(model, "loss", None) is None:
+def _was_trained(model) -> int:
+    """Optimizer steps ``model`` took (its History's epochs when it has none)."""
+    steps = iterations(model)
+    history = getattr(model, "history", None)
+    if not steps and getattr(history, "epoch", None):
+        steps = len(history.epoch)
+    return steps
+
+
+def _adapted_layers(model) -> list[str]:
+    """Preprocessing layers whose state was adapted on data (e.g. normalize=)."""
+    base = keras.layers.experimental.preprocessing.PreprocessingLayer
+    return [
+        layer.name
+        for layer in walk_layers(model)
+        if isinstance(layer, base) and getattr(layer, "is_adapted", False)
+    ]
+
+
+def _check_adapted(model, func, hint):
+    adapted = _adapted_layers(model)
+    if adapted:
         v.fail(
-            func, "model", "a compiled model (every kdl builder compiles)", model.name
+            func,
+            "model",
+            "a model without preprocessing layers adapted on data: the "
+            "mean and variance (or vocabulary) of "
+            f"{', '.join(adapted)} were computed from the data without DP, "
+            "which no DP guarantee covers. Build it without normalize= (scale "
+            f"the inputs yourself){hint}",
+            model.name,
         )
+
+
+def _check_fresh(model, public_pretraining, func):
+    """Refuses weights or layer state already fitted to data, unless declared
+    public (issue 11)."""
+    if public_pretraining:
+        return
+    _check_adapted(
+        model,
+        func,
+        ", or, if it was adapted on public data only, declare that with "
+        "make_private(..., public_pretraining=True)",
+    )
+    steps = _was_trained(model)
+    if steps:
+        v.fail(
+            func,
+            "model",
+            "a model whose weights were not trained yet: its optimizer already "
+            f"took {steps} step(s), so its starting weights may already encode "
+            "the training data and no DP guarantee would hold for them. Build "
+            "a fresh model, or, if it was trained only on public data, declare "
+            "that with make_private(..., public_pretraining=True) (the "
+            "statement then says so)",
+            model.name,
+        )
+
+
+def _check_layers(model, func):
+    """One output, no BatchNormalization: what per-example clipping needs."""
     if len(model.outputs) != 1:
         v.fail(
             func,
@@ -180,6 +244,18 @@ def _check_model(model, func):
                 "batch_norm=False)",
                 layer.name,
             )
+
+
+def _check_model(model, func, public_pretraining=False):
+    v.check_keras_model(model, "model", func)
+    if is_private(model):
+        v.fail(func, "model", "a model that is not private yet", model.name)
+    if model.optimizer is None or getattr(model, "loss", None) is None:
+        v.fail(
+            func, "model", "a compiled model (every kdl builder compiles)", model.name
+        )
+    _check_layers(model, func)
+    _check_fresh(model, public_pretraining, func)
 
 
 def _check_plan(func, noise_multiplier, target_epsilon, plan):
@@ -234,9 +310,12 @@ def _check_settings(func, settings: dict) -> dict:
         plan[arg] = s[arg] = v.check_int(s[arg], arg, func, allow_none=True)
     s["method"] = v.check_choice(s["method"], "method", func, METHODS)
     _check_plan(func, s["noise_multiplier"], s["target_epsilon"], plan)
-    if s["delta"] is None:
+    if s["delta"] is None and s["target_epsilon"] is not None:
+        # The calibration needs a delta now; without a target it is chosen
+        # when the statement knows how many examples were trained on.
         s["delta"] = accounting.default_delta(s["num_examples"])
-    s["delta"] = accounting.check_delta(func, s["delta"], s["num_examples"])
+    if s["delta"] is not None:
+        s["delta"] = accounting.check_delta(func, s["delta"], s["num_examples"])
     return s
 
 
@@ -247,14 +326,14 @@ def _fresh_optimizer(optimizer):
     return type(optimizer).from_config(optimizer.get_config())
 
 
-def _dp_optimizer_like(optimizer, l2_norm_clip, noise_multiplier, func):
+def _dp_optimizer_like(optimizer, l2_norm_clip, noise_multiplier, func, arg="model"):
     """The DP Keras optimizer with the hyperparameters of ``optimizer``."""
     name = type(optimizer).__name__
     classes = _classes()
     if name not in classes.DP_OPTIMIZERS:
         v.fail(
             func,
-            "model",
+            arg,
             "compiled with an SGD, Adam, RMSprop or Adagrad optimizer for "
             "method 'optimizer'",
             name,
@@ -283,8 +362,7 @@ def _metrics_of(model):
 
 def _build_private(model, params, loss, func):
     """The PrivateModel: a copy of ``model`` compiled for ``params``."""
-    clone = keras.models.clone_model(model)  # new layers: input untouched
-    clone.set_weights(model.get_weights())
+    clone = copy_model(model)  # new layers: the input stays untouched
     private = _classes().PrivateModel(
         inputs=clone.inputs, outputs=clone.outputs, name=model.name, privacy=params
     )
@@ -309,6 +387,7 @@ def make_private(
     batch_size: int | None = None,
     epochs: int | None = None,
     method: str = "auto",
+    public_pretraining: bool = False,
 ):
     """Returns a new compiled model that trains with DP-SGD.
 
@@ -339,7 +418,8 @@ def make_private(
             for, instead of `noise_multiplier`. Defaults to `None`.
         delta: float or None. The delta of (epsilon, delta)-DP, below
             1/num_examples. None: 1e-5, or less for datasets over 10,000
-            examples (0.1/num_examples). Defaults to `None`.
+            examples (0.1/num_examples), for the examples actually trained
+            on. Defaults to `None`.
         num_examples: int or None. Training examples (needed with
             `target_epsilon`, and for the privacy statement). Defaults to
             `None`.
@@ -347,6 +427,11 @@ def make_private(
         epochs: int or None. Epochs of training. Defaults to `None`.
         method: str. "auto", "fast", "vectorized" or "optimizer". Defaults to
             `"auto"`.
+        public_pretraining: bool. Declares that ``model``'s current weights
+            were trained on public data only. Without it a model whose
+            optimizer already took steps is refused: its weights may encode
+            the private data, which no DP guarantee covers. The statement
+            records the declaration. Defaults to `False`.
 
     Returns:
         A new compiled model (kdl's ``PrivateModel``) with the weights of
@@ -354,7 +439,8 @@ def make_private(
         attribute records the settings (see :func:`privacy_params`).
 
     Raises:
-        ValueError, TypeError: for a bad argument, naming it.
+        ValueError, TypeError: for a bad argument, naming it; ValueError for
+            a model already trained (see `public_pretraining`).
 
     Example:
         >>> model = build_mlp((64,), 10, optimizer="sgd", learning_rate=0.5)
@@ -364,7 +450,8 @@ def make_private(
         'fast'
     """
     func = FUNC
-    _check_model(model, func)
+    public = v.check_bool(public_pretraining, "public_pretraining", func)
+    _check_model(model, func, public)
     s = _check_settings(func, {
         "l2_norm_clip": l2_norm_clip, "noise_multiplier": noise_multiplier,
         "target_epsilon": target_epsilon, "delta": delta,
@@ -387,4 +474,148 @@ def make_private(
         )
     keys = ("l2_norm_clip", "noise_multiplier", "delta", "method", "num_examples",
             "batch_size", "epochs", "target_epsilon")  # fmt: skip
-    return _build_private(model, {k: s[k] for k in keys}, loss, func)
+    params = {k: s[k] for k in keys}
+    params.update(public_pretraining=public, sessions=[])
+    return _build_private(model, params, loss, func)
+
+
+# === DP optimizers in the builders ===
+
+
+def dp_optimizer(
+    name="sgd",
+    *,
+    l2_norm_clip: float = 1.0,
+    noise_multiplier: float,
+    learning_rate=None,
+):
+    """TensorFlow Privacy's DP Keras optimizer, for ``optimizer=`` of a builder.
+
+    Every kdl builder accepts the result as ``optimizer=``: it compiles the
+    per-example loss DP-SGD needs and returns a private model, the same as
+    ``make_private(model, method="optimizer", ...)`` would (privacy
+    statement, accounting, saving and loading). No TF Privacy import switch
+    is needed.
+
+    Args:
+        name: str or optimizer. "sgd", "momentum" (SGD with momentum 0.9,
+            Nesterov), "adam", "rmsprop" or "adagrad"; or a kdl.keras SGD,
+            Adam, RMSprop or Adagrad optimizer whose settings to copy.
+            Defaults to `"sgd"`.
+        l2_norm_clip: float. Per-example gradient clip norm, > 0. Defaults to
+            `1.0`.
+        noise_multiplier: float. Noise standard deviation over the clip norm,
+            >= 0 (0 gives no privacy). Required.
+        learning_rate: float, schedule or None. None keeps the optimizer's
+            default (or the given optimizer's). Defaults to `None`.
+
+    Returns:
+        A DP Keras optimizer (a subclass of TF Privacy's
+        ``make_keras_generic_optimizer_class`` on the legacy tf_keras
+        optimizer, with a config that reloads).
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> opt = dp_optimizer("adam", l2_norm_clip=1.0, noise_multiplier=1.1,
+        ...                    learning_rate=1e-3)
+        >>> model = build_mlp((64,), 10, optimizer=opt)
+        >>> is_private(model)
+        True
+    """
+    func = "kdl.privacy.dp_optimizer"
+    v.check_keras2(name, "name", func)
+    if not isinstance(name, keras.optimizers.Optimizer) and not isinstance(
+        name, keras.optimizers.legacy.Optimizer
+    ):
+        v.check_choice(name, "name", func, DP_OPTIMIZER_NAMES)
+    clip = v.check_float(l2_norm_clip, "l2_norm_clip", func, strict_min=True)
+    noise = v.check_float(noise_multiplier, "noise_multiplier", func)
+    v.check_keras2(learning_rate, "learning_rate", func)
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        learning_rate = v.check_float(
+            learning_rate, "learning_rate", func, strict_min=True, allow_none=True
+        )
+    if not isinstance(name, str):
+        optimizer = _dp_optimizer_like(name, clip, noise, func, arg="name")
+        if learning_rate is not None:
+            optimizer.learning_rate = learning_rate
+        return optimizer
+    base, settings = DP_OPTIMIZER_NAMES[name]
+    if learning_rate is not None:
+        settings = {**settings, "learning_rate": learning_rate}
+    cls = _classes().dp_optimizer_classes()[base]
+    return cls(l2_norm_clip=clip, noise_multiplier=noise, **settings)
+
+
+def is_dp_optimizer(optimizer) -> bool:
+    """True for an optimizer from :func:`dp_optimizer` (or a loaded one).
+
+    Cheap: it never imports TensorFlow Privacy (no DP optimizer can exist
+    before kdl's DP classes are imported).
+    """
+    import sys
+
+    classes = sys.modules.get("kdl.privacy._dp_classes")
+    if classes is None:
+        return False
+    return isinstance(optimizer, tuple(classes.dp_optimizer_classes().values()))
+
+
+def compile_private(model, optimizer, *, loss, metrics=None, func=None):
+    """Compiles a freshly built model with a DP optimizer into a private model.
+
+    The hook the builders call when ``optimizer=`` is a DP optimizer from
+    :func:`dp_optimizer`: the result is kdl's ``PrivateModel`` (method
+    "optimizer") on ``model``'s layers, with the per-example loss DP-SGD
+    needs, exactly as :func:`make_private` with ``method="optimizer"`` makes
+    it.
+
+    Args:
+        model: kdl.keras.Model. A functional single-output model, not trained
+            (its layers are reused).
+        optimizer: a DP optimizer from :func:`dp_optimizer`, not used before.
+        loss: str or Loss. E.g. "sparse_categorical_crossentropy".
+        metrics: list or None. Defaults to `None`.
+        func: str or None. The public function to name in error messages.
+            Defaults to `None` ("kdl.privacy.compile_private").
+
+    Returns:
+        The compiled private model.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+
+    Example:
+        >>> private = compile_private(model, dp_optimizer("sgd",
+        ...     noise_multiplier=1.0), loss="sparse_categorical_crossentropy")
+    """
+    func = func or "kdl.privacy.compile_private"
+    v.check_keras_model(model, "model", func)
+    if not is_dp_optimizer(optimizer):
+        v.fail(func, "optimizer", "a DP optimizer from kdl.privacy.dp_optimizer",
+               type(optimizer).__name__, error=TypeError)  # fmt: skip
+    if iterations(model) or int(optimizer.iterations.numpy()):
+        v.fail(func, "optimizer", "a new DP optimizer for a new model (each "
+               "model needs its own, untrained)", type(optimizer).__name__)  # fmt: skip
+    _check_layers(model, func)
+    _check_adapted(
+        model,
+        func,
+        ", or adapt it on public data, build with a plain optimizer and use "
+        "kdl.privacy.make_private(..., public_pretraining=True)",
+    )
+    loss = loss_object(loss, func, arg="loss")
+    params = {
+        "l2_norm_clip": float(optimizer.l2_norm_clip),
+        "noise_multiplier": float(optimizer.noise_multiplier),
+        "delta": None, "method": "optimizer", "num_examples": None,
+        "batch_size": None, "epochs": None, "target_epsilon": None,
+        "public_pretraining": False, "sessions": [],
+    }  # fmt: skip
+    private = _classes().PrivateModel(
+        inputs=model.inputs, outputs=model.outputs, name=model.name, privacy=params
+    )
+    private.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return private

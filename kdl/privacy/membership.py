@@ -14,6 +14,7 @@ import numpy as np
 from kdl import _validation as v
 from kdl.backend import keras, tf
 from kdl.privacy._losses import per_example_loss
+from kdl.privacy._tracking import target_task
 
 __all__ = ["AuditResult", "audit"]
 
@@ -168,21 +169,35 @@ def audit(
     )
 
 
+def _renamed(err: Exception, x_arg: str, y_arg: str) -> Exception:
+    """``err`` of check_data with the audit's own argument names."""
+    text = str(err).replace("The 'x' parameter", f"The '{x_arg}' parameter")
+    text = text.replace("The 'y' parameter", f"The '{y_arg}' parameter")
+    text = text.replace("as long as x (", f"as long as {x_arg} (")
+    return type(err)(text)
+
+
 def _check_audit(func, model, data) -> dict:
-    """Checks the model and the four arrays; returns the arrays by name."""
+    """Checks the model, the four arrays and the class targets.
+
+    Returns the arrays by name. The data rules are the shared ones
+    (``kdl._validation.check_data`` and ``check_targets``), with messages that
+    name the audit's arguments.
+    """
     v.check_keras_model(model, "model", func)
     if getattr(model, "loss", None) is None:
         v.fail(func, "model", "a compiled model", model.name)
     names = ("x_train", "y_train", "x_test", "y_test")
     arrays = {arg: _as_array(value, arg, func) for arg, value in zip(names, data)}
+    task, num_classes = target_task(model)
     for x_arg, y_arg in (("x_train", "y_train"), ("x_test", "y_test")):
-        if len(arrays[x_arg]) != len(arrays[y_arg]):
-            v.fail(
-                func,
-                y_arg,
-                f"as long as {x_arg} ({len(arrays[x_arg])})",
-                len(arrays[y_arg]),
-            )
+        try:
+            v.check_data(func, arrays[x_arg], arrays[y_arg])
+        except (TypeError, ValueError) as err:
+            raise _renamed(err, x_arg, y_arg) from None
+        v.check_targets(
+            func, arrays[y_arg], task=task, num_classes=num_classes, arg=y_arg
+        )
     return arrays
 
 

@@ -33,17 +33,31 @@ STATEMENT_TEXT = "privacy.txt"
 class PrivacyStatement:
     """The privacy guarantee of a finished DP-SGD run, in numbers and words.
 
+    For a model that was trained, the numbers are what its ``fit`` calls
+    recorded (each ``fit`` is one session; ``kdl.train`` calls ``fit``), never
+    the plan given to ``make_private``.
+
     Attributes:
         epsilon: float. Epsilon at ``delta`` (``inf`` without noise).
         delta: float. The delta of (epsilon, delta)-DP.
-        num_examples: int. Training examples.
-        batch_size: int. Examples per batch.
-        epochs: int. Passes over the data.
-        steps: int. Optimizer steps accounted for.
+        num_examples: int. Training examples sampled from (the fewest of any
+            session).
+        batch_size: int. Examples per batch (the largest of any session).
+        epochs: int. Epochs trained, all sessions together.
+        steps: int. Optimizer steps accounted for, all sessions together.
         noise_multiplier: float. Noise standard deviation over the clip norm.
         l2_norm_clip: float. Per-example gradient clip norm.
         method: str or None. How per-example gradients were computed.
         text: str. The statement in plain language.
+        kept_epoch: int or None. The epoch (1-based) whose weights the model
+            holds, when it was trained.
+        selected_by: tuple of str. What checkpoint selection watched (only
+            held-out validation quantities are allowed).
+        public_pretraining: bool. The starting weights were declared public.
+        sessions: tuple of dict. Each session's num_examples, batch_size,
+            steps and epochs.
+        tracked: bool. The numbers were recorded while training (False: a
+            plan or values you passed).
     """
 
     epsilon: float
@@ -56,6 +70,11 @@ class PrivacyStatement:
     l2_norm_clip: float
     method: str | None
     text: str
+    kept_epoch: int | None = None
+    selected_by: tuple = ()
+    public_pretraining: bool = False
+    sessions: tuple = ()
+    tracked: bool = False
 
     def to_dict(self) -> dict:
         """The statement as a JSON-ready dict (``epsilon`` inf becomes None)."""
@@ -78,33 +97,100 @@ def _factor(eps: float) -> str:
     return f"{factor:.2e}"
 
 
-def _statement_text(s: dict) -> str:
-    eps = s["epsilon"]
-    rate = s["batch_size"] / s["num_examples"]
-    lines = [
-        f"This model was trained with differentially private SGD (DP-SGD) on "
-        f"{s['num_examples']:,} examples: {s['epochs']} epoch(s) in batches of "
-        f"{s['batch_size']} ({s['steps']} steps, each example sampled with "
-        f"probability {rate:.2%} per step).",
+def _session_words(session: dict) -> str:
+    rate = min(1.0, session["batch_size"] / session["num_examples"])
+    epochs = (
+        f"{session['epochs']} epoch(s) in batches of {session['batch_size']}"
+        if session["epochs"]
+        else f"steps outside fit in batches of {session['batch_size']}"
+    )
+    return (
+        f"{session['num_examples']:,} examples: {epochs} ({session['steps']} "
+        f"steps, each example sampled with probability {rate:.2%} per step)"
+    )
+
+
+def _training_lines(s: dict) -> list[str]:
+    sessions = s["sessions"]
+    if len(sessions) == 1:
+        lines = [
+            "This model was trained with differentially private SGD (DP-SGD) "
+            f"on {_session_words(sessions[0])}."
+        ]
+    else:
+        parts = "; ".join(
+            f"({i}) {_session_words(one)}" for i, one in enumerate(sessions, 1)
+        )
+        lines = [
+            f"This model was trained with differentially private SGD (DP-SGD) "
+            f"in {len(sessions)} sessions: {parts}. Epsilon composes them all."
+        ]
+    if not s["tracked"]:
+        lines.append(
+            "These are the figures of the training plan (or the values passed "
+            "to kdl.privacy.statement): the model recorded no training run."
+        )
+    restored = sum(one.get("restored_steps", 0) for one in sessions)
+    if restored:
+        lines.append(
+            f"{restored} of these steps were taken before a fit began (a run "
+            "resumed from its backup, or train_on_batch); they are counted with "
+            "the data of the fit that found them."
+        )
+    lines.append(
         f"Each example's gradient was clipped to L2 norm {s['l2_norm_clip']:g}, "
         f"and Gaussian noise with standard deviation {s['noise_multiplier']:.4g}"
-        f" x {s['l2_norm_clip']:g} was added to every batch's sum of gradients.",
-    ]
+        f" x {s['l2_norm_clip']:g} was added to every batch's sum of gradients."
+    )
+    return lines
+
+
+def _guarantee_lines(s: dict) -> list[str]:
+    eps = s["epsilon"]
     if math.isinf(eps):
-        lines.append(
-            "The noise is zero, so this run gives NO differential "
-            "privacy guarantee (epsilon is infinite)."
-        )
-    else:
-        lines += [
-            f"Guarantee: ({eps:.3g}, {s['delta']:.3g})-differential privacy.",
-            f"In plain words: adding or removing any one training example "
-            f"changes the probability of any outcome of training by at most a "
-            f"factor of e^{eps:.3g} (about {_factor(eps)}), except "
-            f"with probability at most {s['delta']:.3g}. So whatever anyone "
-            "learns from the model, they could have learned almost as well "
-            "if that example had not been in the data.",
+        return [
+            "The noise is zero, so this run gives NO differential privacy "
+            "guarantee (epsilon is infinite)."
         ]
+    return [
+        f"Guarantee: ({eps:.3g}, {s['delta']:.3g})-differential privacy.",
+        f"In plain words: adding or removing any one training example "
+        f"changes the probability of any outcome of training by at most a "
+        f"factor of e^{eps:.3g} (about {_factor(eps)}), except "
+        f"with probability at most {s['delta']:.3g}. So whatever anyone "
+        "learns from the model, they could have learned almost as well "
+        "if that example had not been in the data.",
+    ]
+
+
+def _weights_lines(s: dict) -> list[str]:
+    lines = []
+    if s["kept_epoch"] is not None:
+        lines.append(
+            f"Weights kept: those after epoch {s['kept_epoch']} of the "
+            f"{s['epochs']} trained; every step of every epoch is counted above."
+        )
+    if s["selected_by"]:
+        watched = ", ".join(repr(m) for m in s["selected_by"])
+        lines.append(
+            f"Checkpoint selection and early stopping watched {watched}, "
+            "computed on held-out validation data only (selection on training "
+            "data is refused for private models)."
+        )
+    elif s["tracked"]:
+        lines.append("No checkpoint selection was used.")
+    if s["public_pretraining"]:
+        lines.append(
+            "The starting weights were declared public (public_pretraining="
+            "True): they were trained before DP-SGD on data the caller states "
+            "is public. The guarantee covers the data trained on here, not the "
+            "data behind the starting weights."
+        )
+    return lines
+
+
+def _statement_text(s: dict) -> str:
+    lines = _training_lines(s) + _guarantee_lines(s) + _weights_lines(s)
     lines.append(
         "Accounting: dp_accounting's RDP accountant for the Poisson-sampled "
         "Gaussian mechanism (the standard DP-SGD analysis; Keras draws "
@@ -117,6 +203,7 @@ def _statement_text(s: dict) -> str:
 
 
 def _params_from(model_or_params, func):
+    """(privacy settings, optimizer steps taken or None)."""
     if isinstance(model_or_params, dict):
         return dict(model_or_params), None
     v.check_keras_model(model_or_params, "model_or_params", func)
@@ -124,8 +211,8 @@ def _params_from(model_or_params, func):
         v.fail(
             func,
             "model_or_params",
-            "a model returned by "
-            "kdl.privacy.make_private, or a dict of its privacy_params",
+            "a model returned by kdl.privacy.make_private, or a dict of its "
+            "privacy_params",
             model_or_params.name,
         )
     optimizer = getattr(model_or_params, "optimizer", None)
@@ -133,6 +220,104 @@ def _params_from(model_or_params, func):
     if optimizer is not None and hasattr(optimizer, "iterations"):
         steps_taken = int(optimizer.iterations.numpy())
     return dict(model_or_params.privacy), steps_taken
+
+
+def _untracked_session(func, params, untracked, given) -> dict:
+    """The session of steps no fit recorded (train_on_batch, custom loops)."""
+    values = {}
+    for key in ("num_examples", "batch_size"):
+        values[key] = given[key] if given[key] is not None else params.get(key)
+        if values[key] is None:
+            v.fail(
+                func,
+                key,
+                f"given: the model's optimizer took {untracked} step(s) that "
+                "no fit recorded (train_on_batch or a custom loop); pass the "
+                "num_examples and batch_size of that training",
+                None,
+            )
+    if given["num_examples"] is None or given["batch_size"] is None:
+        warnings.warn(
+            f"The model's optimizer took {untracked} step(s) that no fit "
+            "recorded; they are counted with the planned "
+            f"{values['num_examples']} examples in batches of "
+            f"{values['batch_size']}. Pass num_examples and batch_size of that "
+            "training if they differ.",
+            stacklevel=3,
+        )
+    n, b = values["num_examples"], values["batch_size"]
+    v.check_int(n, "num_examples", func)
+    v.check_int(b, "batch_size", func)
+    return {"num_examples": n, "batch_size": min(b, n), "steps": untracked,
+            "epochs": 0}  # fmt: skip
+
+
+def _tracked_sessions(func, params, steps_taken, given) -> list[dict]:
+    """The sessions the model's fit recorded, plus any untracked steps."""
+    sessions = [dict(one) for one in params["sessions"]]
+    end = sessions[-1].get("end_iteration", 0)
+    untracked = max(0, (steps_taken or 0) - end)
+    if not untracked:
+        for key in ("num_examples", "batch_size", "epochs"):
+            if given[key] is not None:
+                v.fail(
+                    func,
+                    key,
+                    "None for a model that recorded its training (the "
+                    "statement accounts for the examples, batch size and steps "
+                    "actually used)",
+                    given[key],
+                )
+    else:
+        sessions.append(_untracked_session(func, params, untracked, given))
+    return sessions
+
+
+def _planned_session(func, params, steps_taken, given) -> dict:
+    """One session from the plan (or given values) of an untracked model."""
+    for key in ("num_examples", "batch_size", "epochs"):
+        if given[key] is not None:
+            params[key] = given[key]
+        if params.get(key) is None:
+            v.fail(func, key, "given: make_private did not record it", None)
+    n = v.check_int(params["num_examples"], "num_examples", func)
+    b = v.check_int(params["batch_size"], "batch_size", func)
+    epochs = v.check_int(params["epochs"], "epochs", func)
+    if b > n:
+        v.fail(func, "batch_size", f"at most num_examples ({n})", b)
+    steps = accounting.steps_for(n, b, epochs)
+    if steps_taken is not None and steps_taken > steps:
+        warnings.warn(
+            f"The model's optimizer took {steps_taken} steps, more than the "
+            f"{steps} of {epochs} epoch(s) of {n} examples in batches of {b}; "
+            f"epsilon is computed for {steps_taken} steps. Pass the epochs and "
+            "batch size you trained with.",
+            stacklevel=3,
+        )
+        steps = steps_taken
+    return {"num_examples": n, "batch_size": b, "steps": steps, "epochs": epochs}
+
+
+def _summary(params, sessions, tracked) -> dict:
+    """The statement's figures, before epsilon and delta."""
+    last = params["sessions"][-1] if tracked else {}
+    selected = sorted({m for one in params.get("sessions") or [] for m in
+                       one.get("selected_by") or []})  # fmt: skip
+    return {
+        "num_examples": min(one["num_examples"] for one in sessions),
+        "batch_size": max(one["batch_size"] for one in sessions),
+        "epochs": sum(one["epochs"] for one in sessions),
+        "steps": sum(one["steps"] for one in sessions),
+        "kept_epoch": last.get("kept_epoch"),
+        "selected_by": tuple(selected),
+        "public_pretraining": bool(params.get("public_pretraining", False)),
+        "tracked": tracked,
+        "sessions": tuple(
+            {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
+            | {"restored_steps": one.get("restored_steps", 0)}
+            for one in sessions
+        ),
+    }
 
 
 def statement(
@@ -145,86 +330,63 @@ def statement(
 ) -> PrivacyStatement:
     """The privacy statement of a DP-SGD run: settings, epsilon and plain words.
 
-    Values not given come from what :func:`make_private` recorded. When the
-    model's optimizer took more steps than the plan has, epsilon is computed
-    for the steps it took (and a warning says so).
+    For a trained private model the figures are what its ``fit`` calls
+    recorded: the examples actually sampled from (after ``validation_split``,
+    counted for a ``tf.data`` dataset), the batch size and the optimizer steps
+    actually taken, every session composed. It says which epoch's weights the
+    model kept. For an untrained model or a dict of settings, values not
+    given come from what :func:`make_private` recorded (a plan).
 
     Args:
-        model_or_params: a model from :func:`make_private`, or a dict like
-            :func:`privacy_params` returns.
-        num_examples: int or None. Training examples. Defaults to `None`.
-        batch_size: int or None. Batch size used. Defaults to `None`.
-        epochs: int or None. Epochs trained. Defaults to `None`.
-        delta: float or None. Delta to report epsilon at. Defaults to `None`.
+        model_or_params: a model from :func:`make_private` (or a builder given
+            :func:`dp_optimizer`), or a dict like :func:`privacy_params`
+            returns.
+        num_examples: int or None. Training examples, for a plan or for steps
+            no fit recorded (train_on_batch). Defaults to `None`.
+        batch_size: int or None. Batch size, likewise. Defaults to `None`.
+        epochs: int or None. Epochs of a plan. Defaults to `None`.
+        delta: float or None. Delta to report epsilon at; None takes the one
+            given to make_private, else 1e-5 (0.1/num_examples when smaller).
+            Defaults to `None`.
 
     Returns:
         PrivacyStatement.
 
     Raises:
-        ValueError, TypeError: for a bad argument or a missing value, naming it.
+        ValueError, TypeError: for a bad argument or a missing value, naming
+            it (e.g. ``num_examples`` for a model that recorded its training).
 
     Example:
-        >>> print(statement(private, epochs=15).text)
+        >>> print(statement(private).text)
     """
     func = "kdl.privacy.statement"
     params, steps_taken = _params_from(model_or_params, func)
-    given = {
-        "num_examples": num_examples,
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "delta": delta,
-    }
-    for key, value in given.items():
-        if value is not None:
-            params[key] = value
-    for key in ("num_examples", "batch_size", "epochs"):
+    given = {"num_examples": num_examples, "batch_size": batch_size,
+             "epochs": epochs}  # fmt: skip
+    for key in ("noise_multiplier", "l2_norm_clip"):
         if params.get(key) is None:
-            v.fail(func, key, "given: make_private did not record it", None)
-    for key in ("noise_multiplier", "l2_norm_clip", "delta"):
-        if params.get(key) is None:
-            v.fail(
-                func,
-                "model_or_params",
-                f"privacy settings with {key!r}",
-                model_or_params,
-            )
-    num_examples, batch_size, epochs, delta = accounting.check_accounting(
-        func,
-        params["num_examples"],
-        params["batch_size"],
-        params["epochs"],
-        params["delta"],
-    )
+            v.fail(func, "model_or_params", f"privacy settings with {key!r}",
+                   model_or_params)  # fmt: skip
+    tracked = bool(params.get("sessions"))
+    if tracked:
+        sessions = _tracked_sessions(func, params, steps_taken, given)
+    else:
+        sessions = [_planned_session(func, params, steps_taken, given)]
+    values = _summary(params, sessions, tracked)
+    delta = params.get("delta") if delta is None else delta
+    if delta is None:
+        delta = accounting.default_delta(values["num_examples"])
+    delta = accounting.check_delta(func, delta, values["num_examples"])
     noise = v.check_float(params["noise_multiplier"], "noise_multiplier", func)
-    clip = v.check_float(params["l2_norm_clip"], "l2_norm_clip", func, strict_min=True)
-    steps = accounting.steps_for(num_examples, batch_size, epochs)
-    if steps_taken is not None and steps_taken > steps:
-        warnings.warn(
-            f"The model's optimizer took {steps_taken} steps, more than the "
-            f"{steps} of {epochs} epoch(s) of {num_examples} examples in "
-            f"batches of {batch_size}; epsilon is computed for {steps_taken} "
-            "steps. Pass the epochs and batch size you trained with.",
-            stacklevel=2,
-        )
-        steps = steps_taken
-    eps = accounting.epsilon_for_steps(
+    clip = v.check_float(params["l2_norm_clip"], "l2_norm_clip", func,
+                         strict_min=True)  # fmt: skip
+    eps = accounting.epsilon_of_sessions(
         noise,
-        num_examples=num_examples,
-        batch_size=batch_size,
-        steps=steps,
-        delta=delta,
+        [(one["num_examples"], one["batch_size"], one["steps"]) for one in sessions],
+        delta,
     )
-    values = {
-        "epsilon": eps,
-        "delta": delta,
-        "num_examples": num_examples,
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "steps": steps,
-        "noise_multiplier": noise,
-        "l2_norm_clip": clip,
-        "method": params.get("method"),
-    }
+    values.update(epsilon=eps, delta=delta, noise_multiplier=noise,
+                  l2_norm_clip=clip, method=params.get("method"))  # fmt: skip
     return PrivacyStatement(**values, text=_statement_text(values))
 
 
