@@ -118,13 +118,15 @@ def _short(value) -> str:
     return repr(value if len(value) <= 6 else value[:6] + ["..."])
 
 
-def check_compatible(expected: dict, given, func: str) -> None:
+def check_compatible(expected: dict, given, func: str, *, arg: str = "data") -> None:
     """Refuses data unlike the data a model was trained on.
 
     Args:
         expected: dict. The model's schema (see :func:`read_schema`).
         given: dict or Data. The schema of the data at hand, or the data.
         func: str. The public function or command, for the message.
+        arg: str. The argument that gave the data, for the message.
+            Defaults to `"data"`.
 
     Raises:
         ValueError: naming what differs: kind, task, features, shape, classes.

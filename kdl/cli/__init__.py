@@ -1,0 +1,86 @@
+"""The ``kdl`` command: a thin layer over kdl's public functions.
+
+    kdl train wine.csv --target label --model mlp --epochs 30 --out wine.keras
+    kdl predict wine.keras new_wines.csv --out predictions.csv
+    kdl evaluate wine.keras wine.csv
+    kdl export wine.keras wine.tflite --quantization int8 --data wine.csv
+    kdl info wine.tflite
+
+Every command reads data with :func:`kdl.datasets.load` and works through the
+same public functions as Python code (``kdl.train``, ``kdl.tune``,
+``kdl.compression``, ``kdl.export``, ``kdl.privacy``, ``kdl.rl``,
+``kdl.report``); no logic lives only here. A mistake in the arguments or the
+data prints one line on stderr and exits with status 2; arguments and files
+are checked before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kdl.cli._parser import build_parser
+
+__all__ = ["main", "build_parser"]
+
+
+def _command(args):
+    from kdl.cli import _model_commands as m
+    from kdl.cli import _workflow_commands as w
+
+    if args.command == "privacy":
+        return {"epsilon": w.cmd_privacy_epsilon, "train": w.cmd_privacy_train}[
+            args.privacy_command
+        ]
+    return {
+        "train": m.cmd_train,
+        "predict": m.cmd_predict,
+        "evaluate": m.cmd_evaluate,
+        "info": m.cmd_info,
+        "tune": w.cmd_tune,
+        "compress": w.cmd_compress,
+        "export": w.cmd_export,
+        "rl": w.cmd_rl,
+        "report": w.cmd_report,
+    }[args.command]
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    if isinstance(err, KeyError) or not text:
+        text = f"{type(err).__name__}: {text}"
+    return text
+
+
+def main(argv=None) -> int:
+    """Runs the ``kdl`` command; returns its exit status.
+
+    Args:
+        argv: list of str or None. The arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        int: 0 on success, 2 for a mistake in the arguments or the data.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return 0 if exit_.code is None else int(exit_.code)
+    name = (
+        "kdl "
+        + args.command
+        + (f" {args.privacy_command}" if args.command == "privacy" else "")
+    )
+    try:
+        return _command(args)(args)
+    except (ValueError, TypeError, OSError) as err:
+        # ValueError covers kdl.errors.UnsupportedModelError and, through it,
+        # the converter's ConverterCrashError and export's ExportCheckError.
+        if args.debug:
+            raise
+        message = _one_line(err)
+        prefix = "" if message.startswith(name) else f"{name}: "
+        print(f"{prefix}{message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""What the kdl commands share: argument and file checks, data, models, output.
+
+The checks here use the standard library only; kdl's modules (and with them
+TensorFlow) are imported inside the functions that need them, after the
+arguments and files were checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = [
+    "CommandError",
+    "note",
+    "show",
+    "check_model_file",
+    "check_out",
+    "load_data",
+    "check_architecture",
+    "load_model",
+    "model_shapes",
+    "predict",
+    "part_described",
+    "metrics",
+]
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
+SAVE_SUFFIXES = (".keras", ".h5", ".hdf5")
+# architecture -> ranks of one example it reads
+_RANKS = {
+    "mlp": (1, 2, 3),
+    "cnn": (2, 3),
+    "resnet": (2, 3),
+    "rnn": (2,),
+    "lstm": (2,),
+    "gru": (2,),
+}
+# architecture -> the digits layout it reads
+_LAYOUT = {
+    "mlp": "flat",
+    "cnn": "image",
+    "resnet": "image",
+    "rnn": "sequence",
+    "lstm": "sequence",
+    "gru": "sequence",
+}
+
+
+class CommandError(ValueError):
+    """A mistake in a command's arguments, found by the command itself."""
+
+
+def note(args, text: str) -> None:
+    """A progress line on stderr, unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr, flush=True)
+
+
+def show(result) -> None:
+    """A result on stdout: a dict as JSON, anything else as text."""
+    if isinstance(result, dict):
+        print(json.dumps(result, indent=2, default=_plain))
+    else:
+        print(result)
+
+
+def _plain(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def check_model_file(path: str, arg: str = "MODEL") -> Path:
+    """A saved model must exist and have a suffix kdl reads."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{arg} {path!r}: no such file or folder")
+    if not p.is_dir() and p.suffix.lower() not in MODEL_SUFFIXES:
+        raise CommandError(
+            f"{arg} {path!r} is not a model file: expected "
+            f"{', '.join(MODEL_SUFFIXES)} or a SavedModel folder"
+        )
+    return p
+
+
+def check_out(path: str | None, suffixes, arg: str = "--out") -> Path | None:
+    """An output path with an allowed suffix ("" allows a folder)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.suffix.lower() not in suffixes and not ("" in suffixes and not p.suffix):
+        shown = ", ".join(s or "a folder" for s in suffixes)
+        raise CommandError(f"{arg} {path!r} must end in {shown}")
+    if p.exists() and p.is_dir() != (not p.suffix):
+        raise CommandError(
+            f"{arg} {path!r} exists and is not what would be written there"
+        )
+    return p
+
+
+def _features(args):
+    text = getattr(args, "features", None)
+    if not text:
+        return None
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def load_data(args, source, *, schema=None, architecture=None, test_size=None):
+    """``kdl.datasets.load`` with the command's data arguments."""
+    from kdl import datasets
+
+    target = args.target
+    if target is not None and target.isdigit() and Path(source).suffix == "":
+        target = int(target)
+    return datasets.load(
+        source,
+        target=target,
+        features=_features(args),
+        test_size=args.test_size if test_size is None else test_size,
+        seed=args.seed,
+        task=args.task,
+        missing=args.missing,
+        window=args.window,
+        horizon=args.horizon,
+        image_size=args.image_size,
+        color_mode=args.color_mode,
+        layout=_LAYOUT.get(architecture, "image"),
+        schema=schema,
+    )
+
+
+def check_architecture(architecture: str, data, command: str) -> None:
+    """Refuses an architecture that cannot read the data's examples."""
+    rank = len(data.input_shape)
+    if rank not in _RANKS[architecture]:
+        kinds = {1: "feature vectors", 2: "(steps, features) sequences", 3: "images"}
+        reads = " or ".join(kinds[r] for r in _RANKS[architecture])
+        hint = " (give a series with --window)" if rank == 1 else ""
+        raise CommandError(
+            f"kdl {command}: --model {architecture} reads {reads}, "
+            f"but the data holds {kinds.get(rank, rank)}{hint}"
+        )
+
+
+def load_model(path: Path):
+    import kdl
+
+    return kdl.load(path)
+
+
+def is_tflite(model) -> bool:
+    return hasattr(model, "interpreter")
+
+
+def model_shapes(model) -> tuple:
+    """(input shape without the batch axis, number of outputs) of a model."""
+    if is_tflite(model):
+        details = model.interpreter.get_signature_runner()
+        inputs = list(details.get_input_details().values())
+        outputs = list(details.get_output_details().values())
+        shape = tuple(
+            None if d < 0 else int(d) for d in inputs[0]["shape_signature"][1:]
+        )
+        return shape, int(outputs[0]["shape"][-1])
+    return tuple(model.input_shape[1:]), int(model.output_shape[-1])
+
+
+def predict(model, x):
+    if is_tflite(model):
+        return model.predict(x)
+    return model.predict(x, batch_size=256, verbose=0)
+
+
+def part_described(data, source, which: str) -> str:
+    n = (
+        0
+        if data[1 if which == "test" else 0][0] is None
+        else len(data[1 if which == "test" else 0][0])
+    )
+    name = os.path.basename(str(source))
+    if which == "test":
+        pct = round(100 * data.schema["test_size"])
+        return (
+            f"the held-out {pct}% of {name} (split with seed "
+            f"{data.schema['seed']}): {n} examples"
+        )
+    return f"all {n} examples of {name}"
+
+
+def metrics(model, x, y, task) -> dict:
+    """Test metrics: Keras' evaluate, or LiteRT's for a .tflite file."""
+    if is_tflite(model):
+        from kdl import export
+
+        return export.evaluate_tflite(model.path, x, y, task=task)
+    return model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)

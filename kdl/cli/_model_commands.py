@@ -1,0 +1,260 @@
+"""kdl train, predict, evaluate and info: thin layers over the public functions."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from kdl.cli import _common as c
+
+__all__ = ["cmd_train", "cmd_predict", "cmd_evaluate", "cmd_info", "build_model"]
+
+
+def build_model(args, data, *, normalize=True, **extra):
+    """The architecture of ``--model`` for ``data``, normalized on its inputs."""
+    import kdl
+
+    builder = getattr(kdl, f"build_{args.model}")
+    kwargs = dict(extra)
+    if args.learning_rate is not None:
+        kwargs.setdefault("learning_rate", args.learning_rate)
+    if normalize and not args.no_normalize:
+        kwargs["normalize"] = data.train[0]
+    return builder(data.input_shape, data.num_outputs, task=data.task, **kwargs)
+
+
+def save_with_schema(args, model, path, schema) -> None:
+    import kdl
+    from kdl import datasets
+
+    saved = kdl.save(model, path)
+    datasets.write_schema(saved, schema)
+    c.note(args, f"saved {saved} and {datasets.schema_path(saved).name}")
+
+
+def cmd_train(args) -> int:
+    import kdl
+
+    out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    data = c.load_data(args, args.data, architecture=args.model)
+    c.check_architecture(args.model, data, "train")
+    model = build_model(args, data)
+    (x, y), (x_test, y_test) = data
+    history = kdl.train(
+        model,
+        x,
+        y,
+        validation_split=0.1,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        run_dir=args.run_dir,
+        seed=args.seed,
+        verbose=0 if args.quiet else 2,
+    )
+    result = {"data": c.part_described(data, args.data, "test")}
+    if len(x_test):
+        result.update(c.metrics(model, x_test, y_test, data.task))
+    if history.run_dir is not None:
+        result["run_dir"] = str(history.run_dir)
+    if out is not None:
+        save_with_schema(args, model, out, data.schema)
+    c.show(result)
+    return 0
+
+
+def _model_and_schema(args, command: str):
+    """The model's saved schema (read before TensorFlow) and the model file."""
+    from kdl import datasets
+
+    path = c.check_model_file(args.model)
+    schema = datasets.read_schema(path)
+    if schema is None and Path(args.data).suffix.lower() == ".csv":
+        raise c.CommandError(
+            f"kdl {command}: {args.model} has no {datasets.schema_path(path).name} "
+            "(written by kdl train or kdl.datasets.write_schema), so the way its "
+            "training CSV was encoded is unknown"
+        )
+    return path, schema
+
+
+def _check_fit(model, data, command: str, name: str) -> None:
+    from kdl import datasets
+
+    shape, outputs = c.model_shapes(model)
+    datasets.check_fits(data, shape, outputs, f"kdl {command}", model=name)
+
+
+def _prediction_table(outputs, data, rows):
+    import pandas as pd
+
+    table = pd.DataFrame({"row": rows})
+    if data.task == "regression":
+        values = outputs.reshape(len(outputs), -1)
+        for i in range(values.shape[1]):
+            table["prediction" if values.shape[1] == 1 else f"prediction_{i}"] = values[
+                :, i
+            ]
+        return table
+    probs = (
+        outputs
+        if outputs.shape[-1] > 1
+        else np.concatenate([1.0 - outputs, outputs], axis=-1)
+    )
+    classes = data.classes or [str(i) for i in range(probs.shape[-1])]
+    table["prediction"] = [classes[i] for i in probs.argmax(-1)]
+    for i, name in enumerate(classes):
+        table[f"probability_{name}"] = probs[:, i]
+    return table
+
+
+def cmd_predict(args) -> int:
+    from kdl import _files
+
+    out = c.check_out(args.out, (".csv",))
+    path, schema = _model_and_schema(args, "predict")
+    data = c.load_data(args, args.data, schema=schema, test_size=0.0)
+    model = c.load_model(path)
+    _check_fit(model, data, "predict", args.model)
+    (x, y), _ = data
+    outputs = np.asarray(c.predict(model, x))
+    table = _prediction_table(outputs, data, data.rows[0])
+    _files.write_text(out, table.to_csv(index=False))
+    result = {
+        "data": c.part_described(data, args.data, "train"),
+        "predictions": str(out),
+    }
+    if y is not None and data.task != "regression":
+        predicted = table["prediction"].to_numpy()
+        truth = np.array([data.classes[i] for i in y]) if data.classes else y
+        result["accuracy"] = float(np.mean(predicted == truth))
+    elif y is not None:
+        result["mae"] = float(np.mean(np.abs(outputs.reshape(y.shape) - y)))
+    c.show(result)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from kdl import datasets
+
+    path, schema = _model_and_schema(args, "evaluate")
+    same = schema is not None and os.path.basename(args.data) == schema["source"]
+    use_all = args.all or (schema is not None and not same)
+    kwargs = {"test_size": 0.0} if use_all else {}
+    if same and not use_all:
+        kwargs = {"test_size": schema["test_size"]}
+        args.seed = schema["seed"]
+    which = "train" if use_all else "test"
+    data = c.load_data(args, args.data, schema=schema, **kwargs)
+    if schema is not None:
+        datasets.check_compatible(schema, data, "kdl evaluate")
+    model = c.load_model(path)
+    _check_fit(model, data, "evaluate", args.model)
+    x, y = data[1] if which == "test" else data[0]
+    if y is None:
+        raise c.CommandError(
+            f"kdl evaluate: {args.data} has no target column "
+            f"{data.schema.get('target')!r} to compare with"
+        )
+    result = {"data": c.part_described(data, args.data, which)}
+    result.update(c.metrics(model, x, y, data.task))
+    c.show(result)
+    return 0
+
+
+def _versions() -> dict:
+    import kdl
+    from kdl.backend import keras, tf
+
+    return {
+        "kdl": kdl.__version__,
+        "tensorflow": tf.__version__,
+        "tf_keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _keras_info(model) -> dict:
+    from kdl import compression, privacy
+
+    info = {
+        "inputs": [list(s[1:]) for s in _listed(model.input_shape)],
+        "outputs": [list(s[1:]) for s in _listed(model.output_shape)],
+        "parameters": int(model.count_params()),
+        "sparsity": round(compression.sparsity(model)["overall"], 4),
+        "quantization": "none (float32 Keras model)",
+        "private": bool(privacy.is_private(model)),
+    }
+    if info["private"]:
+        info["privacy"] = privacy.privacy_params(model)
+    return info
+
+
+def _listed(shape):
+    return shape if isinstance(shape, list) else [shape]
+
+
+def _tflite_info(model) -> dict:
+    runner = model.interpreter.get_signature_runner()
+    inputs = runner.get_input_details()
+    outputs = runner.get_output_details()
+    dtypes = {str(np.dtype(d["dtype"])) for d in model.interpreter.get_tensor_details()}
+    info = {
+        "inputs": {
+            k: list(map(int, d["shape_signature"][1:])) for k, d in inputs.items()
+        },
+        "outputs": {
+            k: list(map(int, d["shape_signature"][1:])) for k, d in outputs.items()
+        },
+        "tensor_dtypes": sorted(dtypes),
+        "operators": len(model.op_names),
+    }
+    info["quantization"] = model.metadata.get("quantization") or (
+        "int8"
+        if "int8" in dtypes
+        else "float16"
+        if "float16" in dtypes
+        else "float32 or dynamic range"
+    )
+    info.update(
+        {
+            k: v
+            for k, v in model.metadata.items()
+            if k in ("labels", "epsilon", "task", "provenance")
+        }
+    )
+    return info
+
+
+def cmd_info(args) -> int:
+    from kdl import datasets
+
+    if args.model is None:
+        c.show(_versions())
+        return 0
+    path = c.check_model_file(args.model)
+    schema = datasets.read_schema(path)
+    model = c.load_model(path)
+    size = (
+        sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
+    info = {
+        "path": str(path),
+        "format": "tflite"
+        if c.is_tflite(model)
+        else (path.suffix.lstrip(".") or "savedmodel"),
+        "bytes": size,
+    }
+    info.update(_tflite_info(model) if c.is_tflite(model) else _keras_info(model))
+    if schema is not None:
+        info["data"] = datasets.describe(schema)
+        info["classes"] = schema.get("classes")
+        for key in ("epsilon", "delta"):
+            if key in schema:
+                info[key] = schema[key]
+    c.show(info)
+    return 0

@@ -1,0 +1,395 @@
+"""The ``kdl`` command's arguments: one sub-command per public workflow step.
+
+Only the standard library is imported here, so ``kdl --help`` and a mistake in
+the arguments answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["build_parser", "ARCHITECTURES", "QUANTIZATIONS"]
+
+ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "lstm", "gru")
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+TASKS = ("classification", "binary", "regression")
+ALGORITHMS = ("bayesian", "random", "grid", "hyperband")
+
+DESCRIPTION = """\
+kdl: the deep-learning workflow on your own data, from the shell.
+
+DATA is a built-in dataset (digits, sunspots) or a path that
+kdl.datasets.load reads: a CSV file (with --target), a series CSV (with
+--window), a folder of images with one subfolder per class, or an .npz file.
+A trained model keeps what data it reads in MODEL.data.json beside it.
+
+Exit status: 0 on success, 2 for a mistake in the arguments or the data
+(one line on stderr; --debug shows the traceback).
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _image_size(text: str) -> tuple:
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected HEIGHTxWIDTH such as 64x64, got {text!r}"
+        )
+    return size
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive {kind.__name__}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 0.9:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}")
+    return value
+
+
+def _common_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error"
+    )
+    return p
+
+
+def _data_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("data (see kdl.datasets.load)")
+    g.add_argument(
+        "--target", help="the column to predict (CSV) or the label array's name (.npz)"
+    )
+    g.add_argument(
+        "--features", help="comma-separated input columns (default: every other column)"
+    )
+    g.add_argument("--task", choices=TASKS, help="default: inferred from the target")
+    g.add_argument(
+        "--test-size",
+        type=_fraction,
+        default=0.2,
+        help="fraction held out for testing (default 0.2)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split and of training (default 0)",
+    )
+    g.add_argument("--window", type=_positive(int), help="series: steps per window")
+    g.add_argument(
+        "--horizon",
+        type=_positive(int),
+        default=1,
+        help="series: steps ahead to forecast (default 1)",
+    )
+    g.add_argument(
+        "--image-size",
+        type=_image_size,
+        default=(256, 256),
+        help="image folders: HEIGHTxWIDTH (default 256x256)",
+    )
+    g.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale", "rgba"),
+        default="rgb",
+        help="image folders (default rgb)",
+    )
+    g.add_argument(
+        "--missing",
+        choices=("error", "drop"),
+        default="error",
+        help="CSV: refuse rows with empty cells, or drop them",
+    )
+    return p
+
+
+def _add(sub, name, help_text, example, parents):
+    return sub.add_parser(
+        name,
+        help=help_text,
+        parents=parents,
+        description=f"{help_text}.\n\nExample:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _training_args(p, *, epochs=20, batch_size=32):
+    p.add_argument(
+        "--model",
+        choices=ARCHITECTURES,
+        default="mlp",
+        help="architecture (default mlp)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_positive(int),
+        default=epochs,
+        help=f"most epochs (default {epochs})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        default=batch_size,
+        help=f"(default {batch_size})",
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=_positive(float),
+        default=None,
+        help="default: the builder's",
+    )
+    p.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="no Normalization layer adapted on the training inputs",
+    )
+
+
+def _model_commands(sub, common, data):
+    p = _add(
+        sub,
+        "train",
+        "build and train a model on DATA, evaluate it on the held-out part and save it",
+        "kdl train wine.csv --target label --model mlp --epochs 30 --out wine.keras",
+        [common, data],
+    )
+    p.add_argument("data", help="built-in dataset name or path")
+    _training_args(p)
+    p.add_argument("--run-dir", help="run folder (resumable, TensorBoard logs)")
+    p.add_argument(
+        "--out",
+        help="where to save the model (.keras, .h5 or a "
+        "folder); MODEL.data.json is written beside it",
+    )
+
+    p = _add(
+        sub,
+        "predict",
+        "predict every example of DATA and write a CSV: row, "
+        "prediction (class name or value), class probabilities",
+        "kdl predict wine.keras new_wines.csv --out predictions.csv",
+        [common, data],
+    )
+    p.add_argument("model", help="a saved model or .tflite file")
+    p.add_argument(
+        "data",
+        help="data read like the model's training data; the "
+        "target column may be absent",
+    )
+    p.add_argument("--out", required=True, help="the CSV file to write")
+
+    p = _add(
+        sub,
+        "evaluate",
+        "evaluate a model on DATA: the held-out part when "
+        "DATA is the model's training data, else all of it",
+        "kdl evaluate wine.tflite wine.csv --target label",
+        [common, data],
+    )
+    p.add_argument("model", help="a saved model or .tflite file")
+    p.add_argument("data", help="built-in dataset name or path")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every example of DATA, not only the held-out part",
+    )
+
+    p = _add(
+        sub,
+        "info",
+        "versions of kdl and its stack, or what a model file holds",
+        "kdl info wine.tflite",
+        [common],
+    )
+    p.add_argument("model", nargs="?", help="a saved model or .tflite file")
+
+
+def _workflow_commands(sub, common, data):
+    p = _add(
+        sub,
+        "tune",
+        "search the hyperparameters of an architecture on DATA",
+        "kdl tune wine.csv --target label --model mlp --algorithm bayesian --trials 10",
+        [common, data],
+    )
+    p.add_argument("data", help="built-in dataset name or path")
+    _training_args(p, epochs=10)
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="bayesian")
+    p.add_argument(
+        "--trials", type=_positive(int), default=10, help="most trials (default 10)"
+    )
+    p.add_argument("--directory", help="search folder (resumable)")
+    p.add_argument("--out", help="where to save the best model")
+
+    p = _add(
+        sub,
+        "compress",
+        "prune or cluster a trained model, fine-tuning it on DATA",
+        "kdl compress wine.keras wine.csv --target label "
+        "--prune 0.8 --out wine_pruned.keras",
+        [common, data],
+    )
+    p.add_argument("model")
+    p.add_argument("data")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--prune",
+        type=_fraction,
+        metavar="SPARSITY",
+        help="fraction of weights set to zero, e.g. 0.8",
+    )
+    how.add_argument(
+        "--cluster",
+        type=_positive(int),
+        metavar="CLUSTERS",
+        help="distinct values per kernel, e.g. 16",
+    )
+    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    p.add_argument("--out", required=True)
+
+    p = _add(
+        sub,
+        "export",
+        "export a model to a .tflite file checked in LiteRT",
+        "kdl export wine.keras wine.tflite --quantization int8 --data "
+        "wine.csv --target label",
+        [common, data],
+    )
+    p.add_argument("model")
+    p.add_argument("out", help="the .tflite file to write")
+    p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
+    p.add_argument(
+        "--data",
+        help="examples to calibrate int8 and to check the file (required for int8)",
+    )
+
+    p = _add(
+        sub,
+        "rl",
+        "train a deep Q-learning agent on a Gymnasium environment",
+        "kdl rl CartPole-v1 --steps 30000 --out cartpole",
+        [common],
+    )
+    p.add_argument("env", help="a registered Gymnasium id such as CartPole-v1")
+    p.add_argument("--steps", type=_positive(int), default=30000)
+    p.add_argument(
+        "--episodes",
+        type=_positive(int),
+        default=10,
+        help="evaluation episodes (default 10)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder to save the agent in")
+
+    p = _add(
+        sub,
+        "report",
+        "compare models and .tflite files side by side on DATA's held-out part",
+        "kdl report wine.keras wine.tflite "
+        "wine_pruned.keras --data wine.csv --target label",
+        [common, data],
+    )
+    p.add_argument("models", nargs="+")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out-dir", help="folder for the table and plot")
+
+
+def _privacy_commands(sub, common, data):
+    p = _add(
+        sub,
+        "privacy",
+        "differential privacy: accounting and DP-SGD training",
+        "kdl privacy epsilon --examples 60000 --batch-size 256 --epochs 15 --noise 1.1",
+        [common],
+    )
+    psub = p.add_subparsers(
+        dest="privacy_command",
+        required=True,
+        parser_class=Parser,
+        metavar="{epsilon,train}",
+    )
+    e = _add(
+        psub,
+        "epsilon",
+        "the epsilon of a DP-SGD training plan",
+        "kdl privacy epsilon --examples 60000 --batch-size 256 --epochs 15 --noise 1.1",
+        [common],
+    )
+    e.add_argument("--examples", type=_positive(int), required=True)
+    e.add_argument("--batch-size", type=_positive(int), required=True)
+    e.add_argument("--epochs", type=_positive(int), required=True)
+    e.add_argument("--noise", type=float, required=True, help="noise multiplier (>= 0)")
+    e.add_argument("--delta", type=_positive(float), default=1e-5)
+    t = _add(
+        psub,
+        "train",
+        "train a model with DP-SGD to a target epsilon",
+        "kdl privacy train wine.csv --target label --epsilon 3 --out wine_dp.keras",
+        [common, data],
+    )
+    t.add_argument("data")
+    _training_args(t, epochs=15, batch_size=64)
+    t.add_argument("--epsilon", type=_positive(float), required=True)
+    t.add_argument("--delta", type=_positive(float), default=None)
+    t.add_argument(
+        "--clip",
+        type=_positive(float),
+        default=1.0,
+        help="per-example gradient clip norm",
+    )
+    t.add_argument("--out")
+
+
+def build_parser() -> Parser:
+    """The ``kdl`` argument parser with every sub-command."""
+    from kdl import __version__
+
+    p = Parser(
+        prog="kdl",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"kdl {__version__} (Python {sys.version.split()[0]})",
+    )
+    sub = p.add_subparsers(
+        dest="command", required=True, parser_class=Parser, metavar="COMMAND"
+    )
+    common, data = _common_parent(), _data_parent()
+    _model_commands(sub, common, data)
+    _workflow_commands(sub, common, data)
+    _privacy_commands(sub, common, data)
+    return p

@@ -1,0 +1,298 @@
+"""kdl tune, compress, export, privacy, rl and report: thin layers over the API."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from kdl.cli import _common as c
+from kdl.cli._model_commands import build_model, save_with_schema
+
+__all__ = [
+    "cmd_tune",
+    "cmd_compress",
+    "cmd_export",
+    "cmd_privacy_epsilon",
+    "cmd_privacy_train",
+    "cmd_rl",
+    "cmd_report",
+]
+
+
+def _space(architecture: str) -> dict:
+    """The search space ``kdl tune`` uses for an architecture."""
+    import kdl
+
+    common = {
+        "dropout": kdl.Float(0.0, 0.5),
+        "learning_rate": kdl.Float(1e-4, 1e-2, log=True),
+    }
+    if architecture == "mlp":
+        return {
+            "hidden_units": kdl.Choice([(32,), (64,), (64, 64), (128, 64)]),
+            **common,
+        }
+    if architecture in ("cnn", "resnet"):
+        return {"filters": kdl.Choice([(16, 32), (32, 64)]), **common}
+    return {"units": kdl.Choice([(32,), (64,), (64, 32)]), **common}
+
+
+def cmd_tune(args) -> int:
+    import kdl
+
+    out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    data = c.load_data(args, args.data, architecture=args.model)
+    c.check_architecture(args.model, data, "tune")
+    (x, y), (x_test, y_test) = data
+    fixed = {"task": data.task}
+    if not args.no_normalize:
+        fixed["normalize"] = x
+    space = _space(args.model)
+    if args.learning_rate is not None:
+        space.pop("learning_rate")
+        fixed["learning_rate"] = args.learning_rate
+    if args.algorithm == "grid":
+        space = {k: s for k, s in space.items() if isinstance(s, kdl.Choice)}
+    result = kdl.tune(
+        getattr(kdl, f"build_{args.model}"),
+        x,
+        y,
+        space=space,
+        fixed=fixed,
+        algorithm=args.algorithm,
+        max_trials=args.trials,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        directory=args.directory,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+    shown = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in result.best_params.items()
+    }
+    report = {"best_params": shown, "data": c.part_described(data, args.data, "test")}
+    if len(x_test):
+        report.update(c.metrics(result.best_model, x_test, y_test, data.task))
+    if out is not None:
+        save_with_schema(args, result.best_model, out, data.schema)
+    c.show(report)
+    return 0
+
+
+def _data_for_model(args, path: Path, command: str):
+    """The model's schema and DATA read with it (same encoding, same split)."""
+    from kdl import datasets
+
+    schema = datasets.read_schema(path)
+    if schema is not None and Path(args.data).name == schema.get("source"):
+        args.seed, args.test_size = schema["seed"], schema["test_size"]
+    data = c.load_data(args, args.data, schema=schema)
+    if schema is not None:
+        datasets.check_compatible(schema, data, f"kdl {command}")
+    return schema, data
+
+
+def cmd_compress(args) -> int:
+    from kdl import compression
+
+    out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    if args.epochs < 0:
+        raise c.CommandError("kdl compress: --epochs must be 0 or more")
+    path = c.check_model_file(args.model)
+    schema, data = _data_for_model(args, path, "compress")
+    model = c.load_model(path)
+    if c.is_tflite(model):
+        raise c.CommandError("kdl compress: MODEL must be a Keras model, not .tflite")
+    (x, y), (x_test, y_test) = data
+    verbose = 0 if args.quiet else 1
+    if args.prune is not None:
+        smaller = compression.prune(
+            model, x, y, target_sparsity=args.prune, epochs=args.epochs, verbose=verbose
+        )
+    else:
+        smaller = compression.cluster(
+            model, x, y, clusters=args.cluster, epochs=args.epochs, verbose=verbose
+        )
+    result = {
+        "data": c.part_described(data, args.data, "test"),
+        "sparsity": compression.sparsity(smaller)["overall"],
+    }
+    if len(x_test):
+        result["before"] = c.metrics(model, x_test, y_test, data.task)
+        result["after"] = c.metrics(smaller, x_test, y_test, data.task)
+    save_with_schema(args, smaller, out, schema or data.schema)
+    c.show(result)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from kdl import datasets, export
+
+    out = c.check_out(args.out, (".tflite",), arg="OUT")
+    path = c.check_model_file(args.model)
+    if args.quantization == "int8" and args.data is None:
+        raise c.CommandError(
+            "kdl export: --quantization int8 needs --data (a few "
+            "hundred real examples calibrate the int8 ranges)"
+        )
+    schema, data = (datasets.read_schema(path), None)
+    if args.data is not None:
+        schema, data = _data_for_model(args, path, "export")
+    model = c.load_model(path)
+    if c.is_tflite(model):
+        raise c.CommandError("kdl export: MODEL is already a .tflite file")
+    sample = None if data is None else data.train[0][:200]
+    kwargs = {}
+    if (
+        schema
+        and schema.get("classes")
+        and "labels" in inspect.signature(export.to_tflite).parameters
+    ):
+        kwargs["labels"] = [str(name) for name in schema["classes"]]
+    quantization = None if args.quantization == "none" else args.quantization
+    written = export.to_tflite(
+        model,
+        out,
+        quantization=quantization,
+        representative_data=sample,
+        check_data=sample,
+        verbose=0 if args.quiet else 1,
+        **kwargs,
+    )
+    if schema is not None:
+        datasets.write_schema(written, schema)
+    c.show(
+        {
+            "tflite": str(written),
+            "bytes": written.stat().st_size,
+            "quantization": args.quantization,
+            "checked_in_litert": True,
+        }
+    )
+    return 0
+
+
+def cmd_privacy_epsilon(args) -> int:
+    from kdl import privacy
+
+    value = privacy.epsilon(
+        num_examples=args.examples,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        noise_multiplier=args.noise,
+        delta=args.delta,
+    )
+    c.show({"epsilon": value, "delta": args.delta})
+    return 0
+
+
+def cmd_privacy_train(args) -> int:
+    import kdl
+    from kdl import privacy
+
+    out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    data = c.load_data(args, args.data, architecture=args.model)
+    c.check_architecture(args.model, data, "privacy train")
+    (x, y), (x_test, y_test) = data
+    model = build_model(args, data)
+    private = privacy.make_private(
+        model,
+        l2_norm_clip=args.clip,
+        target_epsilon=args.epsilon,
+        delta=args.delta,
+        num_examples=len(x),
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+    )
+    kdl.train(
+        private,
+        x,
+        y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        early_stopping=False,
+        checkpoint=False,
+        tensorboard=False,
+        seed=args.seed,
+        verbose=0 if args.quiet else 2,
+    )
+    params = privacy.privacy_params(private)
+    result = {"data": c.part_described(data, args.data, "test"), **params}
+    if len(x_test):
+        result.update(c.metrics(private, x_test, y_test, data.task))
+    if out is not None:
+        schema = dict(
+            data.schema,
+            epsilon=params.get("epsilon", args.epsilon),
+            delta=params.get("delta", args.delta),
+        )
+        save_with_schema(args, private, out, schema)
+    c.show(result)
+    return 0
+
+
+def _check_env(env_id: str) -> None:
+    import gymnasium
+
+    try:
+        gymnasium.spec(env_id)
+    except gymnasium.error.Error as err:
+        raise c.CommandError(
+            f"kdl rl: {env_id!r} is not a registered Gymnasium environment ({err})"
+        ) from None
+
+
+def cmd_rl(args) -> int:
+    from kdl import rl
+
+    out = c.check_out(args.out, ("",))
+    _check_env(args.env)
+    agent = rl.DQNAgent(args.env, seed=args.seed)
+    agent.train(args.steps, verbose=0 if args.quiet else 1)
+    mean, std = agent.evaluate(args.episodes, seed=args.seed)
+    result = {
+        "env": args.env,
+        "steps": args.steps,
+        "mean_return": mean,
+        "std_return": std,
+    }
+    if out is not None:
+        result["saved"] = str(agent.save(out))
+    c.show(result)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from kdl import datasets, report
+
+    paths = [c.check_model_file(m) for m in args.models]
+    names = [p.name for p in paths]
+    if len(set(names)) != len(names):
+        raise c.CommandError("kdl report: two MODELS have the same file name")
+    args.model, first = args.models[0], paths[0]
+    schema, data = _data_for_model(args, first, "report")
+    epsilons = {}
+    for path in paths[1:]:
+        other = datasets.read_schema(path)
+        if other is not None:
+            datasets.check_compatible(other, data, "kdl report")
+    for path in paths:
+        other = datasets.read_schema(path) or {}
+        if "epsilon" in other:
+            epsilons[path.name] = other["epsilon"]
+    variants = {
+        p.name: (str(p) if p.suffix == ".tflite" else c.load_model(p)) for p in paths
+    }
+    x_test, y_test = data.test
+    table = report.compare(
+        variants,
+        x_test,
+        y_test,
+        epsilons=epsilons or None,
+        output_dir=args.out_dir,
+        verbose=0,
+    )
+    c.note(args, f"on {c.part_described(data, args.data, 'test')}")
+    c.show(table.to_markdown())
+    return 0
