@@ -19,6 +19,7 @@ import warnings
 import zipfile
 
 import h5py
+import numpy as np
 import pytest
 
 import kdl
@@ -393,3 +394,169 @@ def test_check_loaded_refuses_anything_but_a_model(obj):
 def test_check_loaded_returns_a_model():
     model = kdl.build_mlp((4,), 2, hidden_units=(3,))
     assert _safe_load.check_loaded(model, "model.keras") is model
+
+
+def test_a_savedmodel_naming_a_module_is_refused(tmp_path, canary):
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    path = kdl.save(kdl.build_mlp((4,), 3, hidden_units=(5,)), tmp_path / "mlp")
+    metadata = saved_metadata_pb2.SavedMetadata()
+    metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
+    node = next(n for n in metadata.nodes if n.node_path.startswith("root.layer_with"))
+    entry = json.loads(node.metadata)
+    entry.update(module=canary[0], class_name="Evil")
+    node.metadata = json.dumps(entry)
+    (path / "keras_metadata.pb").write_bytes(metadata.SerializeToString())
+    pattern = rf"{re.escape(node.node_path)} names the class 'Evil' of module"
+    with pytest.raises(ValueError, match=pattern):
+        _safe_load.check_model_file(path)
+    assert not canary[1].exists()
+
+
+# === Every legitimate kdl model passes ===
+
+
+def _inputs(model, rng):
+    """Random inputs for ``model``: ints for token inputs, floats otherwise."""
+    arrays = []
+    for tensor in model.inputs:
+        shape = [2 if i == 0 else (d or 5) for i, d in enumerate(tensor.shape)]
+        if tensor.dtype.is_integer:
+            arrays.append(rng.integers(1, 5, size=shape).astype(tensor.dtype.name))
+        else:
+            arrays.append(rng.normal(size=shape).astype("float32"))
+    return arrays
+
+
+def _assert_same(got, expected):
+    if isinstance(expected, dict):
+        got, expected = (
+            [got[k] for k in sorted(expected)],
+            [expected[k] for k in sorted(expected)],
+        )
+    if not isinstance(expected, list):
+        got, expected = [got], [expected]
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _never():
+    raise AssertionError("a plain kdl model needed TF-MOT or TF Privacy classes")
+
+
+BUILDERS = {
+    "mlp": lambda: kdl.build_mlp(
+        (4,), 3, hidden_units=(5,), batch_norm=True, dropout=0.1, l1=1e-4
+    ),
+    "cnn": lambda: kdl.build_cnn(
+        (8, 8, 1), 3, filters=(2,), dense_units=(4,), augmentation={"rotation": 0.1}
+    ),
+    "resnet": lambda: kdl.build_resnet((8, 8, 1), 3, stages=(1,), filters=(2,)),
+    "rnn": lambda: kdl.build_rnn((5, 3), 2, units=(3,), task="regression"),
+    "lstm bidirectional": lambda: kdl.build_lstm(
+        (5, 3),
+        2,
+        units=(3,),
+        bidirectional=True,
+        augmentation={"noise": 0.01, "scale": 0.1, "time_mask": 1},
+    ),
+    "gru bidirectional": lambda: kdl.build_gru(
+        (5, 3), 1, task="binary", units=(3, 3), bidirectional=True
+    ),
+    "seq2seq": lambda: kdl.build_seq2seq(
+        7, 8, units=4, embedding_dim=3, attention=True, bidirectional_encoder=True
+    ),
+    "multitask": lambda: kdl.build_multitask(
+        (4,), {"digit": ("classification", 3), "size": ("regression", 1)}
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+@pytest.mark.parametrize("builder", sorted(BUILDERS))
+def test_every_builder_passes_and_loads_in_safe_mode(tmp_path, builder, fmt):
+    model = BUILDERS[builder]()
+    path = kdl.save(model, tmp_path / f"model.{fmt}")
+    _safe_load.check_model_file(path, more_objects=_never)
+    loaded = kdl.load(path)
+    x = _inputs(model, np.random.default_rng(0))
+    _assert_same(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("builder", ["mlp", "lstm bidirectional"])
+def test_keras_savedmodels_pass(tmp_path, builder):
+    path = kdl.save(BUILDERS[builder](), tmp_path / "model")
+    _safe_load.check_model_file(path, more_objects=_never)
+    assert isinstance(kdl.load(path), keras.Model)
+
+
+def _kdl_objects():
+    """What kdl.io gives check_model_file as more_objects."""
+    from kdl import compression, privacy
+
+    return {**compression.custom_objects(), **privacy.custom_objects()}
+
+
+def _variant(name):
+    from kdl import compression, privacy
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    base = kdl.build_mlp((4,), 3, hidden_units=(8,))
+    if name == "pruned":
+        return compression.prune(base, x, y, epochs=0, verbose=0)
+    if name == "clustered":
+        return compression.cluster(base, x, y, clusters=4, epochs=1, verbose=0)
+    if name == "quantize-aware":
+        return compression.quantize_aware(base, x, y, epochs=1, verbose=0)
+    if name == "private":
+        return privacy.make_private(base, noise_multiplier=1.0)
+    gru = kdl.build_gru((5, 3), 2, units=(3,))
+    return privacy.make_private(gru, noise_multiplier=1.0, method="optimizer")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+@pytest.mark.parametrize(
+    "variant", ["pruned", "clustered", "quantize-aware", "private", "private gru"]
+)
+def test_compressed_and_private_models_pass_and_load(tmp_path, variant, fmt):
+    model = _variant(variant)
+    path = kdl.save(model, tmp_path / f"model.{fmt}")
+    _safe_load.check_model_file(path, more_objects=_kdl_objects)
+    loaded = kdl.load(path)
+    x = _inputs(model, np.random.default_rng(1))
+    _assert_same(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# === Through kdl.load (these need the kdl.io patch of issue 19) ===
+
+LOAD_CASES = [
+    ("keras", "model", "canary"),
+    ("keras", "layer", "canary"),
+    ("h5", "model", "canary"),
+    ("h5", "activation", "canary"),
+    ("keras", "model", "subprocess.run"),
+    ("keras", "initializer", "os.system"),
+]
+
+
+@pytest.mark.parametrize("fmt, place, target", LOAD_CASES)
+def test_kdl_load_refuses_crafted_files_before_importing(
+    saved, tmp_path, canary, fmt, place, target
+):
+    module, cls, fn = TARGETS[target]
+    module = module or canary[0]
+    path = craft(saved, tmp_path, fmt, name_as(place, module, cls, fn))
+    with pytest.raises(ValueError, match=rf"of module '{module}'.*safe_mode=False"):
+        kdl.load(path)
+    assert not canary[1].exists()
+
+
+def test_kdl_load_never_returns_what_the_file_names(saved, tmp_path):
+    path = craft(saved, tmp_path, "keras", name_as("model", "subprocess", "run", ""))
+    with pytest.warns(UserWarning, match="safe_mode=False"):
+        with pytest.raises(ValueError, match=r"subprocess\.run .*not a Keras model"):
+            kdl.load(path, safe_mode=False)
