@@ -252,6 +252,10 @@ def _workflow_commands(sub, common, data):
     p.add_argument("--directory", help="search folder (resumable)")
     p.add_argument("--out", help="where to save the best model")
 
+    _compress_export_commands(sub, common, data)
+
+
+def _compress_export_commands(sub, common, data):
     p = _add(
         sub,
         "compress",
@@ -294,6 +298,10 @@ def _workflow_commands(sub, common, data):
         help="examples to calibrate int8 and to check the file (required for int8)",
     )
 
+    _rl_report_commands(sub, common, data)
+
+
+def _rl_report_commands(sub, common, data):
     p = _add(
         sub,
         "rl",
@@ -354,7 +362,9 @@ def _privacy_commands(sub, common, data):
     t = _add(
         psub,
         "train",
-        "train a model with DP-SGD to a target epsilon",
+        "train a model with DP-SGD to a target epsilon (inputs are not "
+        "normalized inside the model: statistics of the private data are not "
+        "covered by DP; give inputs already on a small scale)",
         "kdl privacy train wine.csv --target label --epsilon 3 --out wine_dp.keras",
         [common, data],
     )

@@ -195,7 +195,9 @@ def cmd_privacy_train(args) -> int:
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "privacy train")
     (x, y), (x_test, y_test) = data
-    model = build_model(args, data)
+    # No normalize=: statistics adapted on the private data would not be
+    # covered by the DP guarantee (kdl.privacy.make_private refuses them).
+    model = build_model(args, data, normalize=False)
     private = privacy.make_private(
         model,
         l2_norm_clip=args.clip,

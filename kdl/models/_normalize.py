@@ -82,12 +82,26 @@ def check_normalize(normalize, input_shape, func: str) -> None:
 
 
 def normalization_layer(normalize):
-    """A Normalization layer (per last axis) adapted on ``normalize``."""
-    layer = keras.layers.Normalization(axis=-1, name=LAYER_NAME)
+    """A Normalization layer (per last axis) with the statistics of ``normalize``.
+
+    Keras' ``adapt`` computes the mean and variance. A feature that is
+    constant in the training inputs (variance 0, e.g. a border pixel of the
+    digits) keeps the variance 1 instead: Keras would divide by 1e-7 there,
+    and a new example with any other value would give a huge input (the
+    digits test loss rose to 550). The statistics are passed to the layer as
+    its ``mean`` and ``variance`` arguments, so they are part of its config and
+    every saved and exported form carries them.
+    """
+    scratch = keras.layers.Normalization(axis=-1)
     if isinstance(normalize, tf.data.Dataset):
         if isinstance(normalize.element_spec, tuple):
             normalize = normalize.map(lambda x, *rest: x)
-        layer.adapt(normalize)
+        scratch.adapt(normalize)
     else:
-        layer.adapt(np.asarray(normalize, dtype="float32"))
-    return layer
+        scratch.adapt(np.asarray(normalize, dtype="float32"))
+    mean = np.asarray(scratch.mean, dtype="float64").reshape(-1)
+    variance = np.asarray(scratch.variance, dtype="float64").reshape(-1)
+    variance = np.where(variance > 1e-10 * (1.0 + mean**2), variance, 1.0)
+    return keras.layers.Normalization(
+        axis=-1, mean=mean.tolist(), variance=variance.tolist(), name=LAYER_NAME
+    )
