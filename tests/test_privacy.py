@@ -24,31 +24,51 @@ def _independent_epsilon(n, batch, epochs, noise, delta):
     steps = epochs * math.ceil(n / batch)
     event = dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(
-            batch / n, dp_accounting.GaussianDpEvent(noise)), steps)
+            batch / n, dp_accounting.GaussianDpEvent(noise)
+        ),
+        steps,
+    )
     accountant = rdp.RdpAccountant()
     accountant.compose(event)
     return accountant.get_epsilon(delta)
 
 
-@pytest.mark.parametrize("n, batch, epochs, noise, delta", [
-    (60000, 256, 60, 1.1, 1e-5),
-    (1437, 64, 15, 0.88, 1e-5),
-    (1000, 33, 3, 2.5, 1e-4),
-    (200, 200, 1, 0.7, 1e-3),
-])
+@pytest.mark.parametrize(
+    "n, batch, epochs, noise, delta",
+    [
+        (60000, 256, 60, 1.1, 1e-5),
+        (1437, 64, 15, 0.88, 1e-5),
+        (1000, 33, 3, 2.5, 1e-4),
+        (200, 200, 1, 0.7, 1e-3),
+    ],
+)
 def test_epsilon_matches_independent_dp_accounting(n, batch, epochs, noise, delta):
-    ours = privacy.epsilon(num_examples=n, batch_size=batch, epochs=epochs,
-                           noise_multiplier=noise, delta=delta)
-    assert ours == pytest.approx(_independent_epsilon(n, batch, epochs, noise,
-                                                      delta), rel=1e-6)
-    more_noise = privacy.epsilon(num_examples=n, batch_size=batch, epochs=epochs,
-                                 noise_multiplier=2 * noise, delta=delta)
+    ours = privacy.epsilon(
+        num_examples=n,
+        batch_size=batch,
+        epochs=epochs,
+        noise_multiplier=noise,
+        delta=delta,
+    )
+    assert ours == pytest.approx(
+        _independent_epsilon(n, batch, epochs, noise, delta), rel=1e-6
+    )
+    more_noise = privacy.epsilon(
+        num_examples=n,
+        batch_size=batch,
+        epochs=epochs,
+        noise_multiplier=2 * noise,
+        delta=delta,
+    )
     assert more_noise < ours
 
 
 def test_zero_noise_has_infinite_epsilon():
-    assert math.isinf(privacy.epsilon(num_examples=100, batch_size=10, epochs=1,
-                                      noise_multiplier=0.0, delta=1e-5))
+    assert math.isinf(
+        privacy.epsilon(
+            num_examples=100, batch_size=10, epochs=1, noise_multiplier=0.0, delta=1e-5
+        )
+    )
 
 
 @pytest.mark.parametrize("target", [1.0, 8.0])
@@ -64,61 +84,87 @@ def test_noise_for_epsilon_meets_target_within_two_percent(target):
 
 
 def _mlp():
-    return build_mlp((4,), 3, hidden_units=(8,), optimizer="sgd",
-                     learning_rate=0.1)
+    return build_mlp((4,), 3, hidden_units=(8,), optimizer="sgd", learning_rate=0.1)
 
 
 PLAN = dict(num_examples=100, batch_size=10, epochs=2)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(l2_norm_clip=0.0, noise_multiplier=1.0), ValueError,
-     "'l2_norm_clip' parameter of kdl.privacy.make_private must be a number > 0"),
-    (dict(l2_norm_clip=-1.0, noise_multiplier=1.0), ValueError, "l2_norm_clip"),
-    (dict(noise_multiplier=-0.5), ValueError,
-     "'noise_multiplier' parameter .* must be a number >= 0.0 or None. "
-     "Got -0.5 instead"),
-    (dict(), ValueError, "'noise_multiplier' .* when target_epsilon is None"),
-    (dict(noise_multiplier=1.0, target_epsilon=3.0), ValueError,
-     "'target_epsilon' .* None when noise_multiplier is given"),
-    (dict(target_epsilon=3.0), ValueError,
-     "'num_examples' .* positive int when target_epsilon is given"),
-    (dict(target_epsilon=3.0, num_examples=100, epochs=2), ValueError,
-     "'batch_size' .* when target_epsilon is given"),
-    (dict(target_epsilon=0.0, **PLAN), ValueError, "'target_epsilon'"),
-    (dict(noise_multiplier=1.0, delta=0.01, num_examples=100), ValueError,
-     r"'delta' .* below 1/num_examples \(0.01\)"),
-    (dict(noise_multiplier=1.0, delta=1.5), ValueError, "'delta'"),
-    (dict(noise_multiplier=1.0, batch_size=200, num_examples=100), ValueError,
-     "'batch_size' .* at most num_examples"),
-    (dict(noise_multiplier=1.0, method="magic"), ValueError, "'method'"),
-    (dict(noise_multiplier="1"), TypeError, "'noise_multiplier'"),
-    (dict(noise_multiplier=1.0, epochs=1.5), TypeError, "'epochs'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (
+            dict(l2_norm_clip=0.0, noise_multiplier=1.0),
+            ValueError,
+            "'l2_norm_clip' parameter of kdl.privacy.make_private must be a number > 0",
+        ),
+        (dict(l2_norm_clip=-1.0, noise_multiplier=1.0), ValueError, "l2_norm_clip"),
+        (
+            dict(noise_multiplier=-0.5),
+            ValueError,
+            "'noise_multiplier' parameter .* must be a number >= 0.0 or None. "
+            "Got -0.5 instead",
+        ),
+        (dict(), ValueError, "'noise_multiplier' .* when target_epsilon is None"),
+        (
+            dict(noise_multiplier=1.0, target_epsilon=3.0),
+            ValueError,
+            "'target_epsilon' .* None when noise_multiplier is given",
+        ),
+        (
+            dict(target_epsilon=3.0),
+            ValueError,
+            "'num_examples' .* positive int when target_epsilon is given",
+        ),
+        (
+            dict(target_epsilon=3.0, num_examples=100, epochs=2),
+            ValueError,
+            "'batch_size' .* when target_epsilon is given",
+        ),
+        (dict(target_epsilon=0.0, **PLAN), ValueError, "'target_epsilon'"),
+        (
+            dict(noise_multiplier=1.0, delta=0.01, num_examples=100),
+            ValueError,
+            r"'delta' .* below 1/num_examples \(0.01\)",
+        ),
+        (dict(noise_multiplier=1.0, delta=1.5), ValueError, "'delta'"),
+        (
+            dict(noise_multiplier=1.0, batch_size=200, num_examples=100),
+            ValueError,
+            "'batch_size' .* at most num_examples",
+        ),
+        (dict(noise_multiplier=1.0, method="magic"), ValueError, "'method'"),
+        (dict(noise_multiplier="1"), TypeError, "'noise_multiplier'"),
+        (dict(noise_multiplier=1.0, epochs=1.5), TypeError, "'epochs'"),
+    ],
+)
 def test_make_private_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         privacy.make_private(_mlp(), **kwargs)
 
 
-def test_make_private_rejects_unsuitable_models():
-    func = "kdl.privacy.make_private"
-    with pytest.raises(TypeError, match=f"'model' parameter of {func}"):
-        privacy.make_private("model", noise_multiplier=1.0)
-    with pytest.raises(ValueError, match="without BatchNormalization"):
-        privacy.make_private(build_mlp((4,), 3, batch_norm=True),
-                             noise_multiplier=1.0)
-    uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="a compiled model"):
-        privacy.make_private(uncompiled, noise_multiplier=1.0)
-    cnn = build_cnn((8, 8, 1), 10, filters=(4,), dense_units=())
-    with pytest.raises(ValueError, match="fast gradient clipping supports Dense"):
-        privacy.make_private(cnn, noise_multiplier=1.0, method="fast")
-    gru = build_gru((8, 8), 10, units=(4,))
-    with pytest.raises(ValueError, match="fail on recurrent layers"):
-        privacy.make_private(gru, noise_multiplier=1.0, method="vectorized")
-    private = privacy.make_private(_mlp(), noise_multiplier=1.0)
-    with pytest.raises(ValueError, match="not private yet"):
-        privacy.make_private(private, noise_multiplier=1.0)
+def _uncompiled():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+
+
+UNSUITABLE = [
+    (lambda: "model", {}, TypeError, "'model' parameter of kdl.privacy.make_private"),
+    (lambda: build_mlp((4,), 3, batch_norm=True), {}, ValueError,
+     "without BatchNormalization"),
+    (_uncompiled, {}, ValueError, "a compiled model"),
+    (lambda: build_cnn((8, 8, 1), 10, filters=(4,), dense_units=()),
+     {"method": "fast"}, ValueError, "fast gradient clipping supports Dense"),
+    (lambda: build_gru((8, 8), 10, units=(4,)), {"method": "vectorized"},
+     ValueError, "fail on recurrent layers"),
+    (lambda: privacy.make_private(_mlp(), noise_multiplier=1.0), {}, ValueError,
+     "not private yet"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make_model, kwargs, error, match", UNSUITABLE)
+def test_make_private_rejects_unsuitable_models(make_model, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        privacy.make_private(make_model(), noise_multiplier=1.0, **kwargs)
 
 
 def test_keras3_model_gets_type_error_naming_kdl_keras():
@@ -130,19 +176,55 @@ def test_keras3_model_gets_type_error_naming_kdl_keras():
         privacy.make_private(model, noise_multiplier=1.0)
 
 
-@pytest.mark.parametrize("func, kwargs, match", [
-    (privacy.epsilon, dict(num_examples=100, batch_size=10, epochs=1,
-                           noise_multiplier=1.0, delta=0.01),
-     r"'delta' parameter of kdl.privacy.epsilon must be below 1/num_examples"),
-    (privacy.epsilon, dict(num_examples=100, batch_size=10, epochs=1,
-                           noise_multiplier=-1.0, delta=1e-5),
-     "'noise_multiplier'"),
-    (privacy.epsilon, dict(num_examples=0, batch_size=10, epochs=1,
-                           noise_multiplier=1.0, delta=1e-5), "'num_examples'"),
-    (privacy.noise_for_epsilon, dict(target_epsilon=-1.0, num_examples=100,
-                                     batch_size=10, epochs=1, delta=1e-5),
-     "'target_epsilon' parameter of kdl.privacy.noise_for_epsilon"),
-])
+@pytest.mark.parametrize(
+    "func, kwargs, match",
+    [
+        (
+            privacy.epsilon,
+            dict(
+                num_examples=100,
+                batch_size=10,
+                epochs=1,
+                noise_multiplier=1.0,
+                delta=0.01,
+            ),
+            r"'delta' parameter of kdl.privacy.epsilon must be below 1/num_examples",
+        ),
+        (
+            privacy.epsilon,
+            dict(
+                num_examples=100,
+                batch_size=10,
+                epochs=1,
+                noise_multiplier=-1.0,
+                delta=1e-5,
+            ),
+            "'noise_multiplier'",
+        ),
+        (
+            privacy.epsilon,
+            dict(
+                num_examples=0,
+                batch_size=10,
+                epochs=1,
+                noise_multiplier=1.0,
+                delta=1e-5,
+            ),
+            "'num_examples'",
+        ),
+        (
+            privacy.noise_for_epsilon,
+            dict(
+                target_epsilon=-1.0,
+                num_examples=100,
+                batch_size=10,
+                epochs=1,
+                delta=1e-5,
+            ),
+            "'target_epsilon' parameter of kdl.privacy.noise_for_epsilon",
+        ),
+    ],
+)
 def test_accounting_rejects_bad_arguments(func, kwargs, match):
     if func is privacy.noise_for_epsilon:
         target = kwargs.pop("target_epsilon")
@@ -159,22 +241,22 @@ def test_accounting_rejects_bad_arguments(func, kwargs, match):
 def test_make_private_returns_new_model_and_records_settings():
     model = _mlp()
     before = [w.copy() for w in model.get_weights()]
-    private = privacy.make_private(model, target_epsilon=2.0, delta=1e-4,
-                                   **PLAN)
+    private = privacy.make_private(model, target_epsilon=2.0, delta=1e-4, **PLAN)
     assert private is not model
     assert privacy.is_private(private) and not privacy.is_private(model)
     params = privacy.privacy_params(private)
     assert params["method"] == "fast"
     assert params["delta"] == 1e-4 and params["l2_norm_clip"] == 1.0
-    assert privacy.epsilon(noise_multiplier=params["noise_multiplier"],
-                           delta=1e-4, **PLAN) <= 2.0
+    assert (
+        privacy.epsilon(noise_multiplier=params["noise_multiplier"], delta=1e-4, **PLAN)
+        <= 2.0
+    )
     x = np.random.default_rng(0).normal(size=(37, 4)).astype("float32")
     y = np.arange(37) % 3
     private.fit(x, y, batch_size=10, epochs=1, verbose=0)
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)  # the input is untouched
-    assert any(not np.array_equal(a, b)
-               for a, b in zip(before, private.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, private.get_weights()))
 
 
 def _check_trains_any_size(model, x, y, expected_method):
@@ -188,11 +270,15 @@ def _check_trains_any_size(model, x, y, expected_method):
 def test_auto_trains_mlp_and_cnn_when_batch_size_does_not_divide(digits_image):
     (x, y), _ = digits_image
     # 50 examples in batches of 16: the last batch holds 2.
-    _check_trains_any_size(build_mlp((8, 8, 1), 10, hidden_units=(16,)),
-                           x[:50], y[:50], "fast")
-    _check_trains_any_size(build_cnn((8, 8, 1), 10, filters=(4,),
-                                     dense_units=(16,)), x[:50], y[:50],
-                           "vectorized")
+    _check_trains_any_size(
+        build_mlp((8, 8, 1), 10, hidden_units=(16,)), x[:50], y[:50], "fast"
+    )
+    _check_trains_any_size(
+        build_cnn((8, 8, 1), 10, filters=(4,), dense_units=(16,)),
+        x[:50],
+        y[:50],
+        "vectorized",
+    )
 
 
 @pytest.mark.slow
@@ -209,9 +295,10 @@ def _per_example_gradients(model, x, y):
     grads = []
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y[i:i + 1], model(x[i:i + 1], training=True))
-        grads.append([g.numpy() for g in
-                      tape.gradient(loss, model.trainable_variables)])
+            loss = loss_fn(y[i : i + 1], model(x[i : i + 1], training=True))
+        grads.append(
+            [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+        )
     return grads
 
 
@@ -220,16 +307,19 @@ def test_noise_free_update_is_mean_of_clipped_per_example_gradients(method):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 4)).astype("float32") * 3
     y = np.array([0, 1, 2, 0, 1, 2])
-    model = build_mlp((4,), 3, hidden_units=(5,), optimizer="sgd",
-                      learning_rate=1.0)
+    model = build_mlp((4,), 3, hidden_units=(5,), optimizer="sgd", learning_rate=1.0)
     grads = _per_example_gradients(model, x, y)
     norms = [math.sqrt(sum(float(np.sum(g**2)) for g in per)) for per in grads]
     clip = float(np.median(norms))  # half the gradients get clipped
-    expected = [np.mean([per[j] * min(1.0, clip / norm)
-                         for per, norm in zip(grads, norms)], axis=0)
-                for j in range(len(grads[0]))]
-    private = privacy.make_private(model, l2_norm_clip=clip, noise_multiplier=0.0,
-                                   method=method)
+    expected = [
+        np.mean(
+            [per[j] * min(1.0, clip / norm) for per, norm in zip(grads, norms)], axis=0
+        )
+        for j in range(len(grads[0]))
+    ]
+    private = privacy.make_private(
+        model, l2_norm_clip=clip, noise_multiplier=0.0, method=method
+    )
     before = private.get_weights()
     private.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0)
     after = private.get_weights()
@@ -242,14 +332,19 @@ def test_noise_free_update_is_mean_of_clipped_per_example_gradients(method):
 
 @pytest.mark.slow
 def test_private_digits_mlp_reaches_80_percent_at_epsilon_8_and_resists_audit(
-        digits_flat):
+    digits_flat,
+):
     (x, y), (x_test, y_test) = digits_flat
     epochs, batch = 15, 64
-    model = build_mlp((64,), 10, hidden_units=(64,), optimizer="sgd",
-                      learning_rate=0.5)
-    private = privacy.make_private(model, target_epsilon=8.0, delta=1e-5,
-                                   num_examples=len(x), batch_size=batch,
-                                   epochs=epochs)
+    model = build_mlp((64,), 10, hidden_units=(64,), optimizer="sgd", learning_rate=0.5)
+    private = privacy.make_private(
+        model,
+        target_epsilon=8.0,
+        delta=1e-5,
+        num_examples=len(x),
+        batch_size=batch,
+        epochs=epochs,
+    )
     private.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
     result = privacy.statement(private)
     assert result.epsilon <= 8.0
@@ -270,14 +365,27 @@ def test_statement_saved_in_kdl_train_run_dir(tmp_path, digits_flat):
 
     (x, y), _ = digits_flat
     x, y = x[:300], y[:300]
-    model = build_mlp((64,), 10, hidden_units=(16,), optimizer="sgd",
-                      learning_rate=0.3)
-    private = privacy.make_private(model, noise_multiplier=1.3, delta=1e-5,
-                                   num_examples=len(x), batch_size=32, epochs=2)
+    model = build_mlp((64,), 10, hidden_units=(16,), optimizer="sgd", learning_rate=0.3)
+    private = privacy.make_private(
+        model,
+        noise_multiplier=1.3,
+        delta=1e-5,
+        num_examples=len(x),
+        batch_size=32,
+        epochs=2,
+    )
     # Selection on held-out data only: 240 of the 300 examples are trained on.
-    history = kdl.train(private, x, y, epochs=2, batch_size=32,
-                        validation_split=0.2, run_dir=tmp_path / "run", seed=0,
-                        verbose=0)
+    history = kdl.train(
+        private,
+        x,
+        y,
+        epochs=2,
+        batch_size=32,
+        validation_split=0.2,
+        run_dir=tmp_path / "run",
+        seed=0,
+        verbose=0,
+    )
     path = privacy.save_statement(history.run_dir, private)
     assert path == history.run_dir / "privacy.json"
     saved = json.loads(path.read_text())
@@ -290,33 +398,45 @@ def test_statement_saved_in_kdl_train_run_dir(tmp_path, digits_flat):
 
 
 def test_statement_of_params_and_warning_for_unplanned_steps():
-    params = dict(l2_norm_clip=1.0, noise_multiplier=1.1, delta=1e-5,
-                  num_examples=60000, batch_size=256, epochs=60)
+    params = dict(
+        l2_norm_clip=1.0,
+        noise_multiplier=1.1,
+        delta=1e-5,
+        num_examples=60000,
+        batch_size=256,
+        epochs=60,
+    )
     result = privacy.statement(params)
     assert result.epsilon == pytest.approx(
-        _independent_epsilon(60000, 256, 60, 1.1, 1e-5), rel=1e-6)
-    assert math.isinf(privacy.statement({**params, "noise_multiplier": 0.0})
-                      .epsilon)
-    assert "NO differential privacy" in privacy.statement(
-        {**params, "noise_multiplier": 0.0}).text
-    with pytest.raises(ValueError, match="'epochs' parameter of "
-                       "kdl.privacy.statement must be given"):
+        _independent_epsilon(60000, 256, 60, 1.1, 1e-5), rel=1e-6
+    )
+    assert math.isinf(privacy.statement({**params, "noise_multiplier": 0.0}).epsilon)
+    assert (
+        "NO differential privacy"
+        in privacy.statement({**params, "noise_multiplier": 0.0}).text
+    )
+    with pytest.raises(
+        ValueError, match="'epochs' parameter of kdl.privacy.statement must be given"
+    ):
         privacy.statement({**params, "epochs": None})
 
     x = np.zeros((20, 4), "float32")
     y = np.zeros(20, "int64")
-    private = privacy.make_private(_mlp(), noise_multiplier=1.0,
-                                   num_examples=20, batch_size=10, epochs=1)
+    private = privacy.make_private(
+        _mlp(), noise_multiplier=1.0, num_examples=20, batch_size=10, epochs=1
+    )
     private.fit(x, y, batch_size=10, epochs=3, verbose=0)  # 6 steps, 2 planned
     # fit recorded what it trained: the statement accounts for it, no guess.
     result = privacy.statement(private)
     assert (result.steps, result.epochs, result.num_examples) == (6, 3, 20)
     assert result.epsilon == pytest.approx(
-        _independent_epsilon(20, 10, 3, 1.0, 1e-5), rel=1e-6)
+        _independent_epsilon(20, 10, 3, 1.0, 1e-5), rel=1e-6
+    )
     # A model that recorded no training: the plan, with the old warning when
     # its optimizer took more steps than planned (train_on_batch).
-    untracked = privacy.make_private(_mlp(), noise_multiplier=1.0,
-                                     num_examples=20, batch_size=10, epochs=1)
+    untracked = privacy.make_private(
+        _mlp(), noise_multiplier=1.0, num_examples=20, batch_size=10, epochs=1
+    )
     for _ in range(3):
         untracked.train_on_batch(x[:10], y[:10])
     with pytest.warns(UserWarning, match="took 3 steps"):
@@ -332,9 +452,15 @@ def test_private_model_round_trips_through_kdl_save_and_load(tmp_path, method):
 
     x = np.random.default_rng(0).normal(size=(30, 4)).astype("float32")
     y = np.arange(30) % 3
-    private = privacy.make_private(_mlp(), noise_multiplier=0.8, delta=1e-4,
-                                   num_examples=30, batch_size=8, epochs=1,
-                                   method=method)
+    private = privacy.make_private(
+        _mlp(),
+        noise_multiplier=0.8,
+        delta=1e-4,
+        num_examples=30,
+        batch_size=8,
+        epochs=1,
+        method=method,
+    )
     private.fit(x, y, batch_size=8, epochs=1, verbose=0)
     path = kdl.save(private, tmp_path / "private.keras")
     loaded = kdl.load(path)
@@ -343,14 +469,16 @@ def test_private_model_round_trips_through_kdl_save_and_load(tmp_path, method):
     if method == "optimizer":  # still clips and noises after loading
         assert type(loaded.optimizer).__name__ == "DPSGD"
         assert loaded.optimizer.noise_multiplier == 0.8
-    np.testing.assert_allclose(loaded.predict(x, verbose=0),
-                               private.predict(x, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), private.predict(x, verbose=0), rtol=1e-5
+    )
     loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)  # still trains
 
 
 def test_import_kdl_does_not_import_tensorflow_privacy():
-    code = ("import sys, kdl, kdl.privacy; "
-            "assert 'tensorflow_privacy' not in sys.modules")
+    code = (
+        "import sys, kdl, kdl.privacy; assert 'tensorflow_privacy' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -371,15 +499,28 @@ def test_audit_detects_deliberately_overfit_model(digits_flat):
     assert leaky.loss_threshold_auc > 0.6 and leaky.logistic_auc > 0.6
 
 
-def test_audit_rejects_bad_arguments():
-    model = _mlp()
-    x = np.zeros((10, 4), "float32")
-    y = np.zeros(10, "int64")
-    with pytest.raises(ValueError, match="'y_train' parameter of "
-                       "kdl.privacy.audit must be as long as x_train"):
-        privacy.audit(model, x, y[:5], x, y)
-    with pytest.raises(TypeError, match="'x_test' .* a numpy array"):
-        privacy.audit(model, x, y, [[0.0] * 4] * 10, y)
+_TEN = np.zeros((10, 4), "float32")
+_LABELS = np.zeros(10, "int64")
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (
+            (_TEN, _LABELS[:5], _TEN, _LABELS),
+            ValueError,
+            "'y_train' parameter of kdl.privacy.audit must be as long as x_train",
+        ),
+        (
+            (_TEN, _LABELS, [[0.0] * 4] * 10, _LABELS),
+            TypeError,
+            "'x_test' .* a numpy array",
+        ),
+    ],
+)
+def test_audit_rejects_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        privacy.audit(_mlp(), *args)
 
 
 # === Report ===
@@ -390,16 +531,20 @@ def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_fla
     from kdl import compression, export, report
 
     (x, y), (x_test, y_test) = digits_flat
-    model = build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd",
-                      learning_rate=0.5)
-    private = privacy.make_private(model, noise_multiplier=1.0, delta=1e-5,
-                                   num_examples=len(x), batch_size=64, epochs=3)
+    model = build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd", learning_rate=0.5)
+    private = privacy.make_private(
+        model,
+        noise_multiplier=1.0,
+        delta=1e-5,
+        num_examples=len(x),
+        batch_size=64,
+        epochs=3,
+    )
     private.fit(x, y, batch_size=64, epochs=3, verbose=0)
     eps = privacy.statement(private).epsilon
     # One-shot pruning (epochs=0) is post-processing: it stays private.
     before = [w.copy() for w in private.get_weights()]
-    pruned = compression.prune(private, None, None, target_sparsity=0.3,
-                               epochs=0)
+    pruned = compression.prune(private, None, None, target_sparsity=0.3, epochs=0)
     assert privacy.is_private(pruned)
     assert privacy.statement(pruned).epsilon == pytest.approx(eps)
     assert compression.sparsity(pruned)["overall"] == pytest.approx(0.3, abs=0.01)
@@ -408,19 +553,21 @@ def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_fla
     variants = {
         "dp keras": private,
         "dp tflite float": export.to_tflite(private, tmp_path / "dp.tflite"),
-        "dp dynamic range": export.to_tflite(private, tmp_path / "dp_dyn.tflite",
-                                             quantization="dynamic"),
+        "dp dynamic range": export.to_tflite(
+            private, tmp_path / "dp_dyn.tflite", quantization="dynamic"
+        ),
         "dp pruned 30% + dynamic": export.to_tflite(
-            pruned, tmp_path / "dp_pruned.tflite", quantization="dynamic"),
+            pruned, tmp_path / "dp_pruned.tflite", quantization="dynamic"
+        ),
     }
-    table = report.compare(variants, x_test, y_test, verbose=0,
-                           epsilons={name: eps for name in variants})
+    table = report.compare(
+        variants, x_test, y_test, verbose=0, epsilons={name: eps for name in variants}
+    )
     keras_accuracy = table.row("dp keras")["metric"]
     for name in variants:
         assert table.row(name)["epsilon"] == pytest.approx(eps)
         tolerance = 0.05 if "pruned" in name else 0.02
-        assert table.row(name)["metric"] == pytest.approx(keras_accuracy,
-                                                          abs=tolerance)
+        assert table.row(name)["metric"] == pytest.approx(keras_accuracy, abs=tolerance)
     assert f"{eps:.3g}" in table.to_markdown()
 
 
@@ -428,12 +575,19 @@ def test_compression_refuses_to_fine_tune_a_private_model_without_dp():
     from kdl import compression
 
     model = build_mlp((8,), 2, hidden_units=(4,))
-    private = privacy.make_private(model, noise_multiplier=1.0, num_examples=64,
-                                   batch_size=16, epochs=1)
+    private = privacy.make_private(
+        model, noise_multiplier=1.0, num_examples=64, batch_size=16, epochs=1
+    )
     x = np.zeros((64, 8), "float32")
     y = np.zeros(64, "int64")
-    for transform in (compression.prune, compression.cluster,
-                      compression.quantize_aware):
-        with pytest.raises(ValueError, match=r"'model' parameter of "
-                           r"kdl.compression\.\w+ .*void its epsilon"):
+    for transform in (
+        compression.prune,
+        compression.cluster,
+        compression.quantize_aware,
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"'model' parameter of "
+            r"kdl.compression\.\w+ .*void its epsilon",
+        ):
             transform(private, x, y, verbose=0)
