@@ -416,29 +416,12 @@ def test_a_savedmodel_naming_a_module_is_refused(tmp_path, canary):
 # === Every legitimate kdl model passes ===
 
 
-def _inputs(model, rng):
-    """Random inputs for ``model``: ints for token inputs, floats otherwise."""
-    arrays = []
-    for tensor in model.inputs:
-        shape = [2 if i == 0 else (d or 5) for i, d in enumerate(tensor.shape)]
-        if tensor.dtype.is_integer:
-            arrays.append(rng.integers(1, 5, size=shape).astype(tensor.dtype.name))
-        else:
-            arrays.append(rng.normal(size=shape).astype("float32"))
-    return arrays
-
-
-def _assert_same(got, expected):
-    if isinstance(expected, dict):
-        got, expected = (
-            [got[k] for k in sorted(expected)],
-            [expected[k] for k in sorted(expected)],
-        )
-    if not isinstance(expected, list):
-        got, expected = [got], [expected]
-    assert len(got) == len(expected)
+def _assert_same_weights(loaded, model):
+    assert isinstance(loaded, keras.Model)
+    got, expected = loaded.get_weights(), model.get_weights()
+    assert len(got) == len(expected) > 0
     for a, b in zip(got, expected):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)
 
 
 def _never():
@@ -464,9 +447,7 @@ BUILDERS = {
     "gru bidirectional": lambda: kdl.build_gru(
         (5, 3), 1, task="binary", units=(3, 3), bidirectional=True
     ),
-    "seq2seq": lambda: kdl.build_seq2seq(
-        7, 8, units=4, embedding_dim=3, attention=True, bidirectional_encoder=True
-    ),
+    "seq2seq": lambda: kdl.build_seq2seq(7, 8, units=4, embedding_dim=3),
     "multitask": lambda: kdl.build_multitask(
         (4,), {"digit": ("classification", 3), "size": ("regression", 1)}
     ),
@@ -479,12 +460,13 @@ def test_every_builder_passes_and_loads_in_safe_mode(tmp_path, builder, fmt):
     model = BUILDERS[builder]()
     path = kdl.save(model, tmp_path / f"model.{fmt}")
     _safe_load.check_model_file(path, more_objects=_never)
-    loaded = kdl.load(path)
-    x = _inputs(model, np.random.default_rng(0))
-    _assert_same(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    _assert_same_weights(kdl.load(path), model)
 
 
-@pytest.mark.parametrize("builder", ["mlp", "lstm bidirectional"])
+@pytest.mark.parametrize(
+    "builder",
+    ["mlp", pytest.param("lstm bidirectional", marks=pytest.mark.slow)],
+)
 def test_keras_savedmodels_pass(tmp_path, builder):
     path = kdl.save(BUILDERS[builder](), tmp_path / "model")
     _safe_load.check_model_file(path, more_objects=_never)
@@ -526,9 +508,7 @@ def test_compressed_and_private_models_pass_and_load(tmp_path, variant, fmt):
     model = _variant(variant)
     path = kdl.save(model, tmp_path / f"model.{fmt}")
     _safe_load.check_model_file(path, more_objects=_kdl_objects)
-    loaded = kdl.load(path)
-    x = _inputs(model, np.random.default_rng(1))
-    _assert_same(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    _assert_same_weights(kdl.load(path), model)
 
 
 # === Through kdl.load (these need the kdl.io patch of issue 19) ===
