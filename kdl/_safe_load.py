@@ -107,7 +107,7 @@ def _refuse(func, path, what):
 def _trusted_call(func):
     if func == "kdl.load":
         return "kdl.load(path, safe_mode=False)"
-    return "kdl.load(path, safe_mode=False) (or pass --unsafe where offered)"
+    return "kdl.load(path, safe_mode=False) in Python"
 
 
 def _corrupt(func, path, fmt, reason, err=None):
@@ -765,7 +765,9 @@ def _read_h5(path, func):
 
 def _savedmodel_metadata(path, func):
     """(node path, metadata bytes) of every Keras object of a SavedModel."""
+    from google.protobuf import text_format
     from google.protobuf.message import DecodeError
+    from tensorflow.core.protobuf import saved_model_pb2
 
     try:
         if (path / "keras_metadata.pb").exists():
@@ -773,13 +775,12 @@ def _savedmodel_metadata(path, func):
             proto = __import__(module, fromlist=["SavedMetadata"]).SavedMetadata()
             proto.ParseFromString((path / "keras_metadata.pb").read_bytes())
             return [(node.node_path, node.metadata) for node in proto.nodes]
-        if not (path / "saved_model.pb").exists():  # text format: no Keras metadata
-            return []
-        from tensorflow.core.protobuf import saved_model_pb2
-
         saved = saved_model_pb2.SavedModel()
-        saved.ParseFromString((path / "saved_model.pb").read_bytes())
-    except DecodeError as err:
+        if (path / "saved_model.pb").exists():
+            saved.ParseFromString((path / "saved_model.pb").read_bytes())
+        else:
+            text_format.Parse((path / "saved_model.pbtxt").read_text(), saved)
+    except (DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
         _corrupt(
             func, path, "savedmodel", f"its protocol buffers are corrupt ({err}).", err
         )

@@ -413,6 +413,40 @@ def test_a_savedmodel_naming_a_module_is_refused(tmp_path, canary):
     assert not canary[1].exists()
 
 
+def test_check_config_walks_a_parsed_config():
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {"class_name": "Dense", "config": {"units": 2, "activation": "relu"}},
+                {"module": "os", "class_name": "system", "config": {}},
+            ]
+        },
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"'mine': .*config\.layers\[1\] names "
+        r"the class 'system' of module 'os'",
+    ):
+        _safe_load.check_config(config, source="mine")
+    del config["config"]["layers"][1]
+    _safe_load.check_config(config, source="mine")
+
+
+def test_tf_math_and_slicing_ops_pass(tmp_path):
+    from kdl.backend import tf
+
+    inputs = keras.Input((4,))
+    hidden = tf.math.square(inputs)[:, :3]
+    outputs = keras.layers.Dense(2)(tf.reshape(hidden, (-1, 3)))
+    model = keras.Model(inputs, outputs)
+    path = kdl.save(model, tmp_path / "ops.keras")
+    config = _read_configs(path, "keras")
+    names = {layer["class_name"] for layer in config["config"]["layers"]}
+    assert {"TFOpLambda", "SlicingOpLambda"} <= names
+    _safe_load.check_model_file(path)
+
+
 # === Every legitimate kdl model passes ===
 
 
