@@ -344,6 +344,7 @@ class SearchTuner(base_tuner.BaseTuner):
             history = self._fit(model, trial.hyperparameters.values)
             record["epochs"] = len(history.epoch)
             best = _best_score(self.job.fit, history)
+            record["score"] = best  # a worker's trial line shows it
             # EarlyStopping restored the best epoch's weights.
             with _files.atomic_path(self._weights_path(trial.trial_id)) as tmp:
                 model.save_weights(str(tmp))

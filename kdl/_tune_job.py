@@ -188,8 +188,10 @@ def report_trial(tuner, trial, *, oracle=None) -> None:
     args = ", ".join(f"{k}={format_value(val)}" for k, val in params.items())
     if trial.status == "COMPLETED":
         best = f" (best {oracle.get_best_trials(1)[0].score:.4f})" if oracle else ""
+        # A worker's trial has no score: the chief's oracle computes it.
+        score = trial.score if trial.score is not None else record.get("score")
         outcome = (
-            f"{job.objective}={trial.score:.4f} in "
+            f"{job.objective}={math.nan if score is None else score:.4f} in "
             f"{plural(record.get('epochs', 0), 'epoch')}, "
             f"{record.get('seconds') or 0:.1f} s{best}"
         )
