@@ -129,10 +129,8 @@ def warn_unsafe(path, func: str = "kdl.load") -> None:
 # === Keras' own objects, found without importing anything ===
 
 
-def _keras_tables():
-    """Name -> object for what tf_keras deserializes by name, and base classes."""
-    if _TABLES:
-        return _TABLES
+def _by_name() -> dict:
+    """Name -> object for what tf_keras' deserializers find by name."""
     src = keras.src
     src.layers.serialization.populate_deserializable_objects()
     src.initializers.populate_deserializable_objects()
@@ -162,8 +160,24 @@ def _keras_tables():
         Sequential=keras.Sequential,
         Model=keras.Model,
     )
-    _TABLES["by_name"] = by_name
-    _TABLES["ids"] = {id(obj) for obj in by_name.values()}
+    return by_name
+
+
+def _keras_tables():
+    """What tf_keras deserializes by name, its base classes, activation names."""
+    if "by_name" in _TABLES:
+        return _TABLES
+    by_name = _by_name()
+    activations = keras.src.activations
+    _TABLES["activations"] = frozenset(
+        name
+        for name, obj in vars(activations).items()
+        if callable(obj)
+        and not isinstance(obj, type)
+        and getattr(obj, "__module__", "") == activations.__name__
+        and name not in _NOT_OBJECTS
+        and not name.startswith("_")
+    )
     _TABLES["bases"] = (
         keras.layers.Layer,
         keras.losses.Loss,
@@ -176,15 +190,8 @@ def _keras_tables():
         keras.constraints.Constraint,
         keras.mixed_precision.Policy,
     )
-    _TABLES["activations"] = frozenset(
-        name
-        for name, obj in vars(src.activations).items()
-        if callable(obj)
-        and not isinstance(obj, type)
-        and getattr(obj, "__module__", "") == src.activations.__name__
-        and name not in _NOT_OBJECTS
-        and not name.startswith("_")
-    )
+    _TABLES["ids"] = {id(obj) for obj in by_name.values()}
+    _TABLES["by_name"] = by_name  # set last: a filled table is a complete one
     return _TABLES
 
 
