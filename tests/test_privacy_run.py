@@ -235,7 +235,7 @@ def test_resumed_run_counts_the_steps_before_the_crash(small_digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_builder_with_dp_optimizer_matches_make_private(digits_flat):
+def test_builder_with_dp_optimizer_matches_make_private(digits_flat, tmp_path):
     (x, y), (x_test, y_test) = digits_flat
     settings = dict(l2_norm_clip=1.0, noise_multiplier=1.1)
     keras.utils.set_random_seed(0)
@@ -254,6 +254,13 @@ def test_builder_with_dp_optimizer_matches_make_private(digits_flat):
     assert accuracies[0] >= 0.7
     assert accuracies[0] == pytest.approx(accuracies[1], abs=0.05)
     assert privacy.statement(built) == privacy.statement(made)
+    loaded = kdl.load(kdl.save(built, tmp_path / "built.keras"))
+    assert type(loaded.optimizer).__name__ == "DPSGD"
+    assert privacy.statement(loaded) == privacy.statement(built)
+    fresh = privacy.dp_optimizer("sgd", noise_multiplier=1.0)
+    with pytest.raises(ValueError, match="'batch_norm' parameter of build_mlp "
+                       "must be False with a DP optimizer"):  # fmt: skip
+        build_mlp((64,), 10, batch_norm=True, optimizer=fresh)
 
 
 def test_dp_optimizer_is_tf_privacy_optimizer_and_checks_arguments():

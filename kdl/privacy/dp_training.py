@@ -91,9 +91,11 @@ def privacy_params(model) -> dict:
         model: kdl.keras.Model. A model returned by :func:`make_private`.
 
     Returns:
-        dict with l2_norm_clip, noise_multiplier, delta, method, and
+        dict with l2_norm_clip, noise_multiplier, delta (None: chosen by the
+        statement for the examples trained on), method, the plan
         num_examples, batch_size, epochs, target_epsilon (None when not
-        given).
+        given), public_pretraining, and sessions: what each ``fit`` trained
+        on (examples, batch size, steps, epochs, the epoch kept).
 
     Raises:
         ValueError: if the model is not private.
