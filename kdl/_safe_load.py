@@ -234,9 +234,12 @@ def _symbol(api_name):
 class _AllowList:
     """The objects a configuration may name: Keras', kdl's and the caller's.
 
-    ``more_objects`` (a callable returning a dict) is called once, only when
-    an entry is not allowed otherwise: kdl.io passes the TF-MOT and TF Privacy
-    classes of kdl.compression and kdl.privacy, which are slow to import.
+    ``more_objects(names)`` is called only for an entry that is not allowed
+    otherwise, with ``names`` a short JSON text of that entry's ``module``,
+    ``class_name`` and ``registered_name``; it returns a dict of further
+    allowed objects. kdl.io passes the classes of kdl.compression (TF-MOT) or
+    kdl.privacy (TF Privacy) that the names point to: those libraries are
+    slow to import, so each is imported only for a file that needs it.
     """
 
     def __init__(self, custom_objects, more_objects):
@@ -244,6 +247,7 @@ class _AllowList:
 
         self.custom = dict(custom_objects or {})
         self.more = more_objects
+        self.asked = set()
         self.trusted = {id(obj) for obj in self.custom.values()}
         self._add_kdl_registered()
 
@@ -252,12 +256,14 @@ class _AllowList:
             if key.startswith("kdl>"):
                 self.trusted.add(id(obj))
 
-    def extend(self) -> bool:
-        """Adds what ``more_objects`` returns (once); False if nothing was added."""
-        if self.more is None:
+    def extend(self, entry) -> bool:
+        """Adds what ``more_objects`` gives for ``entry``; False if not asked."""
+        keys = ("module", "class_name", "registered_name")
+        names = json.dumps({key: entry.get(key) for key in keys}, default=str)
+        if self.more is None or names in self.asked:
             return False
-        more, self.more = self.more, None
-        extra = dict(more() or {})
+        self.asked.add(names)
+        extra = dict(self.more(names) or {})
         self.custom = {**extra, **self.custom}
         self.trusted.update(id(obj) for obj in extra.values())
         self._add_kdl_registered()
@@ -370,7 +376,7 @@ def _check_entry(entry, where, allow, path, func):
             "code would run while loading.",
         )
     obj = _resolve(entry, allow)
-    if (obj is None or not allow.allowed(obj)) and allow.extend():
+    if (obj is None or not allow.allowed(obj)) and allow.extend(entry):
         obj = _resolve(entry, allow)
     if class_name == "Lambda" or obj is keras.layers.Lambda:
         _refuse(
@@ -460,8 +466,10 @@ def check_config(
         config: dict or list. A parsed configuration (``config.json``,
             ``model_config``, ...).
         custom_objects: dict or None. Further allowed names (name -> object).
-        more_objects: callable or None. Returns more allowed objects; called
-            at most once, only when an entry is not allowed otherwise.
+        more_objects: callable or None. ``more_objects(names)`` returns a dict
+            of further allowed objects for an entry that is not allowed
+            otherwise (``names``: JSON of its module, class_name and
+            registered_name).
         source: str or Path. What the error calls the file.
         func: str. The public function named in the error.
 
@@ -865,10 +873,12 @@ def check_model_file(
         path: str or Path. The model file or SavedModel folder.
         custom_objects: dict or None. Names (and objects) the caller allows on
             top of tf_keras' and kdl's own. Defaults to `None`.
-        more_objects: callable or None. Returns a dict of further allowed
-            objects; called at most once, only when an entry is not allowed
-            otherwise (kdl.io passes the TF-MOT and TF Privacy classes, slow to
-            import). Defaults to `None`.
+        more_objects: callable or None. ``more_objects(names)`` returns a dict
+            of further allowed objects; it is called only for an entry that is
+            not allowed otherwise, with ``names`` the JSON text of that entry's
+            module, class_name and registered_name (kdl.io passes the TF-MOT
+            or TF Privacy classes they point to, which are slow to import).
+            Defaults to `None`.
         func: str. The public function named in errors. Defaults to `"kdl.load"`.
 
     Raises:
