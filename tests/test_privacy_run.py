@@ -72,13 +72,18 @@ def test_trained_model_is_refused_unless_declared_public(small_digits, tmp_path)
 # === Accounting follows the run ===
 
 
+def _planned_epsilon(private):
+    """What the plan given to make_private would claim."""
+    p = private.privacy
+    return privacy.epsilon(num_examples=p["num_examples"], batch_size=p["batch_size"],
+                           epochs=p["epochs"], noise_multiplier=p["noise_multiplier"],
+                           delta=1e-5)  # fmt: skip
+
+
 def test_kdl_train_validation_split_accounts_for_examples_trained_on(small_digits):
     (x, y), _ = small_digits
-    planned = privacy.make_private(
-        _mlp(), target_epsilon=4.0, delta=1e-5, num_examples=300, batch_size=32,
-        epochs=3,
-    )  # fmt: skip
-    noise = planned.privacy["noise_multiplier"]
+    planned = privacy.make_private(_mlp(), noise_multiplier=1.1, num_examples=300,
+                                   batch_size=32, epochs=3)  # fmt: skip
     kdl.train(planned, x, y, validation_split=0.2, epochs=3, batch_size=32,
               run_dir=False, seed=0, verbose=0)  # fmt: skip
     result = privacy.statement(planned)
@@ -86,26 +91,24 @@ def test_kdl_train_validation_split_accounts_for_examples_trained_on(small_digit
     steps = int(planned.optimizer.iterations.numpy())
     assert (result.num_examples, result.batch_size, result.steps) == (240, 32, 24)
     assert steps == 24
-    truth = _independent_epsilon(240, 32, 24, noise, 1e-5)
+    truth = _independent_epsilon(240, 32, 24, 1.1, 1e-5)
     assert result.epsilon >= truth * (1 - 1e-9)
     assert result.epsilon == pytest.approx(truth, rel=1e-6)
-    assert result.epsilon > 4.0  # the plan's 300 examples would understate it
+    assert result.epsilon > _planned_epsilon(planned)  # 300 would understate it
     assert "240 examples" in result.text
 
 
 def test_fit_on_fewer_examples_than_planned(small_digits):
     (x, y), _ = small_digits
-    private = privacy.make_private(
-        _mlp(), target_epsilon=3.0, num_examples=300, batch_size=50, epochs=2
-    )
+    private = privacy.make_private(_mlp(), noise_multiplier=1.3, num_examples=300,
+                                   batch_size=50, epochs=2)  # fmt: skip
     private.fit(x[:120], y[:120], batch_size=50, epochs=2, verbose=0)  # 3 steps each
     result = privacy.statement(private)
-    noise, delta = private.privacy["noise_multiplier"], private.privacy["delta"]
-    truth = _independent_epsilon(120, 50, 6, noise, delta)
+    truth = _independent_epsilon(120, 50, 6, 1.3, 1e-5)
     assert result.steps == 6 and result.num_examples == 120
     assert result.epsilon >= truth * (1 - 1e-9)
     assert result.epsilon == pytest.approx(truth, rel=1e-6)
-    assert result.epsilon > 3.0
+    assert result.epsilon > _planned_epsilon(private)
     # Passing the plan again cannot lower what the model recorded.
     with pytest.raises(ValueError, match="'num_examples' .* None for a model that "
                        "recorded its training"):  # fmt: skip
