@@ -189,7 +189,10 @@ def plot_history(rows: list[dict], path: Path) -> None:
         ),
         key=lambda k: (k != "loss", k),
     )
-    fig = Figure(figsize=(5 * len(names), 3.5), layout="constrained")
+    # A fixed layout: constrained layout measured twice the cost of the plot
+    # itself, which is the largest fixed cost of a short run (issue 18).
+    fig = Figure(figsize=(5 * len(names), 3.5))
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.15, top=0.9, wspace=0.25)
     FigureCanvasAgg(fig)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)

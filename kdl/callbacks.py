@@ -8,7 +8,7 @@ folder::
       backup/         the training state after the last finished epoch
                       (BackupAndRestore; deleted when training ends)
       history.csv     one row per finished epoch (CSVLogger)
-      logs/           TensorBoard logs
+      logs/           TensorBoard logs (epoch scalars)
 
 Example:
     >>> from kdl import callbacks
@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "standard",
     "options",
     "AtomicModelCheckpoint",
+    "StopOnNaN",
     "BEST_MODEL",
     "BACKUP_DIR",
     "HISTORY_CSV",
@@ -58,6 +60,26 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
         io.save(self.model, filepath)
         return None
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the end of an epoch whose loss is NaN or infinite.
+
+    Keras' ``TerminateOnNaN`` looks at every batch. One callback with batch
+    hooks makes Keras call every callback after every step and turn the step's
+    logs into NumPy values; on a small model that cost more than the step
+    itself and set off Keras' "on_train_batch_end is slow" warning (issue 18).
+    The epoch's loss is the mean over its batches, so a NaN or infinite loss
+    in any batch shows at the end of the epoch: the run stops at most one
+    epoch later, and no NaN model becomes the best checkpoint (NaN never
+    compares as an improvement).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            print(f"Epoch {epoch + 1}: invalid loss {loss}, terminating training.")
+            self.model.stop_training = True
 
 
 def options(value, arg: str, defaults: dict, func: str) -> dict | None:
@@ -114,7 +136,7 @@ def standard(
     of keyword arguments for its Keras callback (merged over kdl's defaults),
     e.g. ``tensorboard={"histogram_freq": 1}`` or ``reduce_lr={"factor": 0.2}``.
 
-    The order matters and is fixed: TerminateOnNaN, TensorBoard,
+    The order matters and is fixed: StopOnNaN, TensorBoard,
     ReduceLROnPlateau, EarlyStopping, ModelCheckpoint, CSVLogger, and
     BackupAndRestore last, so that when the backup records an epoch as finished
     everything else about that epoch is already written.
@@ -138,9 +160,11 @@ def standard(
             `True`.
         csv_logger: bool or dict. Appends each epoch to
             ``run_dir/history.csv``. Defaults to `True`.
-        tensorboard: bool or dict. TensorBoard logs in ``run_dir/logs``.
-            Defaults to `True`.
-        terminate_on_nan: bool. Stops when the loss becomes NaN. Defaults to
+        tensorboard: bool or dict. TensorBoard logs in ``run_dir/logs``: the
+            loss and metrics of each epoch (no graph, no profiling; add
+            ``{"write_graph": True}`` for the graph). Defaults to `True`.
+        terminate_on_nan: bool. Stops at the end of an epoch whose loss is
+            NaN or infinite (:class:`StopOnNaN`). Defaults to
             `True`.
         reduce_lr: bool or dict. ReduceLROnPlateau (factor 0.5). Defaults to
             `False`.
@@ -181,7 +205,7 @@ def standard(
         "backup": backup,
     }
     defaults = _defaults(run_dir, monitor, mode, patience, min_delta, verbose)
-    result = [keras.callbacks.TerminateOnNaN()] if terminate_on_nan else []
+    result = [StopOnNaN()] if terminate_on_nan else []
     for name, switch in switches.items():
         kwargs = options(switch, name, defaults[name], func)
         if kwargs is None:
@@ -213,7 +237,13 @@ def _defaults(run_dir: Path, monitor, mode, patience, min_delta, verbose) -> dic
     """kdl's keyword arguments for each piece of :func:`standard`."""
     watch = {"monitor": monitor, "mode": mode, "verbose": verbose}
     return {
-        "tensorboard": {"log_dir": str(run_dir / LOG_DIR), "profile_batch": 0},
+        # Epoch scalars only: the graph dump and per-step profiling cost
+        # more than a small model's training (issue 18); a dict turns them on.
+        "tensorboard": {
+            "log_dir": str(run_dir / LOG_DIR),
+            "profile_batch": 0,
+            "write_graph": False,
+        },
         "reduce_lr": {
             **watch,
             "factor": 0.5,

@@ -45,12 +45,14 @@ def split_cpu(count: int) -> list:
         return tf.config.list_logical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
     except RuntimeError as err:
         raise RuntimeError(
             "kdl.distribute.split_cpu must run before TensorFlow sets up its "
             "devices (before any model or tensor is made in this process). "
-            f"TensorFlow said: {err}") from err
+            f"TensorFlow said: {err}"
+        ) from err
     return tf.config.list_logical_devices("CPU")
 
 
@@ -82,13 +84,17 @@ def strategy(kind: str = "auto", *, devices=None):
     v.check_choice(kind, "kind", func, KINDS)
     if devices is not None:
         if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
-            v.fail(func, "devices", "a list of device names or None", devices,
-                   error=TypeError)
+            v.fail(
+                func,
+                "devices",
+                "a list of device names or None",
+                devices,
+                error=TypeError,
+            )
         if kind not in ("mirrored", "one_device"):
             v.fail(func, "devices", f"None for kind {kind!r}", devices)
         if kind == "one_device" and len(devices) != 1:
-            v.fail(func, "devices", "a list of one device for 'one_device'",
-                   devices)
+            v.fail(func, "devices", "a list of one device for 'one_device'", devices)
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "auto":
         kind = "mirrored" if len(gpus) > 1 else "default"
@@ -102,7 +108,7 @@ def strategy(kind: str = "auto", *, devices=None):
     if devices is None:
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
     # Several CPU replicas need a cross-device reduction that works on the CPU.
-    cross = (tf.distribute.ReductionToOneDevice() if not gpus else None)
+    cross = tf.distribute.ReductionToOneDevice() if not gpus else None
     return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross)
 
 
@@ -125,12 +131,22 @@ def build(builder, *args, strategy=None, **kwargs):
     """
     func = "kdl.distribute.build"
     if not callable(builder):
-        v.fail(func, "builder", "a callable such as kdl.build_mlp", builder,
-               error=TypeError)
+        v.fail(
+            func,
+            "builder",
+            "a callable such as kdl.build_mlp",
+            builder,
+            error=TypeError,
+        )
     if strategy is None:
         strategy = globals()["strategy"]()
     if not isinstance(strategy, tf.distribute.Strategy):
-        v.fail(func, "strategy", "a tf.distribute.Strategy or None", strategy,
-               error=TypeError)
+        v.fail(
+            func,
+            "strategy",
+            "a tf.distribute.Strategy or None",
+            strategy,
+            error=TypeError,
+        )
     with strategy.scope():
         return builder(*args, **kwargs)

@@ -40,7 +40,7 @@ from kdl import _run_folder as rf
 from kdl import _validation as v
 from kdl import callbacks as kdl_callbacks
 from kdl._run_folder import DEFAULT_ROOT, HISTORY_PNG, RUN_JSON
-from kdl.backend import keras, tf
+from kdl.backend import keep_root_logger, keras, tf
 
 __all__ = ["train", "set_seed", "RUN_JSON", "HISTORY_PNG", "DEFAULT_ROOT"]
 
@@ -242,7 +242,8 @@ def train(
     run = _prepare_run_folder(job)
     callbacks = _build_callbacks(job, run)
     _start_session(job, run)
-    history = _fit(job, callbacks)
+    with keep_root_logger():  # checkpoint writes log through absl (issue 13)
+        history = _fit(job, callbacks)
     _write_results(job, run, history)
     return history
 
@@ -474,7 +475,7 @@ def _build_callbacks(job: _Job, run: _Run) -> list:
             return list(job.callbacks)
         early.setdefault("restore_best_weights", True)
         return [
-            keras.callbacks.TerminateOnNaN(),
+            kdl_callbacks.StopOnNaN(),
             keras.callbacks.EarlyStopping(**early),
             *job.callbacks,
         ]

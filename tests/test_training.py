@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -502,7 +503,7 @@ def test_standard_callbacks_can_be_switched_off_and_tuned(tmp_path):
     cbs = kdl.callbacks.standard(tmp_path / "run", patience=2, reduce_lr=True)
     names = [type(c).__name__ for c in cbs]
     assert names == [
-        "TerminateOnNaN",
+        "StopOnNaN",
         "TensorBoard",
         "ReduceLROnPlateau",
         "EarlyStopping",
@@ -538,6 +539,38 @@ def test_standard_rejects_bad_arguments(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="'run_dir' parameter"):
         kdl.callbacks.standard(tmp_path / "file")
+
+
+@pytest.mark.parametrize("run_dir", ["run", False])
+def test_a_nan_loss_stops_the_run_at_the_end_of_its_epoch(
+    tmp_path, digits_flat, run_dir, capsys
+):
+    (x, y), _ = digits_flat
+    targets = y[:64].astype("float32")
+    targets[5] = np.nan  # one bad target: the loss of the epoch is NaN
+    model = kdl.build_mlp((64,), 1, task="regression", hidden_units=(8,))
+    history = kdl.train(
+        model,
+        x[:64],
+        targets,
+        epochs=5,
+        batch_size=16,
+        run_dir=run_dir and tmp_path / run_dir,
+        tensorboard=False,
+        verbose=0,
+    )
+    assert history.epoch == [0]
+    assert np.isnan(history.history["loss"][0])
+    assert "invalid loss nan, terminating training" in capsys.readouterr().out
+
+
+def test_no_kdl_callback_runs_per_batch(tmp_path):
+    # One callback with batch hooks makes Keras call all of them after every
+    # step (issue 18): none of kdl's standard callbacks may have any.
+    cbs = kdl.callbacks.standard(tmp_path / "run", reduce_lr=True)
+    cbs.append(kdl.callbacks.StopOnNaN())
+    for cb in cbs:
+        assert not cb._implements_train_batch_hooks(), type(cb).__name__
 
 
 def test_reduce_lr_lowers_the_learning_rate(tmp_path, digits_flat):
@@ -735,3 +768,91 @@ def test_keras3_objects_and_uncompiled_models_are_refused(tmp_path, digits_flat)
             verbose=0,
         )
     assert not (tmp_path / "r").exists()
+
+
+# === Output a person wants to read (issue 13) ===
+
+_QUIET_SCRIPT = """
+import logging, sys
+import kdl
+from kdl.backend import tf
+
+(x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
+model = kdl.build_mlp((64,), 10, hidden_units=(8,))
+kdl.train(model, x[:200], y[:200], validation_split=0.2, epochs=2, seed=0,
+          run_dir=sys.argv[1], verbose=0)
+model.evaluate(x_test, y_test, verbose=0)
+tf.get_logger().warning("kdl-test-message")
+print("root handlers:", len(logging.getLogger().handlers))
+"""
+
+
+@pytest.mark.slow
+def test_a_small_run_prints_no_tensorflow_noise_and_nothing_twice(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIET_SCRIPT, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "root handlers: 0"
+    for noise in (
+        "cuInit",
+        "oneDNN",
+        "NodeDef",
+        "absl::InitializeLog",
+        "is slow compared to the batch time",
+    ):
+        assert noise not in done.stderr, done.stderr[-3000:]
+    # A TensorFlow warning after a run with checkpoints is printed once.
+    assert done.stderr.count("kdl-test-message") == 1, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines)), done.stderr[-3000:]
+
+
+def test_cpp_lines_below_the_level_are_dropped_with_their_continuations():
+    from kdl import backend
+
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are "
+        "written to STDERR\n"
+        "I0000 00:00:1795928462.905802    8628 port.cc:153] oneDNN custom ops\n"
+        "I0000 00:00:1795928462.984355    8628 cpu_feature_guard.cc:227] This "
+        "TensorFlow binary is optimized\n"
+        "To enable the following instructions: AVX2, rebuild TensorFlow\n"
+        "E0000 00:00:1795929228.583972   20494 cuda_platform.cc:52] failed call "
+        "to cuInit\n"
+        "F0000 00:00:1795929228.583972   20494 main.cc:1] a fatal error\n"
+        "Traceback (most recent call last):\n"
+        "  File 'x.py', line 1\n"
+    )
+    assert backend._drop_quiet_lines(text, 3) == (
+        "F0000 00:00:1795929228.583972   20494 main.cc:1] a fatal error\n"
+        "Traceback (most recent call last):\n"
+        "  File 'x.py', line 1\n"
+    )
+    kept = backend._drop_quiet_lines(text, 2)
+    assert "cuInit" in kept and "oneDNN" not in kept and "To enable" not in kept
+
+
+def test_keep_root_logger_undoes_absl_configuring_the_root_logger():
+    from absl import logging as absl_logging
+
+    from kdl.backend import keep_root_logger
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # as in a script that configured no logging
+    try:
+        with keep_root_logger():
+            absl_logging.warning("kdl-test: absl would call basicConfig here")
+            assert len(root.handlers) == 1
+        assert root.handlers == []
+        absl_logging.warning("kdl-test: without the guard it does")
+        assert len(root.handlers) == 1  # the check can fail
+    finally:
+        root.handlers[:] = saved

@@ -1,0 +1,227 @@
+"""What kdl.train costs over the `fit` a careful user writes by hand.
+
+Run from the repository root (a few minutes on 2 CPU cores)::
+
+    .venv/bin/python benchmarks/wrapper_overhead.py            # the table
+    .venv/bin/python benchmarks/wrapper_overhead.py --breakdown  # each default
+    .venv/bin/python benchmarks/wrapper_overhead.py --slow      # seconds/epoch
+
+Side by side in one process, on the same data and model architecture (a fresh
+model each run, built outside the timing), rounds interleaved so that the
+machine's noise hits every variant alike; one warm-up round, then the median
+of ``--repeats`` rounds (default 3). Both wall-clock time and the CPU time
+of the process (all its threads) are reported: on a shared machine the
+wall-clock time of one run swings by 2x with the other users' load, the CPU
+time much less, so the ratios to compare are the CPU ones:
+
+- bare ``model.fit``;
+- ``fit`` with the callbacks a careful user writes by hand: EarlyStopping
+  (best weights restored), ModelCheckpoint (best model, ``.keras``),
+  BackupAndRestore and CSVLogger, in a fresh folder;
+- ``kdl.train`` with its defaults (``verbose=0``, as the others).
+
+``--breakdown`` adds ``kdl.train`` with one default switched off at a time.
+``--slow`` uses a CNN whose epoch takes seconds, so the overhead per epoch
+shows, not only the fixed cost of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import kdl
+from kdl import datasets
+from kdl.backend import keras, tf
+
+EPOCHS = 10
+BATCH = 32
+SPLIT = 0.2
+THREADS = 0
+
+
+def _model(slow: bool):
+    if slow:
+        # About a second or more per epoch on 2 cores: wide convolutions.
+        return kdl.build_cnn((8, 8, 1), 10, filters=(128, 256), dense_units=(512,))
+    return kdl.build_cnn((8, 8, 1), 10)
+
+
+def _bare(model, x, y, folder: Path):
+    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, validation_split=SPLIT, verbose=0)
+
+
+def _by_hand(model, x, y, folder: Path):
+    callbacks = [
+        keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(
+            str(folder / "best.keras"), save_best_only=True
+        ),
+        keras.callbacks.CSVLogger(str(folder / "history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(folder / "backup")),
+    ]
+    model.fit(
+        x,
+        y,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        validation_split=SPLIT,
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def _kdl(**switches):
+    def run(model, x, y, folder: Path):
+        kdl.train(
+            model,
+            x,
+            y,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            validation_split=SPLIT,
+            run_dir=folder / "run",
+            verbose=0,
+            **switches,
+        )
+
+    return run
+
+
+def _variants(breakdown: bool) -> dict:
+    variants = {
+        "bare `model.fit`": _bare,
+        "`fit` + EarlyStopping, ModelCheckpoint, BackupAndRestore, CSVLogger": (
+            _by_hand
+        ),
+        "`kdl.train` defaults": _kdl(),
+    }
+    if breakdown:
+        variants.update(
+            {
+                "`kdl.train(tensorboard=False)`": _kdl(tensorboard=False),
+                "`kdl.train(checkpoint=False)`": _kdl(checkpoint=False),
+                "`kdl.train(early_stopping=False)`": _kdl(early_stopping=False),
+                "`kdl.train(run_dir=False)`": lambda m, x, y, f: kdl.train(
+                    m,
+                    x,
+                    y,
+                    epochs=EPOCHS,
+                    batch_size=BATCH,
+                    validation_split=SPLIT,
+                    run_dir=False,
+                    verbose=0,
+                ),
+            }
+        )
+    return variants
+
+
+def _time_once(run, slow, x, y) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (all threads of this process) of one run."""
+    keras.backend.clear_session()
+    kdl.set_seed(0, deterministic=False)
+    model = _model(slow)
+    folder = Path(tempfile.mkdtemp(prefix="kdl-bench-"))
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        run(model, x, y, folder)
+        return time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(*, slow=False, breakdown=False, repeats=3) -> list[tuple]:
+    """(name, median wall s, median CPU s) of each variant.
+
+    Rounds are interleaved after one warm-up round, so the machine's load
+    hits every variant alike.
+    """
+    (x, y), _ = datasets.digits()
+    variants = _variants(breakdown)
+    times = {name: [] for name in variants}
+    for round_ in range(repeats + 1):
+        for name, run in variants.items():
+            wall, cpu = _time_once(run, slow, x, y)
+            if round_:  # round 0 is the warm-up
+                times[name].append((wall, cpu))
+            print(
+                f"  round {round_} {name}: {wall:.2f} s wall, {cpu:.2f} s CPU",
+                file=sys.stderr,
+            )
+    return [
+        (
+            name,
+            statistics.median(w for w, _ in values),
+            statistics.median(c for _, c in values),
+        )
+        for name, values in times.items()
+    ]
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores, {memory:.0f} GB, Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, tf_keras "
+        f"{keras.__version__}, NumPy {np.__version__}"
+    )
+
+
+def report(rows, *, slow: bool, repeats: int) -> str:
+    bare, hand = rows[0], rows[1]
+    model = "wide digits CNN (filters 128, 256)" if slow else "digits CNN"
+    lines = [
+        f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}  ",
+        f"Machine: {machine()}  ",
+        f"Model: {model}, {EPOCHS} epochs, batch {BATCH}, validation split "
+        f"{SPLIT}, median of {repeats} after a warm-up, TensorFlow threads "
+        f"{THREADS or 'default'}, `verbose=0` everywhere",
+        "",
+        "| run | wall s | CPU s | CPU s/epoch | / bare fit (CPU) "
+        "| / hand-written (CPU) | / hand-written (wall) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, wall, cpu in rows:
+        lines.append(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {cpu / EPOCHS:.3f} | "
+            f"{cpu / bare[2]:.2f}x | {cpu / hand[2]:.2f}x | {wall / hand[1]:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slow", action="store_true")
+    parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="TensorFlow intra- and inter-op threads (0: TensorFlow's default)",
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        # Idle TensorFlow threads spin; on a shared machine that spinning is
+        # most of the noise in CPU time. One thread each keeps runs comparable.
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    global THREADS
+    THREADS = args.threads
+    rows = measure(slow=args.slow, breakdown=args.breakdown, repeats=args.repeats)
+    print(report(rows, slow=args.slow, repeats=args.repeats))
+
+
+if __name__ == "__main__":
+    main()
