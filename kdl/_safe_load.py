@@ -305,15 +305,22 @@ def _resolve(entry, allow):
         return None
     class_name = entry["class_name"]
     module = entry.get("module")
+    is_function = class_name == "function"
     keys = {name, class_name, entry.get("registered_name")}
     found = [obj for key in keys for obj in allow.registered(key)]
     refused = [obj for obj in found if not allow.allowed(obj)]
-    if refused or found:
-        return (refused or found)[0]
+    if refused:  # whichever key a loader uses, each object must be allowed
+        return refused[0]
     if module:
-        return _from_module(
-            name, entry.get("registered_name"), module, class_name == "function"
-        )
+        # The one key tf_keras looks up before importing ``module``: the
+        # function's name, or the registered name (None when the file says so).
+        key = name if is_function else entry.get("registered_name", class_name)
+        found = allow.registered(key)
+        if found:
+            return found[0]
+        return _from_module(name, entry.get("registered_name"), module, is_function)
+    if found:
+        return found[0]
     by_name = _keras_tables()["by_name"]
     return by_name.get(name) or by_name.get(name.removeprefix("Custom>"))
 

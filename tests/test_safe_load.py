@@ -212,7 +212,31 @@ def _tf_op(config, fmt):
     dense["config"] = {"name": "w", "function": "io.write_file", "trainable": True}
 
 
+def _registered_elsewhere(registered_name):
+    """A kdl layer's name with a module and registered name the file chose."""
+
+    def edit(config, fmt):
+        _, dense = _dense(config, fmt)
+        dense.update(
+            module="kdl_canary_absent",
+            class_name="kdl>RandomScale",
+            registered_name=registered_name,
+        )
+        dense["config"] = {"name": "s", "scale": 0.1}
+
+    return edit
+
+
 BAD_CONFIGS = {  # case -> (edit, error pattern)
+    # tf_keras looks up registered_name (None here), then imports the module
+    "kdl class name, registered_name null": (
+        _registered_elsewhere(None),
+        r"'kdl>RandomScale' of module 'kdl_canary_absent'",
+    ),
+    "kdl class name, registered_name unknown": (
+        _registered_elsewhere("evil>X"),
+        r"'kdl>RandomScale' of module 'kdl_canary_absent' \(registered name 'evil>X'",
+    ),
     "Lambda layer": (_lambda_layer, r"Lambda layer, whose Python code.*safe_mode"),
     "lambda activation": (
         _set(
