@@ -1,0 +1,434 @@
+"""What the compression transforms share: checks, layer plumbing, fine-tuning.
+
+Private to :mod:`kdl.compression`; TF-MOT is imported inside the functions
+that need it (``import kdl.compression`` must not import it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kdl import _model_utils as mu
+from kdl import _validation as v
+from kdl import augment
+from kdl.backend import keras, tf
+from kdl.errors import UnsupportedModelError
+
+# Fine-tuning decays the learning rate along a cosine from the model's own to
+# zero (issue 15). Measured on the digits CNNs pruned 80% in 8 epochs, seeds 0
+# and 1: a constant tenth of the rate lost 0.8-4.4 points, a third 1.4-2.8,
+# the full rate 0.3-1.4; see docs/benchmarks or /work/notes/bench-compression.
+COSINE_DECAY = True
+
+
+# === TF-MOT, imported lazily =================================================
+
+
+def tfmot():
+    """Imports TF-MOT (after kdl.backend, so that it binds to tf_keras)."""
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot
+
+
+def prune_registry():
+    """The registry ``prune_low_magnitude`` itself consults.
+
+    ``tfmot.sparsity.keras`` does not export it, and :func:`sparsity` must read
+    the same choice of kernels without wrapping anything.
+    """
+    from tensorflow_model_optimization.python.core.sparsity.keras import (
+        prune_registry,
+    )
+
+    return prune_registry.PruneRegistry
+
+
+# === Checks ==================================================================
+
+
+def check_model(model, func: str, arg: str = "model"):
+    """A compiled, built, functional or Sequential tf_keras model."""
+    v.check_keras_model(model, arg, func)
+    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
+        raise UnsupportedModelError(
+            f"The '{arg}' parameter of {func} must be a functional or Sequential "
+            "kdl.keras.Model (TF-MOT cannot transform subclassed models). "
+            f"Got {model.name!r} instead."
+        )
+    if not model.built:
+        v.fail(func, arg, "a built model", model.name)
+    if not getattr(model, "_is_compiled", False) or model.optimizer is None:
+        v.fail(
+            func,
+            arg,
+            "a compiled model (kdl builders return one; otherwise call "
+            "model.compile first)",
+            model.name,
+        )
+    return model
+
+
+def is_private(model) -> bool:
+    """Whether ``model`` came from ``kdl.privacy.make_private``."""
+    from kdl import privacy  # reads an attribute only; TF Privacy stays unloaded
+
+    return privacy.is_private(model)
+
+
+def refuse_private(model, func: str, hint: str = "", arg: str = "model") -> None:
+    """Refuses to fine-tune a private model without DP-SGD (issue 16 may
+    replace this with DP fine-tuning).
+
+    Fine-tuning reads the training data again without DP-SGD: the model would
+    keep its recorded epsilon while no longer meeting it.
+    """
+    if is_private(model):
+        raise UnsupportedModelError(
+            f"The '{arg}' parameter of {func} must be a model not trained with "
+            "kdl.privacy.make_private (fine-tuning it here would use the data "
+            "without DP-SGD and void its epsilon; post-training quantization "
+            f"with kdl.export.to_tflite keeps the epsilon{hint}, or compress the "
+            f"model first and train the result privately). Got {model.name!r} "
+            "instead."
+        )
+
+
+def task_of(model) -> tuple[str | None, int | None]:
+    """("classification", K), ("binary", 1) or (None, None) from the loss."""
+    loss = getattr(model, "loss", None)
+    name = (
+        loss
+        if isinstance(loss, str)
+        else (getattr(loss, "name", None) or getattr(loss, "__name__", None))
+    )
+    # One label per example only: a sequence model (seq2seq) has one per step.
+    if len(model.outputs) != 1 or not isinstance(name, str):
+        return None, None
+    if len(model.output_shape) != 2:
+        return None, None
+    units = model.output_shape[-1]
+    if name == "sparse_categorical_crossentropy":
+        return "classification", units
+    if name == "binary_crossentropy" and units == 1:
+        return "binary", 1
+    return None, None
+
+
+def check_training(
+    func,
+    model,
+    x,
+    y,
+    *,
+    epochs,
+    batch_size,
+    validation_data,
+    learning_rate,
+    verbose,
+    hint="",
+    arg="model",
+):
+    """The checks every fine-tuning transform shares.
+
+    Returns:
+        (DataInfo, steps per epoch).
+    """
+    check_model(model, func, arg)
+    refuse_private(model, func, hint, arg)
+    v.check_int(epochs, "epochs", func)
+    v.check_int(batch_size, "batch_size", func)
+    v.check_float(
+        learning_rate, "learning_rate", func, strict_min=True, allow_none=True
+    )
+    v.check_verbose(verbose, func)
+    info = v.check_data(func, x, y, validation_data=validation_data)
+    task, classes = task_of(model)
+    if task is not None:
+        v.check_targets(func, y, task=task, num_classes=classes)
+    if info.is_dataset:
+        steps = int(x.cardinality())
+        if steps < 1:
+            v.fail(
+                func,
+                "x",
+                "a batched tf.data.Dataset of known, finite length",
+                "a dataset of unknown or infinite length",
+            )
+        return info, steps
+    return info, math.ceil(info.num_examples / batch_size)
+
+
+# === Layers ==================================================================
+
+
+def is_augmentation(layer) -> bool:
+    """An augmentation layer, or a nested Sequential made only of them."""
+    if isinstance(layer, keras.Sequential) and layer.layers:
+        return all(is_augmentation(inner) for inner in layer.layers)
+    return augment.is_augmentation_layer(layer)
+
+
+def layers(model):
+    """Every layer of ``model``, nested models (not augmentation) flattened."""
+    return mu.walk_layers(model, into=lambda nested: not is_augmentation(nested))
+
+
+def rewrap(layer, wrap):
+    """``clone_model`` function: ``wrap(layer)`` for our copy's own layers.
+
+    Nested models are rebuilt with the same function; augmentation layers stay
+    as they are (they only act in training and have no kernels).
+    """
+    if is_augmentation(layer):
+        return layer
+    if isinstance(layer, keras.Model):
+        return keras.models.clone_model(
+            layer, clone_function=lambda inner: rewrap(inner, wrap)
+        )
+    return wrap(layer)
+
+
+def wrapped_copy(model, wrap):
+    """A copy of ``model`` whose layers are ``wrap(layer)`` (TF-MOT wraps the
+    layer objects it is given, and takes initial values from their weights:
+    hand it a trained copy, docs/design.md#tfmot)."""
+    return keras.models.clone_model(
+        mu.copy_model(model), clone_function=lambda layer: rewrap(layer, wrap)
+    )
+
+
+def pass_masks_through(wrapper):
+    """TF-MOT's wrappers do not forward Keras masks.
+
+    An Embedding(mask_zero=True) or a GRU fed a mask would either drop the
+    mask or raise "does not support masking". The wrapped layer knows its own
+    mask, so ask it.
+    """
+    wrapper.compute_mask = wrapper.layer.compute_mask
+    return wrapper
+
+
+def is_tfmot_wrapper(layer) -> bool:
+    """A TF-MOT pruning, clustering or quantization wrapper (or kdl's fix)."""
+    return isinstance(layer, keras.layers.Wrapper) and any(
+        cls.__module__.startswith("tensorflow_model_optimization")
+        for cls in type(layer).__mro__
+    )
+
+
+def unwrapped(layer):
+    while is_tfmot_wrapper(layer):
+        layer = layer.layer
+    return layer
+
+
+def kernels(layer) -> list:
+    """The kernels TF-MOT prunes in ``layer`` ([] if none); read only.
+
+    Dense, convolution, Embedding and recurrent layers, as TF-MOT's prune
+    registry says (which lacks ``Bidirectional``: there, the kernels of the
+    two recurrent layers inside, docs/design.md#tfmot), and layers of the
+    user's own that define ``get_prunable_weights`` (``PrunableLayer``).
+    """
+    layer = unwrapped(layer)
+    if is_augmentation(layer) or not layer.built:
+        return []
+    if isinstance(layer, keras.layers.Bidirectional):
+        inner = [kernels(sub) for sub in (layer.forward_layer, layer.backward_layer)]
+        return inner[0] + inner[1] if all(inner) else []
+    if hasattr(type(layer), "get_prunable_weights"):
+        return list(layer.get_prunable_weights())
+    registry = prune_registry()
+    if not registry.supports(layer):
+        return []
+    # make_prunable is how the registry names a layer's kernels, but it adds
+    # a get_prunable_weights method to the layer object: take it away again.
+    added = "get_prunable_weights" not in vars(layer)
+    registry.make_prunable(layer)
+    try:
+        return list(layer.get_prunable_weights())
+    finally:
+        if added:
+            del layer.get_prunable_weights
+
+
+def kernel_variables(layer) -> list:
+    """The variables behind :func:`kernels`.
+
+    After a call, a TF-MOT quantization wrapper leaves fake-quantized tensors
+    in the attributes of the layer it wraps; it keeps the variables
+    themselves in its ``_weight_vars`` (weight, quantizer, quantizer state).
+    """
+    found = kernels(layer)
+    if all(isinstance(k, tf.Variable) for k in found):
+        return found
+    originals = {id(k): k for k in found}
+    for weight, *_ in getattr(layer, "_weight_vars", ()):
+        originals.update(
+            {
+                id(k): weight
+                for k in found
+                if not isinstance(k, tf.Variable) and k.shape == weight.shape
+            }
+        )
+    return [originals[id(k)] for k in found]
+
+
+def require_kernels(model, func: str, verb: str = "prune") -> None:
+    """UnsupportedModelError when no layer of ``model`` has a kernel."""
+    if not any(kernels(layer) for layer in layers(model)):
+        refuse_without_kernels(model, func, verb)
+
+
+def refuse_without_kernels(model, func: str, verb: str) -> None:
+    """UnsupportedModelError: no layer of ``model`` TF-MOT can ``verb``."""
+    raise UnsupportedModelError(
+        f"The 'model' parameter of {func} must be a model with at least one "
+        f"layer TF-MOT can {verb} (Dense, Conv, Embedding, RNN). "
+        f"Got {model.name!r} instead."
+    )
+
+
+# === Fine-tuning =============================================================
+
+
+def fit(model, x, y, *, epochs, batch_size, validation_data, callbacks, verbose):
+    """``model.fit`` on arrays or on a dataset (which carries its own batches)."""
+    kwargs = dict(
+        epochs=epochs,
+        validation_data=validation_data,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+    if isinstance(x, tf.data.Dataset):
+        return model.fit(x, **kwargs)
+    return model.fit(x, y, batch_size=batch_size, **kwargs)
+
+
+def fine_tune_rate(model, learning_rate, total_steps: int):
+    """The fine-tuning learning rate: a cosine decay to zero over
+    ``total_steps`` from ``learning_rate`` or, if None, the model's own rate.
+
+    The rate is high while the transform changes the model and low in the
+    recovery phase at its end. A model trained with a learning-rate schedule
+    keeps its schedule (None).
+    """
+    if learning_rate is None:
+        rate = model.optimizer.learning_rate
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            return None
+        learning_rate = float(keras.backend.get_value(rate))
+    if not COSINE_DECAY:
+        return learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=max(1, int(total_steps))
+    )
+
+
+def as_array(value):
+    return np.asarray(value.numpy() if isinstance(value, tf.Tensor) else value)
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Puts back the weights of the epoch with the lowest ``monitor`` value.
+
+    Epochs before ``first_epoch`` are not candidates (pruning: the epochs
+    before the target sparsity is reached). ``target`` is the model whose
+    weights are kept (the trained model by default).
+    """
+
+    def __init__(self, monitor: str = "val_loss", first_epoch: int = 0, target=None):
+        super().__init__()
+        self.monitor = monitor
+        self.first_epoch = first_epoch
+        self.target = target
+        self.best = None
+        self.best_epoch = None
+        self._weights = None
+
+    def _model(self):
+        return self.target if self.target is not None else self.model
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if epoch < self.first_epoch or value is None or not np.isfinite(value):
+            return
+        if self.best is None or value < self.best:
+            self.best, self.best_epoch = float(value), epoch
+            self._weights = self._model().get_weights()
+
+    def on_train_end(self, logs=None):
+        if self._weights is not None:
+            self._model().set_weights(self._weights)
+
+
+def check_holdout(holdout, func: str) -> float:
+    """``holdout``: a fraction in [0, 0.5]."""
+    value = v.check_float(holdout, "holdout", func, min_value=0.0, max_value=0.5)
+    return value
+
+
+def split_holdout(x, y, info, holdout: float, validation_data, seed: int = 0):
+    """The data to train on and the data to pick the best epoch on.
+
+    Returns:
+        (x_train, y_train, validation_data): ``validation_data`` when given;
+        else a random ``holdout`` part of array data (None for a dataset, or
+        when ``holdout`` is 0 or leaves nothing to train on).
+    """
+    if info.validation_data is not None or info.is_dataset or not holdout:
+        return x, y, info.validation_data
+    n = info.num_examples
+    count = int(round(n * holdout))
+    if count < 1 or n - count < 1:
+        return x, y, None
+    order = np.random.default_rng(seed).permutation(n)
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+
+    def take(data, index):
+        return tf.nest.map_structure(lambda a: as_array(a)[index], data)
+
+    return take(x, kept), take(y, kept), (take(x, held), take(y, held))
+
+
+def steps_per_epoch(x, info, batch_size) -> int:
+    """Batches in one epoch of ``x`` (after :func:`split_holdout`)."""
+    if info.is_dataset:
+        return int(x.cardinality())
+    n = int(np.shape(tf.nest.flatten(x)[0])[0])
+    return math.ceil(n / batch_size)
+
+
+def fine_tune(
+    model,
+    x,
+    y,
+    *,
+    epochs,
+    batch_size,
+    validation_data,
+    verbose,
+    callbacks=(),
+    first_epoch=0,
+    target=None,
+):
+    """Trains ``model`` and keeps its best epoch on ``validation_data``.
+
+    Without validation data the last epoch is kept.
+    """
+    callbacks = list(callbacks)
+    if validation_data is not None:
+        callbacks.append(KeepBest("val_loss", min(first_epoch, epochs - 1), target))
+    return fit(
+        model,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+    )

@@ -1,0 +1,136 @@
+"""Weight clustering on TF-MOT."""
+
+from __future__ import annotations
+
+from kdl import _model_utils as mu
+from kdl import _validation as v
+from kdl.backend import keras
+from kdl.compression import _common as c
+
+__all__ = ["cluster"]
+
+_FUNC = "kdl.compression.cluster"
+
+
+def _clustering_wrapper(clusters, preserve_sparsity, wrapped_names):
+    """The ``wrap(layer)`` that puts TF-MOT's clustering wrapper on a layer."""
+    clustering = c.tfmot().clustering.keras
+
+    def wrap(layer):
+        if not layer.trainable_weights:
+            return layer
+        try:
+            wrapped = clustering.cluster_weights(
+                layer,
+                number_of_clusters=clusters,
+                cluster_centroids_init=(
+                    clustering.CentroidInitialization.KMEANS_PLUS_PLUS
+                ),
+                preserve_sparsity=preserve_sparsity,
+            )
+        except ValueError:  # a layer TF-MOT cannot cluster: leave it
+            return layer
+        if wrapped is layer:  # a Conv2D too small to cluster
+            return layer
+        wrapped_names.append(layer.name)
+        return c.pass_masks_through(wrapped)
+
+    return wrap
+
+
+def cluster(
+    model,
+    x,
+    y,
+    *,
+    clusters: int = 16,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data=None,
+    learning_rate: float | None = None,
+    preserve_sparsity: bool = False,
+    holdout: float = 0.1,
+    verbose: int = 1,
+) -> keras.Model:
+    """Weight clustering: each kernel keeps at most ``clusters`` distinct values.
+
+    Wraps the layers of a copy of ``model`` in TF-MOT's ``cluster_weights``
+    (k-means++ initial centroids), fine-tunes the centroids, then strips the
+    wrappers. Dense, convolution, Embedding and recurrent layers (inside
+    ``Bidirectional`` too) are clustered; a Conv2D with fewer weights than
+    clusters, augmentation layers and layers TF-MOT does not know are left as
+    they are. Clustered models compress well (gzip), and int8 keeps it.
+
+    With ``preserve_sparsity=True`` (TF-MOT's sparsity-preserving clustering,
+    part of its collaborative optimization) the zeros of a pruned model stay
+    zeros: prune, then cluster, then quantize (``quantize_aware(...,
+    preserve="sparse_clusters")`` or int8 export) for the smallest files.
+
+    Args:
+        model: kdl.keras.Model. A compiled functional or Sequential model. It
+            is not changed.
+        x: array, list or dict of arrays, or a batched tf.data.Dataset.
+        y: array or dict of arrays (None when x is a Dataset).
+        clusters: int. Distinct values per kernel, at least 2. Defaults to `16`.
+        epochs: int. Fine-tuning epochs. Defaults to `1`.
+        batch_size: int. Defaults to `32`.
+        validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
+            or a Dataset. Defaults to `None`.
+        learning_rate: float or None. Fine-tuning learning rate; None uses a
+            tenth of the model's. Defaults to `None`.
+        preserve_sparsity: bool. Keep every zero weight zero (cluster a pruned
+            model). Defaults to `False`.
+        holdout: float. Without ``validation_data``, this fraction of array
+            data is held out of fine-tuning to keep the best epoch on (0: keep
+            the last). Defaults to `0.1`.
+        verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
+
+    Returns:
+        A new compiled `kdl.keras.Model` without TF-MOT wrappers, architecture
+        and layer names as ``model``.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+        kdl.errors.UnsupportedModelError: when the model has no layer TF-MOT
+            can cluster, is subclassed or private.
+
+    Example:
+        >>> clustered = cluster(model, x_train, y_train, clusters=8, verbose=0)
+    """
+    info, _ = c.check_training(
+        _FUNC,
+        model,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        learning_rate=learning_rate,
+        verbose=verbose,
+    )
+    v.check_int(clusters, "clusters", _FUNC, min_value=2)
+    v.check_bool(preserve_sparsity, "preserve_sparsity", _FUNC)
+    c.check_holdout(holdout, _FUNC)
+    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    wrapped_names = []
+    work = c.wrapped_copy(
+        model, _clustering_wrapper(clusters, preserve_sparsity, wrapped_names)
+    )
+    if not wrapped_names:
+        c.refuse_without_kernels(model, _FUNC, "cluster")
+    if verbose:
+        print(f"cluster: {len(wrapped_names)} layers to {clusters} clusters")
+    total_steps = epochs * c.steps_per_epoch(x_fit, info, batch_size)
+    rate = c.fine_tune_rate(model, learning_rate, total_steps)
+    mu.compile_like(work, model, learning_rate=rate)
+    c.fine_tune(
+        work,
+        x_fit,
+        y_fit,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        verbose=verbose,
+    )
+    stripped = c.tfmot().clustering.keras.strip_clustering(work)
+    return mu.compile_like(mu.copy_model(stripped), model)

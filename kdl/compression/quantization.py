@@ -1,0 +1,273 @@
+"""Quantization-aware training on TF-MOT, and loading TF-MOT models."""
+
+from __future__ import annotations
+
+from kdl import _model_utils as mu
+from kdl import _validation as v
+from kdl.backend import keras
+from kdl.compression import _common as c
+from kdl.errors import UnsupportedModelError
+
+__all__ = ["quantize_aware", "custom_objects", "PRESERVE"]
+
+# quantize_aware(preserve=...) -> what TF-MOT's collaborative optimization keeps
+PRESERVE = ("sparsity", "clusters", "sparse_clusters")
+
+_FUNC = "kdl.compression.quantize_aware"
+_QAT_INSTEAD = (
+    "Use post-training quantization instead: dynamic range, "
+    'kdl.export.to_tflite(model, path, quantization="dynamic"), works for '
+    "every kdl model (float16 too)."
+)
+
+
+def _skips_first_node(layer) -> bool:
+    """Whether a functional config numbers ``layer``'s calls from 1, not 0.
+
+    A nested model built on an Input has a node of its own (Input to
+    output) that configs leave out but still count; as tf_keras'
+    ``functional._should_skip_first_node`` decides.
+    """
+    if not isinstance(layer, keras.Model) or not (
+        isinstance(layer, keras.Sequential) or layer._is_graph_network
+    ):
+        return False
+    tracked = getattr(layer, "_self_tracked_trackables", None)
+    return not tracked or isinstance(tracked[0], keras.layers.InputLayer)
+
+
+def _sequential_without_augmentation(model):
+    kept = [layer for layer in model.layers if not c.is_augmentation(layer)]
+    clone = keras.Sequential(
+        [layer.__class__.from_config(layer.get_config()) for layer in kept],
+        name=model.name,
+    )
+    clone.build(model.input_shape)
+    for new, old in zip(clone.layers, kept):
+        new.set_weights(old.get_weights())
+    return clone
+
+
+def _augmentation_sources(model, config) -> dict:
+    """(augmentation layer name, node index) -> the reference to its input."""
+    source = {}
+    for layer_config in config["layers"]:
+        layer = model.get_layer(layer_config["name"])
+        if c.is_augmentation(layer):
+            first = 1 if _skips_first_node(layer) else 0
+            for index, node in enumerate(layer_config["inbound_nodes"]):
+                source[(layer.name, first + index)] = node[0]
+    return source
+
+
+def _without_augmentation(model):
+    """A copy of ``model`` without its augmentation layers (identity at
+    inference), which TF-MOT cannot quantize.
+
+    Rewires the functional config: whatever read an augmentation layer's
+    output reads that layer's input instead.
+    """
+    if isinstance(model, keras.Sequential):
+        return _sequential_without_augmentation(model)
+    if not any(c.is_augmentation(layer) for layer in model.layers):
+        return mu.copy_model(model)
+    config = model.get_config()
+    source = _augmentation_sources(model, config)
+
+    def resolve(ref):
+        while (ref[0], ref[1]) in source:
+            ref = source[(ref[0], ref[1])]
+        return ref
+
+    layers = []
+    for layer_config in config["layers"]:
+        if c.is_augmentation(model.get_layer(layer_config["name"])):
+            continue
+        layer_config = dict(layer_config)
+        layer_config["inbound_nodes"] = [
+            [list(resolve(ref)[:3]) + list(ref[3:]) for ref in node]
+            for node in layer_config["inbound_nodes"]
+        ]
+        layers.append(layer_config)
+    outputs = [list(resolve(ref))[:3] for ref in config["output_layers"]]
+    clone = keras.Model.from_config(dict(config, layers=layers, output_layers=outputs))
+    for layer in clone.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clone
+
+
+def _unquantizable(model):
+    """Names and classes of the layers TF-MOT's default 8-bit scheme rejects."""
+    quantize = c.tfmot().quantization.keras
+    registry = quantize.default_8bit.Default8BitQuantizeRegistry()
+    bad = []
+    for layer in c.layers(model):
+        # BatchNormalization has no entry of its own: TF-MOT folds it into the
+        # convolution or Dense layer before it, which quantize_model checks.
+        if isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        if not registry.supports(layer):
+            bad.append(f"{layer.name} ({layer.__class__.__name__})")
+    return bad
+
+
+def _scheme(preserve):
+    """TF-MOT's quantization scheme for ``preserve`` (None: the default)."""
+    if preserve is None:
+        return None
+    combine = c.tfmot().experimental.combine
+    if preserve == "sparsity":
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    return combine.Default8BitClusterPreserveQuantizeScheme(
+        preserve_sparsity=preserve == "sparse_clusters"
+    )
+
+
+def _quantized(base, model_name, preserve=None):
+    """TF-MOT's ``quantize_model`` of ``base``, or UnsupportedModelError."""
+    bad = _unquantizable(base)
+    if bad:
+        raise UnsupportedModelError(
+            f"{_FUNC} cannot train model {model_name!r} quantization-aware: "
+            f"TF-MOT has no 8-bit quantization for layer(s) {', '.join(bad)}. "
+            f"{_QAT_INSTEAD}"
+        )
+    quantize = c.tfmot().quantization.keras
+    try:
+        if preserve is None:
+            return quantize.quantize_model(base)
+        annotated = quantize.quantize_annotate_model(base)
+        return quantize.quantize_apply(annotated, _scheme(preserve))
+    except (ValueError, RuntimeError) as error:
+        raise UnsupportedModelError(
+            f"{_FUNC} cannot train model {model_name!r} quantization-aware: "
+            f"TF-MOT says: {error} {_QAT_INSTEAD}"
+        ) from error
+
+
+def quantize_aware(
+    model,
+    x,
+    y,
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data=None,
+    learning_rate: float | None = None,
+    preserve: str | None = None,
+    holdout: float = 0.1,
+    verbose: int = 1,
+) -> keras.Model:
+    """Quantization-aware training: fine-tunes with simulated int8 arithmetic.
+
+    Applies TF-MOT's ``quantize_model`` (default 8-bit scheme) to a copy of
+    ``model`` without its augmentation layers (they are identity at
+    inference), and fine-tunes it, so that a full int8 TFLite conversion
+    (``kdl.export.to_tflite(..., quantization="int8")``) loses less accuracy
+    than post-training quantization.
+
+    TF-MOT quantizes Dense, Conv2D, DepthwiseConv2D, pooling, Add,
+    Concatenate and activations, with BatchNormalization folded in; it cannot
+    quantize recurrent (SimpleRNN, LSTM, GRU, Bidirectional), Embedding or
+    Conv1D layers. Such a model gets an UnsupportedModelError naming the
+    layers before any work is done.
+
+    ``preserve`` keeps what an earlier transform made, through TF-MOT's
+    collaborative optimization: "sparsity" the zeros of :func:`prune`
+    (``Default8BitPrunePreserveQuantizeScheme``), "clusters" the shared values
+    of :func:`cluster` and "sparse_clusters" both, after
+    ``cluster(..., preserve_sparsity=True)``
+    (``Default8BitClusterPreserveQuantizeScheme``).
+
+    Args:
+        model: kdl.keras.Model. A compiled functional or Sequential model. It
+            is not changed.
+        x: array, list or dict of arrays, or a batched tf.data.Dataset.
+        y: array or dict of arrays (None when x is a Dataset).
+        epochs: int. Fine-tuning epochs. Defaults to `1`.
+        batch_size: int. Defaults to `32`.
+        validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
+            or a Dataset. Defaults to `None`.
+        learning_rate: float or None. Fine-tuning learning rate; None uses a
+            tenth of the model's. Defaults to `None`.
+        preserve: None, "sparsity", "clusters" or "sparse_clusters". What
+            quantization-aware training keeps. Defaults to `None`.
+        holdout: float. Without ``validation_data``, this fraction of array
+            data is held out of fine-tuning to keep the best epoch on (0: keep
+            the last). Defaults to `0.1`.
+        verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
+
+    Returns:
+        A new compiled `kdl.keras.Model` wrapped by TF-MOT (``QuantizeLayer``,
+        ``QuantizeWrapperV2``): save and load it with kdl.save / kdl.load (or
+        Keras with ``custom_objects()``), export it with kdl.export.
+
+    Raises:
+        kdl.errors.UnsupportedModelError: for a layer TF-MOT cannot quantize,
+            naming it and what works instead (and for a subclassed or private
+            model); ValueError, TypeError for a bad argument.
+
+    Example:
+        >>> qat = quantize_aware(model, x_train, y_train, epochs=1, verbose=0)
+    """
+    info, _ = c.check_training(
+        _FUNC,
+        model,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        learning_rate=learning_rate,
+        verbose=verbose,
+    )
+    if preserve is not None:
+        v.check_choice(preserve, "preserve", _FUNC, PRESERVE)
+    c.check_holdout(holdout, _FUNC)
+    qat = _quantized(_without_augmentation(model), model.name, preserve)
+    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    if verbose:
+        print(f"quantize_aware: {len(qat.layers)} layers, {epochs} epoch(s)")
+    total_steps = epochs * c.steps_per_epoch(x_fit, info, batch_size)
+    rate = c.fine_tune_rate(model, learning_rate, total_steps)
+    mu.compile_like(qat, model, learning_rate=rate)
+    c.fine_tune(
+        qat,
+        x_fit,
+        y_fit,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation,
+        verbose=verbose,
+    )
+    return qat
+
+
+def custom_objects() -> dict:
+    """The classes Keras needs to load a model saved with TF-MOT wrappers.
+
+    Covers quantization-aware models (TF-MOT's ``quantize_scope``, with the
+    two classes that TF-MOT 0.8 cannot load from ``.keras`` files fixed) and,
+    should one be saved unstripped, pruning and clustering wrappers.
+    ``kdl.load`` passes these on by itself.
+
+    Returns:
+        dict: class name -> class, for ``keras.models.load_model``.
+
+    Example:
+        >>> restored = keras.models.load_model(path,
+        ...                                    custom_objects=custom_objects())
+    """
+    tfmot = c.tfmot()
+    objects = {}
+    for scope in (
+        tfmot.quantization.keras.quantize_scope(),
+        tfmot.sparsity.keras.prune_scope(),
+        tfmot.clustering.keras.cluster_scope(),
+    ):
+        for mapping in scope.custom_objects:
+            objects.update(mapping)
+    from kdl.compression import _tfmot_fixes
+
+    objects.update(_tfmot_fixes.CLASSES)
+    return objects
