@@ -40,8 +40,6 @@ LOST_RETRIES = 1
 # Seconds without a heartbeat after which a worker counts as lost; the
 # KDL_TUNE_WORKER_TIMEOUT environment variable changes it (tests use a few s).
 WORKER_TIMEOUT = 60.0
-# How a worker tells the chief that its trial hit a fatal error.
-FATAL = "kdl-fatal: "
 
 
 # === Oracles ===
@@ -131,11 +129,18 @@ class ResumableOracle:
             if trial.trial_id not in self._retry_queue:
                 return None  # a late result: another worker runs it again
             self._retry_queue.remove(trial.trial_id)
-        if (trial.message or "").startswith(FATAL):
-            error = trial.message[len(FATAL) :]
+        # Trial messages do not travel over gRPC: the worker's record in the
+        # shared folder says whether its error was fatal.
+        path = os.path.join(self._get_trial_dir(trial.trial_id), jobs.TRIAL_FILE)
+        record = _files.read_json(path) or {}
+        if trial.status == TrialStatus.FAILED and record.get("fatal"):
             self.kdl_fatal = RuntimeError(
-                f"tune stopped: a worker hit a fatal error: {error}"
+                f"tune stopped: a worker hit a fatal error: {record.get('error')}"
             )
+            # That worker raises the error and leaves.
+            for tuner_id, ongoing in self.ongoing_trials.items():
+                if ongoing.trial_id == trial.trial_id:
+                    self.tuner_ids.discard(tuner_id)
         super().end_trial(trial)
         self.kdl_on_end(self.trials[trial.trial_id])
         return None
@@ -352,6 +357,7 @@ class SearchTuner(base_tuner.BaseTuner):
         except Exception as err:
             failed = isinstance(err, kt.errors.FailedTrialError)
             record["error"] = str(err) if failed else jobs.short_error(err)
+            record["fatal"] = isinstance(err, kt.errors.FatalError)
             raise
         finally:
             record["seconds"] = round(time.perf_counter() - start, 3)
@@ -413,11 +419,11 @@ class SearchTuner(base_tuner.BaseTuner):
             return
         try:
             super().search(*fit_args, **fit_kwargs)
-        except kt.errors.FatalError as err:
+        except kt.errors.FatalError:
             if role == "worker" and self._trial is not None:
-                # Tell the chief, which stops the search for every worker.
+                # Tell the chief (the trial's record says "fatal"), which then
+                # stops the search for every worker.
                 self._trial.status = TrialStatus.FAILED
-                self._trial.message = FATAL + jobs.short_error(err.__cause__ or err)
                 self.oracle.end_trial(self._trial)
             raise
         finally:
@@ -514,7 +520,12 @@ def serve(tuner: SearchTuner) -> None:
     oracle.kdl_serve(timeout=_worker_timeout(), on_end=on_end)
     server.start()
     try:
-        while not (servicer.stop_triggered and oracle.kdl_done()):
+        # Stop once told to (a worker got STOPPED, or a fatal error) and no
+        # worker is left waiting for an answer.
+        while not (
+            (servicer.stop_triggered or oracle.kdl_fatal is not None)
+            and oracle.kdl_done()
+        ):
             time.sleep(0.5)
             oracle.kdl_drop_lost_workers()
     finally:

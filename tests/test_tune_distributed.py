@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,16 +33,19 @@ _SCRIPT = """
 import json, os, sys, time
 from kdl import Choice, build_mlp, datasets, tune
 
-LOG, OUT, DIRECTORY = sys.argv[1:4]
+LOG, OUT, DIRECTORY, MODE = sys.argv[1:5]
 
 def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3):
     tuner = os.environ["KERASTUNER_TUNER_ID"]
     with open(LOG, "a") as f:
         f.write(json.dumps([tuner, list(hidden_units), learning_rate]) + "\\n")
-    if tuner == "tuner1":
+    if MODE == "kill" and tuner == "tuner1":
         time.sleep(600)  # a long trial: the test kills this worker here
-    return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
-                     learning_rate=learning_rate)
+    model = build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+                      learning_rate=learning_rate)
+    if MODE == "fatal":  # a builder bug: an uncompiled model
+        model = type(model)(model.inputs, model.outputs)
+    return model
 
 (x, y), _ = datasets.digits(layout="flat")
 result = tune(build, x[:300], y[:300], algorithm="grid", epochs=1, seed=0,
@@ -84,36 +88,59 @@ def _wait_for(condition, processes, *, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.slow
-def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
-    tmp_path, digits_flat
-):
-    script = tmp_path / "search.py"
-    script.write_text(textwrap.dedent(_SCRIPT))
-    log, directory = tmp_path / "builds.log", tmp_path / "search"
-    port = _free_port()
-    processes = {}
+class _Cluster:
+    """Chief and worker processes of one search; all killed on exit."""
 
-    def start(tuner_id: str) -> None:
+    def __init__(self, tmp_path: Path, mode: str):
+        self.tmp_path, self.mode = tmp_path, mode
+        self.script = tmp_path / "search.py"
+        self.script.write_text(textwrap.dedent(_SCRIPT))
+        self.log, self.directory = tmp_path / "builds.log", tmp_path / "search"
+        self.port = _free_port()
+        self.processes = {}
+
+    def start(self, tuner_id: str) -> None:
         env = dict(
             os.environ,
             KERASTUNER_TUNER_ID=tuner_id,
             KERASTUNER_ORACLE_IP="127.0.0.1",
-            KERASTUNER_ORACLE_PORT=str(port),
+            KERASTUNER_ORACLE_PORT=str(self.port),
             KDL_TUNE_WORKER_TIMEOUT=WORKER_TIMEOUT,
         )
-        out = tmp_path / f"{tuner_id}.json"
-        with open(tmp_path / f"{tuner_id}.out", "w") as stdout:
-            processes[tuner_id] = subprocess.Popen(
-                [sys.executable, str(script), str(log), str(out), str(directory)],
+        out = self.tmp_path / f"{tuner_id}.json"
+        args = [str(self.script), str(self.log), str(out), str(self.directory)]
+        with open(self.tmp_path / f"{tuner_id}.out", "w") as stdout:
+            self.processes[tuner_id] = subprocess.Popen(
+                [sys.executable, *args, self.mode],
                 env=env,
                 stdout=stdout,
                 stderr=subprocess.STDOUT,
             )
 
-    try:
-        start("chief")
-        start("tuner1")
+    def finish(self, name: str, *, timeout: float = 300) -> tuple[int, str]:
+        """Waits for a process; returns its exit code and output."""
+        self.processes[name].wait(timeout=timeout)
+        output = (self.tmp_path / f"{name}.out").read_text()
+        return self.processes[name].returncode, output
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
+    tmp_path, digits_flat
+):
+    with _Cluster(tmp_path, "kill") as cluster:
+        log, directory, processes = cluster.log, cluster.directory, cluster.processes
+        cluster.start("chief")
+        cluster.start("tuner1")
         # tuner1 gets a trial and hangs in it; then tuner2 joins, and tuner1
         # is killed mid-trial while tuner2 runs trials.
         _wait_for(
@@ -122,7 +149,7 @@ def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
             timeout=240,
             what="tuner1's first trial",
         )
-        start("tuner2")
+        cluster.start("tuner2")
         _wait_for(
             lambda: any(e[0] == "tuner2" for e in _log(log)),
             processes,
@@ -131,14 +158,8 @@ def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
         )
         os.kill(processes["tuner1"].pid, signal.SIGKILL)
         for name in ("chief", "tuner2"):
-            processes[name].wait(timeout=300)
-            output = (tmp_path / f"{name}.out").read_text()
-            assert processes[name].returncode == 0, output[-3000:]
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+            code, output = cluster.finish(name)
+            assert code == 0, output[-3000:]
     assert processes["tuner1"].returncode == -signal.SIGKILL
 
     chief = json.loads((tmp_path / "chief.json").read_text())
@@ -183,3 +204,71 @@ def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
     tuner2_runs = sorted(args for tuner, *args in builds if tuner == "tuner2")
     assert tuner2_runs == local_args
     assert lost in tuner2_runs
+
+
+_ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+
+@pytest.mark.parametrize(
+    ("env", "distributed", "match"),
+    [
+        (
+            {},
+            True,
+            r"'distributed' parameter of kdl.tune must be False, or True with "
+            r"KerasTuner's environment variables .*missing: KERASTUNER_TUNER_ID, "
+            r"KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT",
+        ),
+        (
+            {"KERASTUNER_TUNER_ID": "tuner1", "KERASTUNER_ORACLE_IP": "127.0.0.1"},
+            False,
+            r"missing: KERASTUNER_ORACLE_PORT\)",
+        ),
+        (
+            {
+                "KERASTUNER_TUNER_ID": "chief",
+                "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                "KERASTUNER_ORACLE_PORT": "http",
+            },
+            True,
+            r"KERASTUNER_ORACLE_PORT a port number .* Got 'http'",
+        ),
+    ],
+)
+def test_distributed_needs_keras_tuners_environment(
+    digits_flat, tmp_path, monkeypatch, env, distributed, match
+):
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (x, y), _ = digits_flat
+    with pytest.raises(ValueError, match=match):
+        tune(
+            build_mlp,
+            x,
+            y,
+            space=SPACE,
+            directory=tmp_path / "s",
+            distributed=distributed,
+        )
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(TypeError, match=r"'distributed' parameter of kdl.tune"):
+        tune(build_mlp, x, y, space=SPACE, distributed="yes")
+
+
+@pytest.mark.slow
+def test_a_fatal_error_on_a_worker_stops_the_whole_search(tmp_path):
+    with _Cluster(tmp_path, "fatal") as cluster:
+        cluster.start("chief")
+        cluster.start("tuner1")
+        chief_code, chief_output = cluster.finish("chief")
+        worker_code, worker_output = cluster.finish("tuner1", timeout=60)
+    compiled = r"The 'build_fn' parameter of kdl.tune must return a compiled model"
+    assert chief_code == 1 and worker_code == 1
+    assert re.search(
+        r"RuntimeError: tune stopped: a worker hit a fatal error: .*" + compiled,
+        chief_output,
+    )
+    assert re.search(r"ValueError: " + compiled, worker_output)
+    assert [tuner for tuner, *_ in _log(cluster.log)] == ["tuner1"]
