@@ -267,12 +267,12 @@ def test_builder_with_dp_optimizer_matches_make_private(digits_flat, tmp_path):
 
 
 def test_dp_optimizer_is_tf_privacy_optimizer_and_checks_arguments():
-    from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: F401
-
     opt = privacy.dp_optimizer("adam", l2_norm_clip=2.0, noise_multiplier=0.7,
                                learning_rate=1e-3)  # fmt: skip
     assert privacy.is_dp_optimizer(opt)
+    # TF Privacy's DP Keras optimizer class (make_keras_generic_optimizer_class)
     assert "DPOptimizerClass" in [c.__name__ for c in type(opt).__mro__]
+    assert type(opt).__mro__[1].__module__.startswith("tensorflow_privacy.")
     assert opt.get_config()["learning_rate"] == pytest.approx(1e-3)
     assert (opt.l2_norm_clip, opt.noise_multiplier) == (2.0, 0.7)
     assert not privacy.is_dp_optimizer(keras.optimizers.Adam())
@@ -281,6 +281,16 @@ def test_dp_optimizer_is_tf_privacy_optimizer_and_checks_arguments():
         privacy.dp_optimizer("lion", noise_multiplier=1.0)
     with pytest.raises(TypeError, match="noise_multiplier"):
         privacy.dp_optimizer("sgd")
+    with pytest.raises(ValueError, match="'name' .* or a kdl.keras SGD, Adam"):
+        privacy.dp_optimizer(keras.optimizers.Nadam(), noise_multiplier=1.0)
+    # A kdl.keras optimizer's settings are copied; learning_rate replaces its own.
+    copied = privacy.dp_optimizer(
+        keras.optimizers.SGD(0.01, momentum=0.5), noise_multiplier=1.0,
+        learning_rate=0.2,
+    )  # fmt: skip
+    assert type(copied).__name__ == "DPSGD"
+    assert copied.get_config()["learning_rate"] == pytest.approx(0.2)
+    assert copied.get_config()["momentum"] == pytest.approx(0.5)
 
 
 # === Targets ===

@@ -328,22 +328,28 @@ def _fresh_optimizer(optimizer):
     return type(optimizer).from_config(optimizer.get_config())
 
 
-def _dp_optimizer_like(optimizer, l2_norm_clip, noise_multiplier, func, arg="model"):
+def _dp_optimizer_like(
+    optimizer, l2_norm_clip, noise_multiplier, func, arg="model", learning_rate=None
+):
     """The DP Keras optimizer with the hyperparameters of ``optimizer``."""
     name = type(optimizer).__name__
     classes = _classes()
     if name not in classes.DP_OPTIMIZERS:
-        v.fail(
-            func,
-            arg,
+        requirement = (
             "compiled with an SGD, Adam, RMSprop or Adagrad optimizer for "
-            "method 'optimizer'",
-            name,
+            "method 'optimizer'"
+            if arg == "model"
+            else "one of "
+            + ", ".join(repr(k) for k in DP_OPTIMIZER_NAMES)
+            + ", or a kdl.keras SGD, Adam, RMSprop or Adagrad optimizer"
         )
+        v.fail(func, arg, requirement, name)
     cls = classes.dp_optimizer_classes()[name]
     config = optimizer.get_config()
     allowed = inspect.signature(getattr(keras.optimizers.legacy, name)).parameters
     kwargs = {k: val for k, val in config.items() if k in allowed and k != "name"}
+    if learning_rate is not None:
+        kwargs["learning_rate"] = learning_rate
     if isinstance(kwargs.get("learning_rate"), dict):
         kwargs["learning_rate"] = keras.optimizers.schedules.deserialize(
             kwargs["learning_rate"]
@@ -540,10 +546,9 @@ def dp_optimizer(
             learning_rate, "learning_rate", func, strict_min=True, allow_none=True
         )
     if not isinstance(name, str):
-        optimizer = _dp_optimizer_like(name, clip, noise, func, arg="name")
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
-        return optimizer
+        return _dp_optimizer_like(
+            name, clip, noise, func, arg="name", learning_rate=learning_rate
+        )
     base, settings = DP_OPTIMIZER_NAMES[name]
     if learning_rate is not None:
         settings = {**settings, "learning_rate": learning_rate}
