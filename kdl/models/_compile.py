@@ -87,6 +87,14 @@ def check_common(
             augmentation, "image" if input_rank == 3 else "sequence", func
         )
     check_optimizer(optimizer, func)
+    if batch_norm and _is_dp_optimizer(optimizer):
+        v.fail(
+            func,
+            "batch_norm",
+            "False with a DP optimizer (batch statistics mix examples, which "
+            "breaks per-example privacy)",
+            batch_norm,
+        )
     check_learning_rate(learning_rate, func)
     if metrics is not None and (
         isinstance(metrics, str) or not isinstance(metrics, (list, tuple))
@@ -104,9 +112,15 @@ def check_common(
     v.check_str(name, "name", func)
 
 
+def _is_dp_optimizer(optimizer) -> bool:
+    from kdl import privacy  # light: TensorFlow Privacy stays unimported
+
+    return privacy.is_dp_optimizer(optimizer)
+
+
 def check_optimizer(optimizer, func: str) -> None:
     v.check_keras2(optimizer, "optimizer", func)
-    if isinstance(optimizer, keras.optimizers.Optimizer):
+    if isinstance(optimizer, keras.optimizers.Optimizer) or _is_dp_optimizer(optimizer):
         return
     v.check_choice(optimizer, "optimizer", func, OPTIMIZERS)
 
@@ -139,7 +153,21 @@ def regularizer(l1: float, l2: float):
 
 
 def compile_model(model, *, task, optimizer, learning_rate, metrics):
-    """Compiles ``model`` for ``task`` and returns it."""
+    """Compiles ``model`` for ``task`` and returns it.
+
+    Given a DP optimizer from ``kdl.privacy.dp_optimizer``, returns a private
+    model instead (``kdl.privacy.compile_private``: per-example loss, privacy
+    statement and accounting, like ``make_private(method="optimizer")``).
+    """
+    if _is_dp_optimizer(optimizer):
+        from kdl import privacy
+
+        return privacy.compile_private(
+            model,
+            optimizer,
+            loss=task_loss(task),
+            metrics=task_metrics(task, metrics),
+        )
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss=task_loss(task),
