@@ -102,7 +102,7 @@ class TuneResult:
         )
 
 
-# === Argument checks (all before keras_tuner is imported) ===
+# === Builder arguments (all checks run before keras_tuner is imported) ===
 
 
 def _direction(objective: str, direction: str | None) -> str:
@@ -246,7 +246,7 @@ def _infer_args(signature, fixed, space, x, y, builder: str) -> dict:
     return inferred
 
 
-# === Argument checks, one record each (all before keras_tuner is imported) ===
+# === The three records of a search: model, training, search ===
 
 
 def _check_builder(build_fn, space, fixed, algorithm: str, x, y) -> jobs.BuildSpec:
@@ -312,10 +312,14 @@ def _check_targets(signature, fixed, space, y) -> None:
     Labels 1..3 would otherwise give a 4-class model with a class that does
     not exist.
     """
-    if "task" in space or y is None:
+    if "task" in space or "num_outputs" in space or y is None:
         return
     task = _task(signature, fixed)
     num_classes = fixed.get("num_outputs")
+    param = signature.parameters.get("num_outputs")
+    if task is None and param is not None and param.default is param.empty:
+        # No task argument: tune reads num_outputs as a number of classes.
+        task = None if num_classes is not None else "classification"
     if task is None or not isinstance(num_classes, (int, type(None))):
         return
     v.check_targets(FUNC, y, task=task, num_classes=num_classes)

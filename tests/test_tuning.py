@@ -267,6 +267,32 @@ def test_bad_class_targets_fail_before_any_model_is_built(tmp_path, y, fixed, sh
     assert not directory.exists()
 
 
+def test_targets_of_a_builder_without_task_and_of_regression(tmp_path):
+    x = np.random.default_rng(0).normal(size=(120, 4)).astype("float32")
+
+    def plain(input_shape, num_outputs, *, units=8):
+        return build_mlp(input_shape, num_outputs, hidden_units=(units,))
+
+    # num_outputs is read as a number of classes: 1..3 is refused too.
+    with pytest.raises(ValueError, match=r"'y' parameter of kdl.tune .*1, 2, 3"):
+        tune(plain, x, _LABELS + 1, space={"units": Choice([4, 8])}, verbose=0)
+    # Regression targets are not class labels: they pass this check (the call
+    # then stops at the next one, a directory that is a file).
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match=r"'directory' .* a folder, not a file"):
+        tune(
+            build_mlp,
+            x,
+            np.linspace(-1.5, 7.5, 120),
+            space={"dropout": Choice([0.0, 0.1])},
+            fixed={"task": "regression"},
+            objective="val_mae",
+            directory=a_file,
+            verbose=0,
+        )
+
+
 @pytest.mark.parametrize(
     ("objective", "num_examples", "warns"),
     [
