@@ -41,6 +41,7 @@ def cmd_train(args) -> int:
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "train")
+    kdl.set_seed(args.seed)  # the initial weights too, not only training
     model = build_model(args, data)
     (x, y), (x_test, y_test) = data
     history = kdl.train(

@@ -94,16 +94,16 @@ def _data_for_model(args, path: Path, command: str):
 
 
 def cmd_compress(args) -> int:
-    from kdl import compression
-
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
     if args.epochs < 0:
         raise c.CommandError("kdl compress: --epochs must be 0 or more")
     path = c.check_model_file(args.model)
     schema, data = _data_for_model(args, path, "compress")
-    model = c.load_model(path)
-    if c.is_tflite(model):
+    if path.suffix.lower() == ".tflite":
         raise c.CommandError("kdl compress: MODEL must be a Keras model, not .tflite")
+    from kdl import compression
+
+    model = c.load_model(path)
     (x, y), (x_test, y_test) = data
     verbose = 0 if args.quiet else 1
     if args.prune is not None:
@@ -127,7 +127,7 @@ def cmd_compress(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from kdl import datasets, export
+    from kdl import datasets
 
     out = c.check_out(args.out, (".tflite",), arg="OUT")
     path = c.check_model_file(args.model)
@@ -139,9 +139,11 @@ def cmd_export(args) -> int:
     schema, data = (datasets.read_schema(path), None)
     if args.data is not None:
         schema, data = _data_for_model(args, path, "export")
-    model = c.load_model(path)
-    if c.is_tflite(model):
+    if path.suffix.lower() == ".tflite":
         raise c.CommandError("kdl export: MODEL is already a .tflite file")
+    from kdl import export
+
+    model = c.load_model(path)
     sample = None if data is None else data.train[0][:200]
     kwargs = {}
     if (
@@ -188,13 +190,13 @@ def cmd_privacy_epsilon(args) -> int:
 
 
 def cmd_privacy_train(args) -> int:
-    import kdl
-    from kdl import privacy
-
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "privacy train")
     (x, y), (x_test, y_test) = data
+    import kdl
+    from kdl import privacy
+
     # No normalize=: statistics adapted on the private data would not be
     # covered by the DP guarantee (kdl.privacy.make_private refuses them).
     model = build_model(args, data, normalize=False)
@@ -246,10 +248,10 @@ def _check_env(env_id: str) -> None:
 
 
 def cmd_rl(args) -> int:
-    from kdl import rl
-
     out = c.check_out(args.out, ("",))
     _check_env(args.env)
+    from kdl import rl
+
     agent = rl.DQNAgent(args.env, seed=args.seed)
     agent.train(args.steps, verbose=0 if args.quiet else 1)
     mean, std = agent.evaluate(args.episodes, seed=args.seed)
@@ -266,7 +268,7 @@ def cmd_rl(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from kdl import datasets, report
+    from kdl import datasets
 
     paths = [c.check_model_file(m) for m in args.models]
     names = [p.name for p in paths]
@@ -283,6 +285,8 @@ def cmd_report(args) -> int:
         other = datasets.read_schema(path) or {}
         if "epsilon" in other:
             epsilons[path.name] = other["epsilon"]
+    from kdl import report
+
     variants = {
         p.name: (str(p) if p.suffix == ".tflite" else c.load_model(p)) for p in paths
     }
