@@ -1,0 +1,58 @@
+"""What the example scripts share: the short mode, the output folder, plots.
+
+Every example runs in two modes:
+
+- the full mode (default): enough epochs, trials or steps for the numbers in
+  the script's docstring;
+- the short mode (``KDL_QUICK=1`` in the environment, or ``--quick`` on the
+  command line): a few seconds of work that still runs every line, for the
+  tests (``tests/test_examples.py``) and for a first look.
+
+Outputs go to ``saved_models/<example>/`` under the current folder, like the
+other examples (``KDL_OUT`` changes the root). Plots are written as PNG files
+with Matplotlib's Agg backend: no display is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Quiet TensorFlow's C++ start-up notices unless the user chose a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+QUICK = os.environ.get("KDL_QUICK", "0") not in ("", "0") or "--quick" in sys.argv
+
+
+def pick(full, quick):
+    """`quick` in the short mode, else `full` (epochs, trials, steps, sizes)."""
+    return quick if QUICK else full
+
+
+def out_dir(name: str) -> Path:
+    """The example's output folder, ``saved_models/<name>``, created if needed."""
+    folder = Path(os.environ.get("KDL_OUT", "saved_models")) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Writes `fig` as a PNG file, closes it, and says where it is."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"plot: {path}")
+    return Path(path)
+
+
+def banner() -> None:
+    """One line telling which mode runs."""
+    if QUICK:
+        print("short mode (KDL_QUICK=1 or --quick): numbers are not meaningful")
