@@ -922,8 +922,9 @@ def check_loaded(obj, path, func: str = "kdl.load"):
 
     A crafted ``.keras`` file can make tf_keras return any importable object
     (``subprocess.run`` named as the model was returned as is); kdl.load
-    returns models only: a ``kdl.keras.Model``, or kdl's TFLite model or
-    SavedModel predictor.
+    returns models only: a ``kdl.keras.Model``, or an object of a kdl class
+    with a ``predict`` method (kdl.lite's TFLite model, kdl.io's
+    ``SavedModelPredictor``).
 
     Raises:
         ValueError: for anything else (a function, a class, another object).
@@ -932,9 +933,9 @@ def check_loaded(obj, path, func: str = "kdl.load"):
         return obj
     cls = type(obj)
     module = getattr(cls, "__module__", "") or ""
-    is_kdl_instance = module.split(".")[0] == "kdl" and not isinstance(obj, type)
-    if is_kdl_instance and not callable(getattr(obj, "__func__", None)):
-        return obj
+    is_kdl = module.split(".")[0] == "kdl" and not isinstance(obj, type)
+    if is_kdl and callable(getattr(obj, "predict", None)):
+        return obj  # kdl.lite's TFLite model, kdl.io's SavedModelPredictor
     what = getattr(obj, "__qualname__", None) or cls.__qualname__
     where = getattr(obj, "__module__", None) or module
     raise ValueError(

@@ -596,3 +596,12 @@ def test_kdl_load_never_returns_what_the_file_names(saved, tmp_path):
     with pytest.warns(UserWarning, match="safe_mode=False"):
         with pytest.raises(ValueError, match=r"subprocess\.run .*not a Keras model"):
             kdl.load(path, safe_mode=False)
+
+
+def test_the_cli_refuses_a_crafted_file(saved, tmp_path, canary, capsys):
+    from kdl import cli
+
+    path = craft(saved, tmp_path, "keras", name_as("model", canary[0], "Evil", ""))
+    assert cli.main(["info", str(path)]) == 2
+    assert re.search(r"refused to load .*safe_mode=False", capsys.readouterr().err)
+    assert not canary[1].exists()
