@@ -73,7 +73,7 @@ class ResumableOracle:
                 self._recovered(trial_id)
 
     def _recovered(self, trial_id):
-        """Hook: a finished trial found on reload."""
+        """Hook: a trial ended without end_trial (found on reload, or lost)."""
 
     # --- serving workers (the chief of a distributed search) ---
     #
@@ -183,6 +183,7 @@ class ResumableOracle:
             path = os.path.join(self._get_trial_dir(trial_id), jobs.TRIAL_FILE)
             _files.write_json(path, record)
             self.end_order.append(trial_id)
+            self._recovered(trial_id)  # the grid walk goes on past it
             self._check_consecutive_failures()
         self._save_trial(trial)
         self.save()

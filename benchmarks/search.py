@@ -1,0 +1,202 @@
+"""kdl.tune benchmarks: the cost of a trial, and what each algorithm finds.
+
+Run from the repository root (several minutes on a CPU):
+
+    .venv/bin/python benchmarks/search.py [--out /work/notes/bench-search.md]
+
+1. Per-trial overhead: seconds per trial of ``kdl.tune`` (grid search over
+   ``dropout``, one trial per value) against a plain loop that builds and fits
+   the same models with the same arguments (validation split, early stopping,
+   batch size, epochs), split into the trial itself (build, fit, saving the
+   best weights) and the bookkeeping between trials. KerasTuner's import
+   (about 6 s) is paid before timing.
+2. Search quality: the best validation loss and the test accuracy of the best
+   model reached by grid, random, Bayesian and Hyperband searches of one
+   discrete space on the digits, each given the same budget (``TRIALS`` trials
+   of ``EPOCHS`` epochs; Hyperband gets as many trials as the budget's epochs
+   allow), over three seeds. The epochs each search really ran are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import kdl
+from kdl import build_mlp, datasets
+from kdl.backend import keras
+
+EPOCHS = 8
+TRIALS = 6
+SEEDS = (0, 1, 2)
+SPACE = {
+    "hidden_units": kdl.Choice([(16,), (64,), (128,)]),
+    "learning_rate": kdl.Choice([3e-4, 1e-3, 1e-2]),
+}
+ALGORITHMS = ("grid", "random", "bayesian", "hyperband")
+
+
+def _plain_fit(x, y, dropout: float, *, epochs: int, seed: int) -> None:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_mlp(x.shape[1:], 10, dropout=dropout)
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=3, restore_best_weights=True
+    )
+    model.fit(
+        x,
+        y,
+        validation_split=0.2,
+        epochs=epochs,
+        batch_size=32,
+        callbacks=[stopper, keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+    )
+
+
+def overhead(x, y, *, trials: int = 6, epochs: int = 3, rounds: int = 2) -> dict:
+    """Seconds per trial: kdl.tune vs the same fits in a plain loop.
+
+    The machine is shared, so plain and tuned rounds alternate and each
+    figure is the best round's median.
+    """
+    import keras_tuner  # noqa: F401  (its import is not a per-trial cost)
+
+    dropouts = [round(0.05 * i, 2) for i in range(trials)]
+    _plain_fit(x, y, 0.0, epochs=1, seed=0)  # warm-up: tracing, first graph
+    best = {}
+    for _ in range(rounds):
+        plain = []
+        for dropout in dropouts:
+            start = time.perf_counter()
+            _plain_fit(x, y, dropout, epochs=epochs, seed=0)
+            plain.append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            result = kdl.tune(
+                build_mlp,
+                x,
+                y,
+                space={"dropout": kdl.Choice(dropouts)},
+                algorithm="grid",
+                epochs=epochs,
+                seed=0,
+                directory=Path(tmp) / "search",
+                verbose=0,
+            )
+            wall = time.perf_counter() - start
+        inside = result.trials["seconds"]
+        figures = {
+            "plain": statistics.median(plain),
+            "trial": float(inside.median()),
+            "between": (wall - float(inside.sum())) / trials,
+            "tune": wall / trials,
+        }
+        for key, value in figures.items():
+            best[key] = min(best.get(key, value), value)
+    return best
+
+
+def quality(x, y, x_test, y_test, algorithm: str, seed: int) -> dict:
+    """One search: best val_loss, test accuracy, epochs run, seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = kdl.tune(
+            build_mlp,
+            x,
+            y,
+            space=SPACE,
+            algorithm=algorithm,
+            max_trials=TRIALS if algorithm != "hyperband" else None,
+            epochs=EPOCHS,
+            seed=seed,
+            directory=Path(tmp) / "search",
+            verbose=0,
+        )
+        seconds = time.perf_counter() - start
+    predictions = np.argmax(result.best_model.predict(x_test, verbose=0), axis=1)
+    return {
+        "val_loss": result.best_score,
+        "accuracy": float(np.mean(predictions == y_test)),
+        "trials": len(result.trials),
+        "epochs": int(result.trials["epochs"].sum()),
+        "seconds": seconds,
+    }
+
+
+def report(over: dict, rows: dict) -> str:
+    lines = [
+        "# kdl.tune benchmarks",
+        "",
+        "Digits MLP on a shared 2-core CPU, measured with `benchmarks/search.py` "
+        f"on {time.strftime('%Y-%m-%d')}.",
+        "",
+        "## Per-trial overhead",
+        "",
+        "| | seconds per trial |",
+        "| --- | --- |",
+        f"| plain loop: build + fit (median) | {over['plain']:.2f} |",
+        f"| kdl.tune trial: build + fit + save weights (median) | "
+        f"{over['trial']:.2f} |",
+        f"| kdl.tune between trials: oracle, state files, trials.csv | "
+        f"{over['between']:.2f} |",
+        f"| kdl.tune, whole call / trials | {over['tune']:.2f} |",
+        f"| overhead per trial (whole call - plain) | "
+        f"{over['tune'] - over['plain']:.2f} ({over['tune'] / over['plain']:.2f}x) |",
+        "",
+        f"## Best objective for the same budget ({TRIALS} trials x {EPOCHS} epochs)",
+        "",
+        "Space: hidden_units in (16,), (64,), (128,); learning_rate in 3e-4, "
+        "1e-3, 1e-2 (9 combinations). Mean (min-max) over seeds "
+        f"{', '.join(map(str, SEEDS))}.",
+        "",
+        "| algorithm | best val_loss | test accuracy | trials | epochs run | seconds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for algorithm, runs in rows.items():
+
+        def cell(key, fmt, runs=runs):
+            values = [run[key] for run in runs]
+            return (
+                f"{statistics.mean(values):{fmt}} "
+                f"({min(values):{fmt}}-{max(values):{fmt}})"
+            )
+
+        lines.append(
+            f"| {algorithm} | {cell('val_loss', '.4f')} | {cell('accuracy', '.3f')} "
+            f"| {cell('trials', '.1f')} | {cell('epochs', '.0f')} "
+            f"| {cell('seconds', '.0f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--algorithms", nargs="*", default=ALGORITHMS, choices=ALGORITHMS
+    )
+    args = parser.parse_args(argv)
+    (x, y), (x_test, y_test) = datasets.digits(layout="flat")
+    over = overhead(x, y)
+    print(over, flush=True)
+    rows = {}
+    for algorithm in args.algorithms:
+        rows[algorithm] = [
+            quality(x, y, x_test, y_test, algorithm, seed) for seed in SEEDS
+        ]
+        print(algorithm, rows[algorithm], flush=True)
+    text = report(over, rows)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
