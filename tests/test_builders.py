@@ -421,3 +421,88 @@ def test_multitask_digits_both_heads(trunk, layout, kwargs):
                                .astype("float32")}, verbose=0, return_dict=True)
     assert logs["digit_accuracy"] >= 0.90
     assert logs["is_even_accuracy"] >= 0.90
+
+
+# === normalize=: raw inputs in, raw inputs out ===
+
+NORMALIZED = [n for n in NAMES if n != "build_seq2seq"]  # seq2seq reads token ids
+
+
+def _raw(data):
+    """Inputs on a raw scale: a different offset and spread per feature."""
+    x = np.asarray(data)
+    scale = 1.0 + 10.0 ** np.arange(x.shape[-1]) % 997.0
+    return (x * scale + 50.0).astype("float32")
+
+
+@pytest.mark.parametrize("name", NORMALIZED)
+def test_normalize_adapts_inside_and_survives_save_load(name, tmp_path):
+    build, make, _ = BUILDERS[name]
+    x, _ = make(16)
+    x = _raw(x)
+    model = build(normalize=x)
+    layer = model.get_layer("normalize")
+    assert model.layers.index(layer) == 1  # right after the input
+    axes = tuple(range(x.ndim - 1))
+    np.testing.assert_allclose(np.ravel(layer.mean), x.mean(axis=axes), rtol=1e-4)
+    inner = np.asarray(layer(x))
+    np.testing.assert_allclose(inner.mean(axis=axes), 0.0, atol=1e-3)
+    reloaded = kdl.load(kdl.save(model, tmp_path / "m.keras"))
+    before, after = model.predict(x, verbose=0), reloaded.predict(x, verbose=0)
+    if isinstance(before, dict):  # multitask: one output per head
+        before, after = (np.concatenate([d[k] for k in sorted(d)], axis=-1)
+                         for d in (before, after))
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)
+
+
+def test_normalize_keeps_constant_features_finite():
+    x = np.zeros((20, 4), "float32")
+    x[:, 1] = np.arange(20)
+    model = kdl.build_mlp((4,), 2, normalize=x)
+    out = np.asarray(model.get_layer("normalize")(np.full((1, 4), 3.0, "float32")))
+    assert np.abs(out).max() < 10  # Keras alone would divide column 0 by 1e-7
+
+
+@pytest.mark.parametrize("normalize, error, fragment", [
+    (np.ones((5, 63)), ValueError, r"inputs of shape \(examples, 64\)"),
+    (np.ones((5, 8, 8)), ValueError, r"Got 'an array of shape \(5, 8, 8\)'"),
+    ([[1.0] * 64], TypeError, "None, an array of training inputs"),
+    (np.full((5, 64), "a"), TypeError, "an array of numbers"),
+    (np.full((5, 64), np.nan), ValueError, "all finite"),
+    (np.ones((0, 64)), ValueError, "an empty array"),
+])
+def test_normalize_bad_values(normalize, error, fragment):
+    with pytest.raises(error, match=r"'normalize' parameter of build_mlp.*"
+                       + fragment):
+        kdl.build_mlp((64,), 10, normalize=normalize)
+
+
+def test_normalize_takes_a_dataset():
+    from kdl.backend import tf
+
+    x = _raw(rng.random((32, 5)))
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(32))).batch(8)
+    model = kdl.build_mlp((5,), 2, normalize=dataset)
+    np.testing.assert_allclose(np.ravel(model.get_layer("normalize").mean),
+                               x.mean(axis=0), rtol=1e-4)
+    with pytest.raises(ValueError, match="'normalize' parameter of build_gru"):
+        kdl.build_gru((4, 5), 2, normalize=dataset)
+
+
+@pytest.mark.slow
+def test_normalized_model_predicts_raw_inputs_in_keras_after_load_and_tflite(
+        tmp_path):
+    from kdl import export
+
+    (x, y), (x_test, _) = datasets.digits(layout="flat")
+    x, x_test = _raw(x[:, :8]), _raw(x_test[:, :8])
+    model = kdl.build_mlp((8,), 10, normalize=x, hidden_units=(32,))
+    model.fit(x, y, epochs=2, verbose=0)
+    expected = model.predict(x_test, verbose=0)
+    reloaded = kdl.load(kdl.save(model, tmp_path / "m.keras"))
+    np.testing.assert_allclose(reloaded.predict(x_test, verbose=0), expected,
+                               atol=1e-6)
+    path = export.to_tflite(model, tmp_path / "m.tflite", check_data=x_test,
+                            verbose=0)
+    lite = kdl.load(path)
+    np.testing.assert_allclose(lite.predict(x_test), expected, atol=1e-5)
