@@ -55,6 +55,12 @@ def test_train_writes_a_complete_run_folder(tmp_path, digits_flat):
     assert "backup" not in names  # deleted when training finished
     assert _csv_epochs(run_dir) == [0, 1, 2, 3]
     assert (run_dir / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(run_dir / "history.png") as image:
+        assert image.size == (2 * 420, 300)  # one panel each: loss, accuracy
+        colours = {colour for _, colour in image.convert("RGB").getcolors(10**6)}
+    assert {(31, 119, 180), (255, 127, 14)} <= colours  # train and validation
     assert any((run_dir / "logs").rglob("events.out.tfevents.*"))
 
     record = json.loads((run_dir / "run.json").read_text())
