@@ -336,6 +336,33 @@ def test_series_csv_train_and_predict(tmp_path):
     assert forecast["row"].tolist() == list(range(13, 310))  # rows 13..309
 
 
+@pytest.mark.slow
+def test_first_cli_forms_still_work_on_the_digits(tmp_path):
+    """The README's first commands: kdl train cnn, export int8, evaluate."""
+    model = tmp_path / "cnn.keras"
+    status, out, err = run(
+        "train",
+        "cnn",
+        "--epochs",
+        3,
+        "--run-dir",
+        tmp_path / "run",
+        "--out",
+        model,
+        "--quiet",
+    )
+    assert status == 0, err
+    trained = result_of(out)
+    assert trained["data"].startswith("the held-out 20% of digits")
+    assert trained["accuracy"] > 0.8
+    tflite = tmp_path / "cnn_int8.tflite"
+    status, out, err = run("export", model, tflite, "--quantization", "int8", "--quiet")
+    assert status == 0, err
+    status, out, err = run("evaluate", tflite)
+    assert status == 0, err
+    assert result_of(out)["accuracy"] == pytest.approx(trained["accuracy"], abs=0.03)
+
+
 def test_help_has_an_example_and_no_markup():
     for command in (
         "train",
@@ -421,7 +448,11 @@ MISTAKES = [
         ["evaluate", "{tmp}/bare.keras", "{tmp}/wine.npz"],
         r"examples of shape \(64,\) as .*bare.keras takes",
     ),
-    (["export", "{model}", "{tmp}/o.tflite", "--quantization", "int8"], "needs --data"),
+    (
+        ["export", "{model}", "{tmp}/o.tflite", "--quantization", "int8"],
+        r"give --data, the data to use \(it was trained on wine.csv\)",
+    ),
+    (["evaluate", "{model}"], r"give DATA, the data to use \(it was trained on"),
     (["export", "{model}", "{tmp}/o.onnx"], "OUT .*o.onnx' must end in .tflite"),
     (["info", "{tmp}/cut.tflite"], "cut.tflite"),
     (["rl", "NoSuchEnv-v0"], "not a registered Gymnasium environment"),

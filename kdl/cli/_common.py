@@ -20,6 +20,8 @@ __all__ = [
     "check_out",
     "load_data",
     "check_architecture",
+    "resolve_model",
+    "data_from_schema",
     "load_model",
     "model_shapes",
     "predict",
@@ -131,6 +133,28 @@ def load_data(args, source, *, schema=None, architecture=None, test_size=None):
         layout=_LAYOUT.get(architecture, "image"),
         schema=schema,
     )
+
+
+def resolve_model(args) -> None:
+    """``--model`` defaults to mlp; ``kdl train cnn`` (the first CLI's form)
+    means ``kdl train digits --model cnn``."""
+    if args.model is not None:
+        return
+    if args.data in _RANKS and not Path(args.data).exists():
+        args.model, args.data = args.data, "digits"
+    else:
+        args.model = "mlp"
+
+
+def data_from_schema(args, schema, command: str, arg: str = "DATA") -> None:
+    """Without DATA, a model trained on a built-in dataset uses that dataset."""
+    if args.data is not None:
+        return
+    if schema is not None and schema.get("kind") == "builtin":
+        args.data = schema["source"]
+        return
+    trained = f" (it was trained on {schema['source']})" if schema else ""
+    raise CommandError(f"kdl {command}: give {arg}, the data to use{trained}")
 
 
 def check_architecture(architecture: str, data, command: str) -> None:

@@ -39,6 +39,7 @@ def cmd_train(args) -> int:
     import kdl
 
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    c.resolve_model(args)
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "train")
     kdl.set_seed(args.seed)  # the initial weights too, not only training
@@ -72,6 +73,8 @@ def _model_and_schema(args, command: str):
 
     path = c.check_model_file(args.model)
     schema = datasets.read_schema(path)
+    if command == "evaluate":
+        c.data_from_schema(args, schema, command)
     if schema is None and Path(args.data).suffix.lower() == ".csv":
         raise c.CommandError(
             f"kdl {command}: {args.model} has no {datasets.schema_path(path).name} "

@@ -148,7 +148,7 @@ def _training_args(p, *, epochs=20, batch_size=32):
     p.add_argument(
         "--model",
         choices=ARCHITECTURES,
-        default="mlp",
+        default=None,
         help="architecture (default mlp)",
     )
     p.add_argument(
@@ -218,7 +218,12 @@ def _model_commands(sub, common, data):
         [common, data],
     )
     p.add_argument("model", help="a saved model or .tflite file")
-    p.add_argument("data", help="built-in dataset name or path")
+    p.add_argument(
+        "data",
+        nargs="?",
+        help="built-in dataset name or path (default: the built-in dataset "
+        "the model was trained on)",
+    )
     p.add_argument(
         "--all",
         action="store_true",
@@ -295,7 +300,8 @@ def _compress_export_commands(sub, common, data):
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     p.add_argument(
         "--data",
-        help="examples to calibrate int8 and to check the file (required for int8)",
+        help="examples to calibrate int8 and to check the file (required for int8 "
+        "unless the model was trained on a built-in dataset, which is then used)",
     )
 
     _rl_report_commands(sub, common, data)

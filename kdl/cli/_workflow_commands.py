@@ -41,6 +41,7 @@ def cmd_tune(args) -> int:
     import kdl
 
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    c.resolve_model(args)
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "tune")
     (x, y), (x_test, y_test) = data
@@ -131,12 +132,10 @@ def cmd_export(args) -> int:
 
     out = c.check_out(args.out, (".tflite",), arg="OUT")
     path = c.check_model_file(args.model)
+    schema, data = datasets.read_schema(path), None
     if args.quantization == "int8" and args.data is None:
-        raise c.CommandError(
-            "kdl export: --quantization int8 needs --data (a few "
-            "hundred real examples calibrate the int8 ranges)"
-        )
-    schema, data = (datasets.read_schema(path), None)
+        # a few hundred real examples calibrate the int8 ranges
+        c.data_from_schema(args, schema, "export --quantization int8", "--data")
     if args.data is not None:
         schema, data = _data_for_model(args, path, "export")
     if path.suffix.lower() == ".tflite":
@@ -191,6 +190,7 @@ def cmd_privacy_epsilon(args) -> int:
 
 def cmd_privacy_train(args) -> int:
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    c.resolve_model(args)
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "privacy train")
     (x, y), (x_test, y_test) = data
