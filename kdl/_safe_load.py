@@ -14,7 +14,9 @@ importing anything*, to one of:
   ``keras.layers.deserialize`` and friends find by name);
 - kdl's registered classes (``kdl>...``: kdl.augment's layers, kdl.privacy's
   model and optimizers) and the TF-MOT classes kdl.compression loads;
-- the objects the caller passes in ``custom_objects``.
+- the objects the caller passes in ``custom_objects`` or registered itself
+  (``keras.saving.register_keras_serializable``, ``custom_object_scope``):
+  Keras layers, losses, metrics, ... and functions, never another class.
 
 ``Lambda`` layers, Python lambdas and ``TFOpLambda`` layers calling a
 TensorFlow function outside a small set of math and array ops are refused as
@@ -30,6 +32,7 @@ another object a crafted file chose.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -231,8 +234,19 @@ def _symbol(api_name):
 # === What an entry names, found without importing anything ===
 
 
+def _registries() -> tuple:
+    """Keras' global registry and the active ``custom_object_scope`` objects."""
+    scoped = keras.src.saving.object_registration._THREAD_LOCAL_CUSTOM_OBJECTS
+    return keras.saving.get_custom_objects(), dict(vars(scoped))
+
+
 class _AllowList:
     """The objects a configuration may name: Keras', kdl's and the caller's.
+
+    The caller's objects are those in ``custom_objects``, and those its own
+    code registered (``keras.saving.register_keras_serializable`` or an active
+    ``custom_object_scope``): a file can only name what is already
+    registered, and classes must be Keras layers, losses, metrics, ...
 
     ``more_objects(names)`` is called only for an entry that is not allowed
     otherwise, with ``names`` a short JSON text of that entry's ``module``,
@@ -249,12 +263,15 @@ class _AllowList:
         self.more = more_objects
         self.asked = set()
         self.trusted = {id(obj) for obj in self.custom.values()}
-        self._add_kdl_registered()
+        self._add_registered()
 
-    def _add_kdl_registered(self):
-        for key, obj in keras.saving.get_custom_objects().items():
-            if key.startswith("kdl>"):
-                self.trusted.add(id(obj))
+    def _add_registered(self):
+        bases = _keras_tables()["bases"]
+        for registry in _registries():
+            for obj in registry.values():
+                keras_class = isinstance(obj, type) and issubclass(obj, bases)
+                if keras_class or inspect.isfunction(obj):
+                    self.trusted.add(id(obj))
 
     def extend(self, entry) -> bool:
         """Adds what ``more_objects`` gives for ``entry``; False if not asked."""
@@ -266,7 +283,7 @@ class _AllowList:
         extra = dict(self.more(names) or {})
         self.custom = {**extra, **self.custom}
         self.trusted.update(id(obj) for obj in extra.values())
-        self._add_kdl_registered()
+        self._add_registered()
         return True
 
     def allowed(self, obj) -> bool:
@@ -277,9 +294,7 @@ class _AllowList:
         if not isinstance(key, str):
             return []
         found = [self.custom[key]] if key in self.custom else []
-        registry = keras.saving.get_custom_objects()
-        if key in registry:
-            found.append(registry[key])
+        found += [reg[key] for reg in _registries() if key in reg]
         return found
 
 

@@ -382,6 +382,12 @@ class Doubler(keras.layers.Layer):  # deliberately not registered
         return inputs * 2.0
 
 
+@keras.saving.register_keras_serializable(package="kdl_test_safe_load")
+class Tripler(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs * 3.0
+
+
 def test_a_class_passes_only_when_the_caller_allows_it(tmp_path):
     inputs = keras.Input((3,))
     model = keras.Model(inputs, Doubler(name="double")(inputs))
@@ -389,6 +395,16 @@ def test_a_class_passes_only_when_the_caller_allows_it(tmp_path):
     with pytest.raises(ValueError, match=r"'Doubler' of module '[\w.]*test_safe_load'"):
         _safe_load.check_model_file(path)
     _safe_load.check_model_file(path, custom_objects={"Doubler": Doubler})
+
+
+def test_classes_the_caller_registered_pass(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Tripler(name="triple")(inputs))
+    path = kdl.save(model, tmp_path / "tripler.keras")
+    _safe_load.check_model_file(path)
+    with keras.utils.custom_object_scope({"Doubler": Doubler}):
+        model = keras.Model(inputs, Doubler(name="double")(inputs))
+        _safe_load.check_model_file(kdl.save(model, tmp_path / "doubler.keras"))
 
 
 def test_more_objects_is_only_called_when_an_entry_needs_it(saved, tmp_path, canary):
