@@ -417,7 +417,7 @@ def _check_entry(entry, where, allow, path, func):
             func,
             path,
             f"its config entry {where} names {_describe(entry)}; "
-            f"{why}, and it is not in custom_objects.",
+            f"{why}, and it is not a registered custom object.",
         )
     ops = keras.src.layers.core
     if obj in (ops.TFOpLambda, ops.SlicingOpLambda):
@@ -454,7 +454,7 @@ def _check_string(key, value, where, allow, path, func):
         func,
         path,
         f"its config entry {where} names the {kind} {value!r}, "
-        f"which is not a Keras {kind} name, and it is not in custom_objects.",
+        f"which is not a Keras {kind} name nor a registered custom object.",
     )
 
 
