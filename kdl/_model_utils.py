@@ -28,6 +28,8 @@ def fresh_metrics(metrics):
     """Fresh metric objects for the metrics given (metric objects hold state)."""
     if metrics is None:
         return None
+    if isinstance(metrics, dict) and "class_name" in metrics:  # serialized
+        return keras.metrics.deserialize(metrics)
     if isinstance(metrics, dict):
         return {key: fresh_metrics(value) for key, value in metrics.items()}
     if isinstance(metrics, (list, tuple)):
@@ -36,8 +38,6 @@ def fresh_metrics(metrics):
         return metrics
     if isinstance(metrics, keras.metrics.Metric):
         return metrics.__class__.from_config(metrics.get_config())
-    if isinstance(metrics, dict) or hasattr(metrics, "keys"):
-        return keras.metrics.deserialize(metrics)
     return metrics
 
 

@@ -136,6 +136,20 @@ def _check_per_head(loss_weights, metrics, tasks) -> None:
             v.fail(FUNC, "metrics", f"a dict with keys among {list(tasks)}", metrics)
 
 
+def _check_not_dp(optimizer) -> None:
+    """DP-SGD clips one loss per example; a multi-task model has several."""
+    from kdl import privacy  # light: TensorFlow Privacy stays unimported
+
+    if privacy.is_dp_optimizer(optimizer):
+        v.fail(
+            FUNC,
+            "optimizer",
+            "a plain optimizer: DP-SGD clips one loss per example and a "
+            "multi-task model has one per task",
+            type(optimizer).__name__,
+        )
+
+
 def build_multitask(
     input_shape,
     tasks: dict,
@@ -211,6 +225,7 @@ def build_multitask(
         name=name,
         input_rank=len(input_shape),
     )
+    _check_not_dp(optimizer)
     _normalize.check_normalize(normalize, input_shape, FUNC)
     _check_per_head(loss_weights, metrics, tasks)
 
