@@ -334,7 +334,10 @@ def load(
     opts.source_name = _name(source)
     if opts.schema is not None and opts.schema["kind"] != _schema_kind(kind):
         check_compatible(
-            opts.schema, {"kind": _schema_kind(kind), "source": str(source)}, FUNC
+            opts.schema,
+            {"kind": _schema_kind(kind), "source": str(source)},
+            FUNC,
+            arg="source",
         )
     readers = {
         "table": _from_table,
@@ -614,7 +617,7 @@ def _windowed(series, values, row_ids, opts: _Options, *, names, schema) -> Data
         )
     x, y, rows = _windows.make_windows(series, values, opts.window, opts.horizon)
     mask = np.arange(n) >= _windows.split_in_time(n, opts.test_size)
-    if opts.test_size and mask.all() or (~mask).sum() == 0:
+    if not (~mask).any():
         v.fail(
             FUNC,
             "test_size",
