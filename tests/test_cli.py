@@ -474,3 +474,10 @@ def test_mistakes_give_one_line_and_status_2(argv, pattern, places):
     assert status == 2, (out, err)
     assert err.strip().count("\n") == 0 and "Traceback" not in err, err
     assert re.search(pattern, err), err
+
+
+def test_debug_shows_the_error_itself(places):
+    with pytest.raises(ValueError, match="'target' parameter of kdl.datasets.load"):
+        cli.main(
+            ["train", str(places["tmp"] / "w.csv"), "--target", "colour", "--debug"]
+        )
