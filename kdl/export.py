@@ -291,6 +291,13 @@ def _check_labels(labels, model, func: str) -> dict | None:
         for name, kind in sig.output_kinds(model).items()
         if kind != "regression"
     }
+    if not classes:
+        v.fail(
+            func,
+            "labels",
+            "None: the model has no classification output",
+            type(labels).__name__,
+        )
     if isinstance(labels, dict):
         given = {_arrays.safe_name(k): value for k, value in labels.items()}
         if not given or set(given) - set(classes):

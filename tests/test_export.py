@@ -417,6 +417,11 @@ BAD_TFLITE_ARGUMENTS = [
         "'labels' parameter.*classification outputs",
     ),
     ({"preprocessing": 3}, TypeError, "'preprocessing' parameter"),
+    (
+        {"model": "regression", "labels": ["a"]},
+        ValueError,
+        "'labels' parameter.*no classification output",
+    ),
     ({"run_dir": "no_such_run"}, ValueError, "'run_dir' parameter.*run.json"),
 ]
 
@@ -425,6 +430,10 @@ BAD_TFLITE_ARGUMENTS = [
 def test_bad_arguments_are_named(small_mlp, tmp_path, kwargs, error, match):
     kwargs = dict(kwargs)
     model = kwargs.pop("model", small_mlp)
+    if model == "regression":
+        from kdl import build_mlp
+
+        model = build_mlp((4,), 1, task="regression", hidden_units=(5,))
     path = kwargs.pop("path", "m.tflite")
     path = tmp_path / path if isinstance(path, str) and path else path
     with pytest.raises(error, match=match):
