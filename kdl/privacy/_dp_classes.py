@@ -14,15 +14,12 @@ from __future__ import annotations
 import sys
 
 from kdl.backend import keras, tf
-from kdl.privacy import _tracking
+from kdl.privacy import _fast_step, _ghost, _tracking
 from kdl.privacy._losses import per_example_loss
 
 sys.skip_tf_privacy_import = True
 
 from tensorflow_privacy.privacy.dp_query import gaussian_query  # noqa: E402
-from tensorflow_privacy.privacy.fast_gradient_clipping import (  # noqa: E402
-    layer_registry,
-)
 from tensorflow_privacy.privacy.keras_models import dp_keras_model  # noqa: E402
 from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras  # noqa: E402
 
@@ -34,17 +31,18 @@ DP_OPTIMIZERS = ("SGD", "Adam", "RMSprop", "Adagrad")
 
 
 def registry():
-    """TF Privacy's fast-gradient-clipping layer registry."""
-    return layer_registry.make_default_layer_registry()
+    """TF Privacy's layer registry with kdl's convolution and recurrent entries."""
+    return _ghost.tf_privacy_registry()
 
 
 @keras.saving.register_keras_serializable(package="kdl")
 class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
     """A functional model that trains with DP-SGD.
 
-    ``method`` "fast" and "vectorized" use TensorFlow Privacy's DPModel
-    train step (with and without the fast-gradient-clipping layer
-    registry). "optimizer" computes per-example losses here and lets a DP
+    ``method`` "fast" is kdl's one-pass ghost clipping with its layer
+    registry (``kdl.privacy._fast_step``); "vectorized" is TensorFlow
+    Privacy's DPModel train step with vectorized per-example gradients.
+    "optimizer" computes per-example losses here and lets a DP
     Keras optimizer (compiled in) clip and noise their gradients.
     """
 
@@ -110,6 +108,8 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
             _tracking.end_session(self, recorder)
 
     def train_step(self, data):
+        if self.privacy.get("method") == "fast":
+            return _fast_step.train_step(self, data)
         if self.privacy.get("method") != "optimizer":
             return super().train_step(data)
         x, y, weights = keras.utils.unpack_x_y_sample_weight(data)

@@ -133,29 +133,36 @@ def _is_recurrent(layer) -> bool:
     )
 
 
-def _choose_method(model, method, func):
-    registry = _classes().registry()
-    layers = list(_trainable_layers(model))
-    unsupported = [
+def _fast_unsupported(model) -> list[str]:
+    """Trainable layers kdl's per-example norm registry cannot handle."""
+    from kdl.privacy import _ghost
+
+    return [
         f"{layer.name} ({type(layer).__name__})"
-        for layer in layers
-        if not registry.is_elem(layer)
+        for layer in _trainable_layers(model)
+        if not _ghost.supported(layer) or len(layer.inbound_nodes) > 1
     ]
-    recurrent = [layer.name for layer in layers if _is_recurrent(layer)]
+
+
+def _choose_method(model, method, func):
+    unsupported = _fast_unsupported(model)
+    recurrent = [layer.name for layer in _trainable_layers(model)
+                 if _is_recurrent(layer)]  # fmt: skip
     if method == "fast" and unsupported:
         v.fail(
             func,
             "method",
-            "'auto', 'vectorized' or 'optimizer' for this model: fast gradient "
-            "clipping supports Dense and Embedding layers only, not "
-            + ", ".join(unsupported),
+            "'auto', 'vectorized' or 'optimizer' for this model: kdl's fast "
+            "gradient clipping supports Dense, Embedding, Conv1D, Conv2D, "
+            "SimpleRNN, GRU and LSTM layers (also Bidirectional; no recurrent "
+            "dropout, each layer called once), not " + ", ".join(unsupported),
             method,
         )
     if method == "vectorized" and recurrent:
         v.fail(
             func,
             "method",
-            "'auto' or 'optimizer' for this model: TensorFlow Privacy's "
+            "'auto', 'fast' or 'optimizer' for this model: TensorFlow Privacy's "
             "vectorized per-example gradients fail on recurrent layers "
             f"({', '.join(recurrent)})",
             method,
@@ -408,12 +415,14 @@ def make_private(
     epochs; any dataset size works (a smaller last batch is fine).
 
     ``method`` picks how per-example gradients are computed, all exactly:
-    "fast" is TensorFlow Privacy's DPModel with the fast-gradient-clipping
-    layer registry (models whose trainable layers are all Dense or Embedding,
-    about 2-3x plain training); "vectorized" is DPModel with vectorized
-    per-example gradients (e.g. CNNs, about 5x); "optimizer" uses the DP Keras
-    optimizers (any model, including LSTM and GRU, slowest). "auto" takes the
-    fastest that supports the model.
+    "fast" is kdl's ghost clipping: per-example gradient norms from each
+    layer's inputs and backpropagated gradients, without per-example
+    gradients, in one forward and one backward pass (Dense, Embedding,
+    Conv1D, Conv2D, SimpleRNN, GRU, LSTM, also Bidirectional: every
+    builder's model without BatchNormalization); "vectorized" is TensorFlow
+    Privacy's DPModel with vectorized per-example gradients (no recurrent
+    layers); "optimizer" uses the DP Keras optimizers (any model, slowest).
+    "auto" takes "fast" when every trainable layer is covered.
 
     Args:
         model: kdl.keras.Model. A compiled single-output functional model, e.g.
