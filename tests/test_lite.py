@@ -396,3 +396,25 @@ def test_classify_needs_a_classification_output(tmp_path):
     assert file.metadata["outputs"][0]["kind"] == "regression"
     with pytest.raises(ValueError, match="no classification output"):
         file.classify(np.zeros((2, 4), "float32"))
+
+
+def test_kdl_lite_imports_no_tensorflow(small_file):
+    # the fast check of what the slow test above checks for five builders
+    script = (
+        "import sys\n"
+        "for name in ('tensorflow', 'tf_keras', 'keras'):\n"
+        "    sys.modules[name] = None\n"
+        "import numpy as np\n"
+        "from kdl import lite\n"
+        "print(lite.load(sys.argv[1]).predict(np.ones((2, 4))).shape)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(small_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(2, 3)"
