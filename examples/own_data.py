@@ -60,7 +60,8 @@ def table(folder: Path) -> None:
     data = datasets.load(folder / "wine.csv", target="label")
     (x, y), (x_test, y_test) = data
     print(data)
-    print("classes:", data.classes, "| features:", data.feature_names[-2:])
+    print("classes:", data.classes)
+    print("one-hot features:", [f for f in data.feature_names if "=" in f])
 
     model = kdl.build_mlp(
         data.input_shape, data.num_outputs, task=data.task, normalize=x

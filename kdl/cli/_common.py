@@ -115,12 +115,9 @@ def load_data(args, source, *, schema=None, architecture=None, test_size=None):
     """``kdl.datasets.load`` with the command's data arguments."""
     from kdl import datasets
 
-    target = args.target
-    if target is not None and target.isdigit() and Path(source).suffix == "":
-        target = int(target)
     return datasets.load(
         source,
-        target=target,
+        target=args.target,
         features=_features(args),
         test_size=args.test_size if test_size is None else test_size,
         seed=args.seed,
