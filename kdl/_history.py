@@ -76,11 +76,15 @@ class ResumeState(keras.callbacks.Callback):
     Args:
         history_csv: Path. The run's history.csv.
         callbacks: the callbacks of the run whose state is replayed.
+        read_only: bool. Replay without touching the file: a non-chief worker
+            of a multi-worker run reads the chief's history. Defaults to
+            `False`.
     """
 
-    def __init__(self, history_csv: Path, callbacks: Sequence):
+    def __init__(self, history_csv: Path, callbacks: Sequence, *, read_only=False):
         super().__init__()
         self.history_csv = Path(history_csv)
+        self.read_only = read_only
         self.callbacks = list(callbacks)
         self.initial_epoch = None
         self.kept_rows: list[dict] = []
@@ -100,8 +104,14 @@ class ResumeState(keras.callbacks.Callback):
         self.initial_epoch = epoch
         if not self.history_csv.exists():
             return
-        _keep_rows(self.history_csv, epoch)
-        self.kept_rows = read_history(self.history_csv)
+        if not self.read_only:
+            _keep_rows(self.history_csv, epoch)
+        self.kept_rows = [
+            row
+            for row in read_history(self.history_csv)
+            if str(row.get("epoch", "")).strip().isdigit()
+            and (epoch is None or int(row["epoch"]) < epoch)
+        ]
         if epoch is None:
             self.initial_epoch = len(self.kept_rows)
         if self.kept_rows:

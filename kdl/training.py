@@ -35,7 +35,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kdl import _files, _history
+from kdl import _files, _history, distribute
 from kdl import _run_folder as rf
 from kdl import _validation as v
 from kdl import callbacks as kdl_callbacks
@@ -113,6 +113,7 @@ class _Run:
     """The run folder of a job: where, in which state, and its run.json."""
 
     path: Path | None
+    chief: bool = True  # False for the other workers of a multi-worker run
     state: str = "new"
     record: dict | None = None
     resume_state: _history.ResumeState | None = None
@@ -277,6 +278,16 @@ def _check_arguments(job: _Job) -> None:
         kdl_callbacks.options(value, name, {}, FUNC)  # True, False or a dict
     _check_callbacks(job.callbacks)
     _check_run_dir(job.run_dir)
+    if job.run_dir is None and distribute.is_multi_worker(
+        job.model.distribute_strategy
+    ):
+        v.fail(
+            FUNC,
+            "run_dir",
+            "a folder every worker reaches under the same name when the model "
+            "trains on several workers (the default name holds the start time)",
+            None,
+        )
     _check_training_data(job)
     _check_monitor(job)
 
@@ -395,7 +406,8 @@ def _prepare_run_folder(job: _Job) -> _Run:
         path = rf.default_run_dir(job.model.name)
     else:
         path = Path(job.run_dir)
-    run = _Run(path=path, state=rf.run_state(path))
+    chief = distribute.is_chief(job.model.distribute_strategy)
+    run = _Run(path=path, chief=chief, state=rf.run_state(path))
     if run.state == "foreign":
         v.fail(
             FUNC,
@@ -437,7 +449,7 @@ def _arguments(job: _Job) -> dict:
 
 def _start_session(job: _Job, run: _Run) -> None:
     """Moves an earlier run aside if needed and records the new session."""
-    if run.path is None:
+    if run.path is None or not run.chief:
         return
     if run.record is None and run.state in ("unfinished", "finished"):
         moved = _files.move_aside(run.path)
@@ -484,12 +496,15 @@ def _build_callbacks(job: _Job, run: _Run) -> list:
         monitor=job.monitor,
         patience=job.patience,
         verbose=1 if job.verbose else 0,
+        csv_logger=run.chief,  # other workers read the chief's history
         **job.switches,
     )
     backups = [c for c in standard if isinstance(c, keras.callbacks.BackupAndRestore)]
     others = [c for c in standard if c not in backups]
     run.resume_state = _history.ResumeState(
-        run.path / kdl_callbacks.HISTORY_CSV, others + list(job.callbacks)
+        run.path / kdl_callbacks.HISTORY_CSV,
+        others + list(job.callbacks),
+        read_only=not run.chief,
     )
     return [run.resume_state, *others, *job.callbacks, *backups]
 
@@ -517,6 +532,8 @@ def _write_results(job: _Job, run: _Run, history) -> None:
     if run.path is None:
         return
     _history.merge_history(history, run.resume_state.kept_rows)
+    if not run.chief:
+        return
     backup = run.path / kdl_callbacks.BACKUP_DIR
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()  # BackupAndRestore empties it at the end
