@@ -62,17 +62,17 @@ def _plain_fit(x, y, dropout: float, *, epochs: int, seed: int) -> None:
     )
 
 
-def overhead(x, y, *, trials: int = 6, epochs: int = 3, rounds: int = 2) -> dict:
+def overhead(x, y, *, trials: int = 6, epochs: int = 3, rounds: int = 3) -> list:
     """Seconds per trial: kdl.tune vs the same fits in a plain loop.
 
-    The machine is shared, so plain and tuned rounds alternate and each
-    figure is the best round's median.
+    The machine is shared, so plain and tuned rounds alternate; each round's
+    figures are reported.
     """
     import keras_tuner  # noqa: F401  (its import is not a per-trial cost)
 
     dropouts = [round(0.05 * i, 2) for i in range(trials)]
     _plain_fit(x, y, 0.0, epochs=1, seed=0)  # warm-up: tracing, first graph
-    best = {}
+    results = []
     for _ in range(rounds):
         plain = []
         for dropout in dropouts:
@@ -100,9 +100,8 @@ def overhead(x, y, *, trials: int = 6, epochs: int = 3, rounds: int = 2) -> dict
             "between": (wall - float(inside.sum())) / trials,
             "tune": wall / trials,
         }
-        for key, value in figures.items():
-            best[key] = min(best.get(key, value), value)
-    return best
+        results.append(figures)
+    return results
 
 
 def quality(x, y, x_test, y_test, algorithm: str, seed: int) -> dict:
@@ -132,7 +131,7 @@ def quality(x, y, x_test, y_test, algorithm: str, seed: int) -> dict:
     }
 
 
-def report(over: dict, rows: dict) -> str:
+def report(over: list, rows: dict) -> str:
     lines = [
         "# kdl.tune benchmarks",
         "",
@@ -141,16 +140,25 @@ def report(over: dict, rows: dict) -> str:
         "",
         "## Per-trial overhead",
         "",
-        "| | seconds per trial |",
-        "| --- | --- |",
-        f"| plain loop: build + fit (median) | {over['plain']:.2f} |",
-        f"| kdl.tune trial: build + fit + save weights (median) | "
-        f"{over['trial']:.2f} |",
-        f"| kdl.tune between trials: oracle, state files, trials.csv | "
-        f"{over['between']:.2f} |",
-        f"| kdl.tune, whole call / trials | {over['tune']:.2f} |",
-        f"| overhead per trial (whole call - plain) | "
-        f"{over['tune'] - over['plain']:.2f} ({over['tune'] / over['plain']:.2f}x) |",
+        "| seconds per trial | "
+        + " | ".join(f"round {i + 1}" for i in range(len(over)))
+        + " |",
+        "| --- |" + " --- |" * len(over),
+    ]
+    rows_over = [
+        ("plain loop: build + fit (median)", "plain"),
+        ("kdl.tune trial: build + fit + save weights (median)", "trial"),
+        ("kdl.tune between trials: oracle, state files, trials.csv", "between"),
+        ("kdl.tune, whole call / trials", "tune"),
+    ]
+    for label, key in rows_over:
+        lines.append(f"| {label} | " + " | ".join(f"{r[key]:.2f}" for r in over) + " |")
+    lines.append(
+        "| whole call / plain | "
+        + " | ".join(f"{r['tune'] / r['plain']:.2f}x" for r in over)
+        + " |"
+    )
+    lines += [
         "",
         f"## Best objective for the same budget ({TRIALS} trials x {EPOCHS} epochs)",
         "",
