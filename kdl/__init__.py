@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _NAMES = {
     "keras": "kdl.backend",
+    "UnsupportedModelError": "kdl.errors",
     "build_mlp": "kdl.models.mlp",
     "build_cnn": "kdl.models.cnn",
     "build_resnet": "kdl.models.resnet",
@@ -46,8 +47,10 @@ _SUBMODULES = (
     "compression",
     "datasets",
     "distribute",
+    "errors",
     "export",
     "io",
+    "lite",
     "models",
     "privacy",
     "report",

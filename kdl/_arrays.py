@@ -15,20 +15,9 @@ import re
 
 import numpy as np
 
+from kdl._validation import fail
+
 __all__ = ["fail", "safe_name", "as_inputs", "take", "count", "metric_rows"]
-
-
-def fail(func: str, arg: str, requirement: str, value, *, error=ValueError):
-    """Raises ``error`` with kdl's one message format.
-
-    The same format as ``kdl._validation.fail``, which cannot be used here
-    because it imports TensorFlow (kdl.lite must not).
-    """
-    text = repr(value)
-    text = text if len(text) <= 80 else text[:77] + "..."
-    raise error(
-        f"The '{arg}' parameter of {func} must be {requirement}. Got {text} instead."
-    )
 
 
 def safe_name(name) -> str:
