@@ -116,6 +116,20 @@ def test_schema_reads_new_rows_the_same_way(wine_csv, tmp_path):
     assert datasets.read_schema(tmp_path / "m.keras")["classes"] == data.classes
 
 
+def test_csv_as_dataset_gives_batched_pipelines(wine_csv):
+    arrays = datasets.load(wine_csv, target="label")
+    data = datasets.load(wine_csv, target="label", as_dataset=True, batch_size=16)
+    (train, none), (test, _) = data
+    assert none is None and data.classes == arrays.classes
+    x, y = next(iter(test))
+    assert x.shape == (16, 15)
+    batches = list(test)
+    np.testing.assert_array_equal(
+        np.concatenate([b[1] for b in batches]), arrays.test[1]
+    )  # same split, test in order
+    assert sum(len(b[0]) for b in train) == 142
+
+
 def test_missing_values_dropped_when_asked(tmp_path):
     path = tmp_path / "gaps.csv"
     frame = write_wine(path)
