@@ -5,6 +5,9 @@
   norm and Gaussian noise is added to each batch's sum of clipped gradients.
 - :func:`dp_optimizer` gives TensorFlow Privacy's DP Keras optimizer; every
   kdl builder accepts it as ``optimizer=`` and returns a private model.
+- :func:`gradient_norms` gives each example's gradient norm without
+  per-example gradients (ghost norms; the registry ``make_private``'s fast
+  path uses for Dense, Embedding, convolution and recurrent layers).
 - :func:`epsilon` and :func:`noise_for_epsilon` do the privacy accounting
   (dp_accounting's RDP accountant, Poisson-sampled Gaussian mechanism).
 - :func:`statement` and :func:`save_statement` write a plain-language privacy
@@ -41,6 +44,7 @@ from kdl.privacy.dp_training import (
     privacy_params,
 )
 from kdl.privacy.membership import AuditResult, audit
+from kdl.privacy.norms import gradient_norms, tf_privacy_registry, unsupported_layers
 from kdl.privacy.statements import (
     STATEMENT_JSON,
     STATEMENT_TEXT,
@@ -57,6 +61,9 @@ __all__ = [
     "DP_OPTIMIZER_NAMES",
     "is_private",
     "privacy_params",
+    "gradient_norms",
+    "unsupported_layers",
+    "tf_privacy_registry",
     "epsilon",
     "noise_for_epsilon",
     "statement",

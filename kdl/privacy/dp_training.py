@@ -18,6 +18,7 @@ from kdl.backend import keras
 from kdl.privacy import accounting
 from kdl.privacy._losses import loss_object
 from kdl.privacy._tracking import iterations
+from kdl.privacy.norms import unsupported_layers
 
 __all__ = [
     "METHODS",
@@ -133,19 +134,8 @@ def _is_recurrent(layer) -> bool:
     )
 
 
-def _fast_unsupported(model) -> list[str]:
-    """Trainable layers kdl's per-example norm registry cannot handle."""
-    from kdl.privacy import _ghost
-
-    return [
-        f"{layer.name} ({type(layer).__name__})"
-        for layer in _trainable_layers(model)
-        if not _ghost.supported(layer) or len(layer.inbound_nodes) > 1
-    ]
-
-
 def _choose_method(model, method, func):
-    unsupported = _fast_unsupported(model)
+    unsupported = unsupported_layers(model)
     recurrent = [layer.name for layer in _trainable_layers(model)
                  if _is_recurrent(layer)]  # fmt: skip
     if method == "fast" and unsupported:

@@ -1,0 +1,180 @@
+"""DP-SGD time over plain training time, side by side in one run (issue 16).
+
+For an MLP, a CNN (``build_cnn``) and a GRU on the digit rows (``build_gru``),
+batch 64, on the digits: seconds of one training epoch with ``fit`` (median
+of repeats after a warm-up epoch that traces the step) for the plain model
+and for ``make_private`` with ``method="auto"`` and each forced method. Where
+a goal (MLP <= 1.3x, CNN <= 2x, GRU <= 4x) is missed, the per-layer cost of
+the norm computation is profiled: the time of each layer's squared-norm
+function on a batch, beside one plain training step.
+
+Run: ``.venv/bin/python benchmarks/privacy_speed.py [--repeats 5]
+[--out /work/notes/bench-privacy.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import kdl
+from kdl import datasets, privacy
+from kdl.backend import keras, tf
+
+GOALS = {"MLP": 1.3, "CNN": 2.0, "GRU": 4.0}
+METHODS = ("auto", "fast", "vectorized", "optimizer")
+BATCH = 64
+
+
+def _models():
+    """(name, build function, x, y) of the three models compared."""
+    (x_img, y), _ = datasets.digits()
+    x_img = x_img.astype("float32")
+    x_flat = x_img.reshape(len(x_img), -1)
+    x_rows = x_img[..., 0]
+    return [
+        ("MLP", lambda: kdl.build_mlp((64,), 10, optimizer="sgd"), x_flat, y),
+        ("CNN", lambda: kdl.build_cnn((8, 8, 1), 10, optimizer="sgd"), x_img, y),
+        ("GRU", lambda: kdl.build_gru((8, 8), 10, optimizer="sgd"), x_rows, y),
+    ]
+
+
+def _epoch_seconds(model, x, y, repeats) -> float:
+    """Median seconds of one epoch after a warm-up epoch (tracing excluded)."""
+    model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(x, y, epochs=1, batch_size=BATCH, verbose=0)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _private(build, method):
+    try:
+        private = privacy.make_private(build(), noise_multiplier=1.0, method=method)
+    except ValueError as err:  # a forced method this model cannot use
+        return None, str(err).split(":")[-1].strip()[:60]
+    return private, private.privacy["method"]
+
+
+def _median_call(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats * 3):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _profile(build, x, y, repeats) -> list[str]:
+    """Per-layer time of the squared-norm functions, beside a plain step."""
+    from kdl.privacy import _fast_step
+
+    model = privacy.make_private(build(), noise_multiplier=1.0, method="fast")
+    xb, yb = tf.constant(x[:BATCH]), tf.constant(y[:BATCH])
+    loss = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def plain_step():
+        with tf.GradientTape() as tape:
+            value = loss(yb, model(xb, training=True))
+        return tape.gradient(value, model.trainable_variables)
+
+    @tf.function
+    def dp_step():
+        return _fast_step.clipped_gradients(model, xb, yb, None, 1.0)[0]
+
+    lines = [
+        f"  one batch: plain forward+backward {_median_call(plain_step, repeats) * 1e3:.2f} ms, "
+        f"kdl fast clipped gradients {_median_call(dp_step, repeats) * 1e3:.2f} ms"
+    ]
+    with tf.GradientTape(persistent=True) as tape:
+        _, losses, records = _fast_step.forward(model, xb, yb, None, tape)
+        total = tf.reduce_sum(losses)
+    grads = tape.gradient(total, [r.base for r in records])
+    for record, grad in zip(records, grads):
+        fn = tf.function(lambda r=record, g=grad: r.sqr_norm_fn(g))
+        name = getattr(record.outputs, "name", "") or "layer"
+        ms = _median_call(fn, repeats) * 1e3
+        shapes = [tuple(t.shape) for t in tf.nest.flatten(record.base)]
+        lines.append(f"  norm of layer with base {shapes}: {ms:.2f} ms ({name})")
+    return lines
+
+
+def _header() -> list[str]:
+    import tensorflow_privacy  # noqa: F401  (version below)
+
+    versions = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tf_keras": keras.__version__,
+        "tensorflow_privacy": getattr(
+            sys.modules.get("tensorflow_privacy"), "__version__", "?"
+        ),
+    }
+    return [
+        "# DP-SGD speed: DP time / plain time (kdl benchmarks/privacy_speed.py)",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU(s), "
+        f"{platform.platform()}",
+        "- versions: " + ", ".join(f"{k} {val}" for k, val in versions.items()),
+        f"- data: digits (1,437 training examples), batch {BATCH}, one epoch "
+        "per timing, median of repeats after a warm-up epoch; noise 1.0",
+        "",
+    ]
+
+
+def run(repeats: int) -> list[str]:
+    sys.skip_tf_privacy_import = True
+    kdl.set_seed(0, deterministic=False)
+    lines = _header()
+    lines += ["| model | plain s/epoch | " + " | ".join(METHODS) + " | goal |",
+              "|---" * (len(METHODS) + 3) + "|"]  # fmt: skip
+    profiles = []
+    for name, build, x, y in _models():
+        plain = _epoch_seconds(build(), x, y, repeats)
+        cells, auto_ratio = [], None
+        for method in METHODS:
+            private, used = _private(build, method)
+            if private is None:
+                cells.append(f"n/a ({used})")
+                continue
+            ratio = _epoch_seconds(private, x, y, repeats) / plain
+            auto_ratio = ratio if method == "auto" else auto_ratio
+            cells.append(f"{ratio:.2f}x" + (f" ({used})" if method == "auto" else ""))
+            print(name, method, f"{ratio:.2f}x", flush=True)
+        met = auto_ratio is not None and auto_ratio <= GOALS[name]
+        verdict = f"<= {GOALS[name]}x: {'met' if met else 'MISSED'}"
+        lines.append(
+            f"| {name} | {plain:.3f} | " + " | ".join(cells) + f" | {verdict} |"
+        )
+        if not met:
+            profiles += [f"- {name} (goal missed), per-layer norm cost:"]
+            profiles += _profile(build, x, y, repeats)
+    return lines + [""] + profiles
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    lines = run(args.repeats)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
