@@ -19,10 +19,13 @@ The same steps from the shell:
     kdl evaluate wine.tflite wine.csv
 
 Run: python examples/own_data.py [folder]   (default: saved_models/own_data)
+(about a minute on a laptop CPU; ``--quick`` or ``KDL_QUICK=1`` runs a few
+epochs only, whose numbers mean nothing)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +34,8 @@ import pandas as pd
 
 import kdl
 from kdl import datasets, export
+
+QUICK = os.environ.get("KDL_QUICK", "0") not in ("", "0") or "--quick" in sys.argv
 
 
 def write_wine_csv(path: Path) -> None:
@@ -71,7 +76,7 @@ def table(folder: Path) -> None:
         x,
         y,
         validation_split=0.1,
-        epochs=40,
+        epochs=3 if QUICK else 40,
         seed=0,
         run_dir=folder / "run",
         resume=False,
@@ -106,7 +111,7 @@ def series(folder: Path) -> None:
         learning_rate=0.02,
     )
     kdl.set_seed(0)
-    model.fit(x, y, epochs=60, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=3 if QUICK else 60, batch_size=32, verbose=0)
     mae = np.mean(np.abs(model.predict(x_test, verbose=0) - y_test))
     naive = np.mean(np.abs(x_test[:, -1, :] - y_test))
     print(f"sunspots: GRU MAE {mae:.1f}, last-value MAE {naive:.1f}")
@@ -120,4 +125,6 @@ def main(folder: str = "saved_models/own_data") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    if QUICK:
+        print("short mode (KDL_QUICK=1 or --quick): numbers are not meaningful")
+    main(*[a for a in sys.argv[1:2] if a != "--quick"])
