@@ -140,11 +140,11 @@ def _time_once(run, slow, x, y) -> tuple[float, float]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(*, slow=False, breakdown=False, repeats=3) -> list[tuple]:
-    """(name, median wall s, median CPU s, least CPU s) of each variant.
+def measure(*, slow=False, breakdown=False, repeats=3) -> dict:
+    """{variant: [(wall s, CPU s) of each round]}, rounds after a warm-up.
 
-    Rounds are interleaved after one warm-up round, so the machine's load
-    hits every variant alike.
+    Rounds are interleaved, so the machine's load hits every variant alike,
+    and each ratio is taken within a round (paired) before the median.
     """
     (x, y), _ = datasets.digits()
     variants = _variants(breakdown)
@@ -158,15 +158,14 @@ def measure(*, slow=False, breakdown=False, repeats=3) -> list[tuple]:
                 f"  round {round_} {name}: {wall:.2f} s wall, {cpu:.2f} s CPU",
                 file=sys.stderr,
             )
-    return [
-        (
-            name,
-            statistics.median(w for w, _ in values),
-            statistics.median(c for _, c in values),
-            min(c for _, c in values),
-        )
-        for name, values in times.items()
-    ]
+    return times
+
+
+def _paired(values, reference, which: int) -> float:
+    """Median over rounds of this round's value / the reference's."""
+    return statistics.median(
+        v[which] / r[which] for v, r in zip(values, reference, strict=True)
+    )
 
 
 def machine() -> str:
@@ -178,26 +177,30 @@ def machine() -> str:
     )
 
 
-def report(rows, *, slow: bool, repeats: int) -> str:
-    bare, hand = rows[0], rows[1]
+def report(times: dict, *, slow: bool, repeats: int) -> str:
+    names = list(times)
+    bare, hand = times[names[0]], times[names[1]]
     model = "wide digits CNN (filters 128, 256)" if slow else "digits CNN"
     lines = [
         f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}  ",
         f"Machine: {machine()}  ",
         f"Model: {model}, {EPOCHS} epochs, batch {BATCH}, validation split "
-        f"{SPLIT}, median of {repeats} after a warm-up, TensorFlow threads "
-        f"{THREADS or 'default'}, `verbose=0` everywhere",
+        f"{SPLIT}, {repeats} rounds after a warm-up, TensorFlow threads "
+        f"{THREADS or 'default'}, `verbose=0` everywhere. Ratios: median over "
+        "rounds of the ratio within a round.",
         "",
-        "| run | wall s | CPU s (least) | CPU s/epoch | / bare fit (CPU) "
-        "| / hand-written (CPU) | (least CPU) | (wall) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | wall s | CPU s | CPU s/epoch | / bare fit (CPU) "
+        "| / hand-written (CPU) | / hand-written (wall) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, wall, cpu, least in rows:
+    for name, values in times.items():
+        wall = statistics.median(w for w, _ in values)
+        cpu = statistics.median(c for _, c in values)
         lines.append(
-            f"| {name} | {wall:.2f} | {cpu:.2f} ({least:.2f}) | {cpu / EPOCHS:.3f} "
-            f"| {cpu / bare[2]:.2f}x | {cpu / hand[2]:.2f}x | "
-            f"{least / hand[3]:.2f}x | {wall / hand[1]:.2f}x |"
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {cpu / EPOCHS:.3f} "
+            f"| {_paired(values, bare, 1):.2f}x | {_paired(values, hand, 1):.2f}x "
+            f"| {_paired(values, hand, 0):.2f}x |"
         )
     return "\n".join(lines)
 
@@ -222,8 +225,8 @@ def main(argv=None) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     THREADS, EPOCHS = args.threads, args.epochs
-    rows = measure(slow=args.slow, breakdown=args.breakdown, repeats=args.repeats)
-    print(report(rows, slow=args.slow, repeats=args.repeats))
+    times = measure(slow=args.slow, breakdown=args.breakdown, repeats=args.repeats)
+    print(report(times, slow=args.slow, repeats=args.repeats))
 
 
 if __name__ == "__main__":
