@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kdl import _safe_load, lite
 from kdl import _validation as v
-from kdl import lite
 from kdl._files import atomic_path  # public here too: kdl.io.atomic_path
 from kdl.backend import keras, tf
 
@@ -344,6 +344,10 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
         return _load_tflite(path)
     if fmt != "savedmodel" and path.is_dir():
         _fail_load(path, fmt, "it is a folder, not a file.")
+    if safe_mode:  # before anything reads the file's names (issue 19)
+        _safe_load.check_model_file(path, more_objects=_objects_named)
+    else:
+        _safe_load.warn_unsafe(path)
 
     config_text = _read_config_text(path, fmt)
     if fmt == "savedmodel" and not config_text:
@@ -369,14 +373,20 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
             )
 
     try:
-        return attempt(everything=False)
+        model = attempt(everything=False)
     except Exception as first:  # noqa: BLE001 - retried, then re-raised clearly
         try:
             # A class kdl did not recognise by name may still come from
             # kdl.compression or kdl.privacy: try again with all of them.
-            return attempt(everything=True)
+            model = attempt(everything=True)
         except Exception:  # noqa: BLE001
             _fail_load(path, fmt, f"{type(first).__name__}: {first}", first)
+    return _safe_load.check_loaded(model, path)
+
+
+def _objects_named(names: str) -> dict:
+    """The kdl.compression / kdl.privacy classes ``names`` may mean (issue 19)."""
+    return _extra_custom_objects(names, everything=False)
 
 
 def _load_tflite(path: Path):
