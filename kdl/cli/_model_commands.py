@@ -222,13 +222,13 @@ def _tflite_info(model) -> dict:
         if "float16" in dtypes
         else "float32 or dynamic range"
     )
-    info.update(
-        {
-            k: v
-            for k, v in model.metadata.items()
-            if k in ("labels", "epsilon", "task", "provenance")
-        }
-    )
+    meta = model.metadata
+    info.update({k: meta[k] for k in ("task", "labels", "preprocessing") if k in meta})
+    privacy = meta.get("privacy") or {}
+    info.update({k: privacy[k] for k in ("epsilon", "delta") if k in privacy})
+    info["provenance"] = {
+        k: meta[k] for k in ("created", "versions", "run", "check") if meta.get(k)
+    }
     return info
 
 
