@@ -169,12 +169,17 @@ def train(
         validation_split: float. Fraction of (array) x held out for
             validation, taken from the end. Defaults to `0.0`.
         epochs: int. Total number of epochs. Defaults to `10`.
-        batch_size: int. Ignored for datasets (they are batched). Defaults to
-            `32`.
+        batch_size: int. The global batch: for a model built in a
+            tf.distribute strategy's scope, each of N replicas computes
+            ``batch_size / N`` examples of a step. Ignored for datasets (they
+            are batched). Defaults to `32`.
         run_dir: str, Path, None or False. The run folder; None makes
             ``saved_models/<model name>-<date>-<time>`` in the current
             folder; False writes nothing (no checkpoint, backup or history
-            files). Defaults to `None`.
+            files). With several workers (MultiWorkerMirroredStrategy) give
+            every worker the same folder: only the chief writes it, the
+            others write their share of the backup only (see
+            :mod:`kdl.distribute`). Defaults to `None`.
         resume: bool. Continue an unfinished run found in ``run_dir``.
             Defaults to `True`.
         seed: int or None. Calls :func:`set_seed` before training (shuffling
