@@ -1,33 +1,43 @@
-"""Benchmark: DQN on CartPole-v1, goal mean return >= 475 over 100 episodes
-within 50,000 training steps (Stable-Baselines3's zoo reports 500 at 50,000
-steps for its DQN).
+"""Benchmark: DQN on CartPole-v1 against the Stable-Baselines3 zoo figure.
 
-Run from the repository root (a few minutes on one CPU core):
+Goal (issues 7 and 18): a mean greedy return >= 475 over 100 episodes within
+50,000 training steps, on every seed; the Stable-Baselines3 zoo reports 500
+at 50,000 steps for its tuned DQN. Reported: the training steps each seed
+needed (median and worst over the seeds), their ratio to the zoo's 50,000,
+the final 100-episode mean, and environment steps per second.
 
-    .venv/bin/python benchmarks/dqn_cartpole.py [--seeds 0 1 2] [--steps 50000]
-        [--plain]
+Run from the repository root (minutes per seed on one CPU core):
+
+    .venv/bin/python benchmarks/dqn_cartpole.py [--seeds 0 1 2 3 4]
+        [--steps 50000] [--plain] [--write]
 
 For each seed it trains `kdl.rl.DQNAgent` with its defaults, evaluating the
 greedy policy every 2,500 steps on 10 episodes (those evaluation steps are
 reported, not counted in the training budget), stopping at a perfect 500 and
 keeping the best weights, then plays 100 new greedy episodes. With --plain it
 trains the whole budget without evaluating and judges the final weights.
-It prints one line per seed and a summary, and exits with status 1 if any
-seed misses the goal. Not part of the test suite.
+``--write`` replaces this benchmark's section of docs/benchmarks.md. It
+always exits with status 0 (benchmarks never fail CI; the RL tests keep the
+learning checks).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 
-from kdl.rl import DQNAgent
+import _common
 
 GOAL = 475.0
+ZOO_STEPS = 50_000
+SECTION = "## DQN on CartPole-v1"
 
 
 def run(seed: int, steps: int, *, plain: bool = False) -> dict:
+    from kdl.rl import DQNAgent
+
     agent = DQNAgent("CartPole-v1", seed=seed)
     start = time.perf_counter()
     if plain:
@@ -50,14 +60,74 @@ def run(seed: int, steps: int, *, plain: bool = False) -> dict:
     }
 
 
+def section(results: list[dict], args, argv) -> str:
+    """The Markdown section: header, one row per seed, summary and goal."""
+    rows = [
+        (
+            r["seed"],
+            f"{r['steps']:,}",
+            f"{r['steps'] / ZOO_STEPS:.2f}x",
+            f"{r['mean']:.1f} ± {r['std']:.1f}",
+            "yes" if r["mean"] >= GOAL else "no",
+            f"{r['steps_per_second']:,.0f}",
+            f"{r['train_seconds']:.0f}",
+        )
+        for r in results
+    ]
+    passed = [r for r in results if r["mean"] >= GOAL]
+    steps = [r["steps"] if r["mean"] >= GOAL else float("inf") for r in results]
+    median, worst = statistics.median(steps), max(steps)
+    lines = [SECTION, "", *_common.header(argv), ""]
+    lines += _common.table(
+        (
+            "seed",
+            "training steps",
+            "/ zoo's 50,000",
+            "mean return, 100 episodes",
+            ">= 475",
+            "steps / s",
+            "seconds",
+        ),
+        rows,
+    )
+    mode = "whole budget, no evaluation" if args.plain else "evaluated every 2,500"
+    lines += [
+        "",
+        f"Seeds run: {len(results)} of the 5 the goal asks for ({mode}). "
+        f"Median steps to the goal {_steps(median)}, worst {_steps(worst)}, "
+        f"against Stable-Baselines3 zoo's 500 at {ZOO_STEPS:,} steps "
+        f"(median ratio {_ratio(median)}).",
+        "",
+        _common.goal(
+            # every seed run reached it but fewer than 5 ran: not yet judged
+            None if len(passed) == len(results) < 5 else len(passed) == len(results),
+            f"mean return >= {GOAL:.0f} over 100 episodes within "
+            f"{args.steps:,} steps on 5 seeds: {len(passed)}/{len(results)} "
+            "seeds run reached it"
+            + ("" if len(results) >= 5 else " (fewer than 5 seeds run)"),
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _steps(value) -> str:
+    return "not reached" if value == float("inf") else f"{value:,.0f}"
+
+
+def _ratio(value) -> str:
+    return "—" if value == float("inf") else f"{value / ZOO_STEPS:.2f}x"
+
+
 def main(argv=None) -> int:
+    argv = sys.argv if argv is None else [sys.argv[0], *argv]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=ZOO_STEPS)
     parser.add_argument(
         "--plain", action="store_true", help="no evaluation during training"
     )
-    args = parser.parse_args(argv)
+    _common.add_write_flag(parser)
+    args = parser.parse_args(argv[1:])
     results = []
     for seed in args.seeds:
         r = run(seed, args.steps, plain=args.plain)
@@ -70,12 +140,11 @@ def main(argv=None) -> int:
             f"including {r['evaluation_steps']:,} evaluation steps)",
             flush=True,
         )
-    passed = sum(r["mean"] >= GOAL for r in results)
-    print(
-        f"goal: mean return >= {GOAL:.0f} over 100 episodes within "
-        f"{args.steps:,} steps; {passed}/{len(results)} seeds reached it"
-    )
-    return 0 if passed == len(results) else 1
+    text = section(results, args, argv)
+    print(text)
+    if args.write:
+        _common.write_section(text)
+    return 0
 
 
 if __name__ == "__main__":

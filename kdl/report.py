@@ -11,9 +11,17 @@
   ``model(x, training=False)`` call per example.
 
 :func:`standard_variants` builds the usual set from one float model: TFLite
-float, dynamic range, float16 and int8 files, and pruned, clustered and
-quantization-aware-trained models exported to int8 (with
+float, dynamic range, float16 and int8 files, and pruned, clustered,
+pruned-then-clustered (sparsity kept), quantization-aware-trained, shrunk
+(units and filters removed) and distilled models exported to int8 (with
 :mod:`kdl.compression`).
+
+Beside size and latency the table gives each variant's parameters and
+multiply-adds per example (:func:`kdl.compression.multiply_adds`): pruning
+and clustering change neither (they zero or share weights), shrinking and
+distilling into a smaller student cut both. A .tflite file is counted from
+the Keras model it came from (``sources``; :func:`standard_variants` passes
+them along), or left blank.
 
 Example:
     >>> from kdl import report
@@ -26,9 +34,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
+import logging
 import os
 import tempfile
 import time
@@ -46,7 +56,14 @@ from kdl._files import atomic_path, write_text
 from kdl.backend import tf
 from kdl.errors import UnsupportedModelError
 
-__all__ = ["Report", "compare", "standard_variants", "STANDARD_VARIANTS"]
+__all__ = [
+    "Report",
+    "Variants",
+    "compare",
+    "place_labels",
+    "standard_variants",
+    "STANDARD_VARIANTS",
+]
 
 STANDARD_VARIANTS = (
     "keras float",
@@ -56,7 +73,10 @@ STANDARD_VARIANTS = (
     "int8",
     "pruned + int8",
     "clustered + int8",
+    "pruned + clustered + int8",
     "QAT + int8",
+    "shrunk + int8",
+    "distilled + int8",
 )
 COLUMNS = (
     "variant",
@@ -66,6 +86,10 @@ COLUMNS = (
     "bytes_ratio",
     "gzip_bytes",
     "gzip_ratio",
+    "parameters",
+    "parameters_ratio",
+    "multiply_adds",
+    "multiply_adds_ratio",
     "latency_ms_median",
     "latency_ratio",
     "latency_ms_p90",
@@ -76,6 +100,39 @@ COLUMNS = (
 
 def _gzip_size(data: bytes) -> int:
     return len(gzip.compress(data, 9))
+
+
+class _DropRetracingWarning(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning.
+
+    TensorFlow keys its retracing detector by a function's code, which every
+    model's Keras ``predict_function`` (and the latency function below)
+    shares: measuring a few models in a row, each traced once, looks to it
+    like one function retraced in a loop (issue 13).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _no_retracing_warning():
+    logger, dropper = tf.get_logger(), _DropRetracingWarning()
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
+
+
+def _counts(model) -> dict:
+    """Parameters and multiply-adds per example of a Keras model."""
+    from kdl.compression import multiply_adds
+
+    return {
+        "parameters": int(model.count_params()),
+        "multiply_adds": multiply_adds(model)["total"],
+    }
 
 
 # === Measuring one variant ===
@@ -120,14 +177,15 @@ def _measure_keras(model, x, y, *, latency_samples: int, warmup: int = 5) -> dic
             times.append((time.perf_counter() - start) * 1000.0)
     result["latency_ms_median"] = float(np.median(times)) if times else None
     result["latency_ms_p90"] = float(np.percentile(times, 90)) if times else None
-    return result
+    return {**result, **_counts(model)}
 
 
-def _measure_tflite(path, x, y, *, latency_samples: int) -> dict:
+def _measure_tflite(path, x, y, *, latency_samples: int, source=None) -> dict:
     result = export.evaluate_tflite(path, x, y, latency_samples=latency_samples)
     data = Path(path).read_bytes()
     result["gzip_bytes"] = _gzip_size(data)
-    return result
+    counts = {"parameters": None, "multiply_adds": None}
+    return {**result, **(counts if source is None else _counts(source))}
 
 
 # === The report ===
@@ -169,16 +227,22 @@ class Report:
         def ratio(value):
             return "" if value is None else f" ({value:.3g}x)"
 
+        def count(value, value_ratio):
+            return "—" if value is None else f"{value:,}{ratio(value_ratio)}"
+
         lines = [
             f"| variant | {self.metric_name} | bytes | gzipped bytes | "
-            "latency median ms | latency p90 ms | epsilon |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "parameters | multiply-adds | latency median ms | latency p90 ms "
+            "| epsilon |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in self.rows:
             lines.append(
                 f"| {r['variant']} | {fmt(r['metric'], 4)}{ratio(r['metric_ratio'])}"
                 f" | {r['bytes']:,}{ratio(r['bytes_ratio'])}"
                 f" | {r['gzip_bytes']:,}{ratio(r['gzip_ratio'])}"
+                f" | {count(r['parameters'], r['parameters_ratio'])}"
+                f" | {count(r['multiply_adds'], r['multiply_adds_ratio'])}"
                 f" | {fmt(r['latency_ms_median'])}{ratio(r['latency_ratio'])}"
                 f" | {fmt(r['latency_ms_p90'])} | {fmt(r['epsilon'])} |"
             )
@@ -187,8 +251,16 @@ class Report:
             f"Ratios are each figure divided by that of "
             f"{self.baseline!r}. Files are measured in the LiteRT "
             "interpreter; Keras models in TensorFlow (size: weights "
-            "file without optimizer state)."
+            "file without optimizer state). Multiply-adds are per example "
+            "(kdl.compression.multiply_adds); pruned and clustered models "
+            "keep theirs (their zeros and shared weights still compute)."
         )
+        if any(r["parameters"] is None for r in self.rows):
+            lines.append(
+                "A .tflite file given without the Keras model it came from "
+                "(compare's `sources`) shows — for parameters and "
+                "multiply-adds."
+            )
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -208,31 +280,23 @@ class Report:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        placed = []
-        for r in self.rows:
-            ax.scatter(r["gzip_bytes"], r["metric"], s=40)
-            label = r["variant"] + (
-                "" if r["epsilon"] is None else f" (ε={r['epsilon']:.3g})"
-            )
-            # stack the labels of points that (nearly) coincide
-            stacked = sum(
-                abs(np.log(r["gzip_bytes"] / b)) < 0.05 and m == r["metric"]
-                for b, m in placed
-            )
-            placed.append((r["gzip_bytes"], r["metric"]))
-            ax.annotate(
-                label,
-                (r["gzip_bytes"], r["metric"]),
-                textcoords="offset points",
-                xytext=(5, 4 + 10 * stacked),
-                fontsize=8,
-            )
+        points = [(r["gzip_bytes"], r["metric"]) for r in self.rows]
+        ax.scatter(*zip(*points, strict=True), s=40)
         ax.set_xscale("log")
+        ax.margins(x=0.3, y=0.15)  # room for the labels
         ax.set_xlabel("gzipped size (bytes, log scale)")
         ax.set_ylabel(self.metric_name)
         ax.set_title(f"{self.metric_name} against size")
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
+        # freeze the layout first: label boxes are compared in display space
+        ax.set_xlim(ax.get_xlim())
+        ax.set_ylim(ax.get_ylim())
+        labels = [
+            r["variant"] + ("" if r["epsilon"] is None else f" (ε={r['epsilon']:.3g})")
+            for r in self.rows
+        ]
+        place_labels(ax, points, labels)
         path = Path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=120)
@@ -241,6 +305,61 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_markdown()
+
+
+# offsets (points) tried in turn for a label: right of the point, then above
+# and below it at growing distances, then to its left
+_OFFSETS = tuple(
+    (dx, dy)
+    for step in range(12)
+    for dx, dy in ((6, 4 + 11 * step), (6, -12 - 11 * step))
+) + tuple((-6, 4 + 11 * step) for step in range(6))
+
+
+def _text_box(note, renderer):
+    """The display box of an annotation's text (without its line)."""
+    from matplotlib.text import Text
+
+    note.update_positions(renderer)
+    return Text.get_window_extent(note, renderer)
+
+
+def place_labels(ax, points, labels) -> list:
+    """Annotates each point with its label so that no two labels overlap.
+
+    Labels go right of their point when there is room, else at the nearest
+    free offset above or below it (with a thin line back to the point), so
+    that variants of the same size and metric stay readable (issue 13).
+
+    Returns:
+        list: the matplotlib annotations, in the order of ``points``.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    placed, annotations = [], []
+    for (px, py), label in zip(points, labels, strict=True):
+        for dx, dy in _OFFSETS:
+            note = ax.annotate(
+                label,
+                (px, py),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="left" if dx > 0 else "right",
+                fontsize=8,
+                arrowprops=None if dy in (4, -12) else {"arrowstyle": "-", "lw": 0.5},
+            )
+            box = _text_box(note, renderer).expanded(1.02, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            note.remove()
+        else:  # every offset taken: keep the last one tried
+            note = ax.annotate(
+                label, (px, py), textcoords="offset points", xytext=(dx, dy), fontsize=8
+            )
+            box = _text_box(note, renderer)
+        placed.append(box)
+        annotations.append(note)
+    return annotations
 
 
 def _check_variants(variants, func):
@@ -282,6 +401,7 @@ def compare(
     baseline: str | None = None,
     epsilons: dict[str, float] | None = None,
     metric: str | None = None,
+    sources: Mapping | None = None,
     output_dir=None,
     name: str = "comparison",
     latency_samples: int = 100,
@@ -291,8 +411,9 @@ def compare(
 
     Each variant is measured on the same ``x``, ``y``: its metric (accuracy,
     or mean absolute error for regression), its size in bytes and gzipped,
-    its per-example latency (median and 90th percentile, one thread), and,
-    when given, the privacy budget epsilon it was trained with. Every figure
+    its parameters and multiply-adds per example, its per-example latency
+    (median and 90th percentile, one thread), and, when given, the privacy
+    budget epsilon it was trained with. Every figure
     is also given as its ratio to the baseline's.
 
     Args:
@@ -309,6 +430,12 @@ def compare(
         metric: str or None. The result key to tabulate and plot, e.g.
             "accuracy", "mae" or "digit_accuracy". Defaults to `None`:
             "accuracy" when every variant has it, else "mae".
+        sources: dict or None. Variant name -> the Keras model a .tflite
+            variant was exported from, to count its parameters and
+            multiply-adds (a file's own graph does not say which weights
+            are zeros or shared). Files without one show "—" there. The
+            dict :func:`standard_variants` returns carries its own.
+            Defaults to `None`.
         output_dir: str, os.PathLike or None. Where to write
             ``<name>.md``, ``<name>.csv`` and ``<name>.png``. Defaults to
             `None` (nothing written).
@@ -336,14 +463,21 @@ def compare(
         baseline=baseline,
         epsilons=epsilons,
         metric=metric,
+        sources=sources,
         output_dir=output_dir,
         name=name,
         func=func,
     )
     latency_samples = v.check_int(latency_samples, "latency_samples", func, min_value=0)
     verbose = v.check_verbose(verbose, func)
+    sources = {**getattr(variants, "sources", {}), **(sources or {})}
     results = _measure_all(
-        variants, x, y, latency_samples=latency_samples, verbose=verbose
+        variants,
+        x,
+        y,
+        sources=sources,
+        latency_samples=latency_samples,
+        verbose=verbose,
     )
     metric = _pick_metric(results, metric, func)
     rows = _rows(results, metric, results[baseline], epsilons or {})
@@ -360,11 +494,30 @@ def compare(
     return report
 
 
+def _check_sources(sources, variants, func) -> None:
+    if sources is None:
+        return
+    names = list(variants)
+    if not isinstance(sources, Mapping):
+        v.fail(
+            func,
+            "sources",
+            "a dict {variant: kdl.keras.Model}",
+            sources,
+            error=TypeError,
+        )
+    for key, value in sources.items():
+        if key not in variants:
+            v.fail(func, "sources", f"a dict whose keys are variant names {names}", key)
+        v.check_keras_model(value, f"sources[{key!r}]", func)
+
+
 def _check_compare_args(
-    variants, *, baseline, epsilons, metric, output_dir, name, func
+    variants, *, baseline, epsilons, metric, sources, output_dir, name, func
 ) -> str:
     """Checks the arguments of :func:`compare`; returns the baseline's name."""
     _check_variants(variants, func)
+    _check_sources(sources, variants, func)
     names = list(variants)
     if baseline is None:
         baseline = names[0]
@@ -396,18 +549,27 @@ def _check_compare_args(
     return baseline
 
 
-def _measure_all(variants, x, y, *, latency_samples, verbose) -> dict:
+def _measure_all(variants, x, y, *, sources, latency_samples, verbose) -> dict:
     """{variant: result dict} for every variant, measured the same way."""
     results = {}
-    for key, value in variants.items():
-        if verbose:
-            print(f"compare: measuring {key!r}...", flush=True)
-        if isinstance(value, (str, os.PathLike)):
-            results[key] = _measure_tflite(value, x, y, latency_samples=latency_samples)
-            results[key]["source"] = str(value)
-        else:
-            results[key] = _measure_keras(value, x, y, latency_samples=latency_samples)
-            results[key]["source"] = f"Keras model {value.name!r}"
+    with _no_retracing_warning():
+        for key, value in variants.items():
+            if verbose:
+                print(f"compare: measuring {key!r}...", flush=True)
+            if isinstance(value, (str, os.PathLike)):
+                results[key] = _measure_tflite(
+                    value,
+                    x,
+                    y,
+                    latency_samples=latency_samples,
+                    source=sources.get(key),
+                )
+                results[key]["source"] = str(value)
+            else:
+                results[key] = _measure_keras(
+                    value, x, y, latency_samples=latency_samples
+                )
+                results[key]["source"] = f"Keras model {value.name!r}"
     return results
 
 
@@ -444,6 +606,12 @@ def _rows(results: dict, metric: str, base: dict, epsilons: Mapping) -> list:
             "bytes_ratio": _ratio(result["bytes"], base["bytes"]),
             "gzip_bytes": result["gzip_bytes"],
             "gzip_ratio": _ratio(result["gzip_bytes"], base["gzip_bytes"]),
+            "parameters": result["parameters"],
+            "parameters_ratio": _ratio(result["parameters"], base["parameters"]),
+            "multiply_adds": result["multiply_adds"],
+            "multiply_adds_ratio": _ratio(
+                result["multiply_adds"], base["multiply_adds"]
+            ),
             "latency_ms_median": result["latency_ms_median"],
             "latency_ratio": _ratio(
                 result["latency_ms_median"], base["latency_ms_median"]
@@ -454,6 +622,19 @@ def _rows(results: dict, metric: str, base: dict, epsilons: Mapping) -> list:
         }
         for key, result in results.items()
     ]
+
+
+class Variants(dict):
+    """What :func:`standard_variants` returns: {variant name: model or path}.
+
+    A plain dict with one more attribute, ``sources``: variant name -> the
+    Keras model its .tflite file was exported from, which :func:`compare`
+    uses to count the file's parameters and multiply-adds.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sources = {}
 
 
 def standard_variants(
@@ -468,21 +649,30 @@ def standard_variants(
     prune_kwargs: dict | None = None,
     cluster_kwargs: dict | None = None,
     qat_kwargs: dict | None = None,
+    shrink_kwargs: dict | None = None,
+    distill_kwargs: dict | None = None,
+    student=None,
     verbose: int = 1,
-) -> dict:
+) -> Variants:
     """Builds the standard compressed and exported variants of one float model.
 
     "keras float" is ``model`` itself; "tflite float", "dynamic range",
-    "float16" and "int8" are ``kdl.export.to_tflite`` files of it;
-    "pruned + int8", "clustered + int8" and "QAT + int8" are int8 files of
-    ``kdl.compression.prune``, ``cluster`` and ``quantize_aware`` models
-    fine-tuned on ``x``, ``y``. Every file passed its LiteRT check. A variant
-    that cannot be made for this model (a `kdl.errors.UnsupportedModelError`:
-    e.g. int8 of a GRU, which crashes the converter, an int8 file that fails
-    its check, or a layer TF-MOT cannot prune) is skipped with a warning
-    saying why; the others are still built. A bad argument, including one
-    inside ``prune_kwargs``, ``cluster_kwargs`` or ``qat_kwargs``, raises.
-    ``model`` is not changed.
+    "float16" and "int8" are ``kdl.export.to_tflite`` files of it. The others
+    are int8 files of models made with :mod:`kdl.compression` and fine-tuned
+    on ``x``, ``y``: "pruned + int8" (``prune``), "clustered + int8"
+    (``cluster``), "pruned + clustered + int8" (``prune``, then ``cluster``
+    with ``preserve_sparsity=True``: TF-MOT's collaborative optimization),
+    "QAT + int8" (``quantize_aware``), "shrunk + int8" (``shrink``, half the
+    units and filters by default) and "distilled + int8" (``distill`` from
+    ``model`` into ``student``; without one, into the shrunk model: prune
+    first, then distill). Every file passed its LiteRT check.
+
+    A variant that cannot be made for this model (a
+    `kdl.errors.UnsupportedModelError`: e.g. int8 of a GRU, which crashes the
+    converter, an int8 file that fails its check, or a layer TF-MOT cannot
+    prune) is skipped with a warning saying why; the others are still built.
+    Any other error, such as a bad argument inside one of the ``*_kwargs``,
+    raises. ``model`` is not changed.
 
     Args:
         model: kdl.keras.Model. The trained float model.
@@ -496,18 +686,26 @@ def standard_variants(
         check_data: inputs or None. Examples for the LiteRT checks. Defaults to
             `None` (the representative data).
         prune_kwargs: dict or None. Keyword arguments of
-            `kdl.compression.prune` (e.g. ``{"epochs": 4}``). Defaults to
-            `None`.
+            `kdl.compression.prune` (e.g. ``{"epochs": 4}``), also for the
+            pruning before sparsity-preserving clustering. Defaults to `None`.
         cluster_kwargs: dict or None. Of `kdl.compression.cluster`. Defaults
             to `None`.
         qat_kwargs: dict or None. Of `kdl.compression.quantize_aware`.
             Defaults to `None`.
+        shrink_kwargs: dict or None. Of `kdl.compression.shrink` (e.g.
+            ``{"fraction": 0.75}``). Defaults to `None`.
+        distill_kwargs: dict or None. Of `kdl.compression.distill`. Defaults
+            to `None`.
+        student: kdl.keras.Model or None. The student of "distilled + int8".
+            Defaults to `None` (the shrunk model).
         verbose: int. 0, 1 or 2 (2 also lets the transforms and exports
             print). Defaults to `1`.
 
     Returns:
-        dict: variant name -> the Keras model or the .tflite path, in the
-        order of `STANDARD_VARIANTS`; ready for :func:`compare`.
+        Variants: a dict, variant name -> the Keras model or the .tflite
+        path, in the order of `STANDARD_VARIANTS`, ready for :func:`compare`;
+        its ``sources`` attribute maps each file to the Keras model it came
+        from.
 
     Raises:
         ValueError, TypeError: for a bad argument, naming it (those in the
@@ -519,6 +717,51 @@ def standard_variants(
         ... # doctest: +SKIP
     """
     func = "kdl.report.standard_variants"
+    kwargs = {
+        "prune": prune_kwargs,
+        "cluster": cluster_kwargs,
+        "quantize_aware": qat_kwargs,
+        "shrink": shrink_kwargs,
+        "distill": distill_kwargs,
+    }
+    folder = _check_standard_args(model, output_dir, include, kwargs, student, func)
+    verbose = v.check_verbose(verbose, func)
+    representative_data, check_data = _checked_data(
+        model, x, representative_data, check_data, func
+    )
+    build = _VariantBuilder(
+        model,
+        x,
+        y,
+        folder,
+        kwargs={k: value or {} for k, value in kwargs.items()},
+        student=student,
+        representative_data=representative_data,
+        check_data=check_data,
+        quiet=1 if verbose > 1 else 0,
+    )
+    variants = Variants()
+    for item in (i for i in STANDARD_VARIANTS if i in include):
+        if verbose:
+            print(f"standard_variants: building {item!r}...", flush=True)
+        try:
+            variants[item], source = build(item)
+        except UnsupportedModelError as error:
+            # only "this model cannot be made this way"; a bad argument (e.g.
+            # in prune_kwargs) propagates (docs/design.md#errors)
+            warnings.warn(
+                f"standard_variants: skipped {item!r} for model "
+                f"{model.name!r}: {error}",
+                stacklevel=2,
+            )
+            continue
+        if source is not None:
+            variants.sources[item] = source
+    return variants
+
+
+def _check_standard_args(model, output_dir, include, kwargs, student, func) -> Path:
+    """Checks the arguments of :func:`standard_variants`; returns the folder."""
     v.check_keras_model(model, "model", func)
     folder = v.check_path(output_dir, "output_dir", func)
     if isinstance(include, str) or not isinstance(include, (tuple, list)):
@@ -531,47 +774,13 @@ def standard_variants(
         )
     for item in include:
         v.check_choice(item, "include", func, STANDARD_VARIANTS)
-    for arg, value in (
-        ("prune_kwargs", prune_kwargs),
-        ("cluster_kwargs", cluster_kwargs),
-        ("qat_kwargs", qat_kwargs),
-    ):
+    for transform, value in kwargs.items():
+        arg = "qat_kwargs" if transform == "quantize_aware" else f"{transform}_kwargs"
         if value is not None and not isinstance(value, dict):
             v.fail(func, arg, "a dict or None", value, error=TypeError)
-    verbose = v.check_verbose(verbose, func)
-    representative_data, check_data = _checked_data(
-        model, x, representative_data, check_data, func
-    )
-    kwargs = {
-        "pruned + int8": prune_kwargs,
-        "clustered + int8": cluster_kwargs,
-        "QAT + int8": qat_kwargs,
-    }
-    variants = {}
-    for item in (i for i in STANDARD_VARIANTS if i in include):
-        if verbose:
-            print(f"standard_variants: building {item!r}...", flush=True)
-        try:
-            variants[item] = _build_variant(
-                item,
-                model,
-                x,
-                y,
-                folder,
-                kwargs.get(item),
-                representative_data=representative_data,
-                check_data=check_data,
-                quiet=1 if verbose > 1 else 0,
-            )
-        except UnsupportedModelError as error:
-            # only "this model cannot be made this way"; a bad argument (e.g.
-            # in prune_kwargs) propagates (docs/design.md#errors)
-            warnings.warn(
-                f"standard_variants: skipped {item!r} for model "
-                f"{model.name!r}: {error}",
-                stacklevel=2,
-            )
-    return variants
+    if student is not None:
+        v.check_keras_model(student, "student", func)
+    return folder
 
 
 def _checked_data(model, x, representative_data, check_data, func) -> tuple:
@@ -589,41 +798,70 @@ def _checked_data(model, x, representative_data, check_data, func) -> tuple:
 
 
 _QUANTIZATION = {"tflite float": None, "dynamic range": "dynamic", "float16": "float16"}
-_TRANSFORMS = {
-    "pruned + int8": "prune",
-    "clustered + int8": "cluster",
-    "QAT + int8": "quantize_aware",
-}
 
 
-def _build_variant(
-    item,
-    model,
-    x,
-    y,
-    folder: Path,
-    kwargs,
-    *,
-    representative_data,
-    check_data,
-    quiet: int,
-):
-    """One standard variant: the model itself, or a checked .tflite file."""
-    if item == "keras float":
-        return model
-    source, quantization = model, _QUANTIZATION.get(item, "int8")
-    if item in _TRANSFORMS:
+class _VariantBuilder:
+    """Makes one standard variant at a time, reusing the models it made.
+
+    "pruned + clustered + int8" clusters the "pruned + int8" model and
+    "distilled + int8" distills into the "shrunk + int8" model, so each
+    transform runs at most once per call of :func:`standard_variants`.
+    """
+
+    def __init__(self, model, x, y, folder, *, kwargs, student, quiet, **data):
+        self.model, self.x, self.y, self.folder = model, x, y, folder
+        self.kwargs, self.student, self.quiet = kwargs, student, quiet
+        self.representative_data = data["representative_data"]
+        self.check_data = data["check_data"]
+        self.made = {}
+
+    def _transform(self, name: str, *args, **extra):
         from kdl import compression
 
-        transform = getattr(compression, _TRANSFORMS[item])
-        source = transform(model, x, y, **{"verbose": quiet, **(kwargs or {})})
-    slug = model.name.replace("/", "_")
-    file = folder / f"{slug}_{item.replace(' + ', '_').replace(' ', '_')}.tflite"
-    return export.to_tflite(
-        source,
-        file,
-        quantization=quantization,
-        representative_data=representative_data if quantization == "int8" else None,
-        check_data=check_data,
-        verbose=quiet,
-    )
+        options = {"verbose": self.quiet, **self.kwargs[name], **extra}
+        return getattr(compression, name)(*args, self.x, self.y, **options)
+
+    def keras_model(self, item: str):
+        """The Keras model a variant exports (made once, then reused)."""
+        if item in self.made:
+            return self.made[item]
+        if item == "pruned + int8":
+            made = self._transform("prune", self.model)
+        elif item == "clustered + int8":
+            made = self._transform("cluster", self.model)
+        elif item == "pruned + clustered + int8":
+            pruned = self.keras_model("pruned + int8")
+            made = self._transform("cluster", pruned, preserve_sparsity=True)
+        elif item == "QAT + int8":
+            made = self._transform("quantize_aware", self.model)
+        elif item == "shrunk + int8":
+            made = self._transform("shrink", self.model)
+        elif item == "distilled + int8":
+            student = self.student or self.keras_model("shrunk + int8")
+            made = self._transform("distill", self.model, student)
+        else:
+            made = self.model
+        self.made[item] = made
+        return made
+
+    def __call__(self, item: str) -> tuple:
+        """(the variant, the Keras model it came from or None)."""
+        if item == "keras float":
+            return self.model, None
+        source = self.keras_model(item)
+        quantization = _QUANTIZATION.get(item, "int8")
+        slug = self.model.name.replace("/", "_")
+        stem = item.replace(" + ", "_").replace(" ", "_")
+        path = export.to_tflite(
+            source,
+            self.folder / f"{slug}_{stem}.tflite",
+            quantization=quantization,
+            representative_data=(
+                self.representative_data if quantization == "int8" else None
+            ),
+            check_data=self.check_data,
+            verbose=self.quiet,
+        )
+        # a QAT model's wrappers hold quantizer variables: count the
+        # architecture it shares with the float model instead
+        return path, self.model if item == "QAT + int8" else source

@@ -47,6 +47,7 @@ def test_compare_user_variants_with_epsilons(trained_mlp, digits_flat, tmp_path)
         x_test,
         y_test,
         epsilons={"int8": 2.5},
+        sources={"int8": trained_mlp},
         output_dir=tmp_path / "out",
         latency_samples=10,
         verbose=0,
@@ -68,12 +69,22 @@ def test_compare_user_variants_with_epsilons(trained_mlp, digits_flat, tmp_path)
     assert int8["gzip_ratio"] < 0.5
     assert int8["epsilon"] == 2.5 and base["epsilon"] is None
     assert int8["latency_ms_median"] > 0
+    # parameters and multiply-adds: counted from the Keras model, and from
+    # the model a file came from when it is given; blank otherwise
+    assert base["parameters"] == trained_mlp.count_params() == 64 * 65 + 65 * 10
+    assert base["multiply_adds"] == 64 * 64 + 64 * 10
+    assert int8["parameters"] == base["parameters"]
+    assert int8["multiply_adds_ratio"] == 1.0
+    assert lite["parameters"] is None and lite["multiply_adds"] is None
 
     markdown = table.paths["markdown"].read_text()
     assert "| epsilon |" in markdown and "| 2.5 |" in markdown and "—" in markdown
+    assert "| parameters | multiply-adds |" in markdown and "| 4,736 (1x) |" in markdown
+    assert "without the Keras model it came from" in markdown
     rows = list(csv.DictReader(io.StringIO(table.paths["csv"].read_text())))
     assert [r["variant"] for r in rows] == ["keras float", "tflite float", "int8"]
     assert rows[2]["epsilon"] == "2.5" and rows[0]["epsilon"] == ""
+    assert rows[0]["multiply_adds"] == "4736" and rows[1]["multiply_adds"] == ""
     assert table.paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -88,22 +99,90 @@ def test_standard_variants_from_one_float_model(trained_mlp, digits_flat, tmp_pa
         tmp_path,
         check_data=x_test,
         prune_kwargs={"epochs": 3},
+        shrink_kwargs={"epochs": 3},
+        distill_kwargs={"epochs": 3},
         verbose=0,
     )
     assert list(variants) == list(report.STANDARD_VARIANTS)
     assert variants["keras float"] is trained_mlp
     for name in report.STANDARD_VARIANTS[1:]:
         assert variants[name].suffix == ".tflite" and variants[name].is_file()
+        assert name in variants.sources
     for before, after in zip(weights, trained_mlp.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
 
     table = report.compare(variants, x_test, y_test, latency_samples=5, verbose=0)
     base = table.row("keras float")
-    for name in ("int8", "pruned + int8", "clustered + int8", "QAT + int8"):
+    for name in report.STANDARD_VARIANTS[4:]:
         row = table.row(name)
         assert row["metric"] >= base["metric"] - 0.05, name
         assert row["bytes_ratio"] < 0.5, name
-    assert table.row("pruned + int8")["gzip_bytes"] < table.row("int8")["gzip_bytes"]
+    pruned = table.row("pruned + int8")
+    assert pruned["gzip_bytes"] < table.row("int8")["gzip_bytes"]
+    assert table.row("pruned + clustered + int8")["gzip_bytes"] < pruned["gzip_bytes"]
+    # zeroed or shared weights still compute; removed units do not
+    for name in ("pruned + int8", "pruned + clustered + int8", "QAT + int8"):
+        assert table.row(name)["multiply_adds_ratio"] == 1.0, name
+        assert table.row(name)["parameters"] == base["parameters"], name
+    for name in ("shrunk + int8", "distilled + int8"):
+        assert table.row(name)["multiply_adds_ratio"] <= 0.55, name
+
+
+def test_plot_labels_of_variants_sharing_a_size_do_not_overlap(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.set_xscale("log")
+    points = [(1000, 0.95)] * 5 + [(1010, 0.951), (5000, 0.9), (5000, 0.9)]
+    ax.scatter(*zip(*points, strict=True))
+    ax.set_xlim(500, 20000)
+    ax.set_ylim(0.85, 1.0)
+    labels = [f"variant number {i}" for i in range(len(points))]
+    notes = report.place_labels(ax, points, labels)
+    renderer = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(note, renderer) for note in notes]
+    plt.close(fig)
+    assert [note.get_text() for note in notes] == labels
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+
+    rows = tuple(
+        {"variant": label, "gzip_bytes": size, "metric": metric, "epsilon": None}
+        for label, (size, metric) in zip(labels, points, strict=True)
+    )
+    table = report.Report(rows=rows, metric_name="accuracy", baseline=labels[0])
+    path = table.plot(tmp_path / "plot.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_compare_of_several_models_logs_no_retracing_warning(digits_flat):
+    # TensorFlow keys its retracing detector by code, which every model's
+    # predict function shares (issue 13)
+    import logging
+
+    from kdl import build_mlp
+    from kdl.backend import tf
+
+    (x, y), (x_test, y_test) = digits_flat
+    models = {f"m{i}": build_mlp((64,), 10, hidden_units=(4 + i,)) for i in range(6)}
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        table = report.compare(
+            models, x_test[:70], y_test[:70], latency_samples=2, verbose=0
+        )
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert len(table.rows) == 6
+    assert [r.getMessage() for r in records if "retracing" in r.getMessage()] == []
 
 
 _KERAS3 = type("Model", (), {"__module__": "keras.src"})()
@@ -123,6 +202,9 @@ BAD_COMPARE_ARGUMENTS = [
     ),
     ({"variants": {"k3": _KERAS3}}, TypeError, "kdl.keras"),
     ({"metric": "f1"}, ValueError, "'metric' parameter"),
+    ({"sources": [1]}, TypeError, "'sources' parameter"),
+    ({"sources": {"z": None}}, ValueError, "'sources' parameter"),
+    ({"sources": {"a": _KERAS3}}, TypeError, "kdl.keras"),
     ({"verbose": "1"}, TypeError, "'verbose' parameter"),
     ({"output_dir": ""}, TypeError, "'output_dir' parameter"),
 ]
@@ -146,6 +228,8 @@ def test_compare_bad_arguments_are_named(trained_mlp, tmp_path, kwargs, error, m
         ({"include": ("int4",)}, ValueError, "'include' parameter"),
         ({"include": "int8"}, TypeError, "'include' parameter"),
         ({"prune_kwargs": 3}, TypeError, "'prune_kwargs' parameter"),
+        ({"shrink_kwargs": [1]}, TypeError, "'shrink_kwargs' parameter"),
+        ({"student": "small"}, TypeError, "'student' parameter"),
         ({"output_dir": 3}, TypeError, "'output_dir' parameter"),
         ({"verbose": -1}, ValueError, "'verbose' parameter"),
     ],
