@@ -60,7 +60,7 @@ def run(seed: int, steps: int, *, plain: bool = False) -> dict:
     }
 
 
-def section(results: list[dict], args, argv) -> str:
+def section(results: list[dict], args, head: list[str]) -> str:
     """The Markdown section: header, one row per seed, summary and goal."""
     rows = [
         (
@@ -77,7 +77,7 @@ def section(results: list[dict], args, argv) -> str:
     passed = [r for r in results if r["mean"] >= GOAL]
     steps = [r["steps"] if r["mean"] >= GOAL else float("inf") for r in results]
     median, worst = statistics.median(steps), max(steps)
-    lines = [SECTION, "", *_common.header(argv), ""]
+    lines = [SECTION, "", *head, ""]
     lines += _common.table(
         (
             "seed",
@@ -128,6 +128,7 @@ def main(argv=None) -> int:
     )
     _common.add_write_flag(parser)
     args = parser.parse_args(argv[1:])
+    head = _common.header(argv)  # date and load at the start
     results = []
     for seed in args.seeds:
         r = run(seed, args.steps, plain=args.plain)
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
             f"including {r['evaluation_steps']:,} evaluation steps)",
             flush=True,
         )
-    text = section(results, args, argv)
+    text = section(results, args, head)
     print(text)
     if args.write:
         _common.write_section(text)

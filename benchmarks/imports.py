@@ -65,7 +65,7 @@ def measure(statement: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def section(results: dict, argv) -> str:
+def section(results: dict, head: list[str]) -> str:
     """The Markdown section: header, table, goals."""
     tf_seconds = statistics.median(results["import tensorflow"]["seconds"])
     rows, medians = [], {}
@@ -87,7 +87,7 @@ def section(results: dict, argv) -> str:
     )
     gru = medians["from kdl import build_gru"] / tf_seconds
     repeats = len(results["import kdl"]["seconds"])
-    lines = [SECTION, "", *_common.header(argv), ""]
+    lines = [SECTION, "", *head, ""]
     lines += _common.table(
         (
             "statement",
@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     _common.add_write_flag(parser)
     args = parser.parse_args(argv[1:])
+    head = _common.header(argv)  # date and load at the start
     results = {s: {"seconds": [], "heavy": []} for s in STATEMENTS}
     for _ in range(args.repeats):
         for statement in STATEMENTS:
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
             results[statement]["seconds"].append(one["seconds"])
             results[statement]["heavy"] = one["heavy"]
             print(f"{statement}: {one['seconds']:.2f} s", flush=True)
-    text = section(results, argv)
+    text = section(results, head)
     print(text)
     if args.write:
         _common.write_section(text)
