@@ -6,7 +6,7 @@ draws a few digits as the model sees them during training, then trains the
 same CNN on a small training set with and without augmentation and compares
 their test accuracy: with few images, augmentation usually helps.
 
-Run (about 40 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/augmentation.py
 

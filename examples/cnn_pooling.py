@@ -6,7 +6,7 @@ trained on scikit-learn's 8x8 digits. The script prints both test accuracies
 and draws the 3x3 kernels the first convolution learned, and what a few of
 them make of one digit (the feature maps before and after each pooling).
 
-Run (about 30 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/cnn_pooling.py
 

@@ -10,7 +10,7 @@ prints the privacy statement and runs the membership-inference audit on both
 ``examples/private_digits.py`` and ``examples/notebooks/3_privacy.ipynb`` go
 further (run folders, the accuracy/epsilon trade-off).
 
-Run (about a minute on a laptop CPU; ``--quick`` for about 15 seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/differential_privacy.py
 

@@ -8,7 +8,7 @@ evaluation, saves the agent, and plays one episode with the exported TFLite
 policy in the LiteRT interpreter, the way a device would.
 ``examples/dqn_cartpole.py`` is the same workflow without the plot.
 
-Run (about a minute on a laptop CPU; ``--quick`` for about 15 seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/dqn_learning_curve.py
 

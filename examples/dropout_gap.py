@@ -5,7 +5,7 @@ training accuracy reaches 1.0 while validation accuracy stays behind. With
 dropout (units switched off at random during training only) the gap is
 smaller. The plot shows both curves for each dropout rate.
 
-Run (about 20 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/dropout_gap.py
 

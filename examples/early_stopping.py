@@ -9,7 +9,7 @@ where training stopped. Part 2 does the same in one call with ``kdl.train``,
 which also writes run.json and a history plot. Both reload ``best.keras``.
 For a run that is killed and resumed, see ``examples/train_and_resume.py``.
 
-Run (about 20 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/early_stopping.py
 

@@ -6,7 +6,7 @@ drawn in one plot. Plain SGD creeps; momentum adds speed along consistent
 directions; Adam and RMSprop scale each weight's step by its gradient history
 and get there in a few epochs.
 
-Run (about 20 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/gradient_descent.py
 

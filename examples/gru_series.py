@@ -8,7 +8,7 @@ mean squared error) learns the forecast; it is compared with the naive
 forecast "next year is like this year", and the test forecasts are drawn
 against the truth.
 
-Run (about 30 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/gru_series.py
 

@@ -6,7 +6,7 @@ penalty (the sum of squared weights). The histograms of the first layer's
 weights show the difference: L2 shrinks every weight towards zero a little,
 L1 pushes many weights to (almost) exactly zero, a sparse model.
 
-Run (about 15 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/l1_vs_l2.py
 

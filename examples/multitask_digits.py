@@ -6,7 +6,7 @@ Each head has its own loss and metrics; ``loss_weights`` say how much each
 counts in the total that training minimizes. The script trains the model,
 prints each head's test accuracy and plots each head's training loss.
 
-Run (about 20 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/multitask_digits.py
 

@@ -12,10 +12,10 @@ that ships with scikit-learn (nothing is downloaded):
   class, the layout ``load(folder, ...)`` reads (like Keras'
   ``image_dataset_from_directory``).
 
-Replace the paths with your own files. ``examples/own_data.py``, where it
-exists, covers more cases (series, .npz).
+Replace the paths with your own files. ``examples/own_data.py`` goes on from
+a CSV file to a checked TFLite file and forecasts a series CSV.
 
-Run (about 30 seconds on a laptop CPU; ``--quick`` for about 15 seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/own_csv_and_images.py
 

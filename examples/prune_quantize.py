@@ -9,7 +9,7 @@ size and gzipped size (zeros compress) in LiteRT and draws them.
 ``examples/compress_digits.py`` and ``examples/export_tflite.py`` cover every
 variant (clustering, quantization-aware training, float16) in more depth.
 
-Run (about a minute on a laptop CPU; ``--quick`` for about 15 seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/prune_quantize.py
 

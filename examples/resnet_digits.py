@@ -6,7 +6,7 @@ small ResNet on scikit-learn's digits with ``kdl.train`` (early stopping, best
 checkpoint, history plot in the run folder), prints its layer count, weights
 and test accuracy, and reloads the best checkpoint.
 
-Run (about a minute on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/resnet_digits.py
 

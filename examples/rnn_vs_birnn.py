@@ -6,7 +6,7 @@ rows when it reaches the middle of the image; a bidirectional one reads it
 from both ends and joins the two summaries. The script trains a simple RNN
 and a GRU, each one- and bidirectional, and plots their validation accuracy.
 
-Run (about a minute on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/rnn_vs_birnn.py
 

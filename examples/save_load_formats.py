@@ -7,7 +7,7 @@ checked in the LiteRT interpreter before it is written). ``kdl.load(path)``
 reads each one back; the script checks that every reloaded model predicts what
 the original predicts, and writes a table of the file sizes.
 
-Run (about 30 seconds on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/save_load_formats.py
 

@@ -9,7 +9,7 @@ plots the validation loss of every trial, with the best so far.
 ``examples/tune_digits.py`` shows one search in more depth (resume,
 distributed workers); ``examples/notebooks/4_search.ipynb`` adds Hyperband.
 
-Run (a few minutes on a laptop CPU; ``--quick`` for about 15 seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/search_grid_vs_bayes.py
 

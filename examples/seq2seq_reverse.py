@@ -8,7 +8,7 @@ token in ``kdl.greedy_decode``). Attention lets the decoder look back at every
 encoder step, which makes reversal easy. The script prints a few decoded
 sentences and the exact-match rate of both models.
 
-Run (about two minutes on a laptop CPU; ``--quick`` for a few seconds):
+Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     python examples/seq2seq_reverse.py
 
