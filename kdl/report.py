@@ -354,7 +354,12 @@ def place_labels(ax, points, labels) -> list:
             note.remove()
         else:  # every offset taken: keep the last one tried
             note = ax.annotate(
-                label, (px, py), textcoords="offset points", xytext=(dx, dy), fontsize=8
+                label,
+                (px, py),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="right",
+                fontsize=8,
             )
             box = _text_box(note, renderer)
         placed.append(box)
