@@ -21,13 +21,16 @@ time much less, so the ratios to compare are the CPU ones:
 - ``kdl.train`` with its defaults (``verbose=0``, as the others).
 
 ``--breakdown`` adds ``kdl.train`` with one default switched off at a time.
-``--slow`` uses a CNN whose epoch takes seconds, so the overhead per epoch
-shows, not only the fixed cost of a run.
+``--hooks`` times the CPU spent inside each callback of one ``kdl.train``
+(where the time goes). ``--slow`` uses a CNN whose epoch takes seconds, so
+the overhead per epoch shows, not only the fixed cost of a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import functools
 import os
 import platform
 import shutil
@@ -168,6 +171,72 @@ def _paired(values, reference, which: int) -> float:
     )
 
 
+_HOOKS = (
+    "set_model",
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+)
+
+
+def _timed(spent: collections.Counter, name: str, method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent[name] += time.process_time() - start
+
+    return wrapper
+
+
+def hooks(slow: bool, runs: int = 3) -> str:
+    """CPU ms inside each callback of one kdl.train, and outside ``fit``.
+
+    ``model.fit`` is wrapped on the model instance, so each callback kdl.train
+    passes gets its hooks timed; the last of ``runs`` runs is reported.
+    """
+    (x, y), _ = datasets.digits()
+    for _ in range(runs):
+        spent = collections.Counter()
+        keras.backend.clear_session()
+        kdl.set_seed(0, deterministic=False)
+        model = _model(slow)
+        fit = model.fit
+
+        def timed_fit(*args, callbacks=(), _fit=fit, _spent=spent, **kwargs):
+            for cb in callbacks:
+                for hook in _HOOKS:
+                    name = type(cb).__name__
+                    setattr(cb, hook, _timed(_spent, name, getattr(cb, hook)))
+            return _timed(_spent, "model.fit (all)", _fit)(
+                *args, callbacks=callbacks, **kwargs
+            )
+
+        model.fit = timed_fit
+        folder = Path(tempfile.mkdtemp(prefix="kdl-bench-"))
+        try:
+            start = time.process_time()
+            _kdl()(model, x, y, folder)
+            total = time.process_time() - start
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    spent["kdl.train outside fit"] = total - spent["model.fit (all)"]
+    lines = [
+        "| piece | CPU ms |",
+        "|---|---|",
+        f"| kdl.train total | {total * 1000:.0f} |",
+    ]
+    lines += [f"| {name} | {sec * 1000:.0f} |" for name, sec in spent.most_common()]
+    return "\n".join(lines)
+
+
 def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
@@ -213,6 +282,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument(
+        "--hooks", action="store_true", help="CPU time inside each callback"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -225,6 +297,9 @@ def main(argv=None) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     THREADS, EPOCHS = args.threads, args.epochs
+    if args.hooks:
+        print(hooks(args.slow))
+        return
     times = measure(slow=args.slow, breakdown=args.breakdown, repeats=args.repeats)
     print(report(times, slow=args.slow, repeats=args.repeats))
 
