@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize
+from kdl.models import _blocks, _compile, _normalize, _strategy
 from kdl.models.mlp import mlp_body
 
 FUNC = "build_cnn"
@@ -72,6 +72,7 @@ def cnn_body(
     )
 
 
+@_strategy.distributable
 def build_cnn(
     input_shape,
     num_outputs: int,
@@ -93,6 +94,7 @@ def build_cnn(
     learning_rate=1e-3,
     metrics=None,
     name: str = "cnn",
+    strategy=None,
 ):
     """Builds a compiled convolutional network.
 
@@ -129,6 +131,9 @@ def build_cnn(
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None` (the task's defaults).
         name: str. Defaults to `"cnn"`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("auto",
+            "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
+            The model is built and compiled in its scope. Defaults to `None`.
 
     Returns:
         A compiled `kdl.keras.Model`.
@@ -141,6 +146,7 @@ def build_cnn(
         >>> model.output_shape
         (None, 10)
     """
+    del strategy  # entered by @_strategy.distributable
     input_shape = v.check_input_shape(input_shape, "input_shape", FUNC, ranks=(2, 3))
     _compile.check_common(
         FUNC,

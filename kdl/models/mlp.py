@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize
+from kdl.models import _blocks, _compile, _normalize, _strategy
 
 FUNC = "build_mlp"
 
@@ -35,6 +35,7 @@ def mlp_body(
     return x
 
 
+@_strategy.distributable
 def build_mlp(
     input_shape,
     num_outputs: int,
@@ -52,6 +53,7 @@ def build_mlp(
     learning_rate=1e-3,
     metrics=None,
     name: str = "mlp",
+    strategy=None,
 ):
     """Builds a compiled multi-layer perceptron.
 
@@ -83,6 +85,9 @@ def build_mlp(
         metrics: tuple or None. None gives the task's default metrics.
             Defaults to `None`.
         name: str. Model name. Defaults to `"mlp"`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("auto",
+            "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
+            The model is built and compiled in its scope. Defaults to `None`.
 
     Returns:
         A compiled `kdl.keras.Model`.
@@ -95,6 +100,7 @@ def build_mlp(
         >>> model.output_shape
         (None, 10)
     """
+    del strategy  # entered by @_strategy.distributable
     input_shape = v.check_input_shape(input_shape, "input_shape", FUNC, ranks=(1, 2, 3))
     _compile.check_common(
         FUNC,

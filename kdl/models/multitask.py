@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize
+from kdl.models import _blocks, _compile, _normalize, _strategy
 from kdl.models.cnn import POOLS, cnn_body
 from kdl.models.mlp import mlp_body
 from kdl.models.resnet import resnet_body
@@ -150,6 +150,7 @@ def _check_not_dp(optimizer) -> None:
         )
 
 
+@_strategy.distributable
 def build_multitask(
     input_shape,
     tasks: dict,
@@ -167,6 +168,7 @@ def build_multitask(
     learning_rate=1e-3,
     metrics=None,
     name: str = "multitask",
+    strategy=None,
 ):
     """Builds a compiled multi-task model: a shared trunk with one head per task.
 
@@ -195,6 +197,9 @@ def build_multitask(
         metrics: dict or None. Head name -> tuple of metrics. Defaults to
             `None` (each task's defaults).
         name: str. Defaults to `"multitask"`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("auto",
+            "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
+            The model is built and compiled in its scope. Defaults to `None`.
 
     Returns:
         A compiled `kdl.keras.Model` with one named output per task.
@@ -206,6 +211,7 @@ def build_multitask(
         >>> model = build_multitask((64,), {"digit": ("classification", 10),
         ...                                 "is_even": ("binary", 1)})
     """
+    del strategy  # entered by @_strategy.distributable
     if not isinstance(trunk, str) or trunk not in TRUNKS:
         v.check_choice(trunk, "trunk", FUNC, TRUNKS)
     input_shape = v.check_input_shape(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize
+from kdl.models import _blocks, _compile, _normalize, _strategy
 
 FUNC = "build_resnet"
 
@@ -57,6 +57,7 @@ def resnet_body(
     return x
 
 
+@_strategy.distributable
 def build_resnet(
     input_shape,
     num_outputs: int,
@@ -76,6 +77,7 @@ def build_resnet(
     learning_rate=1e-3,
     metrics=None,
     name: str = "resnet",
+    strategy=None,
 ):
     """Builds a compiled residual network (basic blocks, as in ResNet-18).
 
@@ -103,6 +105,9 @@ def build_resnet(
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
         name: str. Defaults to `"resnet"`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("auto",
+            "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
+            The model is built and compiled in its scope. Defaults to `None`.
 
     Returns:
         A compiled `kdl.keras.Model`.
@@ -115,6 +120,7 @@ def build_resnet(
         >>> model.output_shape
         (None, 10)
     """
+    del strategy  # entered by @_strategy.distributable
     input_shape = v.check_input_shape(input_shape, "input_shape", FUNC, ranks=(2, 3))
     _compile.check_common(
         FUNC,

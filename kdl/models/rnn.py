@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize
+from kdl.models import _blocks, _compile, _normalize, _strategy
 
 CELLS = ("simple", "lstm", "gru")
 _LAYERS = {
@@ -160,6 +160,7 @@ def _build(
     )
 
 
+@_strategy.distributable
 def build_rnn(
     input_shape,
     num_outputs: int,
@@ -179,6 +180,7 @@ def build_rnn(
     learning_rate=1e-3,
     metrics=None,
     name: str = "rnn",
+    strategy=None,
 ):
     """Builds a compiled recurrent network over (steps, features) sequences.
 
@@ -211,6 +213,9 @@ def build_rnn(
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
         name: str. Defaults to `"rnn"`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("auto",
+            "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
+            The model is built and compiled in its scope. Defaults to `None`.
 
     Returns:
         A compiled `kdl.keras.Model`.
@@ -223,6 +228,7 @@ def build_rnn(
         >>> model.output_shape
         (None, 10)
     """
+    del strategy  # entered by @_strategy.distributable
     return _build(
         "build_rnn",
         input_shape,
@@ -245,6 +251,7 @@ def build_rnn(
     )
 
 
+@_strategy.distributable
 def build_lstm(
     input_shape,
     num_outputs: int,
@@ -263,6 +270,7 @@ def build_lstm(
     learning_rate=1e-3,
     metrics=None,
     name: str = "lstm",
+    strategy=None,
 ):
     """Builds a compiled LSTM network: `build_rnn` with ``cell="lstm"``.
 
@@ -271,6 +279,7 @@ def build_lstm(
     Example:
         >>> model = build_lstm((8, 8), 10, units=(32,))
     """
+    del strategy  # entered by @_strategy.distributable
     return _build(
         "build_lstm",
         input_shape,
@@ -293,6 +302,7 @@ def build_lstm(
     )
 
 
+@_strategy.distributable
 def build_gru(
     input_shape,
     num_outputs: int,
@@ -311,6 +321,7 @@ def build_gru(
     learning_rate=1e-3,
     metrics=None,
     name: str = "gru",
+    strategy=None,
 ):
     """Builds a compiled GRU network: `build_rnn` with ``cell="gru"``.
 
@@ -319,6 +330,7 @@ def build_gru(
     Example:
         >>> model = build_gru((24, 1), 1, task="regression")
     """
+    del strategy  # entered by @_strategy.distributable
     return _build(
         "build_gru",
         input_shape,

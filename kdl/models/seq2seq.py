@@ -6,7 +6,7 @@ import numpy as np
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _compile
+from kdl.models import _compile, _strategy
 from kdl.models.rnn import CELLS, recurrent_layer
 
 FUNC = "build_seq2seq"
@@ -51,6 +51,7 @@ def _encoder(
     return source, encoded, states
 
 
+@_strategy.distributable
 def build_seq2seq(
     input_vocab_size: int,
     output_vocab_size: int,
@@ -67,6 +68,7 @@ def build_seq2seq(
     learning_rate=1e-3,
     metrics=None,
     name: str = "seq2seq",
+    strategy=None,
 ):
     """Builds a compiled encoder-decoder for token sequences (teacher forcing).
 
@@ -96,6 +98,9 @@ def build_seq2seq(
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None` (token accuracy).
         name: str. Defaults to `"seq2seq"`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("auto",
+            "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
+            The model is built and compiled in its scope. Defaults to `None`.
 
     Returns:
         A compiled `kdl.keras.Model` with inputs "source" and "decoder_input".
@@ -108,6 +113,7 @@ def build_seq2seq(
         >>> model.output_shape
         (None, None, 15)
     """
+    del strategy  # entered by @_strategy.distributable
     v.check_int(input_vocab_size, "input_vocab_size", FUNC, min_value=2)
     v.check_int(output_vocab_size, "output_vocab_size", FUNC, min_value=3)
     v.check_choice(cell, "cell", FUNC, CELLS)

@@ -1,0 +1,82 @@
+"""strategy= on every builder: built and compiled inside the strategy's scope."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = r"""
+import json
+from kdl import distribute
+distribute.split_cpu(2)
+import numpy as np
+import kdl
+from kdl.backend import tf
+
+(x, y), _ = kdl.datasets.digits(layout="flat")
+rows = x.reshape(-1, 8, 8)
+models = {
+    "mlp": kdl.build_mlp((64,), 10, strategy="mirrored"),
+    "cnn": kdl.build_cnn((8, 8, 1), 10, filters=(8,), strategy="mirrored"),
+    "resnet": kdl.build_resnet((8, 8, 1), 10, stages=(1,), filters=(8,),
+                               strategy="mirrored"),
+    "gru": kdl.build_gru((8, 8), 10, units=(8,), strategy="mirrored"),
+    "lstm": kdl.build_lstm((8, 8), 10, units=(8,), strategy="mirrored"),
+    "seq2seq": kdl.build_seq2seq(12, 12, units=8, embedding_dim=4,
+                                 strategy="mirrored"),
+    "multitask": kdl.build_multitask(
+        (64,), {"digit": ("classification", 10), "even": ("binary", 1)},
+        strategy="mirrored"),
+}
+out = {}
+for name, model in models.items():
+    strategy = model.distribute_strategy
+    out[name] = [type(strategy).__name__, strategy.num_replicas_in_sync,
+                 type(model.trainable_variables[0]).__name__]
+model = models["mlp"]
+history = model.fit(x[:512], y[:512], epochs=2, batch_size=64, verbose=0)
+out["loss"] = [float(l) for l in history.history["loss"]]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_every_builder_builds_in_a_mirrored_strategy():
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    loss = out.pop("loss")
+    for name, (strategy, replicas, variable) in out.items():
+        assert strategy == "MirroredStrategy", name
+        assert replicas == 2, name
+        assert variable == "MirroredVariable", name
+    assert loss[-1] < loss[0]
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        ("mirror", ValueError, "'strategy' parameter of build_mlp must be one of"),
+        (3, TypeError, "'strategy' parameter of build_mlp must be None, a tf.dis"),
+    ],
+)
+def test_bad_strategy_is_refused_before_building(value, error, match):
+    import kdl
+
+    with pytest.raises(error, match=match):
+        kdl.build_mlp((4,), 2, strategy=value)
+
+
+def test_signature_shows_strategy():
+    import inspect
+
+    import kdl
+
+    for builder in (kdl.build_mlp, kdl.build_gru, kdl.build_seq2seq):
+        parameter = inspect.signature(builder).parameters["strategy"]
+        assert parameter.default is None and parameter.kind is parameter.KEYWORD_ONLY
