@@ -43,6 +43,7 @@ from kdl.privacy.dp_training import (
     make_private,
     privacy_params,
 )
+from kdl.privacy.fine_tuning import private_fine_tune_result, private_fine_tune_setup
 from kdl.privacy.membership import AuditResult, audit
 from kdl.privacy.norms import gradient_norms, tf_privacy_registry, unsupported_layers
 from kdl.privacy.statements import (
@@ -61,6 +62,8 @@ __all__ = [
     "DP_OPTIMIZER_NAMES",
     "is_private",
     "privacy_params",
+    "private_fine_tune_setup",
+    "private_fine_tune_result",
     "gradient_norms",
     "unsupported_layers",
     "tf_privacy_registry",

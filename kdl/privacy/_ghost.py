@@ -195,14 +195,35 @@ def _entries():
 REGISTRY = _entries()
 
 
+def _is_pruning_wrapper(layer) -> bool:
+    """TF-MOT's PruneLowMagnitude (told by name: importing TF-MOT is slow)."""
+    return type(layer).__name__ == "PruneLowMagnitude" and hasattr(layer, "pruning_obj")
+
+
+def pruning_wrapper(layer, args, kwargs, tape):
+    """TF-MOT's PruneLowMagnitude in training: its step and mask updates, as
+    its own ``call`` makes them, then the wrapped layer's registry function
+    (the gradient reaches the whole kernel, as in TF-MOT)."""
+    layer.pruning_step.assign_add(1)
+    tf.debugging.assert_greater_equal(layer.pruning_step, tf.constant(1, tf.int64))
+    layer.pruning_obj.conditional_mask_update()
+    layer.pruning_obj.weight_mask_op()
+    kwargs = {k: val for k, val in kwargs.items() if k != "training"}
+    return lookup(layer.layer)(layer.layer, args, kwargs, tape)
+
+
 def supported(layer) -> bool:
     """True when kdl's registry computes this layer's per-example norms."""
+    if _is_pruning_wrapper(layer):
+        return supported(layer.layer)
     entry = REGISTRY.get(type(layer))
     return entry is not None and bool(entry[1](layer))
 
 
 def lookup(layer):
     """The registry function for ``layer`` (see :func:`supported`)."""
+    if _is_pruning_wrapper(layer):
+        return pruning_wrapper
     return REGISTRY[type(layer)][0]
 
 

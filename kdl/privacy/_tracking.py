@@ -175,6 +175,10 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
         "last_epoch": None,
         "kept_epoch": None,
         "selected_by": monitors,
+        # Each session's own noise: a private fine-tuning after compression
+        # may use other settings than the run before it (issue 16).
+        "noise_multiplier": model.privacy.get("noise_multiplier"),
+        "l2_norm_clip": model.privacy.get("l2_norm_clip"),
     }
 
 

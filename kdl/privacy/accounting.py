@@ -54,24 +54,28 @@ def _dp_sgd_event(noise_multiplier, *, num_examples, batch_size, steps):
 
 
 def epsilon_of_sessions(
-    noise_multiplier: float, sessions: Iterable[tuple[int, int, int]], delta: float
+    noise_multiplier: float, sessions: Iterable[tuple], delta: float
 ) -> float:
-    """Epsilon of DP-SGD sessions composed: each is (num_examples, batch_size, steps).
+    """Epsilon of DP-SGD sessions composed: each is (num_examples, batch_size,
+    steps) or (num_examples, batch_size, steps, noise_multiplier).
 
     Composition adds the sessions' privacy losses, which never undercounts:
     sessions on the same data compose exactly like one longer run, sessions on
     different data are counted as if every example took part in all of them.
+    A session without its own noise multiplier (a private fine-tuning after
+    compression may use another) takes ``noise_multiplier``.
     """
-    if noise_multiplier == 0.0:
-        return math.inf
     from dp_accounting import rdp
 
     accountant = rdp.RdpAccountant()
-    for num_examples, batch_size, steps in sessions:
+    for num_examples, batch_size, steps, *own in sessions:
+        noise = own[0] if own and own[0] is not None else noise_multiplier
+        if steps and noise == 0.0:
+            return math.inf
         if steps:
             accountant.compose(
                 _dp_sgd_event(
-                    noise_multiplier,
+                    noise,
                     num_examples=num_examples,
                     batch_size=batch_size,
                     steps=steps,

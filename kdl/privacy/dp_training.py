@@ -134,7 +134,7 @@ def _is_recurrent(layer) -> bool:
     )
 
 
-def _choose_method(model, method, func):
+def choose_method(model, method, func):
     unsupported = unsupported_layers(model)
     recurrent = [layer.name for layer in _trainable_layers(model)
                  if _is_recurrent(layer)]  # fmt: skip
@@ -224,7 +224,7 @@ def _check_fresh(model, public_pretraining, func):
         )
 
 
-def _check_layers(model, func):
+def check_layers(model, func):
     """One output, no BatchNormalization: what per-example clipping needs."""
     if len(model.outputs) != 1:
         v.fail(
@@ -253,7 +253,7 @@ def _check_model(model, func, public_pretraining=False):
         v.fail(
             func, "model", "a compiled model (every kdl builder compiles)", model.name
         )
-    _check_layers(model, func)
+    check_layers(model, func)
     _check_fresh(model, public_pretraining, func)
 
 
@@ -325,7 +325,7 @@ def _fresh_optimizer(optimizer):
     return type(optimizer).from_config(optimizer.get_config())
 
 
-def _dp_optimizer_like(
+def dp_optimizer_like(
     optimizer, l2_norm_clip, noise_multiplier, func, arg="model", learning_rate=None
 ):
     """The DP Keras optimizer with the hyperparameters of ``optimizer``."""
@@ -372,7 +372,7 @@ def _build_private(model, params, loss, func):
         inputs=clone.inputs, outputs=clone.outputs, name=model.name, privacy=params
     )
     if params["method"] == "optimizer":
-        optimizer = _dp_optimizer_like(
+        optimizer = dp_optimizer_like(
             model.optimizer, params["l2_norm_clip"], params["noise_multiplier"], func
         )
     else:
@@ -466,9 +466,9 @@ def make_private(
         "method": method,
     })  # fmt: skip
     loss = loss_object(model.loss, func)
-    s["method"] = _choose_method(model, s["method"], func)
+    s["method"] = choose_method(model, s["method"], func)
     if s["method"] == "optimizer":
-        _dp_optimizer_like(model.optimizer, s["l2_norm_clip"], 0.0, func)  # checks
+        dp_optimizer_like(model.optimizer, s["l2_norm_clip"], 0.0, func)  # checks
 
     # === Work starts here: every argument is valid ===
     if s["target_epsilon"] is not None:
@@ -545,7 +545,7 @@ def dp_optimizer(
             learning_rate, "learning_rate", func, strict_min=True, allow_none=True
         )
     if not isinstance(name, str):
-        return _dp_optimizer_like(
+        return dp_optimizer_like(
             name, clip, noise, func, arg="name", learning_rate=learning_rate
         )
     base, settings = DP_OPTIMIZER_NAMES[name]
@@ -605,7 +605,7 @@ def compile_private(model, optimizer, *, loss, metrics=None, func=None):
     if iterations(model) or int(optimizer.iterations.numpy()):
         v.fail(func, "optimizer", "a new DP optimizer for a new model (each "
                "model needs its own, untrained)", type(optimizer).__name__)  # fmt: skip
-    _check_layers(model, func)
+    check_layers(model, func)
     _check_adapted(
         model,
         func,

@@ -104,9 +104,11 @@ def _session_words(session: dict) -> str:
         if session["epochs"]
         else f"steps outside fit in batches of {session['batch_size']}"
     )
+    noise = session.get("noise_multiplier")
+    own = f", noise multiplier {noise:.4g}" if noise is not None else ""
     return (
         f"{session['num_examples']:,} examples: {epochs} ({session['steps']} "
-        f"steps, each example sampled with probability {rate:.2%} per step)"
+        f"steps, each example sampled with probability {rate:.2%} per step{own})"
     )
 
 
@@ -315,6 +317,7 @@ def _summary(params, sessions, tracked) -> dict:
         "sessions": tuple(
             {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
             | {"restored_steps": one.get("restored_steps", 0)}
+            | {"noise_multiplier": one.get("noise_multiplier")}
             for one in sessions
         ),
     }
@@ -382,7 +385,15 @@ def statement(
                          strict_min=True)  # fmt: skip
     eps = accounting.epsilon_of_sessions(
         noise,
-        [(one["num_examples"], one["batch_size"], one["steps"]) for one in sessions],
+        [
+            (
+                one["num_examples"],
+                one["batch_size"],
+                one["steps"],
+                one.get("noise_multiplier"),
+            )
+            for one in sessions
+        ],  # fmt: skip
         delta,
     )
     values.update(epsilon=eps, delta=delta, noise_multiplier=noise,
