@@ -206,3 +206,24 @@ def test_batch_norm_stays_refused_with_its_reason():
     model = kdl.build_resnet((8, 8, 1), 10, stages=(1,), filters=(4,))
     with pytest.raises(ValueError, match="batch statistics mix examples"):
         privacy.make_private(model, noise_multiplier=1.0)
+
+
+# Documented settings (README, /work/notes/readme-privacy-fast.md): epsilon 8 at
+# delta 1e-5 on the 1,437 digits training images, batch 64, clip 1.0.
+CNN_SETTINGS = {"filters": (16, 32), "dense_units": (32,), "activation": "tanh",
+                "optimizer": "adam", "learning_rate": 0.005}  # fmt: skip
+CNN_EPOCHS = 30
+
+
+@pytest.mark.slow
+def test_private_cnn_reaches_093_on_held_out_digits_at_epsilon_8(digits_image):
+    (x, y), (x_test, y_test) = digits_image
+    model = kdl.build_cnn((8, 8, 1), 10, **CNN_SETTINGS)
+    private = privacy.make_private(
+        model, target_epsilon=8.0, delta=1e-5, num_examples=len(x), batch_size=64,
+        epochs=CNN_EPOCHS,
+    )  # fmt: skip
+    assert private.privacy["method"] == "fast"
+    private.fit(x, y, batch_size=64, epochs=CNN_EPOCHS, verbose=0)
+    assert privacy.statement(private).epsilon <= 8.0
+    assert private.evaluate(x_test, y_test, verbose=0)[1] >= 0.93
