@@ -13,6 +13,14 @@ Example:
 from __future__ import annotations
 
 import importlib
+import os
+
+# TensorFlow's C++ log level, set at `import kdl` so that a later
+# `import tensorflow` of the user's is quiet too (kdl.backend says why 3; the
+# marker tells it the level is kdl's choice, not the user's).
+if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["KDL_CHOSE_TF_LOG_LEVEL"] = "1"
 
 __version__ = "0.1.0"
 

@@ -23,8 +23,9 @@ __all__ = [
 ]
 
 PREFIX = "augment_"
-_IMAGE_DEFAULTS = dict(flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1,
-                       contrast=0.0)
+_IMAGE_DEFAULTS = dict(
+    flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1, contrast=0.0
+)
 _SEQUENCE_DEFAULTS = dict(noise=0.01, scale=0.0, time_mask=0)
 FLIPS = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -41,25 +42,45 @@ def _check_image(func, flip, rotation, zoom, translation, contrast):
         v.check_fraction(value, arg, func)
 
 
-def image_layers(*, flip="horizontal", rotation=0.1, zoom=0.1, translation=0.1,
-                 contrast=0.0, seed=None) -> list:
+def image_layers(
+    *,
+    flip="horizontal",
+    rotation=0.1,
+    zoom=0.1,
+    translation=0.1,
+    contrast=0.0,
+    seed=None,
+) -> list:
     """The list of layers behind :func:`image` (checked by the caller)."""
     layers = []
     if flip is not None:
         layers.append(keras.layers.RandomFlip(flip, seed=seed, name=PREFIX + "flip"))
     if rotation:
-        layers.append(keras.layers.RandomRotation(
-            rotation, fill_mode="constant", seed=seed, name=PREFIX + "rotation"))
+        layers.append(
+            keras.layers.RandomRotation(
+                rotation, fill_mode="constant", seed=seed, name=PREFIX + "rotation"
+            )
+        )
     if zoom:
-        layers.append(keras.layers.RandomZoom(
-            zoom, fill_mode="constant", seed=seed, name=PREFIX + "zoom"))
+        layers.append(
+            keras.layers.RandomZoom(
+                zoom, fill_mode="constant", seed=seed, name=PREFIX + "zoom"
+            )
+        )
     if translation:
-        layers.append(keras.layers.RandomTranslation(
-            translation, translation, fill_mode="constant", seed=seed,
-            name=PREFIX + "translation"))
+        layers.append(
+            keras.layers.RandomTranslation(
+                translation,
+                translation,
+                fill_mode="constant",
+                seed=seed,
+                name=PREFIX + "translation",
+            )
+        )
     if contrast:
-        layers.append(keras.layers.RandomContrast(
-            contrast, seed=seed, name=PREFIX + "contrast"))
+        layers.append(
+            keras.layers.RandomContrast(contrast, seed=seed, name=PREFIX + "contrast")
+        )
     return layers
 
 
@@ -97,8 +118,14 @@ def image(
     """
     _check_image("kdl.augment.image", flip, rotation, zoom, translation, contrast)
     return keras.Sequential(
-        image_layers(flip=flip, rotation=rotation, zoom=zoom,
-                     translation=translation, contrast=contrast, seed=seed),
+        image_layers(
+            flip=flip,
+            rotation=rotation,
+            zoom=zoom,
+            translation=translation,
+            contrast=contrast,
+            seed=seed,
+        ),
         name="augmentation",
     )
 
@@ -115,10 +142,16 @@ class RandomScale(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training or not self.scale:
             return inputs
-        shape = tf.concat([tf.shape(inputs)[:1], tf.ones([tf.rank(inputs) - 1],
-                                                          tf.int32)], 0)
-        factor = tf.random.uniform(shape, 1.0 - self.scale, 1.0 + self.scale,
-                                   dtype=inputs.dtype, seed=self.seed)
+        shape = tf.concat(
+            [tf.shape(inputs)[:1], tf.ones([tf.rank(inputs) - 1], tf.int32)], 0
+        )
+        factor = tf.random.uniform(
+            shape,
+            1.0 - self.scale,
+            1.0 + self.scale,
+            dtype=inputs.dtype,
+            seed=self.seed,
+        )
         return inputs * factor
 
     def get_config(self):
@@ -138,10 +171,12 @@ class TimeMask(keras.layers.Layer):
         if not training or not self.width:
             return inputs
         batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
-        width = tf.random.uniform([batch, 1], 0, self.width + 1, tf.int32,
-                                  seed=self.seed)
-        start = tf.random.uniform([batch, 1], 0, tf.maximum(steps, 1), tf.int32,
-                                  seed=self.seed)
+        width = tf.random.uniform(
+            [batch, 1], 0, self.width + 1, tf.int32, seed=self.seed
+        )
+        start = tf.random.uniform(
+            [batch, 1], 0, tf.maximum(steps, 1), tf.int32, seed=self.seed
+        )
         t = tf.range(steps)[tf.newaxis, :]
         keep = tf.logical_or(t < start, t >= start + width)
         return inputs * tf.cast(keep, inputs.dtype)[:, :, tf.newaxis]
@@ -160,8 +195,9 @@ def sequence_layers(*, noise=0.01, scale=0.0, time_mask=0, seed=None) -> list:
     """The list of layers behind :func:`sequence` (checked by the caller)."""
     layers = []
     if noise:
-        layers.append(keras.layers.GaussianNoise(noise, seed=seed,
-                                                 name=PREFIX + "noise"))
+        layers.append(
+            keras.layers.GaussianNoise(noise, seed=seed, name=PREFIX + "noise")
+        )
     if scale:
         layers.append(RandomScale(scale, seed=seed, name=PREFIX + "scale"))
     if time_mask:
@@ -231,9 +267,12 @@ def check_options(augmentation, kind: str, func: str) -> None:
     defaults = dict(_IMAGE_DEFAULTS if kind == "image" else _SEQUENCE_DEFAULTS)
     unknown = sorted(set(augmentation) - set(defaults))
     if unknown:
-        v.fail(func, "augmentation",
-               f"a dict of kdl.augment.{kind} options {sorted(defaults)}",
-               augmentation)
+        v.fail(
+            func,
+            "augmentation",
+            f"a dict of kdl.augment.{kind} options {sorted(defaults)}",
+            augmentation,
+        )
     defaults.update(augmentation)
     if kind == "image":
         _check_image(func, **defaults)

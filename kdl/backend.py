@@ -24,7 +24,11 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # failed cuInit, and tf.data's "NodeDef mentions attribute
 # use_unbounded_threadpool" that every seeded fit prints (issue 13). Errors
 # that stop the work still reach the user as Python exceptions.
-_USER_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+_USER_LOG_LEVEL = (
+    None
+    if os.environ.get("KDL_CHOSE_TF_LOG_LEVEL")
+    else os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+)
 _QUIET_LEVEL = "3"
 if _USER_LOG_LEVEL is None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = _QUIET_LEVEL
