@@ -130,6 +130,8 @@ def as_section(heading: str, text: str, command: str) -> str:
         if match:
             line = "#" * max(3, len(match.group(1)) + 1) + " " + match.group(2)
         body.append(line)
+    while body and not body[0].strip():
+        body.pop(0)
     note = f"Collected by `benchmarks/run.py` from `{command}`."
     return "\n".join([heading, "", note, "", *body]) + "\n"
 
