@@ -41,6 +41,7 @@ from kdl import _validation as v
 from kdl import callbacks as kdl_callbacks
 from kdl._run_folder import DEFAULT_ROOT, HISTORY_PNG, RUN_JSON
 from kdl.backend import keep_root_logger, keras, tf
+from kdl.models import _strategy
 
 __all__ = ["train", "set_seed", "RUN_JSON", "HISTORY_PNG", "DEFAULT_ROOT"]
 
@@ -104,6 +105,7 @@ class _Job:
     class_weight: Mapping | None
     shuffle: bool
     verbose: int
+    strategy: object = None
     info: v.DataInfo | None = None
     data_record: dict | None = None
 
@@ -141,6 +143,7 @@ def train(
     class_weight: Mapping | None = None,
     shuffle: bool = True,
     verbose: int = 1,
+    strategy=None,
 ):
     """Trains a compiled model in a run folder that can be resumed and reloaded.
 
@@ -201,6 +204,13 @@ def train(
         shuffle: bool. Shuffle array data each epoch. Defaults to `True`.
         verbose: int. 0 silent, 1 progress bar, 2 one line per epoch.
             Defaults to `1`.
+        strategy: None, a `tf.distribute.Strategy` or a name ("mirrored",
+            "multi_worker", ...). A check, not a switch: TensorFlow needs the
+            model built and compiled inside the strategy's scope, so build it
+            with the same ``strategy=`` (every builder takes it); training a
+            model built elsewhere under a strategy is refused before any
+            work. None trains in whatever strategy the model was built in.
+            Defaults to `None`.
 
     Returns:
         The Keras ``History`` of every epoch of the run, with ``.run_dir``
@@ -243,6 +253,7 @@ def train(
         class_weight=class_weight,
         shuffle=shuffle,
         verbose=verbose,
+        strategy=strategy,
     )
     _check_arguments(job)
     run = _prepare_run_folder(job)
@@ -282,6 +293,7 @@ def _check_arguments(job: _Job) -> None:
     for name, value in job.switches.items():
         kdl_callbacks.options(value, name, {}, FUNC)  # True, False or a dict
     _check_callbacks(job.callbacks)
+    _check_strategy(job)
     _check_run_dir(job.run_dir)
     if job.run_dir is None and distribute.is_multi_worker(
         job.model.distribute_strategy
@@ -295,6 +307,21 @@ def _check_arguments(job: _Job) -> None:
         )
     _check_training_data(job)
     _check_monitor(job)
+
+
+def _check_strategy(job: _Job) -> None:
+    if job.strategy is None:
+        return
+    wanted = _strategy.resolve_kind(job.strategy, FUNC)
+    built = job.model.distribute_strategy
+    if not _strategy.same_kind(built, wanted):
+        v.fail(
+            FUNC,
+            "strategy",
+            f"the strategy the model was built in ({type(built).__name__}): build "
+            "it with the same strategy= (e.g. kdl.build_cnn(..., strategy=s))",
+            job.strategy,
+        )
 
 
 def _check_callbacks(callbacks) -> None:

@@ -37,8 +37,13 @@ for name, model in models.items():
     out[name] = [type(strategy).__name__, strategy.num_replicas_in_sync,
                  type(model.trainable_variables[0]).__name__]
 model = models["mlp"]
-history = model.fit(x[:512], y[:512], epochs=2, batch_size=64, verbose=0)
+history = kdl.train(model, x[:512], y[:512], epochs=2, batch_size=64, verbose=0,
+                    run_dir=False, strategy="mirrored")
 out["loss"] = [float(l) for l in history.history["loss"]]
+try:  # a model built without the strategy is refused before any work
+    kdl.train(kdl.build_mlp((64,), 10), x, y, run_dir=False, strategy="mirrored")
+except ValueError as error:
+    out["refused"] = str(error)
 print(json.dumps(out))
 """
 
@@ -51,6 +56,8 @@ def test_every_builder_builds_in_a_mirrored_strategy():
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     loss = out.pop("loss")
+    refused = out.pop("refused")
+    assert "'strategy' parameter of kdl.train must be the strategy the model" in refused
     for name, (strategy, replicas, variable) in out.items():
         assert strategy == "MirroredStrategy", name
         assert replicas == 2, name
@@ -62,6 +69,7 @@ def test_every_builder_builds_in_a_mirrored_strategy():
     "value, error, match",
     [
         ("mirror", ValueError, "'strategy' parameter of build_mlp must be one of"),
+        ("auto ", ValueError, "'strategy' parameter of build_mlp must be one of"),
         (3, TypeError, "'strategy' parameter of build_mlp must be None, a tf.dis"),
     ],
 )
@@ -80,3 +88,23 @@ def test_signature_shows_strategy():
     for builder in (kdl.build_mlp, kdl.build_gru, kdl.build_seq2seq):
         parameter = inspect.signature(builder).parameters["strategy"]
         assert parameter.default is None and parameter.kind is parameter.KEYWORD_ONLY
+
+
+@pytest.mark.parametrize("value", ["mirror", 3])
+def test_train_checks_strategy_first(value, tmp_path):
+    import numpy as np
+
+    import kdl
+
+    model = kdl.build_mlp((4,), 2)
+    with pytest.raises(
+        (ValueError, TypeError), match="'strategy' parameter of kdl.train"
+    ):
+        kdl.train(
+            model,
+            np.zeros((8, 4)),
+            np.zeros(8),
+            run_dir=tmp_path / "run",
+            strategy=value,
+        )
+    assert not (tmp_path / "run").exists()

@@ -11,10 +11,18 @@ from kdl.backend import tf
 NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
-def resolve(strategy, func: str):
-    """A ``tf.distribute.Strategy`` for a name or an instance; None stays None."""
+# The class each name stands for (kdl.distribute.strategy makes them).
+_CLASS_NAMES = {
+    "default": "_DefaultDistributionStrategy",
+    "one_device": "OneDeviceStrategy",
+    "mirrored": "MirroredStrategy",
+    "multi_worker": "MultiWorkerMirroredStrategy",
+}
+
+
+def _check(strategy, func: str) -> None:
     if strategy is None or isinstance(strategy, tf.distribute.Strategy):
-        return strategy
+        return
     if not isinstance(strategy, str):
         v.fail(
             func,
@@ -24,9 +32,38 @@ def resolve(strategy, func: str):
             error=TypeError,
         )
     v.check_choice(strategy, "strategy", func, NAMES)
+
+
+def resolve(strategy, func: str):
+    """A ``tf.distribute.Strategy`` for a name or an instance; None stays None."""
+    _check(strategy, func)
+    if not isinstance(strategy, str):
+        return strategy
     from kdl import distribute
 
     return distribute.strategy(strategy)
+
+
+def resolve_kind(strategy, func: str):
+    """Checks ``strategy``; returns the instance, or the name ("auto" resolved).
+
+    Unlike :func:`resolve` it creates no strategy (a MultiWorkerMirroredStrategy
+    can only be created at program start).
+    """
+    _check(strategy, func)
+    if strategy == "auto":
+        several_gpus = len(tf.config.list_logical_devices("GPU")) > 1
+        return "mirrored" if several_gpus else "default"
+    return strategy
+
+
+def same_kind(built, wanted) -> bool:
+    """Whether strategy ``built`` is ``wanted`` (an instance, or a kind's name)."""
+    if wanted is None:
+        return True
+    if isinstance(wanted, str):
+        return type(built).__name__ == _CLASS_NAMES[wanted]
+    return built is wanted
 
 
 def distributable(builder):
