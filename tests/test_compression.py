@@ -487,3 +487,106 @@ def test_one_shot_pruning_without_fine_tuning(digits_flat):
         r"kdl.compression.prune .*epochs=0",
     ):
         compression.prune(model, None, None, epochs=0, block_size=(4, 1))
+
+
+# === Collaborative optimization (issue 15) ===
+
+
+@pytest.fixture(scope="module")
+def pruned_cnn(digits_image):
+    """A small digits CNN pruned to 75%, and the pruned model's accuracy."""
+    (x, y), (x_test, y_test) = digits_image
+    keras.utils.set_random_seed(0)
+    model = kdl.build_cnn((8, 8, 1), 10, filters=(16, 32), dense_units=(32,))
+    model.fit(x, y, epochs=10, verbose=0)
+    pruned = compression.prune(model, x, y, target_sparsity=0.75, epochs=4, verbose=0)
+    return pruned, pruned.evaluate(x_test, y_test, verbose=0)[1]
+
+
+def _fake_quantized_zeros(qat, x) -> float:
+    """Fraction of zeros in the int8 kernels a QAT model computes with.
+
+    An eager call leaves the fake-quantized kernels in the wrapped layers'
+    attributes (the variables underneath may drift; what converts is these).
+    """
+    qat(x[:1], training=False)
+    kernels = [
+        np.asarray(layer.layer.kernel)
+        for layer in qat.layers
+        if hasattr(getattr(layer, "layer", None), "kernel")
+    ]
+    return sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)
+
+
+def _distinct(model, name):
+    return np.unique(model.get_layer(name).kernel.numpy())
+
+
+def test_sparsity_preserving_clustering_keeps_the_zeros(digits_image, pruned_cnn):
+    (x, y), (x_test, y_test) = digits_image
+    pruned, accuracy = pruned_cnn
+    zeros = {
+        name: pruned.get_layer(name).kernel.numpy() == 0
+        for name in ("conv2", "dense1", "predictions")
+    }
+
+    kept = compression.cluster(
+        pruned, x, y, clusters=8, epochs=2, preserve_sparsity=True, verbose=0
+    )
+    lost = compression.cluster(pruned, x, y, clusters=8, epochs=1, verbose=0)
+
+    for name, mask in zeros.items():
+        assert np.all(kept.get_layer(name).kernel.numpy()[mask] == 0), name
+        assert len(_distinct(kept, name)) <= 9, name  # 8 centroids and zero
+    assert compression.sparsity(kept)["overall"] >= 0.74
+    assert compression.sparsity(lost)["overall"] < 0.5  # plain clustering
+    assert kept.evaluate(x_test, y_test, verbose=0)[1] > accuracy - 0.05
+
+
+@pytest.mark.parametrize("preserve", ["sparsity", "sparse_clusters"])
+def test_quantize_aware_preserves_sparsity_and_clusters(
+    digits_image, pruned_cnn, preserve
+):
+    (x, y), (x_test, y_test) = digits_image
+    source, accuracy = pruned_cnn
+    if preserve == "sparse_clusters":
+        source = compression.cluster(
+            source, x, y, clusters=8, epochs=1, preserve_sparsity=True, verbose=0
+        )
+    plain = compression.quantize_aware(source, x, y, epochs=1, verbose=0)
+    kept = compression.quantize_aware(
+        source, x, y, epochs=1, preserve=preserve, verbose=0
+    )
+
+    assert _fake_quantized_zeros(kept, x) >= 0.74
+    assert _fake_quantized_zeros(plain, x) < 0.74  # default QAT loses zeros
+    assert kept.evaluate(x_test, y_test, verbose=0)[1] > accuracy - 0.05
+    if preserve == "sparse_clusters":
+        dense = np.asarray(kept.get_layer("quant_dense1").layer.kernel)
+        assert len(np.unique(dense)) <= 9
+
+
+def test_quantize_aware_preserve_must_be_known(digits_image):
+    (x, y), _ = digits_image
+    model = kdl.build_cnn((8, 8, 1), 10, filters=(8,), dense_units=())
+    with pytest.raises(ValueError, match="'preserve' .*'sparsity', 'clusters'"):
+        compression.quantize_aware(model, x, y, preserve="zeros", verbose=0)
+
+
+# === Multiply-adds ===
+
+
+def test_multiply_adds_counts_each_layer():
+    mlp = kdl.build_mlp((64,), 10, hidden_units=(32,))
+    assert compression.multiply_adds(mlp) == {
+        "total": 64 * 32 + 32 * 10,
+        "layers": {"dense1": 64 * 32, "predictions": 32 * 10},
+    }
+    cnn = kdl.build_cnn((8, 8, 1), 10, filters=(4,), dense_units=())
+    counts = compression.multiply_adds(cnn)["layers"]
+    assert counts["conv1"] == 8 * 8 * 3 * 3 * 1 * 4  # "same" padding
+    assert counts["predictions"] == 4 * 4 * 4 * 10  # after 2x2 pooling
+    gru = kdl.build_gru((5, 3), 2, units=(4,), bidirectional=True)
+    assert compression.multiply_adds(gru)["layers"]["bi_gru1"] == (
+        2 * 5 * 3 * (3 * 4 + 4 * 4)
+    )

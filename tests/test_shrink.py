@@ -79,7 +79,13 @@ def test_recurrent_units_read_by_no_one_are_removed_exactly(digits_sequence):
     expected = model.predict(x_test, verbose=0)
 
     smaller = compression.shrink(
-        model, x, y, fraction=0.5, epochs=1, learning_rate=1e-12, verbose=0
+        model,
+        x[:256],
+        y[:256],
+        fraction=0.5,
+        epochs=1,
+        learning_rate=1e-12,
+        verbose=0,
     )
 
     assert smaller.get_layer("lstm1").units == 4
@@ -89,6 +95,7 @@ def test_recurrent_units_read_by_no_one_are_removed_exactly(digits_sequence):
 # === Accuracy and speed on the digits (issue 15) ===
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_shrink_halves_multiply_adds_within_one_point(digits_image, batch_norm):
     (x, y), (x_test, y_test) = digits_image

@@ -138,7 +138,7 @@ def check_training(
     """
     check_model(model, func, arg)
     refuse_private(model, func, hint, arg)
-    v.check_int(epochs, "epochs", func)
+    v.check_int(epochs, "epochs", func, allow_none=True)
     v.check_int(batch_size, "batch_size", func)
     v.check_float(
         learning_rate, "learning_rate", func, strict_min=True, allow_none=True
@@ -394,6 +394,17 @@ def split_holdout(x, y, info, holdout: float, validation_data, seed: int = 0):
     return take(x, kept), take(y, kept), (take(x, held), take(y, held))
 
 
+def epochs_for(epochs, steps: int, min_steps: int) -> int:
+    """``epochs``, or by default enough of them for ``min_steps`` steps (>= 2).
+
+    Small data sets need more epochs than large ones for the same number of
+    updates (issue 15: two epochs of the digits undid an 80% pruning).
+    """
+    if epochs is not None:
+        return epochs
+    return max(2, math.ceil(min_steps / max(1, steps)))
+
+
 def steps_per_epoch(x, info, batch_size) -> int:
     """Batches in one epoch of ``x`` (after :func:`split_holdout`)."""
     if info.is_dataset:
@@ -421,7 +432,9 @@ def fine_tune(
     """
     callbacks = list(callbacks)
     if validation_data is not None:
-        callbacks.append(KeepBest("val_loss", min(first_epoch, epochs - 1), target))
+        # First, so that the others' on_train_end see the weights kept.
+        best = KeepBest("val_loss", min(first_epoch, epochs - 1), target)
+        callbacks.insert(0, best)
     return fit(
         model,
         x,

@@ -9,6 +9,7 @@ from kdl.compression import _common as c
 
 __all__ = ["cluster"]
 
+MIN_STEPS = 200  # fine-tuning steps by default (see epochs)
 _FUNC = "kdl.compression.cluster"
 
 
@@ -44,7 +45,7 @@ def cluster(
     y,
     *,
     clusters: int = 16,
-    epochs: int = 1,
+    epochs: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -72,7 +73,8 @@ def cluster(
         x: array, list or dict of arrays, or a batched tf.data.Dataset.
         y: array or dict of arrays (None when x is a Dataset).
         clusters: int. Distinct values per kernel, at least 2. Defaults to `16`.
-        epochs: int. Fine-tuning epochs. Defaults to `1`.
+        epochs: int or None. Fine-tuning epochs; None: enough for 200 steps,
+            at least 2. Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
@@ -120,7 +122,9 @@ def cluster(
         c.refuse_without_kernels(model, _FUNC, "cluster")
     if verbose:
         print(f"cluster: {len(wrapped_names)} layers to {clusters} clusters")
-    total_steps = epochs * c.steps_per_epoch(x_fit, info, batch_size)
+    steps = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
+    total_steps = epochs * steps
     rate = c.fine_tune_rate(model, learning_rate, total_steps)
     mu.compile_like(work, model, learning_rate=rate)
     c.fine_tune(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kdl import _model_utils as mu
 from kdl import _validation as v
 from kdl.backend import keras
@@ -13,6 +15,7 @@ __all__ = ["quantize_aware", "custom_objects", "PRESERVE"]
 # quantize_aware(preserve=...) -> what TF-MOT's collaborative optimization keeps
 PRESERVE = ("sparsity", "clusters", "sparse_clusters")
 
+MIN_STEPS = 200  # fine-tuning steps by default (see epochs)
 _FUNC = "kdl.compression.quantize_aware"
 _QAT_INSTEAD = (
     "Use post-training quantization instead: dynamic range, "
@@ -123,6 +126,51 @@ def _scheme(preserve):
     )
 
 
+class KeepStructure(keras.callbacks.Callback):
+    """Keeps the zeros (and cluster values) of every kernel through QAT.
+
+    TF-MOT 0.8's ``LayerReLUQuantize`` transform gives a Conv2D or Dense
+    layer followed by a ReLU a ``NoOpQuantizeConfig``: no weight quantizer,
+    so its prune- and cluster-preserving schemes never reach those kernels
+    (every kdl builder's hidden layers), and fine-tuning moves their zeros.
+    This callback sets the zeros back after every step and, at the end, moves
+    each weight to the nearest of the values the kernel had at the start.
+    """
+
+    def __init__(self, variables, *, zeros: bool, clusters: bool):
+        super().__init__()
+        self.variables = variables
+        self.masks = [v.numpy() != 0 for v in variables] if zeros else None
+        self.values = None
+        if clusters:
+            self.values = [np.unique(v.numpy()) for v in variables]
+
+    def _zero(self):
+        for variable, mask in zip(self.variables, self.masks or ()):
+            variable.assign(variable * mask.astype(variable.dtype.as_numpy_dtype))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._zero()
+
+    def on_train_end(self, logs=None):
+        for variable, values in zip(self.variables, self.values or ()):
+            weights = variable.numpy()
+            index = np.clip(np.searchsorted(values, weights), 1, len(values) - 1)
+            lower, upper = values[index - 1], values[index]
+            nearest = np.where(weights - lower <= upper - weights, lower, upper)
+            variable.assign(nearest if len(values) > 1 else weights)
+        self._zero()
+
+
+def _keep_structure(qat, preserve):
+    variables = [k for layer in c.layers(qat) for k in c.kernel_variables(layer)]
+    return KeepStructure(
+        variables,
+        zeros=preserve in ("sparsity", "sparse_clusters"),
+        clusters=preserve in ("clusters", "sparse_clusters"),
+    )
+
+
 def _quantized(base, model_name, preserve=None):
     """TF-MOT's ``quantize_model`` of ``base``, or UnsupportedModelError."""
     bad = _unquantizable(base)
@@ -150,7 +198,7 @@ def quantize_aware(
     x,
     y,
     *,
-    epochs: int = 1,
+    epochs: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -177,14 +225,18 @@ def quantize_aware(
     (``Default8BitPrunePreserveQuantizeScheme``), "clusters" the shared values
     of :func:`cluster` and "sparse_clusters" both, after
     ``cluster(..., preserve_sparsity=True)``
-    (``Default8BitClusterPreserveQuantizeScheme``).
+    (``Default8BitClusterPreserveQuantizeScheme``). TF-MOT's schemes miss
+    Conv2D and Dense layers followed by a ReLU (they get no weight quantizer):
+    kdl keeps their zeros after every step and their cluster values at the
+    end itself (:class:`KeepStructure`).
 
     Args:
         model: kdl.keras.Model. A compiled functional or Sequential model. It
             is not changed.
         x: array, list or dict of arrays, or a batched tf.data.Dataset.
         y: array or dict of arrays (None when x is a Dataset).
-        epochs: int. Fine-tuning epochs. Defaults to `1`.
+        epochs: int or None. Fine-tuning epochs; None: enough for 200 steps,
+            at least 2. Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
@@ -226,11 +278,14 @@ def quantize_aware(
     c.check_holdout(holdout, _FUNC)
     qat = _quantized(_without_augmentation(model), model.name, preserve)
     x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    steps = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
+    total_steps = epochs * steps
     if verbose:
         print(f"quantize_aware: {len(qat.layers)} layers, {epochs} epoch(s)")
-    total_steps = epochs * c.steps_per_epoch(x_fit, info, batch_size)
     rate = c.fine_tune_rate(model, learning_rate, total_steps)
     mu.compile_like(qat, model, learning_rate=rate)
+    callbacks = [] if preserve is None else [_keep_structure(qat, preserve)]
     c.fine_tune(
         qat,
         x_fit,
@@ -239,6 +294,7 @@ def quantize_aware(
         batch_size=batch_size,
         validation_data=validation,
         verbose=verbose,
+        callbacks=callbacks,
     )
     return qat
 

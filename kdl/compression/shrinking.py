@@ -30,6 +30,7 @@ from kdl.errors import UnsupportedModelError
 
 __all__ = ["shrink"]
 
+MIN_STEPS = 500  # fine-tuning steps by default (see epochs)
 _FUNC = "kdl.compression.shrink"
 L = keras.layers
 _RECURRENT = {L.SimpleRNN: 1, L.LSTM: 4, L.GRU: 3}  # gates per unit
@@ -427,7 +428,7 @@ def shrink(
     y,
     *,
     fraction: float = 0.5,
-    epochs: int = 4,
+    epochs: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -461,7 +462,8 @@ def shrink(
         y: array or dict of arrays. Targets (None when x is a Dataset).
         fraction: float. Fraction of the units of each layer to remove, in
             (0, 1). Defaults to `0.5`.
-        epochs: int. Fine-tuning epochs. Defaults to `4`.
+        epochs: int or None. Fine-tuning epochs; None: enough for 500 steps,
+            at least 2. Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset, to keep the best epoch on. Defaults to `None`.
@@ -498,12 +500,14 @@ def shrink(
     graph, keep = _plan(model, x_fit, fraction)
     smaller = _smaller_model(model, graph, keep)
     _transfer(model, smaller, graph, keep)
+    steps = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
+    total_steps = epochs * steps
     if verbose:
         print(
             f"shrink: {model.count_params():,} -> {smaller.count_params():,} "
             f"parameters; fine-tuning {epochs} epoch(s)"
         )
-    total_steps = epochs * c.steps_per_epoch(x_fit, info, batch_size)
     rate = c.fine_tune_rate(model, learning_rate, total_steps)
     mu.compile_like(smaller, model, learning_rate=rate)
     c.fine_tune(
