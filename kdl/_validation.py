@@ -46,7 +46,10 @@ __all__ = [
 
 def _got(value) -> str:
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    if len(text) <= 120:
+        return text
+    # Keep both ends: a long path's file name is at its end.
+    return text[:58] + "..." + text[-59:]
 
 
 def fail(func: str, arg: str, requirement: str, value, *, error=ValueError):
