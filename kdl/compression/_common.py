@@ -19,7 +19,7 @@ from kdl.errors import UnsupportedModelError
 # Fine-tuning decays the learning rate along a cosine from the model's own to
 # zero (issue 15). Measured on the digits CNNs pruned 80% in 8 epochs, seeds 0
 # and 1: a constant tenth of the rate lost 0.8-4.4 points, a third 1.4-2.8,
-# the full rate 0.3-1.4; see docs/benchmarks or /work/notes/bench-compression.
+# the full rate 0.3-1.4; benchmarks/compression.py measures the defaults.
 COSINE_DECAY = True
 
 
