@@ -54,6 +54,23 @@ def versions(packages=PACKAGES) -> str:
     return ", ".join(found)
 
 
+def code_version() -> str:
+    """``"commit abc1234"``, with a note when kdl/ has uncommitted changes."""
+    import subprocess
+
+    def git(*args) -> str:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=ROOT, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "not a git checkout"
+    dirty = git("status", "--porcelain", "--", "kdl")
+    return f"commit {commit}" + (" + uncommitted changes in kdl/" if dirty else "")
+
+
 def command(argv=None) -> str:
     """The command that ran this script, as typed from the repository root."""
     argv = sys.argv if argv is None else argv
@@ -79,7 +96,8 @@ def header(argv=None, packages=PACKAGES) -> list[str]:
         f"Command: `{command(argv)}`  ",
         f"Date: {now:%Y-%m-%d %H:%M} UTC  ",
         f"Machine: {machine}, {platform.system()} {platform.machine()}  ",
-        f"Versions: {versions(packages)}",
+        f"Versions: {versions(packages)}  ",
+        f"Code: {code_version()}",
     ]
 
 
