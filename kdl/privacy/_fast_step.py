@@ -18,7 +18,7 @@ import sys
 
 from kdl.backend import keras, tf
 from kdl.privacy import _ghost
-from kdl.privacy._losses import per_example_loss
+from kdl.privacy._losses import loss_object, per_example_loss
 from kdl.privacy._norms import scale_rows
 
 sys.skip_tf_privacy_import = True
@@ -61,7 +61,9 @@ def forward(model, x, y, weights, tape):
     outputs, records = gradient_clipping_utils.model_forward_pass(
         model, x, generator_fn=_generator(tape)
     )
-    losses = per_example_loss(model.loss)(y, outputs, weights)
+    # A builder's model compiled with a loss name has no Loss object yet.
+    loss = loss_object(model.loss, "kdl.privacy.gradient_norms")
+    losses = per_example_loss(loss)(y, outputs, weights)
     if losses.shape.rank > 1:  # e.g. one loss per time step: mean per example
         losses = tf.reduce_mean(losses, axis=list(range(1, losses.shape.rank)))
     return outputs, losses, [r for r in records if r is not None]
