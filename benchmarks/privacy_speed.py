@@ -75,7 +75,8 @@ def _private(build, method):
     try:
         private = privacy.make_private(build(), noise_multiplier=1.0, method=method)
     except ValueError as err:  # a forced method this model cannot use
-        return None, str(err).split(":")[-1].strip()[:60]
+        reason = "recurrent layers" if "recurrent" in str(err) else "not supported"
+        return None, f"refused: {reason}"
     return private, private.privacy["method"]
 
 
