@@ -227,3 +227,21 @@ def test_private_cnn_reaches_093_on_held_out_digits_at_epsilon_8(digits_image):
     private.fit(x, y, batch_size=64, epochs=CNN_EPOCHS, verbose=0)
     assert privacy.statement(private).epsilon <= 8.0
     assert private.evaluate(x_test, y_test, verbose=0)[1] >= 0.93
+
+
+def test_sample_weights_scale_each_examples_norm():
+    x, y = _data((5,))
+    model = _one_layer((5,), L.Dense(4, activation="relu"))
+    weights = np.array([0.0, 1.0, 2.0, 0.5], "float32")
+    plain = privacy.gradient_norms(model, x, y)
+    weighted = privacy.gradient_norms(model, x, y, sample_weight=weights)
+    np.testing.assert_allclose(weighted, plain * weights, rtol=1e-5, atol=1e-7)
+
+
+def test_seq2seq_with_masks_and_states_falls_back_to_the_dp_optimizer():
+    model = kdl.build_seq2seq(12, 12, units=4, embedding_dim=3)
+    reasons = " ".join(privacy.unsupported_layers(model))
+    assert "mask" in reasons
+    assert privacy.make_private(model, noise_multiplier=1.0).privacy["method"] == (
+        "optimizer"
+    )
