@@ -88,3 +88,32 @@ def test_fine_tune_setup_on_a_plain_copy_takes_the_fast_path():
     x = np.zeros((4, 8, 8, 1), "float32")
     work.fit(x, np.arange(4), batch_size=4, epochs=1, verbose=0)
     assert privacy.statement(work).sessions[-1]["steps"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transform", ["prune", "shrink", "cluster"])
+def test_compression_fine_tunes_a_private_model_with_dp(transform, digits_flat):
+    """prune, shrink and cluster take dp= for a private model: DP-SGD fine-tuning,
+    one statement for both runs (never the refusal of plain fine-tuning)."""
+    (x, y), (x_test, y_test) = digits_flat
+    x, y = x[:400], y[:400]
+    model = kdl.build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd",
+                          learning_rate=0.5)  # fmt: skip
+    private = privacy.make_private(model, noise_multiplier=1.1)
+    private.fit(x, y, batch_size=50, epochs=2, verbose=0)
+    first = privacy.statement(private).epsilon
+    with pytest.raises(ValueError, match="dp=True"):
+        getattr(kdl.compression, transform)(private, x, y, epochs=1, verbose=0)
+    options = {"prune": {"target_sparsity": 0.5}, "shrink": {"fraction": 0.5},
+               "cluster": {"clusters": 8}}[transform]  # fmt: skip
+    result = getattr(kdl.compression, transform)(
+        private, x, y, epochs=1, verbose=0, batch_size=40,
+        dp={"noise_multiplier": 2.0}, **options,
+    )  # fmt: skip
+    assert privacy.is_private(result)
+    statement = privacy.statement(result)
+    assert len(statement.sessions) == 2
+    assert statement.sessions[1]["noise_multiplier"] == 2.0
+    assert statement.epsilon > first
+    assert result.evaluate(x_test, y_test, verbose=0)[1] > 0.2
+    assert private.count_params() == model.count_params()  # input untouched

@@ -79,8 +79,8 @@ def is_private(model) -> bool:
 
 
 def refuse_private(model, func: str, hint: str = "", arg: str = "model") -> None:
-    """Refuses to fine-tune a private model without DP-SGD (issue 16 may
-    replace this with DP fine-tuning).
+    """Refuses to fine-tune a private model without DP-SGD (give ``dp=`` to
+    fine-tune it with DP-SGD, issue 16).
 
     Fine-tuning reads the training data again without DP-SGD: the model would
     keep its recorded epsilon while no longer meeting it.
@@ -90,10 +90,51 @@ def refuse_private(model, func: str, hint: str = "", arg: str = "model") -> None
             f"The '{arg}' parameter of {func} must be a model not trained with "
             "kdl.privacy.make_private (fine-tuning it here would use the data "
             "without DP-SGD and void its epsilon; post-training quantization "
-            f"with kdl.export.to_tflite keeps the epsilon{hint}, or compress the "
-            f"model first and train the result privately). Got {model.name!r} "
-            "instead."
+            f"with kdl.export.to_tflite keeps the epsilon{hint}; or pass dp=True "
+            "(or a dict of DP settings) to fine-tune it with DP-SGD, and the "
+            f"statement composes both runs). Got {model.name!r} instead."
         )
+
+
+def check_dp(dp, func: str):
+    """``dp``: None (no DP-SGD), True (the private model's settings) or a dict
+    for kdl.privacy.private_fine_tune_setup."""
+    if dp is not None and dp is not True and not isinstance(dp, dict):
+        v.fail(func, "dp", "None, True or a dict of DP settings (l2_norm_clip, "
+               "noise_multiplier, method)", dp, error=TypeError)  # fmt: skip
+    return dp
+
+
+def plain_view(model):
+    """A private model's graph as a plain functional model (same layers), for
+    TF-MOT, which clones by class; other models as they are."""
+    if is_private(model):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    return model
+
+
+def compile_work(work, model, dp, learning_rate):
+    """Compiles the model to fine-tune: like ``model``, or, with ``dp``, as a
+    private model that trains with DP-SGD and carries ``model``'s sessions
+    (kdl.privacy.private_fine_tune_setup, issue 16). Returns the model to fit."""
+    if dp is None:
+        return mu.compile_like(work, model, learning_rate=learning_rate)
+    from kdl import privacy
+
+    settings = None if dp is True else dp
+    return privacy.private_fine_tune_setup(
+        model, work, settings, learning_rate=learning_rate
+    )
+
+
+def finish(work, final, model, dp):
+    """The model to return: compiled like ``model``, or, after DP fine-tuning,
+    private with the whole history (kdl.privacy.private_fine_tune_result)."""
+    if dp is None:
+        return mu.compile_like(mu.copy_model(final), model)
+    from kdl import privacy
+
+    return privacy.private_fine_tune_result(work, final)
 
 
 def task_of(model) -> tuple[str | None, int | None]:
@@ -130,6 +171,7 @@ def check_training(
     verbose,
     hint="",
     arg="model",
+    dp=None,
 ):
     """The checks every fine-tuning transform shares.
 
@@ -137,7 +179,8 @@ def check_training(
         (DataInfo, steps per epoch).
     """
     check_model(model, func, arg)
-    refuse_private(model, func, hint, arg)
+    if check_dp(dp, func) is None:
+        refuse_private(model, func, hint, arg)
     v.check_int(epochs, "epochs", func, allow_none=True)
     v.check_int(batch_size, "batch_size", func)
     v.check_float(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kdl import _model_utils as mu
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.compression import _common as c
@@ -52,6 +51,7 @@ def cluster(
     preserve_sparsity: bool = False,
     holdout: float = 0.1,
     verbose: int = 1,
+    dp: bool | dict | None = None,
 ) -> keras.Model:
     """Weight clustering: each kernel keeps at most ``clusters`` distinct values.
 
@@ -109,6 +109,7 @@ def cluster(
         validation_data=validation_data,
         learning_rate=learning_rate,
         verbose=verbose,
+        dp=dp,
     )
     v.check_int(clusters, "clusters", _FUNC, min_value=2)
     v.check_bool(preserve_sparsity, "preserve_sparsity", _FUNC)
@@ -116,7 +117,8 @@ def cluster(
     x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
     wrapped_names = []
     work = c.wrapped_copy(
-        model, _clustering_wrapper(clusters, preserve_sparsity, wrapped_names)
+        c.plain_view(model),
+        _clustering_wrapper(clusters, preserve_sparsity, wrapped_names),
     )
     if not wrapped_names:
         c.refuse_without_kernels(model, _FUNC, "cluster")
@@ -126,7 +128,7 @@ def cluster(
     epochs = c.epochs_for(epochs, steps, MIN_STEPS)
     total_steps = epochs * steps
     rate = c.fine_tune_rate(model, learning_rate, total_steps)
-    mu.compile_like(work, model, learning_rate=rate)
+    work = c.compile_work(work, model, dp, rate)
     c.fine_tune(
         work,
         x_fit,
@@ -137,4 +139,4 @@ def cluster(
         verbose=verbose,
     )
     stripped = c.tfmot().clustering.keras.strip_clustering(work)
-    return mu.compile_like(mu.copy_model(stripped), model)
+    return c.finish(work, stripped, model, dp)

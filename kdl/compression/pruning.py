@@ -148,6 +148,7 @@ def prune(
     block_size: tuple[int, int] = (1, 1),
     holdout: float = 0.1,
     verbose: int = 1,
+    dp: bool | dict | None = None,
 ) -> keras.Model:
     """Magnitude pruning: zeroes the smallest weights while fine-tuning.
 
@@ -199,6 +200,13 @@ def prune(
             epoch. Defaults to `0.1`.
         verbose: int. 0 silent, 1 progress bar, 2 one line per epoch. Defaults
             to `1`.
+        dp: None, True or dict. Fine-tune a model from
+            `kdl.privacy.make_private` with DP-SGD: True keeps its clip norm
+            and noise, a dict (``l2_norm_clip``, ``noise_multiplier``,
+            ``method``) sets them. The result is private, and
+            `kdl.privacy.statement` composes the first training and the
+            fine-tuning into one epsilon. None refuses a private model.
+            Defaults to `None`.
 
     Returns:
         A new compiled `kdl.keras.Model`, architecture and layer names as
@@ -225,6 +233,7 @@ def prune(
         verbose=verbose,
         validation_data=validation_data,
         learning_rate=learning_rate,
+        dp=dp,
     )
     info, target, block_size = _check_prune(
         model, x, y, target_sparsity, schedule, block_size, holdout, training
@@ -235,7 +244,8 @@ def prune(
     pruning_schedule, reached = _pruning_schedule(schedule, target, epochs * steps)
     wrapped_names = []
     work = c.wrapped_copy(
-        model, _pruning_wrapper(pruning_schedule, block_size, wrapped_names)
+        c.plain_view(model),
+        _pruning_wrapper(pruning_schedule, block_size, wrapped_names),
     )
     if verbose:
         print(
@@ -243,7 +253,7 @@ def prune(
             f"({schedule} schedule) over {epochs * steps} steps"
         )
     rate = c.fine_tune_rate(model, learning_rate, epochs * steps)
-    mu.compile_like(work, model, learning_rate=rate)
+    work = c.compile_work(work, model, dp, rate)
     sparsity_keras = c.tfmot().sparsity.keras
     # Only epochs that end at the target sparsity may be kept as the best.
     c.fine_tune(
@@ -257,7 +267,7 @@ def prune(
         callbacks=[sparsity_keras.UpdatePruningStep()],
         first_epoch=(reached - 1) // steps,
     )
-    pruned = mu.compile_like(mu.copy_model(sparsity_keras.strip_pruning(work)), model)
+    pruned = c.finish(work, sparsity_keras.strip_pruning(work), model, dp)
     if verbose:
         print(f"prune: done, sparsity {sparsity(pruned)['overall']:.3f}")
     return pruned

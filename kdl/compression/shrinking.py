@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdl import _model_utils as mu
 from kdl import _validation as v
 from kdl.backend import keras, tf
 from kdl.compression import _common as c
@@ -268,7 +267,13 @@ def _row_weights(layer) -> np.ndarray:
 
 
 def _mean_activations(model, layers, x) -> list:
-    """Mean |value| of each input channel of each layer, on a sample of x."""
+    """Mean |value| of each input channel of each layer, on a sample of x.
+
+    ``x`` None (a private model, issue 16): all ones, so the importance is
+    the weights' alone and the data is read only by DP-SGD.
+    """
+    if x is None:
+        return [np.ones(int(layer.input.shape[-1])) for layer in layers]
     probe = keras.Model(model.inputs, [layer.input for layer in layers])
     if hasattr(x, "take") and hasattr(x, "element_spec"):  # a tf.data.Dataset
         batches = [features for features, *_ in x.take(max(1, _SAMPLE // 32))]
@@ -434,6 +439,7 @@ def shrink(
     learning_rate: float | None = None,
     holdout: float = 0.1,
     verbose: int = 1,
+    dp: bool | dict | None = None,
 ) -> keras.Model:
     """Structured pruning: removes the least important units and filters.
 
@@ -494,12 +500,14 @@ def shrink(
         verbose=verbose,
         validation_data=validation_data,
         learning_rate=learning_rate,
+        dp=dp,
     )
     info = _check_shrink(model, x, y, fraction, holdout, training)
     x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
-    graph, keep = _plan(model, x_fit, fraction)
-    smaller = _smaller_model(model, graph, keep)
-    _transfer(model, smaller, graph, keep)
+    source = c.plain_view(model)
+    graph, keep = _plan(source, None if dp is not None else x_fit, fraction)
+    smaller = _smaller_model(source, graph, keep)
+    _transfer(source, smaller, graph, keep)
     steps = c.steps_per_epoch(x_fit, info, batch_size)
     epochs = c.epochs_for(epochs, steps, MIN_STEPS)
     total_steps = epochs * steps
@@ -509,9 +517,9 @@ def shrink(
             f"parameters; fine-tuning {epochs} epoch(s)"
         )
     rate = c.fine_tune_rate(model, learning_rate, total_steps)
-    mu.compile_like(smaller, model, learning_rate=rate)
+    work = c.compile_work(smaller, model, dp, rate)
     c.fine_tune(
-        smaller,
+        work,
         x_fit,
         y_fit,
         epochs=epochs,
@@ -519,4 +527,4 @@ def shrink(
         validation_data=validation,
         verbose=verbose,
     )
-    return mu.compile_like(smaller, model)
+    return c.finish(work, smaller, model, dp)
