@@ -8,7 +8,8 @@ Then runs the int8 file the way a device does, with kdl.lite (NumPy and LiteRT
 only, no TensorFlow), reading the class names and provenance the file carries.
 Also exports a bidirectional GRU, which converts with a fixed batch of one.
 
-Run (about a minute on a laptop CPU):
+Run (about a minute on a laptop CPU; add ``--quick``, or set ``KDL_QUICK=1``,
+for a short smoke run, which builds only three of the variants):
 
     python examples/export_tflite.py [output_folder]
 
@@ -18,6 +19,8 @@ The output folder defaults to saved_models/export_tflite.
 from __future__ import annotations
 
 import sys
+
+from _quick import banner, pick
 
 from kdl import build_cnn, build_gru, datasets, export, lite, report, set_seed
 
@@ -33,21 +36,23 @@ DIGIT_NAMES = (
     "eight",
     "nine",
 )
+# The GRU's training examples: all of them, or a few hundred in the short mode.
+# (The CNN trains on all of them in both modes: its int8 files must pass their
+# LiteRT check, which an undertrained model's near-tied scores can fail.)
+N = pick(None, 300)
+QUICK_VARIANTS = ("keras float", "tflite float", "pruned + int8")
 
 
-def main(output_dir: str = "saved_models/export_tflite") -> None:
-    set_seed(0)
-    (x, y), (x_test, y_test) = datasets.digits()
-    model = build_cnn((8, 8, 1), 10)
-    model.fit(x, y, epochs=20, batch_size=32, verbose=0)
-
+def compare_variants(model, x, y, x_test, y_test, output_dir: str) -> None:
+    """The standard variants of `model`, checked in LiteRT, in one table."""
     variants = report.standard_variants(
         model,
         x,
         y,
         output_dir,
+        include=pick(report.STANDARD_VARIANTS, QUICK_VARIANTS),
         check_data=x_test,
-        prune_kwargs={"target_sparsity": 0.8, "epochs": 8},
+        prune_kwargs={"target_sparsity": 0.8, "epochs": pick(8, 2)},
         cluster_kwargs={"clusters": 16, "epochs": 2},
         qat_kwargs={"epochs": 2},
     )
@@ -58,6 +63,7 @@ def main(output_dir: str = "saved_models/export_tflite") -> None:
         output_dir=output_dir,
         name="digits_cnn",
         baseline="tflite float",
+        latency_samples=pick(100, 10),
     )
     pruned = table.row("pruned + int8")
     print(
@@ -67,7 +73,9 @@ def main(output_dir: str = "saved_models/export_tflite") -> None:
     )
     print(f"Table and plot: {sorted(str(p) for p in table.paths.values())}")
 
-    # The device side: a file that says what it is, run without TensorFlow.
+
+def device_side(model, x, x_test, y_test, output_dir: str) -> None:
+    """A file that says what it is, run without TensorFlow."""
     path = export.to_tflite(
         model,
         f"{output_dir}/digits_cnn_labelled.tflite",
@@ -90,10 +98,12 @@ def main(output_dir: str = "saved_models/export_tflite") -> None:
         f"examples, created {info['created']}"
     )
 
-    # A recurrent model: converted with a fixed batch of one, run per example.
+
+def recurrent(output_dir: str) -> None:
+    """A recurrent model: converted with a fixed batch of one, run per example."""
     (xs, ys), (xs_test, ys_test) = datasets.digits(layout="sequence")
     gru = build_gru((8, 8), 10, units=(32,), bidirectional=True)
-    gru.fit(xs, ys, epochs=5, batch_size=32, verbose=0)
+    gru.fit(xs[:N], ys[:N], epochs=pick(5, 1), batch_size=32, verbose=0)
     path = export.to_tflite(
         gru,
         f"{output_dir}/digits_bigru_dynamic.tflite",
@@ -106,5 +116,16 @@ def main(output_dir: str = "saved_models/export_tflite") -> None:
     )
 
 
+def main(output_dir: str = "saved_models/export_tflite") -> None:
+    banner()
+    set_seed(0)
+    (x, y), (x_test, y_test) = datasets.digits()
+    model = build_cnn((8, 8, 1), 10)
+    model.fit(x, y, epochs=pick(20, 8), batch_size=32, verbose=0)
+    compare_variants(model, x, y, x_test, y_test, output_dir)
+    device_side(model, x, x_test, y_test, output_dir)
+    recurrent(output_dir)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*[arg for arg in sys.argv[1:] if arg != "--quick"][:1])

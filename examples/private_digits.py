@@ -5,7 +5,7 @@ with DP-SGD at epsilon = 8 (delta = 1e-5). Writes the privacy statement into
 the private run's folder and runs a membership-inference audit on both.
 Finishes in about a minute on a laptop CPU.
 
-Run:
+Run (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
     python examples/private_digits.py            # writes saved_models/private-digits
     python examples/private_digits.py --out /tmp/dp
 """
@@ -15,14 +15,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from _quick import banner, pick
+
 import kdl
 from kdl import build_mlp, datasets, privacy
 
-EPOCHS, BATCH_SIZE, DELTA = 15, 64, 1e-5
+EPOCHS, BATCH_SIZE, DELTA = pick(15, 1), 64, 1e-5
 
 
 def main(out: Path) -> None:
+    banner()
     (x_all, y_all), (x_test, y_test) = datasets.digits(layout="flat")
+    n = pick(None, 400)  # a few hundred examples in the short mode
+    x_all, y_all = x_all[:n], y_all[:n]
     # Early stopping and the best checkpoint may choose by held-out data only
     # (choosing by the training loss would leak it): hold out a validation set
     # and plan the privacy budget for the examples actually trained on.
@@ -89,4 +94,5 @@ def main(out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("saved_models/private-digits"))
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
     main(parser.parse_args().out)

@@ -1,6 +1,7 @@
 """Train in a run folder, get interrupted, resume, and reload the best model.
 
-Run it from the repository root (about a minute on a laptop CPU)::
+Run it from the repository root (about a minute on a laptop CPU; add
+``--quick``, or set ``KDL_QUICK=1``, for a short smoke run)::
 
     .venv/bin/python examples/train_and_resume.py
 
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import json
 
+from _quick import banner, pick
+
 import kdl
 from kdl import keras
 
 RUN_DIR = "saved_models/example-digits-mlp"
-EPOCHS = 12
+EPOCHS = pick(12, 3)
+CRASH_AT = pick(3, 2)  # epochs finished before the simulated crash
 
 
 class Crash(keras.callbacks.Callback):
@@ -38,18 +42,26 @@ class Crash(keras.callbacks.Callback):
 
 def build():
     kdl.set_seed(0)
-    return kdl.build_mlp((64,), 10, hidden_units=(64,), dropout=0.1,
-                         name="digits-mlp")
+    return kdl.build_mlp((64,), 10, hidden_units=(64,), dropout=0.1, name="digits-mlp")
 
 
 def main() -> None:
+    banner()
     (x_train, y_train), (x_test, y_test) = kdl.datasets.digits(layout="flat")
-    args = dict(validation_split=0.2, epochs=EPOCHS, run_dir=RUN_DIR, seed=0,
-                patience=4, verbose=2)
+    n = pick(None, 300)  # a few hundred training examples in the short mode
+    x_train, y_train = x_train[:n], y_train[:n]
+    args = dict(
+        validation_split=0.2,
+        epochs=EPOCHS,
+        run_dir=RUN_DIR,
+        seed=0,
+        patience=4,
+        verbose=2,
+    )
 
-    print("== First run: crashes after 3 epochs ==")
+    print(f"== First run: crashes after {CRASH_AT} epochs ==")
     try:
-        kdl.train(build(), x_train, y_train, callbacks=[Crash(at=3)], **args)
+        kdl.train(build(), x_train, y_train, callbacks=[Crash(at=CRASH_AT)], **args)
     except RuntimeError as err:
         print(f"stopped: {err}")
 
@@ -60,8 +72,12 @@ def main() -> None:
 
     record = json.loads((history.run_dir / "run.json").read_text())
     print("sessions:", [s.get("initial_epoch") for s in record["sessions"]])
-    print("best epoch:", record["best_epoch"] + 1,
-          "val_loss:", round(record["best_metrics"]["val_loss"], 4))
+    print(
+        "best epoch:",
+        record["best_epoch"] + 1,
+        "val_loss:",
+        round(record["best_metrics"]["val_loss"], 4),
+    )
 
     best = kdl.load(history.run_dir / "best.keras")
     loss, accuracy = best.evaluate(x_test, y_test, verbose=0)

@@ -1,6 +1,7 @@
 """Search an MLP's arguments on the digits and compare with the defaults.
 
-Run it from the repository root (about a minute on a laptop CPU):
+Run it from the repository root (about a minute on a laptop CPU; add
+``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
     .venv/bin/python examples/tune_digits.py             # Bayesian optimization
     .venv/bin/python examples/tune_digits.py hyperband   # or grid, random
@@ -27,6 +28,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from _quick import banner, pick
 
 import kdl
 from kdl import build_mlp, datasets, keras
@@ -37,7 +39,11 @@ def accuracy(model, x, y) -> float:
 
 
 def main(algorithm: str = "bayesian") -> None:
+    banner()
     (x, y), (x_test, y_test) = datasets.digits(layout="flat")
+    n = pick(None, 400)  # a few hundred examples in the short mode
+    x, y = x[:n], y[:n]
+    epochs = pick(9, 2)
     space = {
         "hidden_units": kdl.Choice([(32,), (128,), (64, 64)]),
         "dropout": kdl.Float(0.0, 0.4, step=0.2),
@@ -51,8 +57,8 @@ def main(algorithm: str = "bayesian") -> None:
         y,
         space=space,
         algorithm=algorithm,
-        max_trials=None if algorithm in ("grid", "hyperband") else 8,
-        epochs=9,
+        max_trials=pick(None if algorithm in ("grid", "hyperband") else 8, 2),
+        epochs=epochs,
         patience=3,
         seed=0,
         directory=f"saved_models/tune_digits_{algorithm}",
@@ -67,7 +73,7 @@ def main(algorithm: str = "bayesian") -> None:
         x,
         y,
         validation_split=0.2,
-        epochs=9,
+        epochs=epochs,
         verbose=0,
         callbacks=[
             keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
@@ -81,4 +87,4 @@ def main(algorithm: str = "bayesian") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*[arg for arg in sys.argv[1:] if arg != "--quick"][:1])

@@ -75,6 +75,39 @@ PROMISES = {
         "own_csv_and_images/wine.keras",
         "own_csv_and_images/digit_images.keras",
     ],
+    # demo's run folder is named after the time (digits_cnn-<date>-<time>);
+    # builders_tour prints its scores and writes no file.
+    "demo": [],
+    "builders_tour": [],
+    "train_and_resume": [
+        "example-digits-mlp/best.keras",
+        "example-digits-mlp/history.csv",
+        "example-digits-mlp/run.json",
+    ],
+    "tune_digits": [
+        "tune_digits_bayesian/trials.csv",
+        "tune_digits_bayesian/kdl_search.json",
+    ],
+    "export_tflite": [
+        "export_tflite/cnn_tflite_float.tflite",
+        "export_tflite/cnn_pruned_int8.tflite",
+        "export_tflite/digits_cnn.md",
+        "export_tflite/digits_cnn.csv",
+        "export_tflite/digits_cnn.png",
+        "export_tflite/digits_cnn_labelled.tflite",
+        "export_tflite/digits_bigru_dynamic.tflite",
+    ],
+    "private_digits": [
+        "private-digits/plain/best.keras",
+        "private-digits/private/best.keras",
+        "private-digits/private/privacy.json",
+        "private-digits/private/privacy.txt",
+    ],
+    "dqn_cartpole": [
+        "dqn_cartpole/agent/agent.json",
+        "dqn_cartpole/agent/q_network.keras",
+        "dqn_cartpole/policy.tflite",
+    ],
 }
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
