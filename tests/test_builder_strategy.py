@@ -108,3 +108,48 @@ def test_train_checks_strategy_first(value, tmp_path):
             strategy=value,
         )
     assert not (tmp_path / "run").exists()
+
+
+TRANSFORMS = r"""
+import json
+from kdl import distribute
+distribute.split_cpu(2)
+import kdl
+from kdl import compression, privacy
+from kdl.errors import UnsupportedModelError
+
+(x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
+model = kdl.build_mlp((64,), 10, strategy="mirrored")
+model.fit(x, y, epochs=10, verbose=0)
+out = {"base": model.evaluate(x_test, y_test, verbose=0)[1]}
+student = kdl.build_mlp((64,), 10, hidden_units=(16,), strategy="mirrored")
+results = {
+    "prune": compression.prune(model, x, y, epochs=2, verbose=0),
+    "shrink": compression.shrink(model, x, y, epochs=2, verbose=0),
+    "distill": compression.distill(model, student, x, y, epochs=3, verbose=0),
+}
+for name, result in results.items():
+    out[name] = [type(result.distribute_strategy).__name__,
+                 result.evaluate(x_test, y_test, verbose=0)[1]]
+try:
+    privacy.make_private(kdl.build_mlp((64,), 10, strategy="mirrored"),
+                         noise_multiplier=1.0)
+except UnsupportedModelError as error:
+    out["private"] = str(error)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_compression_keeps_the_strategy_and_privacy_refuses_it():
+    result = subprocess.run(
+        [sys.executable, "-c", TRANSFORMS], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["base"] >= 0.9
+    for name in ("prune", "shrink", "distill"):
+        strategy, accuracy = out[name]
+        assert strategy == "MirroredStrategy", name
+        assert accuracy >= 0.5, (name, accuracy)
+    assert "built without a tf.distribute strategy" in out["private"]

@@ -6,6 +6,7 @@ that need it (``import kdl.compression`` must not import it).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -488,3 +489,31 @@ def fine_tune(
         callbacks=callbacks,
         verbose=verbose,
     )
+
+
+def in_model_strategy(transform):
+    """Runs ``transform`` inside the ``tf.distribute`` scope of its model.
+
+    A model built with ``strategy=`` (issue 17) keeps training under that
+    strategy: the copy, TF-MOT's wrappers and the optimizer are created in
+    its scope, so the result lives on the same devices. The model is the
+    first positional argument (``distill``: the student, the second).
+    """
+
+    @functools.wraps(transform)
+    def run(*args, **kwargs):
+        position, name = (
+            (1, "student") if transform.__name__ == "distill" else (0, "model")
+        )
+        model = args[position] if len(args) > position else kwargs.get(name)
+        strategy = getattr(model, "distribute_strategy", None)
+        if strategy is None or _is_default(strategy):
+            return transform(*args, **kwargs)
+        with strategy.scope():
+            return transform(*args, **kwargs)
+
+    return run
+
+
+def _is_default(strategy) -> bool:
+    return type(strategy).__name__ == "_DefaultDistributionStrategy"

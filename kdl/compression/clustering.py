@@ -38,6 +38,7 @@ def _clustering_wrapper(clusters, preserve_sparsity, wrapped_names):
     return wrap
 
 
+@c.in_model_strategy
 def cluster(
     model,
     x,

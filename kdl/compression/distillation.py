@@ -105,6 +105,7 @@ def _check_pair(teacher, student):
         )
 
 
+@c.in_model_strategy
 def distill(
     teacher,
     student,

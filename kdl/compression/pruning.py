@@ -134,6 +134,7 @@ def _pruning_wrapper(pruning_schedule, block_size, wrapped_names):
     return wrap
 
 
+@c.in_model_strategy
 def prune(
     model,
     x,

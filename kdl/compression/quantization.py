@@ -193,6 +193,7 @@ def _quantized(base, model_name, preserve=None):
         ) from error
 
 
+@c.in_model_strategy
 def quantize_aware(
     model,
     x,

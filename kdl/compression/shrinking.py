@@ -427,6 +427,7 @@ def _plan(model, x, fraction):
     return graph, _keep(graph, scores, fraction)
 
 
+@c.in_model_strategy
 def shrink(
     model,
     x,

@@ -8,6 +8,7 @@ import functools
 from kdl import _validation as v
 from kdl.backend import tf
 
+_BY_NAME: dict = {}
 NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
@@ -39,9 +40,14 @@ def resolve(strategy, func: str):
     _check(strategy, func)
     if not isinstance(strategy, str):
         return strategy
-    from kdl import distribute
+    if strategy not in _BY_NAME:
+        from kdl import distribute
 
-    return distribute.strategy(strategy)
+        # One strategy per name and process: models built with the same name
+        # can then train together (distillation, TensorFlow refuses to mix
+        # strategy objects), and a multi-worker strategy is created only once.
+        _BY_NAME[strategy] = distribute.strategy(strategy)
+    return _BY_NAME[strategy]
 
 
 def resolve_kind(strategy, func: str):

@@ -15,6 +15,7 @@ import inspect
 from kdl import _validation as v
 from kdl._model_utils import copy_model, walk_layers
 from kdl.backend import keras
+from kdl.errors import UnsupportedModelError
 from kdl.privacy import accounting
 from kdl.privacy._losses import loss_object
 from kdl.privacy._tracking import iterations
@@ -232,6 +233,20 @@ def check_layers(model, func):
             "model",
             "a model with one output (DP-SGD clips one loss per example)",
             f"{len(model.outputs)} outputs",
+            error=UnsupportedModelError,
+        )
+    strategy = model.distribute_strategy
+    if type(strategy).__name__ != "_DefaultDistributionStrategy":
+        # Per-example clipping and the noise are per replica in TF Privacy's
+        # optimizers and kdl's DP step: under N replicas the noise and the
+        # gradient mean would not be the ones the accounting assumes.
+        v.fail(
+            func,
+            "model",
+            "a model built without a tf.distribute strategy (DP-SGD's clipping, "
+            "noise and accounting are written for one replica)",
+            type(strategy).__name__,
+            error=UnsupportedModelError,
         )
     for layer in _all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -242,6 +257,7 @@ def check_layers(model, func):
                 "examples, which breaks per-example privacy (build it with "
                 "batch_norm=False)",
                 layer.name,
+                error=UnsupportedModelError,
             )
 
 
