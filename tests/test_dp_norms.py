@@ -168,12 +168,14 @@ def test_clipped_step_noise_zero_trains_with_large_clip(digits_image):
 
 def test_tf_privacy_registry_gives_the_same_norms(digits_image):
     # kdl's entries in TensorFlow Privacy's own LayerRegistry and norm code.
+    # The registry first: kdl sets TF Privacy's import switch before importing
+    # it (its package __init__ imports the removed estimator API otherwise).
+    registry = privacy.tf_privacy_registry()
     from tensorflow_privacy.privacy.fast_gradient_clipping import clip_grads
 
     (x, y), _ = digits_image
     x, y = x[:6].astype("float32"), y[:6]
     model = kdl.build_cnn((8, 8, 1), 10, filters=(3,), dense_units=(5,))
-    registry = privacy.tf_privacy_registry()
     loss = keras.losses.SparseCategoricalCrossentropy(reduction="none")
     theirs = clip_grads.compute_gradient_norms(
         model, registry, x, y, per_example_loss_fn=loss
