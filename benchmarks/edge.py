@@ -118,6 +118,8 @@ def sunspots_gru(folder: Path, epochs, seed: int):
             verbose=0,
         )
         variants.sources[label] = source
+    # the pruned Keras model too: tells a loss from pruning from one in export
+    variants["pruned (Keras)"] = made["pruned"]
     table = report.compare(
         variants,
         x_test,
