@@ -19,10 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-# Quiet TensorFlow's C++ start-up notices unless the user chose a level.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 

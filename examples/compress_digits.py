@@ -20,6 +20,8 @@ import gzip
 import tempfile
 from pathlib import Path
 
+from _quick import banner, pick
+
 import kdl
 from kdl import compression, datasets
 
@@ -41,30 +43,32 @@ def saved_size(model, folder: Path, name: str) -> int:
 
 
 def main() -> None:
+    banner()
     kdl.set_seed(0)
     (x, y), (x_test, y_test) = datasets.digits(layout="image")
     model = kdl.build_cnn((8, 8, 1), 10, batch_norm=True)
-    model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=pick(15, 2), batch_size=32, verbose=0)
+    tune = {"epochs": pick(None, 1), "verbose": 0}  # None: the default budget
 
     print("Pruning to 80% sparsity ...")
-    pruned = compression.prune(model, x, y, target_sparsity=0.8, verbose=0)
+    pruned = compression.prune(model, x, y, target_sparsity=0.8, **tune)
     print("Pruning to 80% sparsity in blocks of 16 rows of the Dense kernels ...")
     blocks = compression.prune(
-        model, x, y, target_sparsity=0.8, block_size=(16, 1), verbose=0
+        model, x, y, target_sparsity=0.8, block_size=(16, 1), **tune
     )
     print("Clustering the pruned model to 16 values per kernel, zeros kept ...")
     clustered = compression.cluster(
-        pruned, x, y, clusters=16, preserve_sparsity=True, verbose=0
+        pruned, x, y, clusters=16, preserve_sparsity=True, **tune
     )
     print("Quantization-aware training ...")
-    qat = compression.quantize_aware(model, x, y, verbose=0)
+    qat = compression.quantize_aware(model, x, y, **tune)
     print("Shrinking: half the units and filters removed ...")
-    shrunk = compression.shrink(model, x, y, fraction=0.5, verbose=0)
+    shrunk = compression.shrink(model, x, y, fraction=0.5, **tune)
     print("Distilling into a student with a quarter of the parameters ...")
     student = kdl.build_cnn(
         (8, 8, 1), 10, batch_norm=True, filters=(16, 32), dense_units=(56,)
     )
-    distilled = compression.distill(model, student, x, y, epochs=30, verbose=0)
+    distilled = compression.distill(model, student, x, y, epochs=pick(30, 1), verbose=0)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -92,18 +96,16 @@ def main() -> None:
             )
 
         print("\nFull-int8 TFLite files, checked and measured in LiteRT:")
-        for name, variant in (
-            ("pruned", pruned),
-            ("pruned16x1", blocks),
-            ("clustered", clustered),
-            ("qat", qat),
-        ):
+        int8 = (("pruned", pruned), ("pruned16x1", blocks), ("clustered", clustered))
+        for name, variant in pick((*int8, ("qat", qat)), int8[:1]):
             path = kdl.export.to_tflite(
                 variant,
                 folder / f"{name}_int8.tflite",
                 quantization="int8",
                 representative_data=x[:200],
                 check_data=x_test,
+                # an undertrained short-mode model disagrees with its int8 file
+                min_agreement=pick(0.98, 0.5),
                 verbose=0,
             )
             lite = kdl.export.evaluate_tflite(path, x_test, y_test)

@@ -79,6 +79,7 @@ PROMISES = {
     # builders_tour prints its scores and writes no file.
     "demo": [],
     "builders_tour": [],
+    "compress_digits": [],  # prints its tables; its files live in a temp folder
     "train_and_resume": [
         "example-digits-mlp/best.keras",
         "example-digits-mlp/history.csv",

@@ -27,7 +27,6 @@ import matplotlib.pyplot as plt
 import kdl
 from kdl import datasets
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quiet TensorFlow's C++ notices
 # KDL_QUICK=1 (set by the tests) cuts epochs and trials: a smoke run, not results.
 QUICK = os.environ.get("KDL_QUICK", "0") not in ("", "0")
 
