@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 
 from kdl import _validation as v
-from kdl._model_utils import copy_model, walk_layers
+from kdl._model_utils import copy_model, fresh_metrics, walk_layers
 from kdl.backend import keras
 from kdl.errors import UnsupportedModelError
 from kdl.privacy import accounting
@@ -375,10 +375,7 @@ def dp_optimizer_like(
 
 def _metrics_of(model):
     """The metrics ``model`` was compiled with, as fresh objects or names."""
-    metrics = (model.get_compile_config() or {}).get("metrics")
-    if not metrics:
-        return None
-    return [m if isinstance(m, str) else keras.metrics.deserialize(m) for m in metrics]
+    return fresh_metrics((model.get_compile_config() or {}).get("metrics")) or None
 
 
 def _build_private(model, params, loss, func):
