@@ -124,6 +124,7 @@ def convert(
     quantization: str | None,
     representative: str | None = None,
     integer_io: bool = False,
+    per_channel: bool = True,
     full_integer: bool = True,
 ) -> None:
     """Converts a SavedModel's serving signature to a .tflite file, out of process.
@@ -134,6 +135,7 @@ def convert(
         quantization: None, "dynamic", "float16" or "int8".
         representative: path of an .npz of signature inputs (int8 calibration).
         integer_io: int8 inputs and outputs in place of float ones (int8 only).
+        per_channel: one weight scale per output channel (else per kernel).
         full_integer: only int8 kernels (int8 only); False allows float ops.
 
     Raises:
@@ -146,6 +148,7 @@ def convert(
         "quantization": quantization,
         "representative": representative,
         "integer_io": integer_io,
+        "per_channel": per_channel,
         "full_integer": full_integer,
         "result": output + ".result.json",
     }
@@ -171,6 +174,10 @@ def _convert_job(tf, job: dict) -> None:
     quantization = job["quantization"]
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if not job.get("per_channel", True):
+        # The converter has no public switch for per-tensor weight scales;
+        # this attribute is the one its own tests and TF's guides use.
+        converter._experimental_disable_per_channel = True
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":

@@ -16,7 +16,8 @@ The document (format version 2; files of version 1 carry only "model",
                   "kind": "classification", "meaning": "..."}],
      "kinds": {"predictions": "classification"}, "labels": {...} or null,
      "preprocessing": "...", "normalization_in_model": false,
-     "quantization": null, "integer_io": false, "batch_size": null,
+     "quantization": null, "integer_io": false, "per_channel": true,
+     "batch_size": null,
      "check": {...}, "versions": {...}, "created": "...Z",
      "run": {...} or null, "privacy": {...} or null}
 """

@@ -245,6 +245,7 @@ def _description(model, job) -> dict:
         **_preprocessing(model, job.preprocessing),
         "quantization": job.quantization,
         "integer_io": job.integer_io,
+        "per_channel": job.per_channel,
         "batch_size": _fixed_batch(model),
         "versions": _versions(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -268,6 +269,7 @@ class _Job:
     synthetic: bool
     quantize_aware: bool
     integer_io: bool
+    per_channel: bool
     atol: float
     min_agreement: float
     regression_tolerance: float
@@ -391,6 +393,7 @@ def _tflite_job(
     min_agreement,
     regression_tolerance,
     integer_io,
+    per_channel,
     labels,
     preprocessing,
     run_dir,
@@ -410,6 +413,15 @@ def _tflite_job(
     v.check_bool(integer_io, "integer_io", func)
     if integer_io and quantization != "int8":
         v.fail(func, "integer_io", "False unless quantization='int8'", integer_io)
+    v.check_bool(per_channel, "per_channel", func)
+    if not per_channel and quantization not in ("int8", "dynamic"):
+        v.fail(
+            func,
+            "per_channel",
+            "True unless quantization is 'int8' or 'dynamic' (only integer "
+            "weights have scales)",
+            per_channel,
+        )
     check = representative if check is None else check
     synthetic = check is None
     if synthetic:
@@ -423,6 +435,7 @@ def _tflite_job(
         synthetic=synthetic,
         quantize_aware=quantize_aware,
         integer_io=integer_io,
+        per_channel=per_channel,
         atol=v.check_float(atol, "atol", func, strict_min=True),
         min_agreement=v.check_float(
             min_agreement, "min_agreement", func, max_value=1.0
@@ -478,6 +491,7 @@ def _run_converter(model, job: _Job, saved: str, output: str, npz) -> None:
             quantization=job.quantization,
             representative=npz,
             integer_io=job.integer_io,
+            per_channel=job.per_channel,
             full_integer=npz is not None,
         )
     except ConverterCrashError as error:
@@ -669,6 +683,7 @@ def to_tflite(
     min_agreement: float = 0.98,
     regression_tolerance: float = 0.05,
     integer_io: bool = False,
+    per_channel: bool = True,
     labels=None,
     preprocessing: str | None = None,
     run_dir=None,
@@ -729,6 +744,14 @@ def to_tflite(
             to `0.05`.
         integer_io: bool. int8 inputs and outputs ("int8" only). Defaults to
             `False`.
+        per_channel: bool. Integer weights ("int8", "dynamic") get one scale
+            per output channel of each kernel, the converter's most accurate
+            choice; False gives one scale per kernel, so that a clustered
+            model keeps its few distinct values in the file and gzip stores
+            them in a few bits each (a pruned + clustered digits CNN, seed 0:
+            11.5x -> 14.0x smaller gzipped than the float file; pruned only:
+            8.8x -> 10.3x, same accuracy). The LiteRT check still guards
+            accuracy. Defaults to `True`.
         labels: list, dict or None. Class names stored in the file, which
             ``kdl.lite`` returns from ``classify``: a list for a model with
             one classification output (one name per class; two for a sigmoid
@@ -785,6 +808,7 @@ def to_tflite(
         min_agreement=min_agreement,
         regression_tolerance=regression_tolerance,
         integer_io=integer_io,
+        per_channel=per_channel,
         labels=labels,
         preprocessing=preprocessing,
         run_dir=run_dir,

@@ -286,6 +286,56 @@ def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(digits_image, tmp_path)
     assert _gz(float_path) >= 10 * _gz(path)
 
 
+def _kernel_value_counts(path) -> list[int]:
+    """Distinct int8 values in each weight tensor of a .tflite file."""
+    interpreter = export.load_tflite(path).interpreter
+    counts = []
+    for detail in interpreter.get_tensor_details():
+        if detail["dtype"] != np.int8 or len(detail["shape"]) < 2:
+            continue
+        try:
+            values = interpreter.get_tensor(detail["index"])
+        except ValueError:  # an activation: no data before a call
+            continue
+        if values.size >= 1000:
+            counts.append(len(np.unique(values)))
+    return counts
+
+
+@pytest.mark.slow
+def test_per_kernel_scales_keep_a_clustered_model_small(digits_image, tmp_path):
+    from kdl import build_cnn, compression
+
+    (x, y), (x_test, y_test) = digits_image
+    model = _fit(build_cnn((8, 8, 1), 10), x, y, 10)
+    clustered = compression.cluster(model, x, y, clusters=16, epochs=3, verbose=0)
+    paths = {
+        per_channel: export.to_tflite(
+            clustered,
+            tmp_path / f"clustered_{per_channel}.tflite",
+            quantization="int8",
+            representative_data=x[:200],
+            check_data=x_test,
+            per_channel=per_channel,
+            verbose=0,
+        )
+        for per_channel in (True, False)
+    }
+    # one scale per kernel: the 16 centroids stay 16 int8 values (17 with
+    # zero); one per channel turns them into many more
+    assert max(_kernel_value_counts(paths[False])) <= 17
+    assert max(_kernel_value_counts(paths[True])) > 17
+    assert _gz(paths[False]) < 0.9 * _gz(paths[True])
+    accuracy = {
+        key: export.evaluate_tflite(path, x_test, y_test, latency_samples=0)[
+            "accuracy"
+        ]
+        for key, path in paths.items()
+    }
+    assert accuracy[False] >= accuracy[True] - 0.01
+    assert export.load_tflite(paths[False]).metadata["per_channel"] is False
+
+
 @pytest.mark.slow
 def test_savedmodel_reload_predicts_what_keras_predicts(digits_image, tmp_path):
     from kdl import build_cnn
@@ -406,6 +456,8 @@ BAD_TFLITE_ARGUMENTS = [
     ({"path": 3}, TypeError, "'path' parameter"),
     ({"path": ""}, TypeError, "'path' parameter"),
     ({"integer_io": True}, ValueError, "'integer_io' parameter"),
+    ({"per_channel": False}, ValueError, "'per_channel' parameter.*'int8'"),
+    ({"per_channel": "no"}, TypeError, "'per_channel' parameter"),
     ({"model": "model"}, TypeError, "kdl.keras.Model"),
     ({"min_agreement": 1.5}, ValueError, "'min_agreement' parameter"),
     ({"verbose": "1"}, TypeError, "'verbose' parameter"),
