@@ -286,7 +286,7 @@ def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(digits_image, tmp_path)
     assert _gz(float_path) >= 10 * _gz(path)
 
 
-def _kernel_value_counts(path) -> list[int]:
+def kernel_value_counts(path) -> list[int]:
     """Distinct int8 values in each weight tensor of a .tflite file."""
     interpreter = export.load_tflite(path).interpreter
     counts = []
@@ -323,13 +323,11 @@ def test_per_kernel_scales_keep_a_clustered_model_small(digits_image, tmp_path):
     }
     # one scale per kernel: the 16 centroids stay 16 int8 values (17 with
     # zero); one per channel turns them into many more
-    assert max(_kernel_value_counts(paths[False])) <= 17
-    assert max(_kernel_value_counts(paths[True])) > 17
+    assert max(kernel_value_counts(paths[False])) <= 17
+    assert max(kernel_value_counts(paths[True])) > 17
     assert _gz(paths[False]) < 0.9 * _gz(paths[True])
     accuracy = {
-        key: export.evaluate_tflite(path, x_test, y_test, latency_samples=0)[
-            "accuracy"
-        ]
+        key: export.evaluate_tflite(path, x_test, y_test, latency_samples=0)["accuracy"]
         for key, path in paths.items()
     }
     assert accuracy[False] >= accuracy[True] - 0.01

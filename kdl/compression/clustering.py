@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from kdl import _model_utils as mu
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.compression import _common as c
@@ -38,6 +41,69 @@ def _clustering_wrapper(clusters, preserve_sparsity, wrapped_names):
     return wrap
 
 
+def _producers(model) -> dict:
+    """{layer name: the one layer name it reads}, for layers called once on
+    one input, and how many layers read each layer (the model's config)."""
+    if isinstance(model, keras.Sequential):
+        names = [layer.name for layer in model.layers]
+        return dict(zip(names[1:], names[:-1])), {name: 1 for name in names}
+    reads, readers = {}, {}
+    for layer_config in model.get_config()["layers"]:
+        inbound = layer_config["inbound_nodes"]
+        refs = [ref[0] for node in inbound for ref in node]
+        for name in refs:
+            readers[name] = readers.get(name, 0) + 1
+        if len(inbound) == 1 and len(refs) == 1:
+            reads[layer_config["name"]] = refs[0]
+    return reads, readers
+
+
+def _fold(norm, layer) -> bool:
+    """Moves ``norm``'s per-channel scale into ``layer``'s kernel (and bias).
+
+    The normalization keeps only a shift: gamma 1, mean 0, variance 1 - eps,
+    beta - mean x scale, which gives the same outputs.
+    """
+    if norm.axis not in ([-1], [len(norm.input_shape) - 1]) or not norm.center:
+        return False
+    gamma = norm.gamma.numpy() if norm.scale else 1.0
+    scale = gamma / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+    layer.kernel.assign(layer.kernel.numpy() * scale)
+    if getattr(layer, "bias", None) is not None:
+        layer.bias.assign(layer.bias.numpy() * scale)
+    norm.beta.assign(norm.beta.numpy() - norm.moving_mean.numpy() * scale)
+    if norm.scale:
+        norm.gamma.assign(np.ones_like(gamma))
+    norm.moving_mean.assign(np.zeros_like(scale))
+    norm.moving_variance.assign(np.full_like(scale, 1.0 - norm.epsilon))
+    return True
+
+
+def fold_batch_norms(model) -> list:
+    """Folds into its Dense or convolution layer the scale of each
+    BatchNormalization that alone reads it, and freezes the normalization
+    (``trainable=False``: inference mode, it stays a shift). Changes
+    ``model`` in place; returns the names of the folded layers.
+
+    The converter folds a normalization's scale into the kernel before it;
+    done there, after clustering, it would give each output channel its own
+    values and undo the clusters (issue 15).
+    """
+    reads, readers = _producers(model)
+    # exact types: a transposed convolution's kernel ends with its inputs
+    kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
+    folded = []
+    for norm in model.layers:
+        if not isinstance(norm, keras.layers.BatchNormalization):
+            continue
+        name = reads.get(norm.name)
+        layer = model.get_layer(name) if name else None
+        if type(layer) in kinds and readers.get(name) == 1 and _fold(norm, layer):
+            norm.trainable = False
+            folded.append(layer.name)
+    return folded
+
+
 @c.in_model_strategy
 def cluster(
     model,
@@ -66,7 +132,14 @@ def cluster(
     With ``preserve_sparsity=True`` (TF-MOT's sparsity-preserving clustering,
     part of its collaborative optimization) the zeros of a pruned model stay
     zeros: prune, then cluster, then quantize (``quantize_aware(...,
-    preserve="sparse_clusters")`` or int8 export) for the smallest files.
+    preserve="sparse_clusters")`` or int8 export with ``per_channel=False``)
+    for the smallest files.
+
+    A BatchNormalization that alone reads a Dense or convolution layer has
+    its scale folded into that layer's kernel first, and is frozen
+    (``trainable=False``) as a shift: the TFLite converter would otherwise
+    fold it after clustering, giving each output channel its own values.
+    The model computes the same; its normalizations no longer learn.
 
     Args:
         model: kdl.keras.Model. A compiled functional or Sequential model. It
@@ -79,8 +152,9 @@ def cluster(
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
-        learning_rate: float or None. Fine-tuning learning rate; None uses a
-            tenth of the model's. Defaults to `None`.
+        learning_rate: float or None. The first fine-tuning learning rate,
+            decayed along a cosine to half of it; None starts from the
+            model's own. Defaults to `None`.
         preserve_sparsity: bool. Keep every zero weight zero (cluster a pruned
             model). Defaults to `False`.
         holdout: float. Without ``validation_data``, this fraction of array
@@ -116,15 +190,18 @@ def cluster(
     v.check_bool(preserve_sparsity, "preserve_sparsity", _FUNC)
     c.check_holdout(holdout, _FUNC)
     x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    source = mu.copy_model(c.plain_view(model))
+    folded = fold_batch_norms(source)
     wrapped_names = []
     work = c.wrapped_copy(
-        c.plain_view(model),
-        _clustering_wrapper(clusters, preserve_sparsity, wrapped_names),
+        source, _clustering_wrapper(clusters, preserve_sparsity, wrapped_names)
     )
     if not wrapped_names:
         c.refuse_without_kernels(model, _FUNC, "cluster")
     if verbose:
         print(f"cluster: {len(wrapped_names)} layers to {clusters} clusters")
+        if folded:
+            print(f"cluster: batch normalization folded into {', '.join(folded)}")
     steps = c.steps_per_epoch(x_fit, info, batch_size)
     epochs = c.epochs_for(epochs, steps, MIN_STEPS)
     total_steps = epochs * steps

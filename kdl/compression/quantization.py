@@ -241,8 +241,9 @@ def quantize_aware(
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
-        learning_rate: float or None. Fine-tuning learning rate; None uses a
-            tenth of the model's. Defaults to `None`.
+        learning_rate: float or None. The first fine-tuning learning rate,
+            decayed along a cosine to half of it; None starts from the
+            model's own. Defaults to `None`.
         preserve: None, "sparsity", "clusters" or "sparse_clusters". What
             quantization-aware training keeps. Defaults to `None`.
         holdout: float. Without ``validation_data``, this fraction of array

@@ -474,8 +474,9 @@ def shrink(
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset, to keep the best epoch on. Defaults to `None`.
-        learning_rate: float or None. Fine-tuning learning rate; None uses a
-            tenth of the model's. Defaults to `None`.
+        learning_rate: float or None. The first fine-tuning learning rate,
+            decayed along a cosine to half of it; None starts from the
+            model's own. Defaults to `None`.
         holdout: float. Without ``validation_data``, this fraction of array
             data is held out of fine-tuning to keep the best epoch on (0 trains
             on everything and keeps the last epoch). Defaults to `0.1`.
