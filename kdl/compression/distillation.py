@@ -12,6 +12,11 @@ __all__ = ["distill"]
 
 _FUNC = "kdl.compression.distill"
 _EPSILON = 1e-7
+# Training steps by default (see epochs). A student learns from its teacher
+# slowly: on the digits (batch-normalized teacher 0.992, a quarter-size
+# student, seeds 0-2) 20 epochs reached 0.971, no better than the student
+# alone; 40 epochs (1,640 steps) 0.985, against 0.977 alone.
+MIN_STEPS = 1500
 
 
 def _soft_classes(probabilities, temperature):
@@ -114,7 +119,7 @@ def distill(
     *,
     temperature: float = 2.0,
     alpha: float = 0.5,
-    epochs: int = 10,
+    epochs: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -141,11 +146,13 @@ def distill(
             (x, y).
         y: array. The labels (None when x is a Dataset).
         temperature: float. Softening, > 0; 1 is the plain outputs. Defaults
-            to `2.0` (on the digits, a quarter-size CNN student reached 0.969
-            against 0.964 with 4.0 and ``alpha=0.1``; teacher 0.972).
+            to `2.0` (on the digits, 4.0 with ``alpha=0.1`` did no better:
+            0.984 against 0.985, teacher 0.992).
         alpha: float. Weight of the labels' loss, in [0, 1]; 0 learns from the
             teacher only. Defaults to `0.5`.
-        epochs: int. Defaults to `10`.
+        epochs: int or None. None: enough for 1,500 steps, at least 2 (37
+            epochs of the digits; 20 epochs left the student no better than
+            one trained alone). Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset, to keep the best epoch on (the student's loss on the
@@ -180,6 +187,7 @@ def distill(
     alpha = v.check_float(alpha, "alpha", _FUNC, min_value=0.0, max_value=1.0)
     c.check_holdout(holdout, _FUNC)
     x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    epochs = c.epochs_for(epochs, c.steps_per_epoch(x_fit, info, batch_size), MIN_STEPS)
     trained = mu.copy_model(student)
     distiller = Distiller(
         trained, mu.copy_model(teacher), task=_task(student),
