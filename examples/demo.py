@@ -66,7 +66,7 @@ def main() -> None:
         run_dir / "variants",
         include=pick(report.STANDARD_VARIANTS, QUICK_VARIANTS),
         check_data=x_test,
-        prune_kwargs={"epochs": pick(16, 2), "block_size": (16, 1), "verbose": 0},
+        prune_kwargs={"epochs": pick(16, 2), "verbose": 0},
         cluster_kwargs={"epochs": 2, "verbose": 0},
         qat_kwargs={"epochs": 2, "verbose": 0},
         verbose=0,

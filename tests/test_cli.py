@@ -186,6 +186,17 @@ def test_export_info_and_evaluate_the_tflite_file(work):
     status, out, err = run("evaluate", tflite, folder / "wine.csv")
     assert status == 0, err
     assert result_of(out)["accuracy"] == pytest.approx(trained["accuracy"], abs=0.03)
+    per_kernel = folder / "wine_per_kernel.tflite"
+    status, out, err = run(
+        "export", folder / "wine.keras", per_kernel, "--quantization", "dynamic",
+        "--per-kernel", "--data", folder / "wine.csv", "--quiet",
+    )  # fmt: skip
+    assert status == 0 and result_of(out)["per_channel"] is False, err
+    status, out, err = run(
+        "export", folder / "wine.keras", folder / "float.tflite", "--per-kernel"
+    )
+    assert status == 2 and "'per_channel' parameter" in err
+    assert not (folder / "float.tflite").exists()
 
 
 def test_info_of_a_keras_model(work):

@@ -299,6 +299,12 @@ def _compress_export_commands(sub, common, data):
     p.add_argument("out", help="the .tflite file to write")
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     p.add_argument(
+        "--per-kernel",
+        action="store_true",
+        help="one weight scale per kernel, not per channel (int8, dynamic): the "
+        "smallest gzipped files for pruned or clustered models",
+    )
+    p.add_argument(
         "--data",
         help="examples to calibrate int8 and to check the file (required for int8 "
         "unless the model was trained on a built-in dataset, which is then used)",

@@ -158,6 +158,7 @@ def cmd_export(args) -> int:
         quantization=quantization,
         representative_data=sample,
         check_data=sample,
+        per_channel=not args.per_kernel,
         verbose=0 if args.quiet else 1,
         **kwargs,
     )
@@ -168,6 +169,7 @@ def cmd_export(args) -> int:
             "tflite": str(written),
             "bytes": written.stat().st_size,
             "quantization": args.quantization,
+            "per_channel": not args.per_kernel,
             "checked_in_litert": True,
         }
     )

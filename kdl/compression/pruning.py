@@ -21,6 +21,15 @@ MIN_STEPS = 500  # fine-tuning steps by default (see epochs)
 # pruned 80% lost 40% of its test MAE. The first convolution of a grayscale
 # image (3x3x1) is the other common case.
 MIN_FAN_IN = 16
+# Blocks of 16 input rows by default, in Dense kernels whose units each read
+# at least 16 blocks (256 inputs); smaller kernels are pruned weight by
+# weight. TFLite stores a Dense kernel transposed, so a block is a run of
+# zeros, which gzip packs tightly. Measured (issue 15, digits CNNs, int8 with
+# one scale per kernel): pruned 80% 9.9x -> 11.6x smaller gzipped than the
+# float file, pruned + clustered 12.9x -> 15.1x, same accuracy. Blocks on a
+# 128 x 10 head (8 blocks per unit) had cost 10 points.
+DEFAULT_BLOCK = (16, 1)
+MIN_BLOCKS = 16
 
 
 def fan_in(kernel) -> int:
@@ -100,7 +109,7 @@ def _prune_at_once(model, target_sparsity, block_size, func):
     """
     c.check_model(model, func)
     target = v.check_fraction(target_sparsity, "target_sparsity", func)
-    if tuple(block_size) != (1, 1):
+    if block_size is not None and tuple(block_size) != (1, 1):
         v.fail(
             func,
             "block_size",
@@ -125,6 +134,8 @@ def _check_prune(model, x, y, target_sparsity, schedule, block_size, holdout, tr
     )
     target = v.check_fraction(target_sparsity, "target_sparsity", _FUNC)
     v.check_choice(schedule, "schedule", _FUNC, SCHEDULES)
+    if block_size is None:
+        block_size = DEFAULT_BLOCK
     block_size = v.check_int_tuple(block_size, "block_size", _FUNC)
     if len(block_size) != 2:
         v.fail(
@@ -148,10 +159,11 @@ def _pruning_wrapper(pruning_schedule, block_size, wrapped_names, to_prune):
         layer.get_prunable_weights = lambda: kernels
         wrapped_names.append(layer.name)
         # TF-MOT's block sparsity accepts 2-D weights only (Dense kernels).
-        dense = isinstance(layer, keras.layers.Dense)
-        blocks = (
-            block_size if dense and all(len(k.shape) == 2 for k in kernels) else (1, 1)
+        blocked = isinstance(layer, keras.layers.Dense) and all(
+            len(k.shape) == 2 and k.shape[0] // block_size[0] >= MIN_BLOCKS
+            for k in kernels
         )
+        blocks = block_size if blocked else (1, 1)
         return c.pass_masks_through(
             sparsity_keras.prune_low_magnitude(
                 layer, pruning_schedule=pruning_schedule, block_size=blocks
@@ -173,7 +185,7 @@ def prune(
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
-    block_size: tuple[int, int] = (1, 1),
+    block_size: tuple[int, int] | None = None,
     holdout: float = 0.1,
     verbose: int = 1,
     dp: bool | dict | None = None,
@@ -222,11 +234,16 @@ def prune(
             decayed along a cosine to half of it; None starts from the
             model's own (a model trained with a schedule keeps its schedule).
             Defaults to `None`.
-        block_size: (int, int). Prune Dense kernels in blocks of this many
-            (rows, columns) at once, TF-MOT's block sparsity, which only
-            applies to 2-D kernels: the other layers are pruned weight by
-            weight. Blocks of zeros compress better and suit sparse inference
-            kernels. Defaults to `(1, 1)` (unstructured).
+        block_size: (int, int) or None. Prune Dense kernels in blocks of this
+            many (rows, columns) at once, TF-MOT's block sparsity. Only Dense
+            kernels whose units each read at least 16 blocks get blocks (with
+            16 rows: 256 inputs or more); the other kernels are pruned weight
+            by weight (blocks on a small head cost 10 points). Blocks of
+            zeros compress better (gzipped int8 digits CNN pruned 80%: 11.6x
+            smaller than float against 9.9x weight by weight) and suit
+            sparse inference kernels. None: `(16, 1)`, and weight by weight
+            when ``epochs=0``; `(1, 1)`: weight by weight everywhere.
+            Defaults to `None`.
         holdout: float. Without ``validation_data``, this fraction of array
             data (chosen at random, seed 0) is held out of fine-tuning; of the
             epochs that end at the target sparsity, the one with the lowest
