@@ -223,7 +223,8 @@ def test_compress_then_report(work):
     )
     assert status == 0, err
     result = result_of(out)
-    assert result["sparsity"] >= 0.45 and result["after"]["accuracy"] > 0.8
+    # 50% of every kernel but the first, whose units read only 15 features
+    assert 0.35 <= result["sparsity"] < 0.45 and result["after"]["accuracy"] > 0.8
     models = [folder / "wine.keras", folder / "wine_pruned.keras"]
     status, out, err = run(
         "report", *models, "--data", folder / "wine.csv", "--out-dir", folder / "report"

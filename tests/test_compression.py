@@ -97,6 +97,30 @@ def test_block_pruning_zeroes_whole_blocks_of_dense_kernels(digits_flat):
         compression.prune(model, x, y, block_size=(1, 2, 3), verbose=0)
 
 
+def test_default_pruning_zeroes_blocks_of_rows_in_large_kernels(digits_image, tmp_path):
+    (x, y), (x_test, _) = digits_image
+    model = kdl.build_cnn((8, 8, 1), 10)  # conv2: 3x3x32 = 288 inputs a filter
+    pruned = compression.prune(
+        model, x[:512], y[:512], epochs=1, schedule="constant", verbose=0
+    )
+
+    conv2 = pruned.get_layer("conv2")
+    assert type(conv2) is keras.layers.Conv2D  # a plain convolution again
+    kernel = conv2.kernel.numpy()  # (3, 3, 32, 64)
+    for matrix, units in ((kernel.reshape(-1, 64), 64), (pruned.get_layer("dense1").kernel.numpy(), 128)):  # fmt: skip
+        rows = matrix.reshape(-1, 16, units) == 0  # 16 consecutive inputs
+        assert np.all(rows.all(axis=1) | ~rows.any(axis=1))
+        assert (matrix == 0).mean() == pytest.approx(0.8, abs=0.01)
+    # the head reads 128 inputs, 8 blocks: pruned weight by weight
+    head = pruned.get_layer("predictions").kernel.numpy().reshape(8, 16, 10) == 0
+    assert not np.all(head.all(axis=1) | ~head.any(axis=1))
+    kdl.save(pruned, tmp_path / "pruned.keras")
+    again = kdl.load(tmp_path / "pruned.keras")
+    np.testing.assert_allclose(
+        again.predict(x_test, verbose=0), pruned.predict(x_test, verbose=0), atol=1e-6
+    )
+
+
 def test_prune_bidirectional_gru_prunes_both_directions(digits_sequence):
     (x, y), _ = digits_sequence
     x, y = x[:256], y[:256]

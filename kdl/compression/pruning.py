@@ -8,6 +8,7 @@ from kdl import _model_utils as mu
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.compression import _common as c
+from kdl.compression import _flat_kernels as fk
 
 __all__ = ["prune", "sparsity", "SCHEDULES"]
 
@@ -25,13 +26,15 @@ MIN_STEPS = 1500
 # pruned 80% lost 40% of its test MAE. The first convolution of a grayscale
 # image (3x3x1) is the other common case.
 MIN_FAN_IN = 16
-# Blocks of 16 input rows by default, in Dense kernels whose units each read
-# at least 16 blocks (256 inputs); smaller kernels are pruned weight by
-# weight. TFLite stores a Dense kernel transposed, so a block is a run of
-# zeros, which gzip packs tightly. Measured (issue 15, digits CNNs, int8 with
-# one scale per kernel): pruned 80% 9.9x -> 11.6x smaller gzipped than the
-# float file, pruned + clustered 12.9x -> 15.1x, same accuracy. Blocks on a
-# 128 x 10 head (8 blocks per unit) had cost 10 points.
+# Blocks of 16 input rows by default, in Dense and convolution kernels whose
+# units each read at least 16 blocks (256 inputs); smaller kernels are
+# pruned weight by weight. TFLite stores a Dense kernel transposed and a
+# convolution's filter by filter, so a block is a run of zeros, which gzip
+# packs tightly. Measured (issue 15, digits CNNs, int8 with one scale per
+# kernel): pruned 80% 9.9x -> 11.6x smaller gzipped than the float file with
+# blocks in dense1, 13.6x with blocks in conv2 too; pruned + clustered 12.9x
+# -> 15.2x -> 17.3x; same accuracy. Blocks on a 128 x 10 head (8 blocks per
+# unit) had cost 10 points.
 DEFAULT_BLOCK = (16, 1)
 MIN_BLOCKS = 16
 
@@ -150,6 +153,15 @@ def _check_prune(model, x, y, target_sparsity, schedule, block_size, holdout, tr
     return info, target, block_size
 
 
+def _blocks_for(layer, kernels, block_size) -> tuple:
+    """``block_size`` for a Dense or convolution layer whose units each read
+    at least MIN_BLOCKS blocks of rows, (1, 1) for the others."""
+    blockable = isinstance(layer, keras.layers.Dense) or type(layer) in fk.FLATTENABLE
+    if blockable and all(fan_in(k) // block_size[0] >= MIN_BLOCKS for k in kernels):
+        return tuple(block_size)
+    return (1, 1)
+
+
 def _pruning_wrapper(pruning_schedule, block_size, wrapped_names, to_prune):
     """The ``wrap(layer)`` that puts TF-MOT's pruning wrapper on a layer."""
     sparsity_keras = c.tfmot().sparsity.keras
@@ -158,16 +170,15 @@ def _pruning_wrapper(pruning_schedule, block_size, wrapped_names, to_prune):
         kernels = to_prune(layer)
         if not kernels:
             return layer
+        blocks = _blocks_for(layer, kernels, block_size)
+        if blocks != (1, 1) and type(layer) in fk.FLATTENABLE:
+            # TF-MOT's block sparsity takes 2-D weights only
+            layer = fk.flat_copy(layer)
+            kernels = [layer.kernel]
         # Tell TF-MOT's wrapper what to prune: its registry lacks
         # Bidirectional, and would prune the kernels of small fan-in too.
         layer.get_prunable_weights = lambda: kernels
         wrapped_names.append(layer.name)
-        # TF-MOT's block sparsity accepts 2-D weights only (Dense kernels).
-        blocked = isinstance(layer, keras.layers.Dense) and all(
-            len(k.shape) == 2 and k.shape[0] // block_size[0] >= MIN_BLOCKS
-            for k in kernels
-        )
-        blocks = block_size if blocked else (1, 1)
         return c.pass_masks_through(
             sparsity_keras.prune_low_magnitude(
                 layer, pruning_schedule=pruning_schedule, block_size=blocks
@@ -238,16 +249,19 @@ def prune(
             decayed along a cosine to half of it; None starts from the
             model's own (a model trained with a schedule keeps its schedule).
             Defaults to `None`.
-        block_size: (int, int) or None. Prune Dense kernels in blocks of this
-            many (rows, columns) at once, TF-MOT's block sparsity. Only Dense
-            kernels whose units each read at least 16 blocks get blocks (with
-            16 rows: 256 inputs or more); the other kernels are pruned weight
-            by weight (blocks on a small head cost 10 points). Blocks of
-            zeros compress better (gzipped int8 digits CNN pruned 80%: 11.6x
-            smaller than float against 9.9x weight by weight) and suit
-            sparse inference kernels. None: `(16, 1)`, and weight by weight
-            when ``epochs=0``; `(1, 1)`: weight by weight everywhere.
-            Defaults to `None`.
+        block_size: (int, int) or None. Prune kernels in blocks of this
+            many (rows, columns) at once, TF-MOT's block sparsity: rows are
+            a unit's inputs (for a convolution, kernel positions x input
+            channels, which kdl hands TF-MOT as a matrix), columns are
+            units. Only Dense, Conv1D and Conv2D kernels whose units each
+            read at least 16 blocks get blocks (with 16 rows: 256 inputs or
+            more); the other kernels are pruned weight by weight (blocks on
+            a small head cost 10 points). Blocks of zeros compress better
+            (gzipped int8 digits CNN pruned 80%: 13.6x smaller than float
+            against 9.9x weight by weight) and suit sparse inference
+            kernels. None: `(16, 1)`, and weight by weight when
+            ``epochs=0``; `(1, 1)`: weight by weight everywhere. Defaults to
+            `None`.
         holdout: float. Without ``validation_data``, this fraction of array
             data (chosen at random, seed 0) is held out of fine-tuning; of the
             epochs that end at the target sparsity, the one with the lowest
@@ -324,10 +338,21 @@ def prune(
         callbacks=[sparsity_keras.UpdatePruningStep()],
         first_epoch=(reached - 1) // steps,
     )
-    pruned = c.finish(work, sparsity_keras.strip_pruning(work), model, dp)
+    pruned = c.finish(
+        work, _plain_convolutions(sparsity_keras.strip_pruning(work)), model, dp
+    )
     if verbose:
         print(f"prune: done, sparsity {sparsity(pruned)['overall']:.3f}")
     return pruned
+
+
+def _plain_convolutions(model):
+    """``model`` with its flat-kernel convolutions made plain again."""
+    if not any(fk.is_flat(layer) for layer in c.layers(model)):
+        return model
+    return keras.models.clone_model(
+        model, clone_function=lambda layer: c.rewrap(layer, fk.plain_copy)
+    )
 
 
 def sparsity(model: keras.Model) -> dict:
