@@ -106,8 +106,11 @@ def test_default_pruning_zeroes_blocks_of_rows_in_large_kernels(digits_image, tm
 
     conv2 = pruned.get_layer("conv2")
     assert type(conv2) is keras.layers.Conv2D  # a plain convolution again
-    kernel = conv2.kernel.numpy()  # (3, 3, 32, 64)
-    for matrix, units in ((kernel.reshape(-1, 64), 64), (pruned.get_layer("dense1").kernel.numpy(), 128)):  # fmt: skip
+    matrices = {
+        64: conv2.kernel.numpy().reshape(-1, 64),  # (3 x 3 x 32, 64)
+        128: pruned.get_layer("dense1").kernel.numpy(),  # (256, 128)
+    }
+    for units, matrix in matrices.items():
         rows = matrix.reshape(-1, 16, units) == 0  # 16 consecutive inputs
         assert np.all(rows.all(axis=1) | ~rows.any(axis=1))
         assert (matrix == 0).mean() == pytest.approx(0.8, abs=0.01)
