@@ -15,6 +15,9 @@ Parts (all by default; pick some with ``--parts``):
   for 40 epochs, against the teacher.
 - ``gru``: a GRU on the sunspots; test MAE of the float, shrunk and pruned
   models.
+- ``builders``: every default builder's digits model (MLP, CNN, ResNet, LSTM,
+  bidirectional GRU) on another split; change in test accuracy, in points,
+  after ``prune``, ``cluster`` and ``shrink`` with their defaults.
 
 Every transform runs with its default settings. Results (mean and range over
 the seeds) are printed and written as Markdown to ``--out``.
@@ -148,12 +151,39 @@ def gru(seed: int, _folder) -> dict:
     return row
 
 
+def builders(seed: int, _folder) -> dict:
+    """Change in test accuracy (points) after each default transform, on every
+    default builder's digits model, on another split than the tests'
+    (``datasets.digits(seed=seed + 7)``), as a new user would try them."""
+    cases = {
+        "mlp": ("flat", lambda: kdl.build_mlp((64,), 10)),
+        "cnn": ("image", lambda: kdl.build_cnn((8, 8, 1), 10)),
+        "resnet": ("image", lambda: kdl.build_resnet((8, 8, 1), 10)),
+        "lstm": ("sequence", lambda: kdl.build_lstm((8, 8), 10)),
+        "bigru": ("sequence", lambda: kdl.build_gru((8, 8), 10, bidirectional=True)),
+    }
+    row = {}
+    for name, (layout, make) in cases.items():
+        (x, y), (x_test, y_test) = datasets.digits(layout=layout, seed=seed + 7)
+        kdl.set_seed(seed)
+        model = make()
+        model.fit(x, y, epochs=20, batch_size=32, verbose=0)
+        base = model.evaluate(x_test, y_test, verbose=0)[1]
+        row[f"{name} float"] = base
+        for transform in ("prune", "cluster", "shrink"):
+            smaller = getattr(compression, transform)(model, x, y, verbose=0)
+            accuracy = smaller.evaluate(x_test, y_test, verbose=0)[1]
+            row[f"{name} {transform}"] = 100 * (accuracy - base)
+    return row
+
+
 PARTS = {
     "sizes-plain": lambda seed, folder: sizes(seed, False, folder),
     "sizes-bn": lambda seed, folder: sizes(seed, True, folder),
     "speed": speed,
     "distill": distill,
     "gru": gru,
+    "builders": builders,
 }
 
 
