@@ -750,8 +750,8 @@ def to_tflite(
             model keeps its few distinct values in the file and gzip stores
             them in a few bits each (a digits CNN pruned weight by weight and
             clustered, seed 0: 11.5x -> 14.0x smaller gzipped than the float
-            file; pruned only: 8.8x -> 10.3x, same accuracy). The LiteRT check still guards
-            accuracy. Defaults to `True`.
+            file; pruned only: 8.8x -> 10.3x, same accuracy). The LiteRT
+            check still guards accuracy. Defaults to `True`.
         labels: list, dict or None. Class names stored in the file, which
             ``kdl.lite`` returns from ``classify``: a list for a model with
             one classification output (one name per class; two for a sigmoid

@@ -672,7 +672,8 @@ def standard_variants(
     ``model`` into ``student``; without one, into the shrunk model: prune
     first, then distill). The pruned and clustered files have one weight
     scale per kernel (``to_tflite(..., per_channel=False)``), which keeps
-    their zeros and clusters compressible. Every file passed its LiteRT check.
+    their zeros and clusters compressible, or, when such a file fails its
+    check, one per channel. Every file passed its LiteRT check.
 
     A variant that cannot be made for this model (a
     `kdl.errors.UnsupportedModelError`: e.g. int8 of a GRU, which crashes the
@@ -855,15 +856,11 @@ class _VariantBuilder:
         self.made[item] = made
         return made
 
-    def __call__(self, item: str) -> tuple:
-        """(the variant, the Keras model it came from or None)."""
-        if item == "keras float":
-            return self.model, None
-        source = self.keras_model(item)
+    def _export(self, item: str, source, *, per_channel: bool):
         quantization = _QUANTIZATION.get(item, "int8")
         slug = self.model.name.replace("/", "_")
         stem = item.replace(" + ", "_").replace(" ", "_")
-        path = export.to_tflite(
+        return export.to_tflite(
             source,
             self.folder / f"{slug}_{stem}.tflite",
             quantization=quantization,
@@ -871,9 +868,24 @@ class _VariantBuilder:
                 self.representative_data if quantization == "int8" else None
             ),
             check_data=self.check_data,
-            per_channel=item not in _PER_KERNEL_SCALES,
+            per_channel=per_channel,
             verbose=self.quiet,
         )
+
+    def __call__(self, item: str) -> tuple:
+        """(the variant, the Keras model it came from or None)."""
+        if item == "keras float":
+            return self.model, None
+        source = self.keras_model(item)
+        per_kernel = item in _PER_KERNEL_SCALES
+        try:
+            path = self._export(item, source, per_channel=not per_kernel)
+        except export.ExportCheckError:
+            if not per_kernel:
+                raise
+            # one scale per kernel can lose the precision of channels with
+            # small weights: the accurate per-channel file then
+            path = self._export(item, source, per_channel=True)
         # a QAT model's wrappers hold quantizer variables: count the
         # architecture it shares with the float model instead
         return path, self.model if item == "QAT + int8" else source

@@ -128,6 +128,34 @@ def test_standard_variants_from_one_float_model(trained_mlp, digits_flat, tmp_pa
         assert table.row(name)["multiply_adds_ratio"] <= 0.55, name
 
 
+def test_a_per_kernel_file_that_fails_its_check_is_made_per_channel(
+    trained_mlp, digits_flat, tmp_path, monkeypatch
+):
+    (x, y), (x_test, _) = digits_flat
+    real, asked = export.to_tflite, []
+
+    def per_kernel_fails(model, path, **kwargs):
+        asked.append(kwargs["per_channel"])
+        if not kwargs["per_channel"]:
+            raise export.ExportCheckError("top-1 agreement 90% (required 98%)")
+        return real(model, path, **kwargs)
+
+    monkeypatch.setattr(export, "to_tflite", per_kernel_fails)
+    variants = report.standard_variants(
+        trained_mlp,
+        x,
+        y,
+        tmp_path,
+        include=("keras float", "pruned + int8"),
+        check_data=x_test,
+        prune_kwargs={"epochs": 1},
+        verbose=0,
+    )
+    assert asked == [False, True]
+    assert variants["pruned + int8"].is_file()
+    assert export.load_tflite(variants["pruned + int8"]).metadata["per_channel"] is True
+
+
 def test_plot_labels_of_variants_sharing_a_size_do_not_overlap(tmp_path):
     import matplotlib
 
