@@ -174,7 +174,7 @@ def _convert_job(tf, job: dict) -> None:
     quantization = job["quantization"]
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if not job.get("per_channel", True):
+    if not job["per_channel"]:
         # The converter has no public switch for per-tensor weight scales;
         # this attribute is the one its own tests and TF's guides use.
         converter._experimental_disable_per_channel = True

@@ -499,22 +499,18 @@ def compare(
     return report
 
 
-def _check_sources(sources, variants, func) -> None:
-    if sources is None:
+def _check_by_variant(values, arg, expected, variants, func, check_value) -> None:
+    """``values``: None or a dict whose keys are variant names, each value
+    passing ``check_value(value, label)``; ``expected`` says what it must be."""
+    if values is None:
         return
+    if not isinstance(values, Mapping):
+        v.fail(func, arg, expected, values, error=TypeError)
     names = list(variants)
-    if not isinstance(sources, Mapping):
-        v.fail(
-            func,
-            "sources",
-            "a dict {variant: kdl.keras.Model}",
-            sources,
-            error=TypeError,
-        )
-    for key, value in sources.items():
+    for key, value in values.items():
         if key not in variants:
-            v.fail(func, "sources", f"a dict whose keys are variant names {names}", key)
-        v.check_keras_model(value, f"sources[{key!r}]", func)
+            v.fail(func, arg, f"a dict whose keys are variant names {names}", key)
+        check_value(value, f"{arg}[{key!r}]")
 
 
 def _check_compare_args(
@@ -522,30 +518,27 @@ def _check_compare_args(
 ) -> str:
     """Checks the arguments of :func:`compare`; returns the baseline's name."""
     _check_variants(variants, func)
-    _check_sources(sources, variants, func)
+    _check_by_variant(
+        sources,
+        "sources",
+        "a dict {variant: kdl.keras.Model}",
+        variants,
+        func,
+        lambda value, label: v.check_keras_model(value, label, func),
+    )
     names = list(variants)
     if baseline is None:
         baseline = names[0]
     elif baseline not in variants:
         v.fail(func, "baseline", f"one of the variant names {names}", baseline)
-    if epsilons is not None:
-        if not isinstance(epsilons, Mapping):
-            v.fail(
-                func,
-                "epsilons",
-                "a dict {variant: epsilon} or None",
-                epsilons,
-                error=TypeError,
-            )
-        for key, value in epsilons.items():
-            if key not in variants:
-                v.fail(
-                    func,
-                    "epsilons",
-                    f"a dict whose keys are variant names {names}",
-                    key,
-                )
-            v.check_float(value, f"epsilons[{key!r}]", func, strict_min=True)
+    _check_by_variant(
+        epsilons,
+        "epsilons",
+        "a dict {variant: epsilon} or None",
+        variants,
+        func,
+        lambda value, label: v.check_float(value, label, func, strict_min=True),
+    )
     if metric is not None:
         v.check_str(metric, "metric", func)
     v.check_str(name, "name", func)

@@ -22,7 +22,8 @@ from kdl.backend import keras, tf
 
 __all__ = ["FLATTENABLE", "flat_copy", "is_flat", "plain_copy"]
 
-# Exact types: a transposed convolution's kernel ends with its inputs.
+# Convolutions whose kernel ends with its filters. Exact types: a transposed
+# convolution's kernel ends with its inputs.
 FLATTENABLE = (keras.layers.Conv1D, keras.layers.Conv2D)
 
 
@@ -53,21 +54,21 @@ def is_flat(layer) -> bool:
     return type(layer) in _PLAIN
 
 
+def _copy_as(cls, layer):
+    """A built ``cls`` with ``layer``'s config and weights, the kernel
+    reshaped to ``cls``'s own kernel shape."""
+    copy = cls.from_config(layer.get_config())
+    copy.build(layer.input_shape)
+    kernel, *rest = layer.get_weights()
+    copy.set_weights([kernel.reshape(copy.kernel.shape), *rest])
+    return copy
+
+
 def flat_copy(layer):
     """A flat-kernel copy of a built Conv1D or Conv2D, with its weights."""
-    flat = _FLAT[type(layer)].from_config(layer.get_config())
-    flat.build(layer.input_shape)
-    kernel, *rest = layer.get_weights()
-    flat.set_weights([kernel.reshape(flat.kernel.shape), *rest])
-    return flat
+    return _copy_as(_FLAT[type(layer)], layer)
 
 
 def plain_copy(layer):
     """``layer`` itself, or for a flat-kernel layer a plain copy of it."""
-    if not is_flat(layer):
-        return layer
-    plain = _PLAIN[type(layer)].from_config(layer.get_config())
-    plain.build(layer.input_shape)
-    kernel, *rest = layer.get_weights()
-    plain.set_weights([kernel.reshape(layer.kernel_shape), *rest])
-    return plain
+    return _copy_as(_PLAIN[type(layer)], layer) if is_flat(layer) else layer

@@ -8,6 +8,7 @@ from kdl import _model_utils as mu
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.compression import _common as c
+from kdl.compression import _flat_kernels as fk
 
 __all__ = ["cluster"]
 
@@ -90,8 +91,7 @@ def fold_batch_norms(model) -> list:
     values and undo the clusters (issue 15).
     """
     reads, readers = _producers(model)
-    # exact types: a transposed convolution's kernel ends with its inputs
-    kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
+    kinds = (keras.layers.Dense, *fk.FLATTENABLE)
     folded = []
     for norm in model.layers:
         if not isinstance(norm, keras.layers.BatchNormalization):
