@@ -48,6 +48,22 @@ def _transform_kwargs(epochs):
     }
 
 
+def _compare(variants, x_test, y_test, folder: Path, name: str):
+    """The report of ``variants`` against the float TFLite file."""
+    from kdl import report
+
+    return report.compare(
+        variants,
+        x_test,
+        y_test,
+        baseline="tflite float",
+        output_dir=folder,
+        name=name,
+        latency_samples=200,
+        verbose=0,
+    )
+
+
 def digits_cnn(folder: Path, epochs, seed: int):
     """(report, skipped variants) for the default digits CNN."""
     import kdl
@@ -68,16 +84,7 @@ def digits_cnn(folder: Path, epochs, seed: int):
             verbose=1,
             **_transform_kwargs(epochs),
         )
-    table = report.compare(
-        variants,
-        x_test,
-        y_test,
-        baseline="tflite float",
-        output_dir=folder,
-        name="digits_cnn",
-        latency_samples=200,
-        verbose=0,
-    )
+    table = _compare(variants, x_test, y_test, folder, "digits_cnn")
     return table, [str(w.message) for w in caught if "skipped" in str(w.message)]
 
 
@@ -120,17 +127,7 @@ def sunspots_gru(folder: Path, epochs, seed: int):
         variants.sources[label] = source
     # the pruned Keras model too: tells a loss from pruning from one in export
     variants["pruned (Keras)"] = made["pruned"]
-    table = report.compare(
-        variants,
-        x_test,
-        y_test,
-        baseline="tflite float",
-        output_dir=folder,
-        name="sunspots_gru",
-        latency_samples=200,
-        verbose=0,
-    )
-    return table, []
+    return _compare(variants, x_test, y_test, folder, "sunspots_gru"), []
 
 
 def cnn_goals(table) -> list[str]:

@@ -48,13 +48,19 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.slow
-def test_every_builder_builds_in_a_mirrored_strategy():
+def _run(script: str, *, timeout: int) -> dict:
+    """The JSON ``script`` prints last, run in a fresh Python (the CPU split
+    into two devices must come before TensorFlow starts)."""
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_every_builder_builds_in_a_mirrored_strategy():
+    out = _run(SCRIPT, timeout=600)
     loss = out.pop("loss")
     refused = out.pop("refused")
     assert "'strategy' parameter of kdl.train must be the strategy the model" in refused
@@ -142,11 +148,7 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_compression_keeps_the_strategy_and_privacy_refuses_it():
-    result = subprocess.run(
-        [sys.executable, "-c", TRANSFORMS], capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = _run(TRANSFORMS, timeout=900)
     assert out["base"] >= 0.9
     for name in ("prune", "shrink", "distill"):
         strategy, accuracy = out[name]

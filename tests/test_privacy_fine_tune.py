@@ -23,17 +23,22 @@ def _pruned_copy(private):
     return tfmot.sparsity.keras.prune_low_magnitude(copy, pruning_schedule=schedule)
 
 
+def _trained_private(x, y, *, hidden: int):
+    """(model, its private copy trained 2 epochs with DP-SGD, its epsilon)."""
+    model = kdl.build_mlp((64,), 10, hidden_units=(hidden,), optimizer="sgd",
+                          learning_rate=0.5)  # fmt: skip
+    private = privacy.make_private(model, noise_multiplier=1.1)
+    private.fit(x, y, batch_size=50, epochs=2, verbose=0)
+    return model, private, privacy.statement(private).epsilon
+
+
 @pytest.mark.slow
 def test_pruned_private_model_fine_tunes_with_dp_and_composes(digits_flat):
     import tensorflow_model_optimization as tfmot
 
     (x, y), (x_test, y_test) = digits_flat
     x, y = x[:400], y[:400]
-    model = kdl.build_mlp((64,), 10, hidden_units=(16,), optimizer="sgd",
-                          learning_rate=0.5)  # fmt: skip
-    private = privacy.make_private(model, noise_multiplier=1.1)
-    private.fit(x, y, batch_size=50, epochs=2, verbose=0)
-    first = privacy.statement(private).epsilon
+    _, private, first = _trained_private(x, y, hidden=16)
 
     work = privacy.private_fine_tune_setup(
         private, _pruned_copy(private), {"noise_multiplier": 2.0}, learning_rate=0.1
@@ -97,11 +102,7 @@ def test_compression_fine_tunes_a_private_model_with_dp(transform, digits_flat):
     one statement for both runs (never the refusal of plain fine-tuning)."""
     (x, y), (x_test, y_test) = digits_flat
     x, y = x[:400], y[:400]
-    model = kdl.build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd",
-                          learning_rate=0.5)  # fmt: skip
-    private = privacy.make_private(model, noise_multiplier=1.1)
-    private.fit(x, y, batch_size=50, epochs=2, verbose=0)
-    first = privacy.statement(private).epsilon
+    model, private, first = _trained_private(x, y, hidden=32)
     with pytest.raises(ValueError, match="dp=True"):
         getattr(kdl.compression, transform)(private, x, y, epochs=1, verbose=0)
     options = {"prune": {"target_sparsity": 0.5}, "shrink": {"fraction": 0.5},
