@@ -132,7 +132,7 @@ student = kdl.build_mlp((64,), 10, hidden_units=(16,), strategy="mirrored")
 results = {
     "prune": compression.prune(model, x, y, epochs=2, verbose=0),
     "shrink": compression.shrink(model, x, y, epochs=2, verbose=0),
-    "distill": compression.distill(model, student, x, y, epochs=3, verbose=0),
+    "distill": compression.distill(model, student, x, y, epochs=15, verbose=0),
 }
 for name, result in results.items():
     out[name] = [type(result.distribute_strategy).__name__,
@@ -153,5 +153,7 @@ def test_compression_keeps_the_strategy_and_privacy_refuses_it():
     for name in ("prune", "shrink", "distill"):
         strategy, accuracy = out[name]
         assert strategy == "MirroredStrategy", name
-        assert accuracy >= 0.5, (name, accuracy)
+        # Unseeded: 15 distillation epochs reached 0.86-0.91 in four runs
+        # (3 epochs reached 0.44-0.62, too close to chance for a test).
+        assert accuracy >= 0.75, (name, accuracy)
     assert "built without a tf.distribute strategy" in out["private"]
