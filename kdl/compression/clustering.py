@@ -42,7 +42,7 @@ def _clustering_wrapper(clusters, preserve_sparsity, wrapped_names):
     return wrap
 
 
-def _producers(model) -> dict:
+def _producers(model) -> tuple[dict, dict]:
     """{layer name: the one layer name it reads}, for layers called once on
     one input, and how many layers read each layer (the model's config)."""
     if isinstance(model, keras.Sequential):
