@@ -3,8 +3,8 @@
 An edge device (a Raspberry Pi, an industrial PC, an app's Python backend)
 installs the LiteRT interpreter and NumPy, not TensorFlow::
 
-    pip install --no-deps kdl        # or: pip install --no-deps /path/to/kdl
-    pip install ai-edge-litert numpy
+    pip install --no-deps /path/to/kdl   # the distribution is kdl-workflow
+    pip install ai-edge-litert numpy pillow
 
 This module imports only the standard library, NumPy and ``ai_edge_litert``
 (and two kdl helper modules that import nothing else), so loading a file and
