@@ -14,6 +14,7 @@ import numpy as np
 
 from kdl import _files
 from kdl import _validation as v
+from kdl._constants import ALGORITHMS
 from kdl.tuning import _builder_args as builder_args
 from kdl.tuning import _job as jobs
 from kdl.tuning._search_space import Boolean, Choice, Float, Int
@@ -21,7 +22,6 @@ from kdl.tuning._search_space import Boolean, Choice, Float, Int
 __all__ = ["Int", "Float", "Choice", "Boolean", "TuneResult", "tune"]
 
 FUNC = jobs.FUNC
-ALGORITHMS = ("bayesian", "random", "grid", "hyperband")
 DIRECTIONS = ("min", "max")
 DEFAULT_ROOT = Path("saved_models")
 TRIALS_CSV = jobs.TRIALS_CSV
