@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from _helpers import kernel_value_counts
 
 from kdl import export
 from kdl.backend import keras, tf
@@ -284,22 +285,6 @@ def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(digits_image, tmp_path)
         assert accuracy >= float_accuracy - 0.01
         # measured 13.5-13.6x and 16.6-16.8x (benchmarks/compression.py)
         assert _gz(float_path) >= smaller * _gz(path)
-
-
-def kernel_value_counts(path) -> list[int]:
-    """Distinct int8 values in each weight tensor of a .tflite file."""
-    interpreter = export.load_tflite(path).interpreter
-    counts = []
-    for detail in interpreter.get_tensor_details():
-        if detail["dtype"] != np.int8 or len(detail["shape"]) < 2:
-            continue
-        try:
-            values = interpreter.get_tensor(detail["index"])
-        except ValueError:  # an activation: no data before a call
-            continue
-        if values.size >= 1000:
-            counts.append(len(np.unique(values)))
-    return counts
 
 
 @pytest.mark.slow

@@ -340,21 +340,6 @@ def test_validation_data_and_split_are_checked_like_train(digits_flat, tmp_path)
     assert not (tmp_path / "s").exists()
 
 
-def test_import_kdl_does_not_import_keras_tuner():
-    code = (
-        "import sys, kdl, kdl.tuning; kdl.Choice([1]); kdl.tune; "
-        "print('keras_tuner' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    assert out.stdout.strip() == "False"
-
-
 def test_keras_tuner_internals_the_resumable_oracle_overrides_are_still_there():
     """kdl.tuning._oracles and _kt override KerasTuner private state (issue 27):
     a KerasTuner release that renames any of it must fail here, not mid-search."""
