@@ -14,14 +14,8 @@
   (through :mod:`kdl.lite`) with a Keras-like ``predict``, and measure its
   metrics and per-example latency.
 
-How the export works: the model is traced as ``model(x, training=False)``, so
-augmentation layers (identity at inference) leave no op in the graph; models
-with recurrent layers are traced with a fixed batch of one (the TFLite
-converter needs static tensor-list shapes, docs/design.md#tflite), and their
-files run one example at a time. The conversion itself runs in a separate
-process (``_convert.py``): full int8 conversion of a GRU crashes the
-converter with a segmentation fault, and that must not take the user's
-process down.
+How the export works: ``_tflite.py`` says (tracing, recurrent models at batch 1,
+the converter in a worker process).
 
 Example:
     >>> from kdl import build_mlp, datasets, export

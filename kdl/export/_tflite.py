@@ -1,18 +1,4 @@
-"""Export models for serving and for edge devices, verified in LiteRT.
-
-- :func:`to_savedmodel`: a TensorFlow SavedModel with a "serving_default"
-  signature (also loadable as a Keras model).
-- :func:`to_tflite`: a .tflite file, float or quantized ("dynamic", "float16",
-  "int8"), from a model of any kdl builder. Every file is run in the LiteRT
-  interpreter (``ai_edge_litert``, the runtime edge devices use) and compared
-  with the Keras model before it is written; a file that fails the check is
-  never written. Every file describes itself: task, inputs, outputs and their
-  meaning, class labels, preprocessing, quantization, the check's result,
-  versions, creation time, the training run and the privacy guarantee, read
-  on a device with :mod:`kdl.lite` (no TensorFlow there).
-- :func:`load_tflite` and :func:`evaluate_tflite`: run a .tflite file in LiteRT
-  (through :mod:`kdl.lite`) with a Keras-like ``predict``, and measure its
-  metrics and per-example latency.
+"""kdl.export.to_tflite: a .tflite file, checked in LiteRT before it is written.
 
 How the export works: the model is traced as ``model(x, training=False)``, so
 augmentation layers (identity at inference) leave no op in the graph; models
@@ -22,16 +8,6 @@ files run one example at a time. The conversion itself runs in a separate
 process (``_convert.py``): full int8 conversion of a GRU crashes the
 converter with a segmentation fault, and that must not take the user's
 process down.
-
-Example:
-    >>> from kdl import build_mlp, datasets, export
-    >>> (x, y), (x_test, y_test) = datasets.digits(layout="flat")
-    >>> model = build_mlp((64,), 10)
-    >>> _ = model.fit(x, y, epochs=3, verbose=0)
-    >>> path = export.to_tflite(model, "mlp_int8.tflite", quantization="int8",
-    ...                         representative_data=x[:200], check_data=x_test,
-    ...                         labels=[str(i) for i in range(10)])
-    >>> export.evaluate_tflite(path, x_test, y_test)["accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
