@@ -10,6 +10,17 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The heavy tier first, the rest in file order.
+
+    Under ``-n 2`` a multi-minute test started last keeps one worker busy
+    while the other idles (the suite's tail); started first, the short tests
+    fill the other worker meanwhile. Tests never depend on their order (each
+    starts seeded from a clear session).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(autouse=True)
 def _seeded_clean_session():
     # kdl.set_seed (and kdl.train(seed=...)) turn on op determinism for the
