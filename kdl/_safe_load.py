@@ -40,6 +40,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+from kdl._model_format import model_format
 from kdl.backend import keras
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "check_config",
     "check_loaded",
     "warn_unsafe",
-    "activation_names",
 ]
 
 # .keras archive limits. Keras writes config.json of a few kB and stores the
@@ -63,8 +63,6 @@ BOMB_MIN_BYTES = 16 * 2**20  # smaller entries may compress as they like
 TENSOR_RATIO = 16
 TENSOR_SLACK = 64 * 2**20
 
-_KERAS_SUFFIXES = (".keras",)
-_H5_SUFFIXES = (".h5", ".hdf5")
 _WEIGHT_ENTRIES = ("model.weights.h5", "model.weights.npz")
 # Handled by Keras before it looks at "module": plain data.
 _DATA_FIRST = ("__tensor__", "__numpy__", "__bytes__")
@@ -199,11 +197,6 @@ def _keras_tables():
 
 
 _TABLES: dict = {}
-
-
-def activation_names() -> frozenset:
-    """The activation names tf_keras resolves from a string (``"relu"``, ...)."""
-    return _keras_tables()["activations"]
 
 
 def _is_native(obj) -> bool:
@@ -860,23 +853,6 @@ def _read_savedmodel(path, func):
     return configs, stored
 
 
-def _format(path: Path):
-    suffix = path.suffix.lower()
-    if suffix in _KERAS_SUFFIXES:
-        return "keras"
-    if suffix in _H5_SUFFIXES:
-        return "h5"
-    if suffix == ".tflite":
-        return "tflite"
-    if suffix == "" or path.is_dir():
-        return "savedmodel"
-    raise ValueError(
-        f"kdl cannot tell the model format of {str(path)!r} from its suffix "
-        f"{suffix!r}. Use '.keras' (recommended), '.h5', '.tflite', or a path "
-        "without a suffix for a SavedModel folder."
-    )
-
-
 # === The two checks kdl.load runs ===
 
 
@@ -917,7 +893,7 @@ def check_model_file(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{func} found no file or folder at {str(path)!r}.")
-    fmt = _format(path)
+    fmt = model_format(path)
     if fmt == "tflite":
         return
     if fmt != "savedmodel" and path.is_dir():

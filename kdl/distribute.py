@@ -26,6 +26,7 @@ import socket
 from collections.abc import Sequence
 
 from kdl import _validation as v
+from kdl._constants import STRATEGIES as KINDS
 from kdl.backend import tf
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
     "is_multi_worker",
     "KINDS",
 ]
-
-KINDS = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
 def split_cpu(count: int) -> list:

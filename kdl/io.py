@@ -34,15 +34,18 @@ import numpy as np
 
 from kdl import _safe_load, lite
 from kdl import _validation as v
+from kdl._constants import (  # noqa: F401 (kdl.io's names too)
+    FORMATS,
+    H5_SUFFIXES,
+    KERAS_SUFFIXES,
+    TFLITE_SUFFIXES,
+)
 from kdl._files import atomic_path  # public here too: kdl.io.atomic_path
+from kdl._model_format import model_format
 from kdl.backend import keras, tf
 
 __all__ = ["save", "load", "model_format", "atomic_path", "SavedModelPredictor"]
 
-KERAS_SUFFIXES = (".keras",)
-H5_SUFFIXES = (".h5", ".hdf5")
-TFLITE_SUFFIXES = (".tflite",)
-FORMATS = ("keras", "h5", "savedmodel", "tflite")
 
 _LAMBDA = re.compile(r'"class_name":\s*"Lambda"')
 # Class names that only models from kdl.compression (TF-MOT) and kdl.privacy
@@ -53,40 +56,6 @@ _COMPRESSION_MARKERS = re.compile(
 _PRIVACY_MARKERS = re.compile(
     r'PrivateModel|"class_name":\s*"(kdl>)?(DP|Vectorized)|privacy'
 )
-
-
-def model_format(path) -> str:
-    """The format :func:`save` and :func:`load` use for ``path``.
-
-    Args:
-        path: str or Path. A file name or folder.
-
-    Returns:
-        "keras", "h5", "tflite" or "savedmodel" (a path without a suffix, or an
-        existing folder).
-
-    Raises:
-        ValueError: for a suffix kdl does not know.
-
-    Example:
-        >>> model_format("model.keras")
-        'keras'
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in KERAS_SUFFIXES:
-        return "keras"
-    if suffix in H5_SUFFIXES:
-        return "h5"
-    if suffix in TFLITE_SUFFIXES:
-        return "tflite"
-    if suffix == "" or path.is_dir():
-        return "savedmodel"
-    raise ValueError(
-        f"kdl cannot tell the model format of {str(path)!r} from its suffix "
-        f"{suffix!r}. Use '.keras' (recommended), '.h5', '.tflite', or a path "
-        "without a suffix for a SavedModel folder."
-    )
 
 
 def save(model, path) -> Path:

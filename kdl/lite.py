@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from kdl import _arrays
-from kdl import _tflite_metadata as meta
+from kdl.export import _tflite_metadata as meta
 
 __all__ = ["load", "LiteModel", "SIGNATURE"]
 
@@ -116,7 +116,6 @@ class LiteModel:
         self._runner = self.interpreter.get_signature_runner(key)
         self.input_details = self._runner.get_input_details()
         self._outputs = self._runner.get_output_details()
-        self._inputs = self.input_details  # kdl.cli reads this older name
         self.input_names = _ordered(
             meta.input_names(self.metadata), signatures[key]["inputs"]
         )

@@ -46,7 +46,6 @@ from kdl.models import _strategy
 __all__ = ["train", "set_seed", "RUN_JSON", "HISTORY_PNG", "DEFAULT_ROOT"]
 
 FUNC = "kdl.train"
-SWITCHES = ("early_stopping", "checkpoint", "tensorboard", "reduce_lr")
 
 
 # === Seeding ===

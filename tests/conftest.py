@@ -10,6 +10,17 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The heavy tier first, the rest in file order.
+
+    Under ``-n 2`` a multi-minute test started last keeps one worker busy
+    while the other idles (the suite's tail); started first, the short tests
+    fill the other worker meanwhile. Tests never depend on their order (each
+    starts seeded from a clear session).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(autouse=True)
 def _seeded_clean_session():
     # kdl.set_seed (and kdl.train(seed=...)) turn on op determinism for the
@@ -46,3 +57,53 @@ def digits_sequence():
     from kdl import datasets
 
     return datasets.digits(layout="sequence")
+
+
+# === Trained models shared across modules (trained once per test process) ===
+# Tests only read them: export, compression and report copy a model before
+# changing it. Each is seeded here, as its first user may run before any
+# function-scoped seeding.
+
+
+@pytest.fixture(scope="session")
+def digits_mlp(digits_flat):
+    """The digits MLP (one hidden layer of 32), trained 10 epochs from seed 0."""
+    from kdl import build_mlp
+    from kdl.backend import keras
+
+    keras.utils.set_random_seed(0)
+    (x, y), _ = digits_flat
+    model = build_mlp((64,), 10, hidden_units=(32,))
+    model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def digits_mlp_int8(digits_mlp, digits_flat, tmp_path_factory):
+    """digits_mlp as a full-int8 .tflite file: int8 inputs and outputs, labels."""
+    from kdl import export
+
+    (x, _), (x_test, _) = digits_flat
+    return export.to_tflite(
+        digits_mlp,
+        tmp_path_factory.mktemp("digits_mlp") / "mlp_int8_io.tflite",
+        quantization="int8",
+        representative_data=x[:200],
+        check_data=x_test,
+        integer_io=True,
+        labels=[str(i) for i in range(10)],
+        verbose=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(digits_image):
+    """The default digits CNN with batch norm, trained 15 epochs from seed 0."""
+    from kdl import build_cnn
+    from kdl.backend import keras
+
+    keras.utils.set_random_seed(0)
+    (x, y), _ = digits_image
+    model = build_cnn((8, 8, 1), 10, batch_norm=True)
+    model.fit(x, y, epochs=15, batch_size=32, verbose=0)
+    return model

@@ -58,6 +58,7 @@ def _run(script: str, *, timeout: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_every_builder_builds_in_a_mirrored_strategy():
     out = _run(SCRIPT, timeout=600)
@@ -147,6 +148,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_compression_keeps_the_strategy_and_privacy_refuses_it():
     out = _run(TRANSFORMS, timeout=900)

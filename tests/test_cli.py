@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_datasets import write_sunspots, write_wine
+from _helpers import write_sunspots, write_wine
 
 import kdl
 from kdl import cli, datasets

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -359,7 +356,7 @@ def test_folding_batch_norms_keeps_what_the_model_computes():
 def test_clusters_of_a_batch_normalized_cnn_survive_its_int8_file(
     digits_image, tmp_path
 ):
-    from test_export import kernel_value_counts
+    from _helpers import kernel_value_counts
 
     from kdl import export
 
@@ -583,17 +580,6 @@ def test_sparsity_refuses_what_is_not_a_kdl_keras_model(model):
     model = _keras3_model() if model == "keras3" else model
     with pytest.raises(TypeError, match=r"'model'.*kdl.keras"):
         compression.sparsity(model)
-
-
-def test_importing_kdl_compression_does_not_import_tfmot():
-    code = (
-        "import sys, kdl, kdl.compression; "
-        "print('tensorflow_model_optimization' in sys.modules)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "False"
 
 
 def test_one_shot_pruning_without_fine_tuning(digits_flat):

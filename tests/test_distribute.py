@@ -34,6 +34,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_mirrored_over_two_cpus_trains_like_one_device(tmp_path):
     result = subprocess.run(

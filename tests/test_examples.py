@@ -153,6 +153,7 @@ def test_quick_flag_and_variable(tmp_path):
         assert result.stdout.strip() == expected, result.stderr
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(PROMISES))
 def test_example_runs(script, tmp_path):
@@ -176,6 +177,7 @@ OTHERS = sorted(
 )
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("script", OTHERS)
 def test_other_example_runs(script, tmp_path):

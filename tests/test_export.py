@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from _helpers import kernel_value_counts
 
 from kdl import export
 from kdl.backend import keras, tf
@@ -187,14 +188,16 @@ def test_every_builder_exports_float_and_dynamic(builder, digits_all, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("builder", ["mlp", "cnn"])
-def test_cnn_and_mlp_export_to_int8_and_float16(builder, digits_all, tmp_path):
-    from kdl import build_cnn, build_mlp
+def test_cnn_and_mlp_export_to_int8_and_float16(
+    builder, digits_all, digits_mlp, tmp_path
+):
+    from kdl import build_cnn
 
     layout = "flat" if builder == "mlp" else "image"
     (x, y), (x_test, y_test) = digits_all[layout]
     # trained to confident predictions: int8 must agree on 98% of them
     if builder == "mlp":
-        model = _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 10)
+        model = digits_mlp  # the shared one: 10 epochs, hidden (32,)
     else:
         model = _fit(
             build_cnn((8, 8, 1), 10, filters=(8, 16), dense_units=(32,)), x, y, 8
@@ -223,21 +226,11 @@ def test_cnn_and_mlp_export_to_int8_and_float16(builder, digits_all, tmp_path):
 
 
 @pytest.mark.slow
-def test_int8_with_integer_inputs_and_outputs(digits_flat, tmp_path):
-    from kdl import build_mlp
-
+def test_int8_with_integer_inputs_and_outputs(digits_flat, digits_mlp, digits_mlp_int8):
+    # the shared file: quantization="int8", integer_io=True (conftest.py)
     (x, y), (x_test, y_test) = digits_flat
-    model = _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 2)
-    path = export.to_tflite(
-        model,
-        tmp_path / "io.tflite",
-        quantization="int8",
-        representative_data=x[:200],
-        check_data=x_test,
-        integer_io=True,
-        verbose=0,
-    )
-    lite = export.load_tflite(path)
+    model = digits_mlp
+    lite = export.load_tflite(digits_mlp_int8)
     assert lite.input_details["inputs"]["dtype"] == np.int8
     # floats go in (quantized by load_tflite), dequantized floats come out
     probabilities = lite.predict(x_test)
@@ -249,11 +242,13 @@ def test_int8_with_integer_inputs_and_outputs(digits_flat, tmp_path):
 
 
 @pytest.mark.slow
-def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(digits_image, tmp_path):
-    from kdl import build_cnn, compression
+def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(
+    digits_image, digits_cnn, tmp_path
+):
+    from kdl import compression
 
     (x, y), (x_test, y_test) = digits_image
-    model = _fit(build_cnn((8, 8, 1), 10, batch_norm=True), x, y, 15)
+    model = digits_cnn  # batch_norm=True, 15 epochs (conftest.py)
     # the Keras float model's size: its float32 weights in a float .tflite file
     # (within 1% of a .keras file without optimizer state)
     float_path = export.to_tflite(
@@ -284,22 +279,6 @@ def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(digits_image, tmp_path)
         assert accuracy >= float_accuracy - 0.01
         # measured 13.5-13.6x and 16.6-16.8x (benchmarks/compression.py)
         assert _gz(float_path) >= smaller * _gz(path)
-
-
-def kernel_value_counts(path) -> list[int]:
-    """Distinct int8 values in each weight tensor of a .tflite file."""
-    interpreter = export.load_tflite(path).interpreter
-    counts = []
-    for detail in interpreter.get_tensor_details():
-        if detail["dtype"] != np.int8 or len(detail["shape"]) < 2:
-            continue
-        try:
-            values = interpreter.get_tensor(detail["index"])
-        except ValueError:  # an activation: no data before a call
-            continue
-        if values.size >= 1000:
-            counts.append(len(np.unique(values)))
-    return counts
 
 
 @pytest.mark.slow
@@ -375,11 +354,9 @@ def test_savedmodel_refuses_a_folder_it_did_not_write(tmp_path):
 
 
 @pytest.mark.slow
-def test_failed_check_raises_and_leaves_no_file(digits_flat, tmp_path):
-    from kdl import build_mlp
-
+def test_failed_check_raises_and_leaves_no_file(digits_flat, digits_mlp, tmp_path):
     (x, y), (x_test, _) = digits_flat
-    model = _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 2)
+    model = digits_mlp
     path = tmp_path / "model.tflite"
     path.write_bytes(b"an older export")
     # calibrated on inputs 50 times too small: real inputs saturate in int8
@@ -538,13 +515,12 @@ def test_evaluate_tflite_checks_labels_and_reports_mae(tmp_path):
 
 @pytest.mark.slow
 def test_quantize_aware_model_exports_int8_with_its_learned_ranges(
-    digits_flat, tmp_path
+    digits_flat, digits_mlp, tmp_path
 ):
-    from kdl import build_mlp, compression
+    from kdl import compression
 
     (x, y), (x_test, y_test) = digits_flat
-    model = _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 8)
-    qat = compression.quantize_aware(model, x, y, epochs=1, verbose=0)
+    qat = compression.quantize_aware(digits_mlp, x, y, epochs=1, verbose=0)
     path = export.to_tflite(
         qat, tmp_path / "qat.tflite", quantization="int8", check_data=x_test, verbose=0
     )
@@ -558,14 +534,15 @@ def test_quantize_aware_model_exports_int8_with_its_learned_ranges(
 
 
 @pytest.mark.slow
-def test_qat_batchnorm_cnn_int8_with_representative_data(digits_image, tmp_path):
+def test_qat_batchnorm_cnn_int8_with_representative_data(
+    digits_image, digits_cnn, tmp_path
+):
     # Re-calibrating a QAT model on representative data broke its folded
     # batch-norm ranges (48% agreement); its learned ranges must be used.
-    from kdl import build_cnn, compression
+    from kdl import compression
 
     (x, y), (x_test, y_test) = digits_image
-    model = _fit(build_cnn((8, 8, 1), 10, batch_norm=True), x, y, 6)
-    qat = compression.quantize_aware(model, x, y, epochs=1, verbose=0)
+    qat = compression.quantize_aware(digits_cnn, x, y, epochs=1, verbose=0)
     path = export.to_tflite(
         qat,
         tmp_path / "qat.tflite",

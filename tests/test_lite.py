@@ -34,21 +34,10 @@ def _fit(model, x, y, epochs=1):
 
 
 def _mlp_int8_io(data, folder):
-    from kdl import build_mlp
-
-    (x, y), (xt, _) = data["flat"]
-    model = _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 8)
-    path = export.to_tflite(
-        model,
-        folder / "mlp_int8_io.tflite",
-        quantization="int8",
-        representative_data=x[:200],
-        check_data=xt,
-        integer_io=True,
-        labels=DIGITS,
-        verbose=0,
-    )
-    return path, xt[:50]
+    # conftest's shared file: the digits MLP (10 epochs) in full int8 with
+    # integer_io=True and labels "0"-"9"
+    (_, _), (xt, _) = data["flat"]
+    return data["mlp_int8_io"], xt[:50]
 
 
 def _cnn(data, folder):
@@ -122,13 +111,16 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, digits_flat, digits_image, digits_sequence):
+def exported(
+    tmp_path_factory, digits_flat, digits_image, digits_sequence, digits_mlp_int8
+):
     """{name: (path, test inputs)} for one file of each builder in FILES."""
     from kdl.backend import keras
 
     keras.utils.set_random_seed(0)
     folder = tmp_path_factory.mktemp("lite")
     data = {"flat": digits_flat, "image": digits_image, "sequence": digits_sequence}
+    data["mlp_int8_io"] = digits_mlp_int8
     return {name: make(data, folder) for name, make in FILES.items()}
 
 

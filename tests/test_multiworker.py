@@ -124,6 +124,7 @@ def _wait(procs, logs, timeout=600) -> list[str]:
     return outputs
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_two_workers_train_like_one_process_on_the_same_global_batch(tmp_path):
     procs, logs = _cluster(tmp_path / "run", tmp_path)
@@ -156,6 +157,7 @@ def test_two_workers_train_like_one_process_on_the_same_global_batch(tmp_path):
     assert not list(run_dir.rglob("workertemp_*"))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_killed_worker_and_its_chief_restart_from_the_backup(tmp_path):
     run_dir = tmp_path / "run"

@@ -40,6 +40,7 @@ def test_committed_without_outputs(path):
     assert any("KDL_QUICK" in c.source for c in code), "no short mode"
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):

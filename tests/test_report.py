@@ -12,6 +12,8 @@ import pytest
 from kdl import export, report
 
 
+# The slow tests' model (its size is in their assertions); the fast tests use
+# conftest's shared digits_mlp.
 @pytest.fixture(scope="module")
 def trained_mlp(digits_flat):
     from kdl import build_mlp
@@ -129,7 +131,7 @@ def test_standard_variants_from_one_float_model(trained_mlp, digits_flat, tmp_pa
 
 
 def test_a_per_kernel_file_that_fails_its_check_is_made_per_channel(
-    trained_mlp, digits_flat, tmp_path, monkeypatch
+    digits_mlp, digits_flat, tmp_path, monkeypatch
 ):
     (x, y), (x_test, _) = digits_flat
     real, asked = export.to_tflite, []
@@ -142,7 +144,7 @@ def test_a_per_kernel_file_that_fails_its_check_is_made_per_channel(
 
     monkeypatch.setattr(export, "to_tflite", per_kernel_fails)
     variants = report.standard_variants(
-        trained_mlp,
+        digits_mlp,
         x,
         y,
         tmp_path,
@@ -239,10 +241,10 @@ BAD_COMPARE_ARGUMENTS = [
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), BAD_COMPARE_ARGUMENTS)
-def test_compare_bad_arguments_are_named(trained_mlp, tmp_path, kwargs, error, match):
+def test_compare_bad_arguments_are_named(digits_mlp, tmp_path, kwargs, error, match):
     x = np.zeros((4, 64), "float32")
     y = np.zeros(4, "int64")
-    kwargs = {"variants": {"a": trained_mlp}, "verbose": 0, **kwargs}
+    kwargs = {"variants": {"a": digits_mlp}, "verbose": 0, **kwargs}
     variants = kwargs.pop("variants")
     if "f" in variants:
         variants = {"f": tmp_path / variants["f"]}
@@ -263,25 +265,25 @@ def test_compare_bad_arguments_are_named(trained_mlp, tmp_path, kwargs, error, m
     ],
 )
 def test_standard_variants_bad_arguments_are_named(
-    trained_mlp, tmp_path, kwargs, error, match
+    digits_mlp, tmp_path, kwargs, error, match
 ):
     x = np.zeros((4, 64), "float32")
     y = np.zeros(4, "int64")
     kwargs = {"output_dir": tmp_path, **kwargs}
     with pytest.raises(error, match=match):
-        report.standard_variants(trained_mlp, x, y, **kwargs)
+        report.standard_variants(digits_mlp, x, y, **kwargs)
     assert not any(tmp_path.iterdir())
 
 
 def test_standard_variants_lets_a_bad_transform_argument_through(
-    trained_mlp, digits_flat, tmp_path
+    digits_mlp, digits_flat, tmp_path
 ):
     # a bad value inside prune_kwargs is the caller's mistake, not a variant
     # this model cannot have: it raises instead of becoming a "skipped" warning
     (x, y), _ = digits_flat
     with pytest.raises(ValueError, match="'target_sparsity' parameter"):
         report.standard_variants(
-            trained_mlp,
+            digits_mlp,
             x[:64],
             y[:64],
             tmp_path,

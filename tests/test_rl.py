@@ -84,6 +84,7 @@ def _states(agent, n=300):
 # === Learning ===
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @SAME_WORKER
 def test_trained_agent_balances_the_pole(trained):
@@ -100,6 +101,7 @@ def test_trained_agent_balances_the_pole(trained):
     assert log["steps"] == agent.steps and log["steps_per_second"] > 0
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @SAME_WORKER
 def test_evaluate_is_reproducible_with_a_seed(trained):
@@ -110,6 +112,7 @@ def test_evaluate_is_reproducible_with_a_seed(trained):
 # === TFLite ===
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @SAME_WORKER
 def test_tflite_policy_takes_the_keras_actions(trained, tmp_path):
@@ -148,6 +151,7 @@ print(" ".join(str(policy(s)) for s in np.load(sys.argv[2])))
 """
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @SAME_WORKER
 def test_tflite_policy_runs_without_tensorflow(trained, tmp_path):
@@ -172,6 +176,7 @@ def test_tflite_policy_runs_without_tensorflow(trained, tmp_path):
     assert actions == [agent.act(s) for s in states]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @SAME_WORKER
 def test_dynamic_range_tflite_policy_still_balances(trained, tmp_path):
@@ -198,6 +203,7 @@ def test_run_tflite_episode_checks_its_arguments(tmp_path, path, error, match):
 # === Save and load ===
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @SAME_WORKER
 def test_save_and_load_give_the_same_actions(trained, tmp_path):

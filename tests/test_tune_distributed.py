@@ -133,6 +133,7 @@ class _Cluster:
             process.wait()
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
     tmp_path, digits_flat
@@ -257,6 +258,7 @@ def test_distributed_needs_keras_tuners_environment(
         tune(build_mlp, x, y, space=SPACE, distributed="yes")
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_fatal_error_on_a_worker_stops_the_whole_search(tmp_path):
     with _Cluster(tmp_path, "fatal") as cluster:

@@ -340,19 +340,45 @@ def test_validation_data_and_split_are_checked_like_train(digits_flat, tmp_path)
     assert not (tmp_path / "s").exists()
 
 
-def test_import_kdl_does_not_import_keras_tuner():
-    code = (
-        "import sys, kdl, kdl.tuning; kdl.Choice([1]); kdl.tune; "
-        "print('keras_tuner' in sys.modules)"
+def test_keras_tuner_internals_the_resumable_oracle_overrides_are_still_there():
+    """kdl.tuning._oracles and _kt override KerasTuner private state (issue 27):
+    a KerasTuner release that renames any of it must fail here, not mid-search."""
+    import keras_tuner as kt
+    from keras_tuner.engine import base_tuner
+    from keras_tuner.src import config as kt_config
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    objective = kt.Objective("val_loss", "min")
+    oracle = kt.oracles.RandomSearchOracle(objective=objective, max_trials=2)
+    assert isinstance(oracle._retry_queue, list)
+    assert oracle._run_times["any trial"] == 0  # a defaultdict(int)
+    for name in ("trials", "ongoing_trials", "end_order", "tuner_ids"):
+        assert hasattr(oracle, name), name
+    private = (
+        "_save_trial",
+        "_get_oracle_fname",
+        "_get_trial_dir",
+        "_check_consecutive_failures",
+        "_duplicate",
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    assert out.stdout.strip() == "False"
+    public = ("reload", "create_trial", "get_trial", "end_trial", "populate_space")
+    for name in private + public + ("get_state", "set_state"):
+        assert callable(getattr(kt.Oracle, name)), name
+    bayesian = kt.oracles.BayesianOptimizationOracle
+    assert callable(bayesian._random_populate_space)
+    grid = kt.oracles.GridSearchOracle(objective=objective, max_trials=2)
+    assert isinstance(grid._populate_next, list)
+    assert isinstance(grid._ordered_ids._next_index, dict)
+    assert isinstance(grid._ordered_ids._memory, list)
+    assert callable(grid._ordered_ids.insert)
+    for name in ("_get_tuner_fname", "_is_worker", "get_trial_dir", "on_trial_end"):
+        assert callable(getattr(base_tuner.BaseTuner, name)), name
+    assert isinstance(kt_config.DEBUG, bool) and callable(kt.synchronized)
+    assert callable(protos.get_service().GetTrialRequest)
+    assert callable(oracle_chief.OracleServicer)
+    for name in ("FailedTrialError", "FatalError", "FatalValueError"):
+        assert issubclass(getattr(kt.errors, name), Exception), name
 
 
 # === Searches ===

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from kdl._constants import H5_SUFFIXES, KERAS_SUFFIXES, TFLITE_SUFFIXES
+
 __all__ = [
     "CommandError",
     "note",
@@ -29,8 +31,8 @@ __all__ = [
     "metrics",
 ]
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
-SAVE_SUFFIXES = (".keras", ".h5", ".hdf5")
+SAVE_SUFFIXES = KERAS_SUFFIXES + H5_SUFFIXES
+MODEL_SUFFIXES = SAVE_SUFFIXES + TFLITE_SUFFIXES
 # architecture -> ranks of one example it reads
 _RANKS = {
     "mlp": (1, 2, 3),

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kdl._constants import ALGORITHMS, TASKS
+
 __all__ = ["build_parser", "ARCHITECTURES", "QUANTIZATIONS"]
 
 ARCHITECTURES = ("mlp", "cnn", "resnet", "rnn", "lstm", "gru")
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-TASKS = ("classification", "binary", "regression")
-ALGORITHMS = ("bayesian", "random", "grid", "hyperband")
 
 DESCRIPTION = """\
 kdl: the deep-learning workflow on your own data, from the shell.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kdl import _validation as v
+from kdl._constants import TASKS
 from kdl.datasets import _builtin, _images, _table, _windows
 from kdl.datasets._schema import check_compatible
 
@@ -25,7 +26,6 @@ __all__ = [
 
 FUNC = "kdl.datasets.load"
 BUILTINS = ("digits", "sunspots")
-TASKS = ("classification", "binary", "regression")
 MISSING = ("error", "drop")
 TABLE_SUFFIXES = (".csv",)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl import augment
+from kdl._constants import TASKS
 from kdl.backend import keras
 
-TASKS = ("classification", "binary", "regression")
 OPTIMIZERS = ("sgd", "momentum", "adam", "rmsprop")
 
 # task -> (head activation, loss, default metrics)

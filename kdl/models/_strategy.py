@@ -6,10 +6,10 @@ import contextlib
 import functools
 
 from kdl import _validation as v
+from kdl._constants import STRATEGIES as NAMES
 from kdl.backend import tf
 
 _BY_NAME: dict = {}
-NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
 # The class each name stands for (kdl.distribute.strategy makes them).

@@ -26,6 +26,7 @@ import numpy as np
 
 from kdl import _validation as v
 from kdl.backend import keras
+from kdl.rl._config import CLASS, check_config
 from kdl.rl.envs import check_spaces, env_id, make_env, reset
 from kdl.rl.evaluation import (
     Evaluator,
@@ -40,8 +41,6 @@ from kdl.rl.saving import load_agent, save_agent
 from kdl.rl.tflite_policy import TFLitePolicy, run_tflite_episode
 
 __all__ = ["DQNAgent", "TFLitePolicy", "play_episode", "run_tflite_episode"]
-
-CLASS = "DQNAgent"
 
 
 def linear_epsilon(start: float, end: float, decay_steps: int):
@@ -575,39 +574,3 @@ class DQNAgent:
             env = self.env
             self._obs = None  # the training episode is abandoned
         return visited_states(lambda o: int(self.learner.greedy(o[None])[0]), env, n)
-
-
-def check_config(**cfg) -> dict:
-    """Checks the `DQNAgent` hyperparameters; returns them normalised."""
-    f = CLASS
-    cfg["hidden_units"] = v.check_int_tuple(cfg["hidden_units"], "hidden_units", f)
-    cfg["gamma"] = v.check_float(cfg["gamma"], "gamma", f, max_value=1.0)
-    cfg["learning_rate"] = v.check_float(
-        cfg["learning_rate"], "learning_rate", f, strict_min=True
-    )
-    for name in (
-        "buffer_size",
-        "batch_size",
-        "target_update",
-        "train_freq",
-        "gradient_steps",
-        "n_steps",
-    ):
-        cfg[name] = v.check_int(cfg[name], name, f)
-    for name in ("learning_starts", "epsilon_decay_steps"):
-        cfg[name] = v.check_int(cfg[name], name, f, min_value=0)
-    cfg["double"] = v.check_bool(cfg["double"], "double", f)
-    for name in ("epsilon_start", "epsilon_end"):
-        cfg[name] = v.check_float(cfg[name], name, f, max_value=1.0)
-    cfg["max_grad_norm"] = v.check_float(
-        cfg["max_grad_norm"], "max_grad_norm", f, strict_min=True, allow_none=True
-    )
-    cfg["seed"] = v.check_int(cfg["seed"], "seed", f, min_value=0, allow_none=True)
-    if cfg["batch_size"] > cfg["buffer_size"]:
-        v.fail(
-            f,
-            "batch_size",
-            f"at most buffer_size ({cfg['buffer_size']})",
-            cfg["batch_size"],
-        )
-    return cfg

@@ -2,7 +2,7 @@
 
 :func:`kdl.tune` checks its arguments into three small records (the model to
 build, how to train each trial, how to search) gathered in a :class:`Job`.
-The KerasTuner side (:mod:`kdl._kt`) reads the job; this module never imports
+The KerasTuner side (:mod:`kdl.tuning._kt`) reads the job; this module never imports
 KerasTuner at the top, so ``import kdl.tuning`` stays light.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from kdl import _files
-from kdl import _search_space as spaces
 from kdl import _validation as v
+from kdl.tuning import _search_space as spaces
 
 FUNC = "kdl.tune"
 # Files a search writes in its folder, next to KerasTuner's own.

@@ -3,7 +3,7 @@
 Each spec knows how to declare itself to KerasTuner's ``HyperParameters``
 (:func:`declare`) and how to turn the value KerasTuner hands back into the
 builder argument (:func:`decode`). KerasTuner itself is never imported here:
-``hp`` is passed in by :mod:`kdl._kt`.
+``hp`` is passed in by :mod:`kdl.tuning._kt`.
 """
 
 from __future__ import annotations

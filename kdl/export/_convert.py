@@ -3,7 +3,7 @@
 The TFLite converter is C++ code; full int8 conversion of a GRU model killed
 the Python process with a segmentation fault here (docs/design.md#tflite). kdl
 therefore never converts in the user's process: :func:`convert` hands each job
-to a worker process (``python -m kdl._convert``) that imports TensorFlow once
+to a worker process (``python -m kdl.export._convert``) that imports TensorFlow once
 and converts SavedModels one after another. When the worker dies, the job gets a
 :class:`ConverterCrashError` naming the signal and the next job starts a fresh
 worker.
@@ -66,14 +66,14 @@ class _Worker:
         env = dict(os.environ)
         env["TF_USE_LEGACY_KERAS"] = "1"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # the worker imports kdl._convert; make it findable from a source tree
-        root = str(Path(__file__).resolve().parent.parent)
+        # the worker imports kdl.export._convert; make it findable from a source tree
+        root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (root, env.get("PYTHONPATH")) if p
         )
         self._log = tempfile.TemporaryFile(prefix="kdl-converter-", suffix=".log")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "kdl._convert"],
+            [sys.executable, "-m", "kdl.export._convert"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

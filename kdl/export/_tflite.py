@@ -1,75 +1,37 @@
-"""Export models for serving and for edge devices, verified in LiteRT.
-
-- :func:`to_savedmodel`: a TensorFlow SavedModel with a "serving_default"
-  signature (also loadable as a Keras model).
-- :func:`to_tflite`: a .tflite file, float or quantized ("dynamic", "float16",
-  "int8"), from a model of any kdl builder. Every file is run in the LiteRT
-  interpreter (``ai_edge_litert``, the runtime edge devices use) and compared
-  with the Keras model before it is written; a file that fails the check is
-  never written. Every file describes itself: task, inputs, outputs and their
-  meaning, class labels, preprocessing, quantization, the check's result,
-  versions, creation time, the training run and the privacy guarantee, read
-  on a device with :mod:`kdl.lite` (no TensorFlow there).
-- :func:`load_tflite` and :func:`evaluate_tflite`: run a .tflite file in LiteRT
-  (through :mod:`kdl.lite`) with a Keras-like ``predict``, and measure its
-  metrics and per-example latency.
+"""kdl.export.to_tflite: a .tflite file, checked in LiteRT before it is written.
 
 How the export works: the model is traced as ``model(x, training=False)``, so
 augmentation layers (identity at inference) leave no op in the graph; models
 with recurrent layers are traced with a fixed batch of one (the TFLite
 converter needs static tensor-list shapes, docs/design.md#tflite), and their
 files run one example at a time. The conversion itself runs in a separate
-process (:mod:`kdl._convert`): full int8 conversion of a GRU crashes the
+process (``_convert.py``): full int8 conversion of a GRU crashes the
 converter with a segmentation fault, and that must not take the user's
 process down.
-
-Example:
-    >>> from kdl import build_mlp, datasets, export
-    >>> (x, y), (x_test, y_test) = datasets.digits(layout="flat")
-    >>> model = build_mlp((64,), 10)
-    >>> _ = model.fit(x, y, epochs=3, verbose=0)
-    >>> path = export.to_tflite(model, "mlp_int8.tflite", quantization="int8",
-    ...                         representative_data=x[:200], check_data=x_test,
-    ...                         labels=[str(i) for i in range(10)])
-    >>> export.evaluate_tflite(path, x_test, y_test)["accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from kdl import _arrays, _convert, lite
-from kdl import _signatures as sig
-from kdl import _tflite_metadata as meta
+from kdl import _arrays, lite
 from kdl import _validation as v
 from kdl._files import atomic_path
-from kdl.backend import keras, tf
+from kdl.backend import tf
 from kdl.errors import UnsupportedModelError
-
-__all__ = [
-    "QUANTIZATIONS",
-    "ExportCheckError",
-    "ConverterCrashError",
-    "ConverterError",
-    "TFLiteModel",
-    "to_savedmodel",
-    "to_tflite",
-    "load_tflite",
-    "evaluate_tflite",
-]
+from kdl.export import _convert
+from kdl.export import _signatures as sig
+from kdl.export import _tflite_metadata as meta
+from kdl.export._describe import RUN_JSON, check_labels, file_description
+from kdl.export._graph import fixed_batch, is_quantize_aware, say, serving_function
 
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
-TASKS = ("classification", "binary", "regression")
 SIGNATURE = lite.SIGNATURE
-RUN_JSON = "run.json"  # kdl.training.RUN_JSON, the record of a kdl.train run
 ConverterCrashError = _convert.ConverterCrashError
 ConverterError = _convert.ConverterError
 #: The object :func:`load_tflite` returns (kept under its first name).
@@ -82,176 +44,6 @@ class ExportCheckError(RuntimeError, UnsupportedModelError):
     Also an :class:`kdl.errors.UnsupportedModelError`: this model cannot be
     exported this way (e.g. at this quantization) within the tolerances.
     """
-
-
-def _say(verbose: int, message: str) -> None:
-    if verbose:
-        print(message, flush=True)
-
-
-# === The model's graph ===
-
-
-def _fixed_batch(model) -> int | None:
-    """1 for models with recurrent layers (the converter needs it), else None."""
-    recurrent = (keras.layers.RNN, keras.layers.Bidirectional)
-    return 1 if sig.has_layer(model, recurrent) else None
-
-
-def _is_quantize_aware(model) -> bool:
-    names = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
-    return any(type(layer).__name__ in names for layer in sig.layers_of(model))
-
-
-def _serving_function(model, specs, *, batch_size: int | None):
-    """``model(x, training=False)`` as a tf.function returning {output: tensor}."""
-    names = sig.output_names(model)
-    signature = [
-        tf.TensorSpec((batch_size, *shape), tf.as_dtype(dtype), name=name)
-        for name, dtype, shape in specs
-    ]
-
-    def serve(*args):
-        outputs = model(args[0] if len(args) == 1 else list(args), training=False)
-        if isinstance(outputs, dict):
-            return {_arrays.safe_name(k): o for k, o in outputs.items()}
-        if isinstance(outputs, (list, tuple)):
-            return dict(zip(names, outputs))
-        return {names[0]: outputs}
-
-    return tf.function(serve, input_signature=signature)
-
-
-# === What the file says about itself ===
-
-
-def _meaning(kind: str, shape: list) -> str:
-    size = shape[-1]
-    if kind == "classification" and len(shape) > 2:
-        return f"per-position probabilities of {size} tokens (softmax); argmax"
-    if kind == "classification":
-        return f"probabilities of {size} classes (softmax); the class is the argmax"
-    if kind == "binary":
-        return "probability of the positive class (sigmoid); positive above 0.5"
-    return f"{size} real value(s) (linear)"
-
-
-def _preprocessing(model, note: str | None) -> dict:
-    inside = sig.has_layer(model, (keras.layers.Normalization, keras.layers.Rescaling))
-    if note is None:
-        note = (
-            "Normalization is inside the model: feed raw inputs."
-            if inside
-            else "None recorded: feed inputs prepared as for training (the "
-            "model holds no Normalization layer)."
-        )
-    return {"preprocessing": note, "normalization_in_model": inside}
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    from kdl import __version__
-
-    versions = {
-        "kdl": __version__,
-        "tensorflow": tf.__version__,
-        "tf_keras": keras.__version__,
-        "numpy": np.__version__,
-    }
-    try:
-        versions["ai_edge_litert"] = metadata.version("ai-edge-litert")
-    except metadata.PackageNotFoundError:
-        pass
-    return versions
-
-
-def _run_record(model, run_dir) -> dict | None:
-    """The kdl.train run the model came from: its folder and run.json's SHA-256.
-
-    Without ``run_dir``, the folder kdl.train recorded on the History it
-    returned (``model.history.run_dir``, Keras keeps the last History there).
-    """
-    if run_dir is None:
-        run_dir = getattr(getattr(model, "history", None), "run_dir", None)
-    record = None if run_dir is None else Path(run_dir) / RUN_JSON
-    if record is None or not record.is_file():
-        return None
-    digest = hashlib.sha256(record.read_bytes()).hexdigest()
-    return {"run_dir": str(run_dir), "run_json_sha256": digest}
-
-
-def _privacy_record(model) -> dict | None:
-    """Epsilon and delta of a model from ``kdl.privacy.make_private``.
-
-    From ``kdl.privacy.statement(model)``, which accounts for the training
-    the model actually had; when the statement cannot be made (the model
-    recorded no training), epsilon is None and "note" says why.
-    """
-    if not hasattr(model, "privacy"):  # cheap test before importing kdl.privacy
-        return None
-    from kdl import privacy
-
-    if not privacy.is_private(model):
-        return None
-    params = privacy.privacy_params(model)
-    record = {
-        "epsilon": None,
-        "delta": params.get("delta"),
-        "noise_multiplier": params.get("noise_multiplier"),
-        "l2_norm_clip": params.get("l2_norm_clip"),
-    }
-    try:
-        result = privacy.statement(model)
-    except ValueError as error:
-        return {**record, "note": f"no privacy statement: {error}"}
-    return {**record, **_json_ready(result.to_dict())}
-
-
-def _json_ready(values: dict) -> dict:
-    return {
-        k: value
-        for k, value in values.items()
-        if value is None or isinstance(value, (str, int, float, bool))
-    }
-
-
-def _description(model, job) -> dict:
-    """The metadata of the file (without the check, which comes after)."""
-    kinds = sig.output_kinds(model)
-    shapes = sig.output_shapes(model)
-    outputs = [
-        {
-            "name": name,
-            "shape": shapes[name],
-            "kind": kinds[name],
-            "meaning": _meaning(kinds[name], shapes[name]),
-        }
-        for name in sig.output_names(model)
-    ]
-    inputs = [
-        {"name": name, "shape": [None, *shape], "dtype": np.dtype(dtype).name}
-        for name, dtype, shape in job.specs
-    ]
-    return {
-        "format": meta.NAME,
-        "version": meta.FORMAT_VERSION,
-        "model": model.name,
-        "task": next(iter(kinds.values())) if len(kinds) == 1 else "multitask",
-        "inputs": inputs,
-        "outputs": outputs,
-        "kinds": kinds,
-        "labels": job.labels,
-        **_preprocessing(model, job.preprocessing),
-        "quantization": job.quantization,
-        "integer_io": job.integer_io,
-        "per_channel": job.per_channel,
-        "batch_size": _fixed_batch(model),
-        "versions": _versions(),
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "run": _run_record(model, job.run_dir),
-        "privacy": _privacy_record(model),
-    }
 
 
 # === Arguments of to_tflite ===
@@ -283,63 +75,6 @@ class _Job:
         return self.quantization or "float"
 
 
-def _check_labels(labels, model, func: str) -> dict | None:
-    """``labels`` as {output name: [class names]}, checked against the outputs."""
-    if labels is None:
-        return None
-    shapes = sig.output_shapes(model)
-    classes = {
-        name: shapes[name][-1] if kind == "classification" else 2
-        for name, kind in sig.output_kinds(model).items()
-        if kind != "regression"
-    }
-    if not classes:
-        v.fail(
-            func,
-            "labels",
-            "None: the model has no classification output",
-            type(labels).__name__,
-        )
-    if isinstance(labels, dict):
-        given = {_arrays.safe_name(k): value for k, value in labels.items()}
-        if not given or set(given) - set(classes):
-            v.fail(
-                func,
-                "labels",
-                f"a dict whose keys are classification outputs {sorted(classes)}",
-                sorted(labels),
-            )
-    elif len(classes) == 1:
-        given = {next(iter(classes)): labels}
-    else:
-        v.fail(
-            func,
-            "labels",
-            "a dict {output: class names} (the model has "
-            f"{len(classes)} classification outputs {sorted(classes)})",
-            type(labels).__name__,
-            error=TypeError,
-        )
-    return {
-        name: _class_names(value, classes[name], name, func)
-        for name, value in given.items()
-    }
-
-
-def _class_names(value, size: int, output: str, func: str) -> list:
-    requirement = f"a list of {size} class names (str or int) for output {output!r}"
-    if isinstance(value, (str, bytes)) or not isinstance(
-        value, (list, tuple, np.ndarray)
-    ):
-        v.fail(func, "labels", requirement, value, error=TypeError)
-    names = np.asarray(value).tolist()
-    if not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names):
-        v.fail(func, "labels", requirement, value, error=TypeError)
-    if len(names) != size:
-        v.fail(func, "labels", requirement, f"{len(names)} names")
-    return names
-
-
 def _check_run_dir(run_dir, func: str) -> Path | None:
     if run_dir is None:
         return None
@@ -358,7 +93,7 @@ def _check_data(
     model, specs, representative_data, check_data, quantization, func: str
 ) -> tuple:
     """(representative inputs or None, check inputs or None, quantize-aware)."""
-    quantize_aware = _is_quantize_aware(model)
+    quantize_aware = is_quantize_aware(model)
     if quantization == "int8" and representative_data is None and not quantize_aware:
         v.fail(
             func,
@@ -443,7 +178,7 @@ def _tflite_job(
         regression_tolerance=v.check_float(
             regression_tolerance, "regression_tolerance", func, strict_min=True
         ),
-        labels=_check_labels(labels, model, func),
+        labels=check_labels(labels, model, func),
         preprocessing=v.check_str(
             preprocessing, "preprocessing", func, allow_none=True
         ),
@@ -461,7 +196,7 @@ def _converted(model, job: _Job) -> bytes:
         saved = os.path.join(tmp, "saved_model")
         module = tf.Module()
         module.model_variables = list(model.variables)
-        serve = _serving_function(model, job.specs, batch_size=_fixed_batch(model))
+        serve = serving_function(model, job.specs, batch_size=fixed_batch(model))
         tf.saved_model.save(
             module, saved, signatures={SIGNATURE: serve.get_concrete_function()}
         )
@@ -594,7 +329,7 @@ def _checked_file(model, content: bytes, description: dict, job: _Job) -> bytes:
             f"LiteRT check on {where}: {check['details']}. No file was written "
             f"to {job.path}. {hint}"
         )
-    _say(job.verbose, f"Checked in LiteRT on {where}: {check['details']}.")
+    say(job.verbose, f"Checked in LiteRT on {where}: {check['details']}.")
     return meta.write(content, {**description, "check": check})
 
 
@@ -606,69 +341,6 @@ def _write(path: Path, content: bytes) -> None:
 
 
 # === Public API ===
-
-
-def to_savedmodel(model, path, *, verbose: int = 1) -> Path:
-    """Saves a model as a TensorFlow SavedModel with a serving signature.
-
-    The "serving_default" signature runs ``model(x, training=False)`` (so
-    augmentation and dropout are off) and takes each input by its name
-    (for example ``inputs``) with a dynamic batch; it returns a dict
-    {output name: tensor} ("predictions" for kdl's single-head models). The
-    folder is also a Keras SavedModel, so ``kdl.load`` gives back a Keras
-    model (without optimizer state). The folder is written next to ``path``
-    and moved into place only when complete: an existing SavedModel at
-    ``path`` is replaced, never left half-written.
-
-    Args:
-        model: kdl.keras.Model. The model to export (left unchanged).
-        path: str or os.PathLike. The SavedModel folder to write.
-        verbose: int. 0 for silence. Defaults to `1`.
-
-    Returns:
-        The folder, as a pathlib.Path.
-
-    Raises:
-        TypeError: if ``model`` is not a kdl.keras.Model (a Keras 3 model
-            included) or ``path`` is not a path.
-        ValueError: if ``path`` is a file, or a non-empty folder that is not a
-            SavedModel (kdl never deletes such a folder).
-
-    Example:
-        >>> folder = to_savedmodel(model, "saved_models/mlp")  # doctest: +SKIP
-        >>> served = tf.saved_model.load(str(folder))  # doctest: +SKIP
-        >>> served.signatures["serving_default"](inputs=x)["predictions"]
-    """
-    func = "kdl.export.to_savedmodel"
-    v.check_keras_model(model, "model", func)
-    path = v.check_path(path, "path", func)
-    v.check_verbose(verbose, func)
-    if path.is_file():
-        v.fail(func, "path", "a folder (it is an existing file)", str(path))
-    if path.is_dir() and any(path.iterdir()) and not (path / "saved_model.pb").exists():
-        v.fail(
-            func,
-            "path",
-            "a new folder, an empty one or an existing "
-            "SavedModel (kdl does not delete other folders)",
-            str(path),
-        )
-    specs = sig.input_specs(model, func)
-
-    with atomic_path(path) as tmp:
-        serve = _serving_function(model, specs, batch_size=None)
-        model.save(
-            str(tmp),
-            save_format="tf",
-            include_optimizer=False,
-            signatures={SIGNATURE: serve.get_concrete_function()},
-        )
-    _say(
-        verbose,
-        f"Saved {model.name!r} as a SavedModel in {path} (signature "
-        f"{SIGNATURE!r}: inputs {[s[0] for s in specs]}).",
-    )
-    return path
 
 
 def to_tflite(
@@ -814,157 +486,14 @@ def to_tflite(
         run_dir=run_dir,
         verbose=verbose,
     )
-    batch = ", batch 1" if _fixed_batch(model) else ""
-    _say(
+    batch = ", batch 1" if fixed_batch(model) else ""
+    say(
         job.verbose,
         f"Converting {model.name!r} to TFLite ({job.label}{batch}) "
         "in a separate process...",
     )
     content = _converted(model, job)
-    content = _checked_file(model, content, _description(model, job), job)
+    content = _checked_file(model, content, file_description(model, job), job)
     _write(job.path, content)
-    _say(job.verbose, f"Wrote {job.path} ({len(content):,} bytes).")
+    say(job.verbose, f"Wrote {job.path} ({len(content):,} bytes).")
     return job.path
-
-
-def load_tflite(path, *, num_threads: int | None = None) -> lite.LiteModel:
-    """Loads a .tflite file into the LiteRT interpreter (with :func:`kdl.lite.load`).
-
-    Args:
-        path: str or os.PathLike. The .tflite file.
-        num_threads: int or None. Interpreter threads. Defaults to `None`
-            (LiteRT's choice).
-
-    Returns:
-        A :class:`kdl.lite.LiteModel` (also known as ``TFLiteModel``) with
-        ``predict(x, batch_size=None)``, ``classify(x)`` and ``metadata``.
-
-    Raises:
-        FileNotFoundError: if there is no file at ``path``.
-        ValueError: if the file is not a TFLite flatbuffer, or is truncated.
-
-    Example:
-        >>> model = load_tflite("mlp_int8.tflite")  # doctest: +SKIP
-        >>> model.predict(x_test).argmax(-1)  # doctest: +SKIP
-    """
-    func = "kdl.export.load_tflite"
-    path = v.check_path(path, "path", func)
-    num_threads = v.check_int(num_threads, "num_threads", func, allow_none=True)
-    return lite.load(path, num_threads=num_threads)
-
-
-def evaluate_tflite(
-    path,
-    x,
-    y,
-    *,
-    task: str | None = None,
-    batch_size: int | None = None,
-    latency_samples: int = 100,
-    warmup: int = 5,
-    num_threads: int | None = 1,
-) -> dict:
-    """Measures a .tflite file's metrics and per-example latency in LiteRT.
-
-    Metrics come from predictions over all of ``x``: accuracy for
-    classification (for token sequences, label 0 counts as padding and is
-    skipped) and binary outputs; mean absolute and squared error for
-    regression. Latency is the wall time of single-example interpreter calls
-    on the first ``latency_samples`` examples, after ``warmup`` calls, with
-    ``num_threads`` threads (one by default, as on a small device).
-
-    Args:
-        path: str or os.PathLike. The .tflite file.
-        x: array, list of arrays or dict. Inputs.
-        y: array, or a dict {output name: array} for multi-output models.
-        task: str or None. "classification", "binary" or "regression" for
-            every output. Defaults to `None`: what kdl recorded in the file,
-            else "classification" for outputs with more than one value.
-        batch_size: int or None. Defaults to `None` (32, or the file's fixed
-            batch).
-        latency_samples: int. Examples timed one by one. Defaults to `100`.
-        warmup: int. Untimed calls first. Defaults to `5`.
-        num_threads: int or None. Interpreter threads. Defaults to `1`.
-
-    Returns:
-        dict: "accuracy" (or "mae" and "mse"; prefixed by the output name for
-        multi-output models), "latency_ms_median", "latency_ms_p90", "bytes"
-        (file size) and "examples".
-
-    Raises:
-        FileNotFoundError: if there is no file at ``path``.
-        ValueError, TypeError: for a bad argument, naming it.
-
-    Example:
-        >>> evaluate_tflite("cnn_int8.tflite", x_test, y_test)  # doctest: +SKIP
-        {'accuracy': 0.97, 'latency_ms_median': 0.05, ...}
-    """
-    func = "kdl.export.evaluate_tflite"
-    if task is not None:
-        v.check_choice(task, "task", func, TASKS)
-    v.check_int(batch_size, "batch_size", func, allow_none=True)
-    latency_samples = v.check_int(latency_samples, "latency_samples", func, min_value=0)
-    warmup = v.check_int(warmup, "warmup", func, min_value=0)
-    model = load_tflite(path, num_threads=num_threads)
-    inputs = _arrays.as_inputs(model.input_specs(), x, func, "x")
-    labels = _labels_by_output(y, model.output_names, _arrays.count(inputs), func)
-    predictions = model.predict_dict(inputs, batch_size=batch_size)
-    names = model.output_names
-    result = {}
-    for name in names:
-        kind = task or model.kinds.get(name)
-        if kind is None:
-            kind = "classification" if predictions[name].shape[-1] > 1 else "regression"
-        rows = _arrays.metric_rows(kind, predictions[name], labels[name])
-        for metric, value in rows.items():
-            result[metric if len(names) == 1 else f"{name}_{metric}"] = value
-    result.update(_latency(model, inputs, latency_samples, warmup))
-    result["bytes"] = model.size
-    result["examples"] = _arrays.count(inputs)
-    return result
-
-
-def _labels_by_output(y, names: list, size: int, func: str) -> dict:
-    """``y`` as {output name: labels}, checked against the outputs and ``x``."""
-    if len(names) > 1:
-        if not isinstance(y, dict) or sorted(map(_arrays.safe_name, y)) != sorted(
-            names
-        ):
-            v.fail(
-                func,
-                "y",
-                f"a dict with keys {names}",
-                type(y).__name__,
-                error=TypeError if not isinstance(y, dict) else ValueError,
-            )
-        labels = {_arrays.safe_name(k): value for k, value in y.items()}
-    else:
-        labels = {names[0]: y}
-    for value in labels.values():
-        if len(np.asarray(value)) != size:
-            v.fail(
-                func,
-                "y",
-                f"labels for the {size} examples of x",
-                f"{len(np.asarray(value))} labels",
-            )
-    return labels
-
-
-def _latency(model: lite.LiteModel, inputs: dict, samples: int, warmup: int) -> dict:
-    """Median and 90th percentile of single-example interpreter calls, in ms."""
-    size = _arrays.count(inputs)
-    times = []
-    for i in range(min(samples, size) + warmup):
-        j = (i - warmup) % size
-        one = {k: value[j : j + 1] for k, value in inputs.items()}
-        if model.batch_size and model.batch_size > 1:
-            one = {k: np.repeat(value, model.batch_size, 0) for k, value in one.items()}
-        start = time.perf_counter()
-        model.run(one)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000.0)
-    return {
-        "latency_ms_median": float(np.median(times)) if times else None,
-        "latency_ms_p90": float(np.percentile(times, 90)) if times else None,
-    }
