@@ -40,6 +40,8 @@ import warnings
 import zipfile
 from pathlib import Path
 
+from kdl import _safe_symbols
+from kdl._safe_common import corrupt, refuse
 from kdl.backend import keras
 
 __all__ = [
@@ -71,26 +73,6 @@ _DATA_FIRST = ("__tensor__", "__numpy__", "__bytes__")
 # Plain data in the legacy JSON (h5, SavedModel) when no module is named.
 _LEGACY_DATA = ("__tuple__", "__ellipsis__", "TensorShape", "TypeSpec")
 _NOT_OBJECTS = ("get", "serialize", "deserialize")
-# TensorFlow functions a TFOpLambda layer (a TF op called on a Keras tensor in
-# a functional model) may name: math and array ops, nothing that reads or
-# writes files or runs Python.
-_TF_OP_PREFIXES = (
-    "math.",
-    "nn.",
-    "linalg.",
-    "__operators__.",
-    "image.resize",
-    "compat.v1.math.",
-    "compat.v1.nn.",
-)
-_TF_OPS = frozenset(
-    "reshape concat stack unstack expand_dims squeeze transpose cast identity "
-    "where gather gather_nd split tile shape ones_like zeros_like clip_by_value "
-    "broadcast_to one_hot pad reverse range fill argmax argmin einsum norm size "
-    "rank slice strided_slice sequence_mask boolean_mask repeat maximum minimum "
-    "reduce_sum reduce_mean reduce_max reduce_min abs exp sqrt square add "
-    "multiply subtract divide compat.v1.transpose compat.v1.gather".split()
-)
 _STRING_KINDS = (
     ("activation", "activation"),
     ("_initializer", "initializer"),
@@ -99,24 +81,8 @@ _STRING_KINDS = (
 )
 
 
-def _refuse(func, path, what):
-    raise ValueError(
-        f"{func} refused to load {str(path)!r}: {what} If you trust the source "
-        f"of this file, call {_trusted_call(func)}, which warns and skips "
-        "these checks."
-    )
-
-
-def _trusted_call(func):
-    if func == "kdl.load":
-        return "kdl.load(path, safe_mode=False)"
-    return "kdl.load(path, safe_mode=False) in Python"
-
-
-def _corrupt(func, path, fmt, reason, err=None):
-    raise ValueError(
-        f"{func} could not load {str(path)!r} as a {fmt} model: {reason}"
-    ) from err
+_refuse = refuse
+_corrupt = corrupt
 
 
 def warn_unsafe(path, func: str = "kdl.load") -> None:
@@ -378,7 +344,7 @@ def _describe(entry):
     return text
 
 
-def _check_entry(entry, where, allow, path, func):
+def _check_entry(entry, where, allow, names, path, func):
     class_name = entry["class_name"]
     if not isinstance(class_name, str):
         _refuse(
@@ -419,23 +385,9 @@ def _check_entry(entry, where, allow, path, func):
             f"its config entry {where} names {_describe(entry)}; "
             f"{why}, and it is not a registered custom object.",
         )
-    ops = keras.src.layers.core
-    if obj in (ops.TFOpLambda, ops.SlicingOpLambda):
-        _check_tf_op(entry, where, path, func)
-
-
-def _check_tf_op(entry, where, path, func):
-    config = entry.get("config")
-    name = config.get("function") if isinstance(config, dict) else None
-    if isinstance(name, str) and (name in _TF_OPS or name.startswith(_TF_OP_PREFIXES)):
-        return
-    _refuse(
-        func,
-        path,
-        f"its config entry {where} is a {entry['class_name']} "
-        f"layer calling the TensorFlow function {name!r}, which is not a "
-        "math or array op.",
-    )
+    kind = _safe_symbols.symbol_layer_kind(obj)
+    if kind is not None:  # an allowed class whose arguments name code (issue 29)
+        _safe_symbols.check_symbol_layer(kind, entry, where, names, path, func)
 
 
 def _check_string(key, value, where, allow, path, func):
@@ -503,12 +455,26 @@ def check_config(
     _check_tree(config, "", allow, source, func)
 
 
+def _layer_names(config) -> set:
+    """Every layer name in ``config`` (what an inbound node may refer to)."""
+    names = set()
+    for node, _ in _nodes(config, ""):
+        if isinstance(node, dict) and "class_name" in node:
+            inner = node.get("config")
+            inner = inner.get("name") if isinstance(inner, dict) else None
+            for name in (node.get("name"), inner):
+                if isinstance(name, str):
+                    names.add(name)
+    return names
+
+
 def _check_tree(config, label, allow, path, func):
+    names = _layer_names(config)
     for node, where in _nodes(config, label):
         if not isinstance(node, dict):
             continue
         if "class_name" in node:
-            _check_entry(node, where or "(the model)", allow, path, func)
+            _check_entry(node, where or "(the model)", allow, names, path, func)
         for key, value in node.items():
             if isinstance(value, str) and isinstance(key, str):
                 sub = f"{where}.{key}" if where else key
