@@ -35,12 +35,14 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import shutil
 import sys
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 
-from kdl import _safe_symbols
+from kdl import _safe_graph, _safe_symbols
 from kdl._safe_common import corrupt, refuse
 from kdl.backend import keras
 
@@ -57,7 +59,14 @@ __all__ = [
 # would exhaust memory.
 CONFIG_LIMIT = 64 * 2**20
 METADATA_LIMIT = 2**20
-MAX_ENTRIES = 10_000
+# A .keras file Keras writes holds 3 entries (more with assets); with more
+# than 3, tf_keras extracts every entry to a temporary folder (issue 29).
+MAX_ENTRIES = 1_000
+TOTAL_RATIO = 20  # all entries uncompressed / the file's size
+TOTAL_SLACK = 64 * 2**20
+MAX_TOTAL = 32 * 2**30  # whatever the file's size
+# Values per example of one model input (float32: 1 GiB).
+MAX_INPUT_VALUES = 2**28
 BOMB_RATIO = 100  # uncompressed / compressed size of one zip entry
 BOMB_MIN_BYTES = 16 * 2**20  # smaller entries may compress as they like
 # A tensor (declared in a weights file, or implied by a layer's config) may be
@@ -505,10 +514,10 @@ def _claimed_bytes(entry) -> int:
     if not isinstance(config, dict):
         return 0
     sizes = _positive_ints([config.get(k) for k in ("units", "filters", "output_dim")])
-    if not sizes:
-        return 0
     build = entry.get("build_config")
     shape = build.get("input_shape") if isinstance(build, dict) else None
+    if not sizes:  # a normalization layer holds a few vectors of its input's size
+        return 4 * _last_dim(shape) if _last_dim(shape) > 1 else 0
     d_in = max(
         _last_dim(shape),
         _last_dim(config.get("batch_input_shape")),
@@ -521,12 +530,34 @@ def _claimed_bytes(entry) -> int:
     return 4 * max(sizes) * d_in * max(k, 1)
 
 
+def _check_input(entry, where, path, func):
+    """Refuses an InputLayer whose shape holds absurdly many values per example."""
+    config = entry.get("config")
+    if entry.get("class_name") != "InputLayer" or not isinstance(config, dict):
+        return
+    for key in ("batch_shape", "batch_input_shape"):
+        shape = config.get(key)
+        if not isinstance(shape, list):
+            continue
+        dims = _positive_ints(shape[1:])
+        if math.prod(dims) > MAX_INPUT_VALUES:
+            _refuse(
+                func,
+                path,
+                f"its config entry {where} is an input of shape {shape} "
+                f"({key}): {math.prod(dims):,} values per example, more than "
+                f"{MAX_INPUT_VALUES:,}; building the model would allocate "
+                "memory for them.",
+            )
+
+
 def _check_claims(configs, stored: int, path, func):
     """Refuses a configuration implying weights far larger than the file holds."""
     total, largest = 0, (0, "")
     for label, config in configs:
         for node, where in _nodes(config, label):
             if isinstance(node, dict) and "class_name" in node:
+                _check_input(node, where or "(the model)", path, func)
                 claimed = _claimed_bytes(node)
                 total += claimed
                 largest = max(largest, (claimed, where or "(the model)"))
@@ -606,10 +637,40 @@ def _unsafe_name(name: str) -> bool:
     )
 
 
+def _check_budget(infos, path, func):
+    """Refuses an archive that would extract far more than the file's size."""
+    if len(infos) > MAX_ENTRIES:
+        _refuse(
+            func,
+            path,
+            f"its archive holds {len(infos):,} entries (at most "
+            f"{MAX_ENTRIES:,}; a Keras model file holds 3 and its assets).",
+        )
+    total = sum(info.file_size for info in infos)
+    size = Path(path).stat().st_size
+    limit = min(MAX_TOTAL, TOTAL_RATIO * size + TOTAL_SLACK)
+    if total > limit:
+        _refuse(
+            func,
+            path,
+            f"its archive would extract to {total:,} bytes from a file of "
+            f"{size:,} bytes (at most {limit:,}: {TOTAL_RATIO} times the "
+            f"file plus {TOTAL_SLACK // 2**20} MiB, never over "
+            f"{MAX_TOTAL // 2**30} GiB).",
+        )
+    scratch = tempfile.gettempdir()
+    if len(infos) > 3 and total > shutil.disk_usage(scratch).free:
+        _refuse(
+            func,
+            path,
+            f"tf_keras would extract its {total:,} bytes to {scratch!r}, "
+            "which has less free space.",
+        )
+
+
 def _check_entries(infos, path, func):
     """Archive hygiene, read from the zip directory only."""
-    if len(infos) > MAX_ENTRIES:
-        _refuse(func, path, f"its archive holds {len(infos):,} entries.")
+    _check_budget(infos, path, func)
     seen = set()
     for info in infos:
         name = info.filename
@@ -766,27 +827,40 @@ def _read_h5(path, func):
     return configs, stored
 
 
-def _savedmodel_metadata(path, func):
-    """(node path, metadata bytes) of every Keras object of a SavedModel."""
+def _savedmodel_protos(path, func):
+    """(SavedModel proto, Keras metadata proto or None) of a SavedModel folder."""
     from google.protobuf import text_format
     from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
     try:
-        if (path / "keras_metadata.pb").exists():
-            module = f"{keras.__name__}.protobuf.saved_metadata_pb2"
-            proto = __import__(module, fromlist=["SavedMetadata"]).SavedMetadata()
-            proto.ParseFromString((path / "keras_metadata.pb").read_bytes())
-            return [(node.node_path, node.metadata) for node in proto.nodes]
         saved = saved_model_pb2.SavedModel()
         if (path / "saved_model.pb").exists():
             saved.ParseFromString((path / "saved_model.pb").read_bytes())
         else:
             text_format.Parse((path / "saved_model.pbtxt").read_text(), saved)
+        metadata = None
+        if (path / "keras_metadata.pb").exists():
+            module = f"{keras.__name__}.protobuf.saved_metadata_pb2"
+            metadata = __import__(module, fromlist=["SavedMetadata"]).SavedMetadata()
+            metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
     except (DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
         _corrupt(
             func, path, "savedmodel", f"its protocol buffers are corrupt ({err}).", err
         )
+    return saved, metadata
+
+
+def _savedmodel_metadata(path, func):
+    """(node path, metadata bytes) of every Keras object of a SavedModel.
+
+    The graph is checked first (kdl._safe_graph): no op that may act outside
+    the model, in any function.
+    """
+    saved, metadata = _savedmodel_protos(path, func)
+    _safe_graph.check_graph(saved, path, func)
+    if metadata is not None:
+        return [(node.node_path, node.metadata) for node in metadata.nodes]
     graph = saved.meta_graphs[0].object_graph_def if saved.meta_graphs else None
     nodes = enumerate(graph.nodes) if graph is not None else ()
     return [
