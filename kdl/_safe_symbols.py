@@ -128,7 +128,6 @@ def _loops(tree):
                 name = _dotted(node.func).split(".")[-1]
                 first = _dotted(node.args[0]) if node.args else ""
                 yield name, first, items
-                break
 
 
 def op_table() -> dict:
