@@ -89,19 +89,48 @@ _PURE_MODULES = frozenset(
 # Namespaces of the public name that are refused whatever module holds the
 # function, each with what it does (the first segment that matches wins).
 _SIDE_EFFECTS = (
-    ({"io", "gfile", "write_file", "read_file", "saved_model", "train"},
-     "reads or writes files"),
+    (
+        {"io", "gfile", "write_file", "read_file", "saved_model", "train"},
+        "reads or writes files",
+    ),
     ({"summary", "data", "lookup"}, "reads or writes files"),
-    ({"py_function", "numpy_function", "py_func", "eager_py_func", "autograph",
-      "function", "map_fn", "while_loop", "cond", "switch_case"},
-     "runs Python code"),
-    ({"print", "Print", "logging", "get_logger", "debugging"},
-     "prints or changes the debugging state"),
-    ({"random", "set_random_seed", "set_seed"},
-     "uses or changes the random seeding state"),
-    ({"config", "distribute", "sysconfig", "test", "profiler", "raw_ops",
-      "experimental", "tpu", "xla"},
-     "controls the process, the devices or TensorFlow itself"),
+    (
+        {
+            "py_function",
+            "numpy_function",
+            "py_func",
+            "eager_py_func",
+            "autograph",
+            "function",
+            "map_fn",
+            "while_loop",
+            "cond",
+            "switch_case",
+        },
+        "runs Python code",
+    ),
+    (
+        {"print", "Print", "logging", "get_logger", "debugging"},
+        "prints or changes the debugging state",
+    ),
+    (
+        {"random", "set_random_seed", "set_seed"},
+        "uses or changes the random seeding state",
+    ),
+    (
+        {
+            "config",
+            "distribute",
+            "sysconfig",
+            "test",
+            "profiler",
+            "raw_ops",
+            "experimental",
+            "tpu",
+            "xla",
+        },
+        "controls the process, the devices or TensorFlow itself",
+    ),
 )
 _CONSTANT = "_CONSTANT_VALUE"
 
@@ -227,9 +256,15 @@ def _argument_problem(kind, config) -> tuple[str, object, str | None]:
         methods = table["class_methods"].get(cls) if isinstance(cls, str) else None
         if methods is None:
             why = _side_effect(cls) if isinstance(cls, str) else None
-            return "cls_symbol", cls, (
-                f"has side effects: it {why}" if why else "is not a class tf_keras "
-                f"dispatches class methods of ({', '.join(table['class_methods'])})"
+            return (
+                "cls_symbol",
+                cls,
+                (
+                    f"has side effects: it {why}"
+                    if why
+                    else "is not a class tf_keras "
+                    f"dispatches class methods of ({', '.join(table['class_methods'])})"
+                ),
             )
         ok = isinstance(method, str) and method in methods
         return "method_name", method, None if ok else f"is not a method of {cls}"
@@ -278,7 +313,7 @@ def check_symbol_layer(kind, entry, where, layer_names, path, func) -> None:
 
 
 def symbol_layer_kind(obj) -> str | None:
-    """The :data:`SYMBOL_LAYERS` key of class ``obj`` (or its tf_keras base), or None."""
+    """The :data:`SYMBOL_LAYERS` key of class ``obj`` (or of its base), or None."""
     if not isinstance(obj, type):
         return None
     for cls in obj.__mro__:
@@ -286,4 +321,3 @@ def symbol_layer_kind(obj) -> str | None:
         if module.startswith("tf_keras.") and cls.__name__ in SYMBOL_LAYERS:
             return cls.__name__
     return None
-

@@ -109,9 +109,20 @@ def test_a_read_only_run_folder_is_one_line_naming_it(tmp_path, capsys):
             rf.FolderLock("kdl.train").acquire(folder)
         message = str(err.value)
         assert "\n" not in message
-        assert message.startswith(f"kdl.train cannot write in the run folder {str(folder)!r}")
+        assert message.startswith(
+            f"kdl.train cannot write in the run folder {str(folder)!r}"
+        )
         status = main(
-            ["train", "digits", "--model", "mlp", "--epochs", "1", "--run-dir", str(folder)]
+            [
+                "train",
+                "digits",
+                "--model",
+                "mlp",
+                "--epochs",
+                "1",
+                "--run-dir",
+                str(folder),
+            ]
         )
     assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
