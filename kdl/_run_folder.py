@@ -198,6 +198,8 @@ class FolderLock:
         what: str. What the folder is, in errors. Defaults to "run folder".
     """
 
+    LOCK_FILE = LOCK_FILE
+
     def __init__(self, func: str, what: str = "run folder"):
         self.func, self.what = func, what
         self.folder: Path | None = None

@@ -322,6 +322,23 @@ def _check_weights_member(path, archive, info, func):
             _check_h5(weights, info.file_size, path, func, info.filename)
 
 
+def _check_npz_member(path, archive, info, func):
+    """An ``.npz`` weights entry is a zip too: its arrays must fit its size."""
+    with archive.open(info) as member, zipfile.ZipFile(member) as npz:
+        inner = npz.infolist()
+        total = sum(entry.file_size for entry in inner)
+        if len(inner) > MAX_ENTRIES or total > TENSOR_RATIO * info.file_size + (
+            TENSOR_SLACK
+        ):
+            _refuse(
+                func,
+                path,
+                f"its weights entry {info.filename!r} holds {len(inner):,} "
+                f"arrays of {total:,} bytes in {info.file_size:,} bytes "
+                "(a zip bomb).",
+            )
+
+
 def _read_keras(path, func):
     """The configuration of a ``.keras`` archive, read without extracting."""
     if not zipfile.is_zipfile(path):
@@ -356,6 +373,8 @@ def _read_keras(path, func):
             for info in weights:
                 if info.filename.endswith(".h5"):
                     _check_weights_member(path, archive, info, func)
+                else:
+                    _check_npz_member(path, archive, info, func)
     except (zipfile.BadZipFile, EOFError, OSError) as err:
         _corrupt(
             func, path, "keras", f"the archive is truncated or corrupt ({err}).", err

@@ -8,6 +8,7 @@ Every crafted file starts from a real ``kdl.save`` file; the check is that
 from __future__ import annotations
 
 import ast
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -339,3 +340,20 @@ def test_an_input_of_2_to_the_34_values_is_refused(functional, tmp_path, fmt):
 def test_legitimate_files_still_pass_the_budget(functional):
     for path in functional.values():
         assert isinstance(kdl.load(path), keras.Model)
+
+
+def test_an_npz_weights_bomb_is_refused(functional, tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as npz:
+        with npz.open("kernel.npy", "w", force_zip64=True) as member:
+            chunk = bytes(2**20)
+            for _ in range(200):  # 200 MiB of zeros, about 200 kB deflated
+                member.write(chunk)
+    path = tmp_path / "npz.keras"
+    with zipfile.ZipFile(functional["keras"]) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            if name != "model.weights.h5":
+                dst.writestr(name, src.read(name))
+        dst.writestr("model.weights.npz", inner.getvalue())
+    with pytest.raises(ValueError, match=r"'model\.weights\.npz' holds 1 arrays"):
+        kdl.load(path)
