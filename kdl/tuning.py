@@ -676,8 +676,10 @@ def tune(
     )
     job = jobs.Job(build, fit, search)
     worker = search.role == "worker"
-    from kdl import _kt  # imports keras_tuner (seconds): only when searching
-    from kdl import _run_folder
+    from kdl import (
+        _kt,  # imports keras_tuner (seconds): only when searching
+        _run_folder,
+    )
 
     # One process per search folder (issue 29). Workers share the chief's
     # folder: only the chief (or a local search) locks and prepares it.
