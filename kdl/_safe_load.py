@@ -42,12 +42,13 @@ from kdl import _safe_symbols
 from kdl._safe_common import corrupt, refuse
 from kdl._safe_files import MAX_ENTRIES, MAX_INPUT_VALUES, nodes, read_configs  # noqa: F401
 from kdl._safe_files import check_claims as _check_claims
-from kdl.backend import keras
+from kdl.backend import keras, tf
 
 __all__ = [
     "check_model_file",
     "check_config",
     "check_loaded",
+    "check_activations",
     "warn_unsafe",
     "activation_names",
 ]
@@ -548,3 +549,33 @@ def check_loaded(obj, path, func: str = "kdl.load"):
         f"({cls.__name__}), not a Keras model. A model file must describe a "
         "model; this one names another object."
     )
+
+
+def check_activations(model, path, func: str = "kdl.load") -> None:
+    """Refuses a loaded model a layer of which outputs absurdly many values.
+
+    Loading builds the model on symbolic tensors, so a layer such as
+    ``RepeatVector(n=2**34)`` or ``tf.tile`` by ``2**34`` allocates nothing
+    until the first ``predict``; this catches it before that, with the same
+    per-example budget as an input (``MAX_INPUT_VALUES``).
+    """
+    if not isinstance(model, keras.Model):
+        return
+    for layer in model.layers:
+        try:
+            outputs = tf.nest.flatten(layer.output)
+        except (AttributeError, RuntimeError, ValueError):
+            continue  # a layer called several times: its inputs were checked
+        for tensor in outputs:
+            dims = [d for d in getattr(tensor, "shape", [])[1:] if d]
+            values = 1
+            for d in dims:
+                values *= int(d)
+            if values > MAX_INPUT_VALUES:
+                refuse(
+                    func,
+                    path,
+                    f"its layer {layer.name!r} outputs a tensor of shape "
+                    f"{tuple(tensor.shape)}: {values:,} values per example, more "
+                    f"than {MAX_INPUT_VALUES:,}; predicting would allocate them.",
+                )

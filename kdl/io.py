@@ -381,7 +381,10 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
             model = attempt(everything=True)
         except Exception:  # noqa: BLE001
             _fail_load(path, fmt, f"{type(first).__name__}: {first}", first)
-    return _safe_load.check_loaded(model, path)
+    model = _safe_load.check_loaded(model, path)
+    if safe_mode:
+        _safe_load.check_activations(model, path)
+    return model
 
 
 def _objects_named(names: str) -> dict:

@@ -357,3 +357,15 @@ def test_an_npz_weights_bomb_is_refused(functional, tmp_path):
         dst.writestr("model.weights.npz", inner.getvalue())
     with pytest.raises(ValueError, match=r"'model\.weights\.npz' holds 1 arrays"):
         kdl.load(path)
+
+
+def test_a_layer_that_would_output_2_to_the_34_values_is_refused(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.RepeatVector(8)(inputs))
+    path = kdl.save(model, tmp_path / "repeat.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = f.attrs["model_config"].replace(
+            '"n": 8', '"n": 4294967296'
+        )
+    with pytest.raises(ValueError, match=r"layer 'repeat_vector\w*' outputs a tensor"):
+        kdl.load(path)
