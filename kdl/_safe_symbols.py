@@ -303,7 +303,9 @@ def check_symbol_layer(kind, entry, where, layer_names, path, func) -> None:
             f"its config entry {where} is a {kind} layer whose {argument!r} "
             f"names {value!r}, which {problem}.",
         )
-    if not _names_a_layer(entry.get("inbound_nodes"), layer_names):
+    nodes = entry.get("inbound_nodes")
+    nodes = nodes if isinstance(nodes, list) else []  # Sequential: no nodes
+    if not all(_names_a_layer(node, layer_names) for node in nodes):
         refuse(
             func,
             path,

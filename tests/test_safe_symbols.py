@@ -114,8 +114,11 @@ def test_arguments_naming_code_are_refused(functional, tmp_path, kind, config):
         _safe_load.check_model_file(path)
 
 
-def test_an_allowed_op_called_on_constants_only_is_refused(functional, tmp_path):
+@pytest.mark.parametrize("decoy", [False, True])
+def test_an_allowed_op_called_on_constants_only_is_refused(functional, tmp_path, decoy):
     inbound = [[["_CONSTANT_VALUE", -1, [2**20, 2**20], {}]]]
+    if decoy:  # a second call on a model tensor does not excuse the first
+        inbound.append([["dense", 0, 0, {}]])
     edit = _add_layer("TFOpLambda", {"function": "zeros"}, inbound)
     path = _rewrite(functional["h5"], tmp_path / "zeros.h5", edit)
     with pytest.raises(ValueError, match=r"called on constants only, which would run"):
