@@ -21,8 +21,9 @@ TensorFlow does not know (a custom op library) is refused too.
 The checkpoint ops (``SaveV2``, ``RestoreV2``, ``MergeV2Checkpoints``) appear
 in the ``__inference__traced_save_*`` / ``__inference__traced_restore_*``
 functions every SavedModel carries for TF1 savers; they are allowed there
-only, and only when no function of the object graph (what TF2 loading and the
-serving signatures run) and no other function calls them.
+only, in a TF2 SavedModel (one with an object graph), and only when no
+function of the object graph (what TF2 loading and the serving signatures
+run), no other function and no top-level node but the saver's own calls them.
 """
 
 from __future__ import annotations
@@ -85,10 +86,20 @@ def _meta_graph_problem(meta, index, path, func):
     reached = set(object_graph.concrete_functions)
     for function in library.values():
         reached |= _called(function.node_def) - {function.signature.name}
+    # Top-level nodes other than the saver's own may call a function too
+    # (a TF1-style init op): the saver functions are exempt only when called
+    # by nothing else, in a TF2 SavedModel (an object graph).
+    saver = meta.saver_def
+    saver_nodes = {saver.save_tensor_name.split(":")[0], saver.restore_op_name}
+    for node in meta.graph_def.node:
+        if node.name not in saver_nodes:
+            reached |= _called([node])
     savers = {
         name
         for name in library
-        if _SAVER_FUNCTION.fullmatch(name) and name not in reached
+        if _SAVER_FUNCTION.fullmatch(name)
+        and name not in reached
+        and len(object_graph.nodes) > 0
     }
     parts = [(f"function {name!r}", f.node_def, name) for name, f in library.items()]
     parts.append(("the top-level graph", meta.graph_def.node, None))
