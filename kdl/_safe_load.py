@@ -1,4 +1,4 @@
-"""A model file is data: what kdl checks before Keras reads one (issue 19).
+"""A model file is data: what kdl checks before Keras reads one (issues 19, 29).
 
 tf_keras resolves every ``{"module": ..., "class_name": ...}`` entry of a saved
 configuration by importing the module the file names, even with
@@ -18,16 +18,18 @@ importing anything*, to one of:
   (``keras.saving.register_keras_serializable``, ``custom_object_scope``):
   Keras layers, losses, metrics, ... and functions, never another class.
 
-``Lambda`` layers, Python lambdas and ``TFOpLambda`` layers calling a
-TensorFlow function outside a small set of math and array ops are refused as
-well. A ``.keras`` archive is also checked without extracting anything: no
-entry name with ``..`` or an absolute path, no duplicate entries, no entry
-that inflates absurdly (a zip bomb), and no tensor, declared in the weights or
-implied by the configuration, far larger than the file.
+``Lambda`` layers and Python lambdas are refused as well, and so are
+arguments that name code in allowed classes (issue 29, :mod:`kdl._safe_symbols`:
+``TFOpLambda``, ``ClassMethod``, ``InstanceMethod``, ...). The file itself is
+read by :mod:`kdl._safe_files` without extracting anything (entry names, zip
+bombs, the total size and count of entries against the file's size, tensors
+and inputs far larger than the file), and a SavedModel's graph by
+:mod:`kdl._safe_graph` (no op that may act outside the model).
 
 :func:`check_loaded` makes sure what a loader returns is a Keras model (or an
 object of kdl's own classes, such as its TFLite model), never a function or
-another object a crafted file chose.
+another object a crafted file chose; :func:`check_activations` that no layer
+of it would output absurdly many values when it predicts.
 """
 
 from __future__ import annotations

@@ -312,10 +312,13 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     Args:
         path: str or Path. A ``.keras``, ``.h5`` or ``.tflite`` file, or a
             SavedModel folder.
-        safe_mode: bool. Refuse models that carry Python code (``Lambda``
-            layers), which runs when loaded. Only set it to False for files
-            you trust. Honoured for ``.keras``, ``.h5`` and SavedModel.
-            Defaults to `True`.
+        safe_mode: bool. Refuse files that name code (modules, ``Lambda``
+            layers, op layers naming functions with side effects), SavedModel
+            graphs with ops that may act outside the model (file writes,
+            ``PyFunc``, print, ...), and files that would extract or allocate
+            far more than their size. ``False`` warns and skips the checks:
+            only for files you trust. Honoured for ``.keras``, ``.h5`` and
+            SavedModel. Defaults to `True`.
         compile: bool. Compile the model with its saved loss, metrics and
             optimizer. Defaults to `True`.
 
