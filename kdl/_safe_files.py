@@ -452,6 +452,7 @@ def _savedmodel_metadata(path, func):
     """
     saved, metadata = _savedmodel_protos(path, func)
     _safe_graph.check_graph(saved, path, func)
+    _check_variables(saved, _stored_variables(path), path, func)
     if metadata is not None:
         return [(node.node_path, node.metadata) for node in metadata.nodes]
     graph = saved.meta_graphs[0].object_graph_def if saved.meta_graphs else None
@@ -484,13 +485,44 @@ def _read_savedmodel(path, func):
         )
         for where, text in _savedmodel_metadata(path, func)
     ]
+    return configs, _stored_variables(path)
+
+
+def _stored_variables(path: Path) -> int:
+    """Bytes in a SavedModel's ``variables`` folder."""
     variables = path / "variables"
-    stored = (
-        sum(f.stat().st_size for f in variables.rglob("*") if f.is_file())
-        if variables.is_dir()
-        else 0
-    )
-    return configs, stored
+    if not variables.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in variables.rglob("*") if f.is_file())
+
+
+def _check_variables(saved, stored: int, path, func):
+    """Refuses variables (created while loading) far larger than the file holds."""
+    from kdl.backend import tf
+
+    total, largest = 0, (0, "")
+    for meta in saved.meta_graphs:
+        for i, node in enumerate(meta.object_graph_def.nodes):
+            if node.WhichOneof("kind") != "variable":
+                continue
+            dims = [d.size for d in node.variable.shape.dim]
+            if any(d < 0 for d in dims):
+                continue
+            try:
+                itemsize = tf.dtypes.as_dtype(node.variable.dtype).size
+            except TypeError:
+                itemsize = 8
+            size = math.prod(dims) * max(itemsize, 1)
+            total += size
+            largest = max(largest, (size, f"node {i} ({node.variable.name!r})"))
+    if total > TENSOR_RATIO * stored + TENSOR_SLACK:
+        _refuse(
+            func,
+            path,
+            f"its object graph declares variables of {total:,} bytes "
+            f"({largest[1]} alone {largest[0]:,}), but the file holds "
+            f"{stored:,} bytes of variables; loading would allocate them.",
+        )
 
 
 def read_configs(path: Path, fmt: str, func: str):

@@ -372,3 +372,20 @@ def test_a_layer_that_would_output_2_to_the_34_values_is_refused(tmp_path):
         )
     with pytest.raises(ValueError, match=r"layer 'repeat_vector\w*' outputs a tensor"):
         kdl.load(path)
+
+
+def test_a_savedmodel_declaring_a_huge_variable_is_refused(tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module = tf.Module()
+    module.v = tf.Variable(tf.zeros([4]))
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path))
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    for node in saved.meta_graphs[0].object_graph_def.nodes:
+        if node.WhichOneof("kind") == "variable":
+            node.variable.shape.dim[0].size = 2**34
+    (path / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(ValueError, match=r"declares variables of [\d,]+ bytes"):
+        kdl.load(path)
