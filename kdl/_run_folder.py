@@ -187,7 +187,9 @@ class FolderLock:
     ``fcntl.flock`` locks belong to the open file: the OS frees them when the
     process ends, however it ends (kill -9 included), so a lock is never left
     stuck, unlike a lock file whose mere existence means "busy". The holder
-    writes its pid into the file, for the message another process gets.
+    writes its pid into the file, for the message another process gets, and
+    removes the file when it releases the folder (a file a killed holder
+    left is simply locked again).
 
     Use as a context manager; :meth:`acquire` takes a folder (created if
     needed), :meth:`move_aside` moves the held folder aside and holds the
@@ -228,6 +230,20 @@ class FolderLock:
             PermissionError: the folder cannot be created or written.
         """
         folder = Path(folder)
+        handle = None
+        while handle is None:
+            handle = self._lock_file(folder)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self.folder, self._file = folder, handle
+        self._check_writable(folder)
+        _clean_leftovers(folder)
+        return self
+
+    def _lock_file(self, folder: Path):
+        """The locked lock file of ``folder``, or None to try again."""
         try:
             folder.mkdir(parents=True, exist_ok=True)
             handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115 (held open)
@@ -245,14 +261,10 @@ class FolderLock:
                 f"process {holder} is using it. Wait for it to finish, or pick "
                 "another folder."
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self.folder, self._file = folder, handle
-        self._check_writable(folder)
-        _clean_leftovers(folder)
-        return self
+        if not _same_file(handle, folder / LOCK_FILE):
+            handle.close()  # its holder removed it as we opened it: again
+            return None
+        return handle
 
     def _check_writable(self, folder: Path) -> None:
         try:  # a real write: os.access says yes to root even where it cannot
@@ -266,6 +278,12 @@ class FolderLock:
     def release(self) -> None:
         """Frees the folder (a no-op when nothing is held)."""
         if self._file is not None:
+            # Removed while still locked: a process that opened it meanwhile
+            # sees it is gone (_same_file) and opens the new one.
+            lock_file = self.folder / LOCK_FILE
+            with contextlib.suppress(OSError):
+                if _same_file(self._file, lock_file):
+                    lock_file.unlink()
             with contextlib.suppress(OSError):
                 self._file.close()  # closing the file frees the flock
         self._file = None
@@ -274,12 +292,19 @@ class FolderLock:
         """Moves the held folder to ``<name>.old-<timestamp>``; holds a new one."""
         folder = self.folder
         moved = _files.move_aside(folder)
+        with contextlib.suppress(OSError):  # it means nothing in the old folder
+            (moved / LOCK_FILE).unlink()
         self.release()
         self.acquire(folder)
-        # The lock file moved too; it means nothing in the old folder.
-        with contextlib.suppress(OSError):
-            (moved / LOCK_FILE).unlink()
         return moved
+
+
+def _same_file(handle, path: Path) -> bool:
+    """True if the open ``handle`` is the file at ``path`` (not a removed one)."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
 
 
 def _holder(handle) -> str:

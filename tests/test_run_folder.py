@@ -55,7 +55,8 @@ def test_a_second_lock_on_a_folder_is_refused_naming_the_holder(tmp_path):
     assert "\n" not in message
     assert f"process {os.getpid()} is using it" in message
     assert repr(str(tmp_path / "run")) in message
-    # Released at the end of the with block: a new holder gets it.
+    # Released (and its file removed) at the end of the with block.
+    assert not (tmp_path / "run" / rf.LOCK_FILE).exists()
     with rf.FolderLock("kdl.train").acquire(tmp_path / "run"):
         pass
 
