@@ -1,14 +1,21 @@
 """A training run's folder and its run.json: what kdl.train records and reads back.
 
 The folder policy itself (move aside, never delete; atomic writes) is
-:mod:`kdl._files`'; this module knows what a *run* folder holds.
+:mod:`kdl._files`'; this module knows what a *run* folder holds, and keeps it
+to one process at a time (:class:`FolderLock`, issue 29).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import math
+import os
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,11 +34,16 @@ __all__ = [
     "new_record",
     "results",
     "now",
+    "LOCK_FILE",
+    "FolderLock",
 ]
 
 RUN_JSON = "run.json"
 HISTORY_PNG = "history.png"
 DEFAULT_ROOT = "saved_models"
+LOCK_FILE = ".kdl-lock"
+# What kdl._files.atomic_path leaves behind when its process is killed.
+_TMP_PATTERN = ".*.kdl-tmp-*"
 
 
 def now() -> str:
@@ -51,7 +63,9 @@ def default_run_dir(model_name: str) -> Path:
 
 def run_state(run_dir: Path) -> str:
     """'new', 'unfinished', 'finished' or 'foreign' (not a kdl run folder)."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
+    if not run_dir.exists() or not any(
+        entry.name != LOCK_FILE for entry in run_dir.iterdir()
+    ):
         return "new"
     record = _files.read_json(run_dir / RUN_JSON)
     if record is None or "status" not in record:
@@ -162,3 +176,157 @@ def results(history, monitor: str, epochs: int) -> dict:
             k: _finite(float(vals[i])) for k, vals in hist.items() if len(vals) > i
         }
     return result
+
+
+# === One process per run folder (issue 29) ===
+
+
+class FolderLock:
+    """Holds a run folder for this process: an OS advisory lock on ``.kdl-lock``.
+
+    ``fcntl.flock`` locks belong to the open file: the OS frees them when the
+    process ends, however it ends (kill -9 included), so a lock is never left
+    stuck, unlike a lock file whose mere existence means "busy". The holder
+    writes its pid into the file, for the message another process gets, and
+    removes the file when it releases the folder (a file a killed holder
+    left is simply locked again).
+
+    Use as a context manager; :meth:`acquire` takes a folder (created if
+    needed), :meth:`move_aside` moves the held folder aside and holds the
+    new, empty one; leaving the ``with`` block releases it.
+
+    Args:
+        func: str. The public function named in errors (``"kdl.train"``).
+        what: str. What the folder is, in errors. Defaults to "run folder".
+    """
+
+    LOCK_FILE = LOCK_FILE
+
+    def __init__(self, func: str, what: str = "run folder"):
+        self.func, self.what = func, what
+        self.folder: Path | None = None
+        self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def _denied(self, folder: Path, err: OSError):
+        reason = err.strerror or str(err)
+        raise PermissionError(
+            f"{self.func} cannot write in the {self.what} {str(folder)!r}: "
+            f"{reason.lower()}. Give this user write access to it or pick "
+            "another folder."
+        ) from None
+
+    def acquire(self, folder) -> FolderLock:
+        """Locks ``folder``; cleans what a killed write left there.
+
+        Raises:
+            BlockingIOError: another process holds the folder (the message
+                names its pid).
+            PermissionError: the folder cannot be created or written.
+        """
+        folder = Path(folder)
+        handle = None
+        while handle is None:
+            handle = self._lock_file(folder)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self.folder, self._file = folder, handle
+        self._check_writable(folder)
+        _clean_leftovers(folder)
+        return self
+
+    def _lock_file(self, folder: Path):
+        """The locked lock file of ``folder``, or None to try again."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115 (held open)
+        except PermissionError as err:
+            self._denied(folder, err)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = _holder(handle)
+            handle.close()
+            raise BlockingIOError(
+                f"{self.func} cannot use the {self.what} {str(folder)!r}: "
+                f"process {holder} is using it. Wait for it to finish, or pick "
+                "another folder."
+            ) from None
+        if not _same_file(handle, folder / LOCK_FILE):
+            handle.close()  # its holder removed it as we opened it: again
+            return None
+        return handle
+
+    def _check_writable(self, folder: Path) -> None:
+        try:  # a real write: os.access says yes to root even where it cannot
+            fd, probe = tempfile.mkstemp(prefix=".kdl-probe-", dir=folder)
+        except PermissionError as err:
+            self.release()
+            self._denied(folder, err)
+        os.close(fd)
+        os.unlink(probe)
+
+    def release(self) -> None:
+        """Frees the folder (a no-op when nothing is held)."""
+        if self._file is not None:
+            # Removed while still locked: a process that opened it meanwhile
+            # sees it is gone (_same_file) and opens the new one.
+            lock_file = self.folder / LOCK_FILE
+            with contextlib.suppress(OSError):
+                if _same_file(self._file, lock_file):
+                    lock_file.unlink()
+            with contextlib.suppress(OSError):
+                self._file.close()  # closing the file frees the flock
+        self._file = None
+
+    def move_aside(self) -> Path:
+        """Moves the held folder to ``<name>.old-<timestamp>``; holds a new one."""
+        folder = self.folder
+        moved = _files.move_aside(folder)
+        with contextlib.suppress(OSError):  # it means nothing in the old folder
+            (moved / LOCK_FILE).unlink()
+        self.release()
+        self.acquire(folder)
+        return moved
+
+
+def _same_file(handle, path: Path) -> bool:
+    """True if the open ``handle`` is the file at ``path`` (not a removed one)."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
+
+
+def _holder(handle) -> str:
+    """The pid written in a held lock file (it may not be written yet)."""
+    for _ in range(20):
+        handle.seek(0)
+        text = handle.read().strip()
+        if text.isdigit():
+            return text
+        time.sleep(0.05)
+    return "(unknown pid)"
+
+
+def _clean_leftovers(folder: Path) -> None:
+    """Removes the temporary entries of writes killed in ``folder``.
+
+    Only entries of kdl._files.atomic_path (``.<name>.kdl-tmp-*``): each holds
+    an unfinished write, never the only copy of anything.
+    """
+    for entry in folder.glob(_TMP_PATTERN):
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()

@@ -1,4 +1,4 @@
-"""A model file is data: what kdl checks before Keras reads one (issue 19).
+"""A model file is data: what kdl checks before Keras reads one (issues 19, 29).
 
 tf_keras resolves every ``{"module": ..., "class_name": ...}`` entry of a saved
 configuration by importing the module the file names, even with
@@ -18,77 +18,48 @@ importing anything*, to one of:
   (``keras.saving.register_keras_serializable``, ``custom_object_scope``):
   Keras layers, losses, metrics, ... and functions, never another class.
 
-``Lambda`` layers, Python lambdas and ``TFOpLambda`` layers calling a
-TensorFlow function outside a small set of math and array ops are refused as
-well. A ``.keras`` archive is also checked without extracting anything: no
-entry name with ``..`` or an absolute path, no duplicate entries, no entry
-that inflates absurdly (a zip bomb), and no tensor, declared in the weights or
-implied by the configuration, far larger than the file.
+``Lambda`` layers and Python lambdas are refused as well, and so are
+arguments that name code in allowed classes (issue 29, :mod:`kdl._safe_symbols`:
+``TFOpLambda``, ``ClassMethod``, ``InstanceMethod``, ...). The file itself is
+read by :mod:`kdl._safe_files` without extracting anything (entry names, zip
+bombs, the total size and count of entries against the file's size, tensors
+and inputs far larger than the file), and a SavedModel's graph by
+:mod:`kdl._safe_graph` (no op that may act outside the model).
 
 :func:`check_loaded` makes sure what a loader returns is a Keras model (or an
 object of kdl's own classes, such as its TFLite model), never a function or
-another object a crafted file chose.
+another object a crafted file chose; :func:`check_activations` that no layer
+of it would output absurdly many values when it predicts.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import math
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
+from kdl import _safe_symbols
 from kdl._model_format import model_format
-from kdl.backend import keras
+from kdl._safe_common import corrupt, refuse
+from kdl._safe_files import MAX_ENTRIES, MAX_INPUT_VALUES, nodes, read_configs  # noqa: F401
+from kdl._safe_files import check_claims as _check_claims
+from kdl.backend import keras, tf
 
 __all__ = [
     "check_model_file",
     "check_config",
     "check_loaded",
+    "check_activations",
     "warn_unsafe",
 ]
 
-# .keras archive limits. Keras writes config.json of a few kB and stores the
-# weights uncompressed; these are far from any real model and far below what
-# would exhaust memory.
-CONFIG_LIMIT = 64 * 2**20
-METADATA_LIMIT = 2**20
-MAX_ENTRIES = 10_000
-BOMB_RATIO = 100  # uncompressed / compressed size of one zip entry
-BOMB_MIN_BYTES = 16 * 2**20  # smaller entries may compress as they like
-# A tensor (declared in a weights file, or implied by a layer's config) may be
-# at most this many times the bytes that hold the weights, plus a slack.
-TENSOR_RATIO = 16
-TENSOR_SLACK = 64 * 2**20
-
-_WEIGHT_ENTRIES = ("model.weights.h5", "model.weights.npz")
 # Handled by Keras before it looks at "module": plain data.
 _DATA_FIRST = ("__tensor__", "__numpy__", "__bytes__")
 # Plain data in the legacy JSON (h5, SavedModel) when no module is named.
 _LEGACY_DATA = ("__tuple__", "__ellipsis__", "TensorShape", "TypeSpec")
 _NOT_OBJECTS = ("get", "serialize", "deserialize")
-# TensorFlow functions a TFOpLambda layer (a TF op called on a Keras tensor in
-# a functional model) may name: math and array ops, nothing that reads or
-# writes files or runs Python.
-_TF_OP_PREFIXES = (
-    "math.",
-    "nn.",
-    "linalg.",
-    "__operators__.",
-    "image.resize",
-    "compat.v1.math.",
-    "compat.v1.nn.",
-)
-_TF_OPS = frozenset(
-    "reshape concat stack unstack expand_dims squeeze transpose cast identity "
-    "where gather gather_nd split tile shape ones_like zeros_like clip_by_value "
-    "broadcast_to one_hot pad reverse range fill argmax argmin einsum norm size "
-    "rank slice strided_slice sequence_mask boolean_mask repeat maximum minimum "
-    "reduce_sum reduce_mean reduce_max reduce_min abs exp sqrt square add "
-    "multiply subtract divide compat.v1.transpose compat.v1.gather".split()
-)
 _STRING_KINDS = (
     ("activation", "activation"),
     ("_initializer", "initializer"),
@@ -97,24 +68,8 @@ _STRING_KINDS = (
 )
 
 
-def _refuse(func, path, what):
-    raise ValueError(
-        f"{func} refused to load {str(path)!r}: {what} If you trust the source "
-        f"of this file, call {_trusted_call(func)}, which warns and skips "
-        "these checks."
-    )
-
-
-def _trusted_call(func):
-    if func == "kdl.load":
-        return "kdl.load(path, safe_mode=False)"
-    return "kdl.load(path, safe_mode=False) in Python"
-
-
-def _corrupt(func, path, fmt, reason, err=None):
-    raise ValueError(
-        f"{func} could not load {str(path)!r} as a {fmt} model: {reason}"
-    ) from err
+_refuse = refuse
+_corrupt = corrupt
 
 
 def warn_unsafe(path, func: str = "kdl.load") -> None:
@@ -371,7 +326,7 @@ def _describe(entry):
     return text
 
 
-def _check_entry(entry, where, allow, path, func):
+def _check_entry(entry, where, allow, names, path, func):
     class_name = entry["class_name"]
     if not isinstance(class_name, str):
         _refuse(
@@ -412,23 +367,9 @@ def _check_entry(entry, where, allow, path, func):
             f"its config entry {where} names {_describe(entry)}; "
             f"{why}, and it is not a registered custom object.",
         )
-    ops = keras.src.layers.core
-    if obj in (ops.TFOpLambda, ops.SlicingOpLambda):
-        _check_tf_op(entry, where, path, func)
-
-
-def _check_tf_op(entry, where, path, func):
-    config = entry.get("config")
-    name = config.get("function") if isinstance(config, dict) else None
-    if isinstance(name, str) and (name in _TF_OPS or name.startswith(_TF_OP_PREFIXES)):
-        return
-    _refuse(
-        func,
-        path,
-        f"its config entry {where} is a {entry['class_name']} "
-        f"layer calling the TensorFlow function {name!r}, which is not a "
-        "math or array op.",
-    )
+    kind = _safe_symbols.symbol_layer_kind(obj)
+    if kind is not None:  # an allowed class whose arguments name code (issue 29)
+        _safe_symbols.check_symbol_layer(kind, entry, where, names, path, func)
 
 
 def _check_string(key, value, where, allow, path, func):
@@ -449,22 +390,6 @@ def _check_string(key, value, where, allow, path, func):
         f"its config entry {where} names the {kind} {value!r}, "
         f"which is not a Keras {kind} name nor a registered custom object.",
     )
-
-
-def _nodes(root, label):
-    """Every dict and list in ``root`` with its path, shallowest first."""
-    queue = [(root, label)]
-    for node, where in queue:  # the list grows while it is read
-        yield node, where
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, value in items:
-            if isinstance(value, (dict, list)):
-                sub = (
-                    f"{where}[{key}]"
-                    if isinstance(node, list)
-                    else (f"{where}.{key}" if where else str(key))
-                )
-                queue.append((value, sub))
 
 
 def check_config(
@@ -496,361 +421,30 @@ def check_config(
     _check_tree(config, "", allow, source, func)
 
 
+def _layer_names(config) -> set:
+    """Every layer name in ``config`` (what an inbound node may refer to)."""
+    names = set()
+    for node, _ in nodes(config, ""):
+        if isinstance(node, dict) and "class_name" in node:
+            inner = node.get("config")
+            inner = inner.get("name") if isinstance(inner, dict) else None
+            for name in (node.get("name"), inner):
+                if isinstance(name, str):
+                    names.add(name)
+    return names
+
+
 def _check_tree(config, label, allow, path, func):
-    for node, where in _nodes(config, label):
+    names = _layer_names(config)
+    for node, where in nodes(config, label):
         if not isinstance(node, dict):
             continue
         if "class_name" in node:
-            _check_entry(node, where or "(the model)", allow, path, func)
+            _check_entry(node, where or "(the model)", allow, names, path, func)
         for key, value in node.items():
             if isinstance(value, str) and isinstance(key, str):
                 sub = f"{where}.{key}" if where else key
                 _check_string(key, value, sub, allow, path, func)
-
-
-# === Sizes: what the configuration claims against what the file holds ===
-
-
-def _positive_ints(values):
-    return [
-        v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0
-    ]
-
-
-def _last_dim(shape) -> int:
-    """The largest last dimension of a shape (or of a list of shapes); 1 if none."""
-    if not isinstance(shape, list) or not shape:
-        return 1
-    if all(isinstance(s, list) for s in shape):
-        return max((_last_dim(s) for s in shape), default=1)
-    return (_positive_ints(shape[-1:]) or [1])[0]
-
-
-def _claimed_bytes(entry) -> int:
-    """A lower bound of the float32 weight bytes a layer entry implies."""
-    config = entry.get("config")
-    if not isinstance(config, dict):
-        return 0
-    sizes = _positive_ints([config.get(k) for k in ("units", "filters", "output_dim")])
-    if not sizes:
-        return 0
-    build = entry.get("build_config")
-    shape = build.get("input_shape") if isinstance(build, dict) else None
-    d_in = max(
-        _last_dim(shape),
-        _last_dim(config.get("batch_input_shape")),
-        *_positive_ints([config.get("input_dim")]),
-        1,
-    )
-    kernel = config.get("kernel_size")
-    kernel = [kernel] if isinstance(kernel, int) else kernel
-    k = math.prod(_positive_ints(kernel)) if isinstance(kernel, list) else 1
-    return 4 * max(sizes) * d_in * max(k, 1)
-
-
-def _check_claims(configs, stored: int, path, func):
-    """Refuses a configuration implying weights far larger than the file holds."""
-    total, largest = 0, (0, "")
-    for label, config in configs:
-        for node, where in _nodes(config, label):
-            if isinstance(node, dict) and "class_name" in node:
-                claimed = _claimed_bytes(node)
-                total += claimed
-                largest = max(largest, (claimed, where or "(the model)"))
-    if total > TENSOR_RATIO * stored + TENSOR_SLACK:
-        _refuse(
-            func,
-            path,
-            f"its configuration implies weights of at least "
-            f"{total:,} bytes ({largest[1]} alone {largest[0]:,}), but the "
-            f"file holds {stored:,} bytes of weights; building the model "
-            "would allocate that memory.",
-        )
-
-
-def _check_h5(h5file, stored: int, path, func, where=""):
-    """Refuses external links, external or virtual storage and huge tensors."""
-    import h5py
-
-    problems = []
-
-    def link(name, value):
-        if isinstance(value, h5py.ExternalLink):
-            problems.append(f"{where}/{name} is a link to the file {value.filename!r}.")
-
-    def dataset(name, obj):
-        if not isinstance(obj, h5py.Dataset):
-            return
-        if obj.is_virtual or obj.external:
-            problems.append(f"{where}/{name} reads its data from other files.")
-            return
-        size = math.prod(obj.shape or ()) * obj.dtype.itemsize
-        if size > TENSOR_RATIO * stored + TENSOR_SLACK:
-            problems.append(
-                f"{where}/{name} declares a tensor of shape "
-                f"{obj.shape} ({size:,} bytes) in {stored:,} bytes "
-                "of file."
-            )
-
-    h5file.visititems_links(link)
-    if not problems:
-        h5file.visititems(dataset)
-    if problems:
-        _refuse(func, path, f"its weights are not plain data: {problems[0]}")
-
-
-# === Reading the configuration of each format ===
-
-
-def _parse_json(raw, name, path, fmt, func):
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        config = json.loads(text)
-    except RecursionError:
-        _refuse(func, path, f"its {name} is nested too deeply to be a model.")
-    except ValueError as err:  # UnicodeDecodeError and JSONDecodeError
-        _corrupt(
-            func,
-            path,
-            fmt,
-            f"its {name} is not valid JSON ({err}); the "
-            "file is corrupt or not a model.",
-            err,
-        )
-    if not isinstance(config, (dict, list)):
-        _corrupt(func, path, fmt, f"its {name} is not a model configuration.")
-    return config
-
-
-def _unsafe_name(name: str) -> bool:
-    name = name.replace("\\", "/")
-    parts = name.split("/")
-    return (
-        name.startswith("/")
-        or ".." in parts
-        or "\0" in name
-        or (len(name) > 1 and name[1] == ":")
-    )
-
-
-def _check_entries(infos, path, func):
-    """Archive hygiene, read from the zip directory only."""
-    if len(infos) > MAX_ENTRIES:
-        _refuse(func, path, f"its archive holds {len(infos):,} entries.")
-    seen = set()
-    for info in infos:
-        name = info.filename
-        if _unsafe_name(name):
-            _refuse(
-                func,
-                path,
-                f"its archive entry {name!r} points outside the "
-                "archive ('..' or an absolute path).",
-            )
-        if name in seen:
-            _refuse(
-                func,
-                path,
-                f"its archive holds the entry {name!r} twice, so "
-                "what is checked need not be what is loaded.",
-            )
-        seen.add(name)
-        limit = {"config.json": CONFIG_LIMIT, "metadata.json": METADATA_LIMIT}
-        size = info.file_size
-        if size > limit.get(name, size) or (
-            size > BOMB_MIN_BYTES and size > BOMB_RATIO * max(info.compress_size, 1)
-        ):
-            _refuse(
-                func,
-                path,
-                f"its archive entry {name!r} would inflate from "
-                f"{info.compress_size:,} to {size:,} bytes (a zip bomb).",
-            )
-
-
-class _Window:
-    """A read-only, seekable view of one stored (uncompressed) zip entry."""
-
-    def __init__(self, file, start, size):
-        self.file, self.start, self.size, self.pos = file, start, size, 0
-
-    def seek(self, offset, whence=0):
-        base = (0, self.pos, self.size)[whence]
-        self.pos = min(max(base + offset, 0), self.size)
-        return self.pos
-
-    def tell(self):
-        return self.pos
-
-    def read(self, n=-1):
-        n = self.size - self.pos if n is None or n < 0 else min(n, self.size - self.pos)
-        self.file.seek(self.start + self.pos)
-        data = self.file.read(n)
-        self.pos += len(data)
-        return data
-
-    def readinto(self, buffer):
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _check_weights_member(path, archive, info, func):
-    import h5py
-
-    with open(path, "rb") as raw:
-        if info.compress_type == zipfile.ZIP_STORED:
-            raw.seek(info.header_offset)
-            header = raw.read(30)
-            if header[:4] != b"PK\x03\x04":
-                raise zipfile.BadZipFile(f"bad local header of {info.filename!r}")
-            skip = int.from_bytes(header[26:28], "little") + int.from_bytes(
-                header[28:30], "little"
-            )
-            member = _Window(raw, info.header_offset + 30 + skip, info.file_size)
-        else:
-            member = archive.open(info)
-        with h5py.File(member, "r") as weights:
-            _check_h5(weights, info.file_size, path, func, info.filename)
-
-
-def _read_keras(path, func):
-    """The configuration of a ``.keras`` archive, read without extracting."""
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            starts_as_zip = f.read(4) == b"PK\x03\x04"
-        if starts_as_zip:  # the zip directory at the end is missing
-            _corrupt(func, path, "keras", "the archive is truncated or corrupt.")
-        _corrupt(
-            func,
-            path,
-            "keras",
-            "it is not a .keras archive (a .keras file "
-            "is a zip archive), so it is corrupt or not a model.",
-        )
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            _check_entries(infos, path, func)
-            entries = {info.filename: info for info in infos}
-            if "config.json" not in entries:
-                _corrupt(
-                    func,
-                    path,
-                    "keras",
-                    "the archive holds no config.json, "
-                    "so it is not a Keras model file.",
-                )
-            config = _parse_json(
-                archive.read("config.json"), "config.json", path, "keras", func
-            )
-            weights = [entries[n] for n in _WEIGHT_ENTRIES if n in entries]
-            for info in weights:
-                if info.filename.endswith(".h5"):
-                    _check_weights_member(path, archive, info, func)
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
-        _corrupt(
-            func, path, "keras", f"the archive is truncated or corrupt ({err}).", err
-        )
-    stored = sum(info.file_size for info in weights) or sum(
-        info.file_size for info in infos if info.filename != "config.json"
-    )
-    return [("", config)], stored
-
-
-def _read_h5(path, func):
-    """The ``model_config`` and ``training_config`` of an HDF5 model file."""
-    import h5py
-
-    if not h5py.is_hdf5(path):
-        _corrupt(
-            func,
-            path,
-            "h5",
-            "it is not an HDF5 file; the file is corrupt or not a model.",
-        )
-    stored = path.stat().st_size
-    configs = []
-    try:
-        with h5py.File(path, "r") as f:
-            _check_h5(f, stored, path, func)
-            for key in ("model_config", "training_config"):
-                raw = f.attrs.get(key)
-                if raw is not None:
-                    configs.append((key, _parse_json(raw, key, path, "h5", func)))
-    except OSError as err:
-        _corrupt(
-            func, path, "h5", f"the HDF5 file is truncated or corrupt ({err}).", err
-        )
-    if not configs or configs[0][0] != "model_config":
-        _corrupt(
-            func,
-            path,
-            "h5",
-            "the HDF5 file holds no model_config (it may "
-            "hold weights only: load them with model.load_weights).",
-        )
-    return configs, stored
-
-
-def _savedmodel_metadata(path, func):
-    """(node path, metadata bytes) of every Keras object of a SavedModel."""
-    from google.protobuf import text_format
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    try:
-        if (path / "keras_metadata.pb").exists():
-            module = f"{keras.__name__}.protobuf.saved_metadata_pb2"
-            proto = __import__(module, fromlist=["SavedMetadata"]).SavedMetadata()
-            proto.ParseFromString((path / "keras_metadata.pb").read_bytes())
-            return [(node.node_path, node.metadata) for node in proto.nodes]
-        saved = saved_model_pb2.SavedModel()
-        if (path / "saved_model.pb").exists():
-            saved.ParseFromString((path / "saved_model.pb").read_bytes())
-        else:
-            text_format.Parse((path / "saved_model.pbtxt").read_text(), saved)
-    except (DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
-        _corrupt(
-            func, path, "savedmodel", f"its protocol buffers are corrupt ({err}).", err
-        )
-    graph = saved.meta_graphs[0].object_graph_def if saved.meta_graphs else None
-    nodes = enumerate(graph.nodes) if graph is not None else ()
-    return [
-        (f"node {i}", node.user_object.metadata)
-        for i, node in nodes
-        if node.WhichOneof("kind") == "user_object"
-        and node.user_object.identifier.startswith("_tf_keras")
-        and node.user_object.metadata
-    ]
-
-
-def _read_savedmodel(path, func):
-    """The Keras metadata of a SavedModel folder (none if Keras did not write it)."""
-    if (
-        not (path / "saved_model.pb").exists()
-        and not (path / "saved_model.pbtxt").exists()
-    ):
-        _corrupt(
-            func,
-            path,
-            "savedmodel",
-            "the folder holds no saved_model.pb, so it is not a SavedModel.",
-        )
-    configs = [
-        (
-            where,
-            _parse_json(text, f"Keras metadata ({where})", path, "savedmodel", func),
-        )
-        for where, text in _savedmodel_metadata(path, func)
-    ]
-    variables = path / "variables"
-    stored = (
-        sum(f.stat().st_size for f in variables.rglob("*") if f.is_file())
-        if variables.is_dir()
-        else 0
-    )
-    return configs, stored
 
 
 # === The two checks kdl.load runs ===
@@ -898,8 +492,7 @@ def check_model_file(
         return
     if fmt != "savedmodel" and path.is_dir():
         _corrupt(func, path, fmt, "it is a folder, not a file.")
-    reader = {"keras": _read_keras, "h5": _read_h5, "savedmodel": _read_savedmodel}
-    configs, stored = reader[fmt](path, func)
+    configs, stored = read_configs(path, fmt, func)
     if not configs:
         return
     allow = _AllowList(custom_objects, more_objects)
@@ -934,3 +527,33 @@ def check_loaded(obj, path, func: str = "kdl.load"):
         f"({cls.__name__}), not a Keras model. A model file must describe a "
         "model; this one names another object."
     )
+
+
+def check_activations(model, path, func: str = "kdl.load") -> None:
+    """Refuses a loaded model a layer of which outputs absurdly many values.
+
+    Loading builds the model on symbolic tensors, so a layer such as
+    ``RepeatVector(n=2**34)`` or ``tf.tile`` by ``2**34`` allocates nothing
+    until the first ``predict``; this catches it before that, with the same
+    per-example budget as an input (``MAX_INPUT_VALUES``).
+    """
+    if not isinstance(model, keras.Model):
+        return
+    for layer in model.layers:
+        try:
+            outputs = tf.nest.flatten(layer.output)
+        except (AttributeError, RuntimeError, ValueError):
+            continue  # a layer called several times: its inputs were checked
+        for tensor in outputs:
+            dims = [d for d in getattr(tensor, "shape", [])[1:] if d]
+            values = 1
+            for d in dims:
+                values *= int(d)
+            if values > MAX_INPUT_VALUES:
+                refuse(
+                    func,
+                    path,
+                    f"its layer {layer.name!r} outputs a tensor of shape "
+                    f"{tuple(tensor.shape)}: {values:,} values per example, more "
+                    f"than {MAX_INPUT_VALUES:,}; predicting would allocate them.",
+                )

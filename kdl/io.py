@@ -281,10 +281,13 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     Args:
         path: str or Path. A ``.keras``, ``.h5`` or ``.tflite`` file, or a
             SavedModel folder.
-        safe_mode: bool. Refuse models that carry Python code (``Lambda``
-            layers), which runs when loaded. Only set it to False for files
-            you trust. Honoured for ``.keras``, ``.h5`` and SavedModel.
-            Defaults to `True`.
+        safe_mode: bool. Refuse files that name code (modules, ``Lambda``
+            layers, op layers naming functions with side effects), SavedModel
+            graphs with ops that may act outside the model (file writes,
+            ``PyFunc``, print, ...), and files that would extract or allocate
+            far more than their size. ``False`` warns and skips the checks:
+            only for files you trust. Honoured for ``.keras``, ``.h5`` and
+            SavedModel. Defaults to `True`.
         compile: bool. Compile the model with its saved loss, metrics and
             optimizer. Defaults to `True`.
 
@@ -350,7 +353,10 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
             model = attempt(everything=True)
         except Exception:  # noqa: BLE001
             _fail_load(path, fmt, f"{type(first).__name__}: {first}", first)
-    return _safe_load.check_loaded(model, path)
+    model = _safe_load.check_loaded(model, path)
+    if safe_mode:
+        _safe_load.check_activations(model, path)
+    return model
 
 
 def _objects_named(names: str) -> dict:

@@ -118,6 +118,7 @@ class _Run:
     state: str = "new"
     record: dict | None = None
     resume_state: _history.ResumeState | None = None
+    lock: rf.FolderLock | None = None
 
 
 def train(
@@ -255,12 +256,13 @@ def train(
         strategy=strategy,
     )
     _check_arguments(job)
-    run = _prepare_run_folder(job)
-    callbacks = _build_callbacks(job, run)
-    _start_session(job, run)
-    with keep_root_logger():  # checkpoint writes log through absl (issue 13)
-        history = _fit(job, callbacks)
-    _write_results(job, run, history)
+    with rf.FolderLock(FUNC) as lock:  # one process per run folder (issue 29)
+        run = _prepare_run_folder(job, lock)
+        callbacks = _build_callbacks(job, run)
+        _start_session(job, run)
+        with keep_root_logger():  # checkpoint writes log through absl (issue 13)
+            history = _fit(job, callbacks)
+        _write_results(job, run, history)
     return history
 
 
@@ -429,8 +431,8 @@ def _check_monitor(job: _Job) -> None:
 # === train: the run folder ===
 
 
-def _prepare_run_folder(job: _Job) -> _Run:
-    """Decides where the run goes and whether it resumes; writes nothing yet."""
+def _prepare_run_folder(job: _Job, lock: rf.FolderLock) -> _Run:
+    """Locks the run folder (the chief), decides whether the run resumes."""
     if job.run_dir is False:
         return _Run(path=None)
     if job.run_dir is None:
@@ -438,7 +440,9 @@ def _prepare_run_folder(job: _Job) -> _Run:
     else:
         path = Path(job.run_dir)
     chief = distribute.is_chief(job.model.distribute_strategy)
-    run = _Run(path=path, chief=chief, state=rf.run_state(path))
+    if chief:  # the other workers of a multi-worker run share the folder
+        lock.acquire(path)
+    run = _Run(path=path, chief=chief, state=rf.run_state(path), lock=lock)
     if run.state == "foreign":
         v.fail(
             FUNC,
@@ -483,7 +487,7 @@ def _start_session(job: _Job, run: _Run) -> None:
     if run.path is None or not run.chief:
         return
     if run.record is None and run.state in ("unfinished", "finished"):
-        moved = _files.move_aside(run.path)
+        moved = run.lock.move_aside()
         if job.verbose:
             print(f"kdl.train: moved the earlier run in {run.path} to {moved}")
     if run.record is None:

@@ -255,7 +255,8 @@ BAD_CONFIGS = {  # case -> (edit, error pattern)
     ),
     "TFOpLambda io.write_file": (
         _tf_op,
-        r"TFOpLambda layer calling the TensorFlow function 'io\.write_file'",
+        r"TFOpLambda layer whose 'function' names 'io\.write_file', which has "
+        "side effects",
     ),
     "huge Dense": (
         _set(("config", "units"), 10**9),

@@ -261,7 +261,7 @@ def _distributed_role(distributed) -> str | None:
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def _prepare_directory(job: jobs.Job, resume: bool) -> bool:
+def _prepare_directory(job: jobs.Job, resume: bool, lock) -> bool:
     """Readies the search folder; returns True when an earlier search resumes.
 
     Only a folder holding a kdl search is ever resumed or replaced: any other
@@ -271,7 +271,8 @@ def _prepare_directory(job: jobs.Job, resume: bool) -> bool:
     """
     path = job.directory
     marker = path / jobs.SEARCH_FILE
-    if not path.exists() or not any(path.iterdir()):
+    lock.acquire(path)  # a kdl._run_folder.FolderLock
+    if not any(entry.name != lock.LOCK_FILE for entry in path.iterdir()):
         return False
     if not marker.exists():
         v.fail(
@@ -294,7 +295,7 @@ def _prepare_directory(job: jobs.Job, resume: bool) -> bool:
             )
         if (path / "oracle.json").exists():
             return True
-    moved = _files.move_aside(path)
+    moved = lock.move_aside()
     if job.fit.verbose:
         print(f"kdl.tune: the earlier search was moved to {moved}", flush=True)
     return False
@@ -460,21 +461,22 @@ def tune(
     )
     job = jobs.Job(build, fit, search)
     worker = search.role == "worker"
-    # Workers share the chief's folder: only the chief (or a local search)
-    # prepares it.
-    resuming = False if worker else _prepare_directory(job, resume)
-
+    from kdl import _run_folder
     from kdl.tuning import _kt  # imports keras_tuner (seconds): only when searching
 
-    tuner = _kt.make_tuner(job)
-    if not worker:
-        _files.write_json(job.directory / jobs.SEARCH_FILE, job.description())
-    _announce(job, _kt.finished_trials(tuner), resuming)
-    job.started = time.perf_counter()
-    _kt.run_search(tuner)
-    if worker:
-        return None
-    return _result(job, tuner, _kt.best_trial(tuner))
+    # One process per search folder (issue 29). Workers share the chief's
+    # folder: only the chief (or a local search) locks and prepares it.
+    with _run_folder.FolderLock(FUNC, "search folder") as lock:
+        resuming = False if worker else _prepare_directory(job, resume, lock)
+        tuner = _kt.make_tuner(job)
+        if not worker:
+            _files.write_json(job.directory / jobs.SEARCH_FILE, job.description())
+        _announce(job, _kt.finished_trials(tuner), resuming)
+        job.started = time.perf_counter()
+        _kt.run_search(tuner)
+        if worker:
+            return None
+        return _result(job, tuner, _kt.best_trial(tuner))
 
 
 def _announce(job: jobs.Job, done: int, resuming: bool) -> None:

@@ -1,0 +1,391 @@
+"""A model file is data, second round (issue 29): arguments that name code, the
+SavedModel graph, and what loading may extract or allocate.
+
+Every crafted file starts from a real ``kdl.save`` file; the check is that
+``kdl.load`` refuses it *and* that nothing was written.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import h5py
+import pytest
+
+import kdl
+from kdl import _safe_load, _safe_symbols
+from kdl.backend import keras, tf
+
+_EVIL_SYMBOLS = [
+    ("ClassMethod", {"cls_symbol": "io.write_file", "method_name": "__call__"}),
+    ("ClassMethod", {"cls_symbol": "io.gfile.remove", "method_name": "__call__"}),
+    ("ClassMethod", {"cls_symbol": "RaggedTensor", "method_name": "__init__"}),
+    ("TFOpLambda", {"function": "io.write_file"}),
+    ("TFOpLambda", {"function": "compat.v1.write_file"}),
+    ("TFOpLambda", {"function": "py_function"}),
+    ("TFOpLambda", {"function": "print"}),
+    ("TFOpLambda", {"function": "random.set_seed"}),
+    ("TFOpLambda", {"function": "raw_ops.WriteFile"}),
+    ("SlicingOpLambda", {"function": "io.write_file"}),
+    ("InstanceMethod", {"attr_name": "numpy"}),
+    ("InstanceProperty", {"attr_name": "__class__"}),
+]
+
+
+@pytest.fixture(scope="module")
+def functional(tmp_path_factory):
+    """A functional model saved by kdl.save as .keras and .h5."""
+    folder = tmp_path_factory.mktemp("functional")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    return {fmt: kdl.save(model, folder / f"f.{fmt}") for fmt in ("keras", "h5")}
+
+
+def _rewrite(src: Path, dst: Path, edit) -> Path:
+    """``src`` with its model config passed through ``edit`` (in place)."""
+    if src.suffix == ".keras":
+        with zipfile.ZipFile(src) as archive:
+            entries = {n: archive.read(n) for n in archive.namelist()}
+        config = json.loads(entries["config.json"])
+        edit(config)
+        entries["config.json"] = json.dumps(config).encode()
+        with zipfile.ZipFile(dst, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+        return dst
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        edit(config)
+        f.attrs["model_config"] = json.dumps(config)
+    return dst
+
+
+def _add_layer(kind, config, inbound):
+    def edit(model_config):
+        entry = {
+            "class_name": kind,
+            "name": "op",
+            "config": {"name": "op", "trainable": True, **config},
+            "inbound_nodes": inbound,
+        }
+        if "module" in json.dumps(model_config["config"]["layers"][0]):
+            entry.update(module="tf_keras.src.layers.core.tf_op_layer")
+            entry.update(registered_name=kind)
+        model_config["config"]["layers"].append(entry)
+
+    return edit
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_the_pwned_exploit_of_the_issue_writes_nothing(functional, tmp_path, fmt):
+    target = tmp_path / "PWNED.txt"
+    inbound = [[["_CONSTANT_VALUE", -1, str(target), {"kwargs": {"contents": "x"}}]]]
+    edit = _add_layer(
+        "ClassMethod",
+        {"cls_symbol": "io.write_file", "method_name": "__call__"},
+        inbound,
+    )
+    path = _rewrite(functional[fmt], tmp_path / f"evil.{fmt}", edit)
+    with pytest.raises(ValueError, match=r"ClassMethod layer whose 'cls_symbol' names "
+                       r"'io\.write_file', which has side effects"):  # fmt: skip
+        kdl.load(path)
+    assert not target.exists()
+    # The CLI loads through kdl.load: the same refusal, one line, exit 2.
+    from kdl.cli import main
+
+    assert main(["info", str(path)]) == 2
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("kind, config", _EVIL_SYMBOLS)
+def test_arguments_naming_code_are_refused(functional, tmp_path, kind, config):
+    inbound = [[["dense", 0, 0, {}]]]  # called on a model tensor
+    path = _rewrite(
+        functional["keras"], tmp_path / "evil.keras", _add_layer(kind, config, inbound)
+    )
+    name = config.get("method_name") if "RaggedTensor" in config.values() else None
+    name = name or next(iter(config.values()))  # the argument that is refused
+    with pytest.raises(ValueError, match=rf"{kind} layer whose '\w+' names '{name}'"):
+        _safe_load.check_model_file(path)
+
+
+@pytest.mark.parametrize("decoy", [False, True])
+def test_an_allowed_op_called_on_constants_only_is_refused(functional, tmp_path, decoy):
+    inbound = [[["_CONSTANT_VALUE", -1, [2**20, 2**20], {}]]]
+    if decoy:  # a second call on a model tensor does not excuse the first
+        inbound.append([["dense", 0, 0, {}]])
+    edit = _add_layer("TFOpLambda", {"function": "zeros"}, inbound)
+    path = _rewrite(functional["h5"], tmp_path / "zeros.h5", edit)
+    with pytest.raises(ValueError, match=r"called on constants only, which would run"):
+        kdl.load(path)
+
+
+@pytest.mark.parametrize("kind", ["ModuleWrapper", "ReloadedLayer", "DenseFeatures"])
+def test_layers_that_run_what_they_name_are_refused(tmp_path, kind):
+    config = {"class_name": kind, "config": {"name": "x", "filepath": str(tmp_path)}}
+    modules = {
+        "ReloadedLayer": "tf_keras.src.export.export_lib",
+        "ModuleWrapper": "tf_keras.src.engine.functional",
+    }
+    if kind in modules:  # where tf_keras would find it
+        config["module"] = modules[kind]
+    with pytest.raises(ValueError, match=rf"is a {kind} layer, which"):
+        _safe_load.check_config(config, source="crafted")
+
+
+def test_ragged_class_methods_and_properties_of_a_real_model_pass(tmp_path):
+    values = keras.Input((), dtype="float32")
+    lengths = keras.Input((), dtype="int64")
+    ragged = tf.RaggedTensor.from_row_lengths(values, lengths)
+    model = keras.Model([values, lengths], ragged.flat_values * 2.0)
+    path = kdl.save(model, tmp_path / "ragged.keras")
+    kinds = {layer["class_name"] for layer in model.get_config()["layers"]}
+    assert {"ClassMethod", "InstanceProperty"} <= kinds
+    loaded = kdl.load(path)
+    x = [tf.constant([1.0, 2.0, 3.0]), tf.constant([2, 1], dtype="int64")]
+    assert loaded(x).numpy().tolist() == [2.0, 4.0, 6.0]
+
+
+# === Every symbol-resolving layer of tf_keras is known ===
+
+_RESOLVERS = {"get_symbol_from_name", "import_module", "__import__", "func_load"}
+
+
+def _constant_names(cls_node) -> set:
+    """Loop variables over literal lists/tuples, and names bound to such tuples."""
+    literal = set()
+    for node in ast.walk(cls_node):
+        if isinstance(node, ast.Assign) and isinstance(
+            node.value, (ast.Tuple, ast.List)
+        ):
+            literal.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    names = set()
+    for node in ast.walk(cls_node):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            it = node.iter
+            if isinstance(it, (ast.Tuple, ast.List)) or (
+                isinstance(it, ast.Name) and it.id in literal
+            ):
+                names.add(node.target.id)
+    return names
+
+
+def _resolves_a_name(cls_node) -> bool:
+    """True if the class's code looks a symbol up by a name it was not born with."""
+    constant = _constant_names(cls_node)
+    for node in ast.walk(cls_node):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name in _RESOLVERS or (
+            isinstance(func, ast.Name) and name in ("eval", "exec")
+        ):
+            return True
+        if name == "getattr" and len(node.args) >= 2:
+            target, key = node.args[0], node.args[1]
+            if isinstance(key, ast.Constant) or ast.unparse(target) == "self":
+                continue
+            if isinstance(key, ast.Name) and key.id in constant:
+                continue
+            return True
+    return False
+
+
+def _tf_keras_layer_classes():
+    """Every tf_keras Layer subclass, by name, with its ClassDef (source read)."""
+    import inspect
+
+    root = Path(keras.__file__).parent / "src"
+    found = {}
+    for file in sorted(root.rglob("*.py")):
+        rel = file.relative_to(root).as_posix()
+        if rel.endswith("_test.py") or "testing_infra" in rel or "benchmarks" in rel:
+            continue
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ClassDef) and _resolves_a_name(node):
+                found.setdefault(node.name, []).append(rel)
+    layers = set()
+    for name, files in found.items():
+        for rel in files:
+            module = "tf_keras.src." + rel[:-3].replace("/", ".")
+            try:
+                cls = getattr(__import__(module, fromlist=[name]), name)
+            except Exception:  # noqa: BLE001 - optional dependencies
+                continue
+            if inspect.isclass(cls) and issubclass(cls, keras.layers.Layer):
+                layers.add(name)
+    return layers
+
+
+def test_every_symbol_resolving_layer_of_tf_keras_is_checked_or_refused():
+    found = _tf_keras_layer_classes()
+    # tf_keras' own base class resolves its own attributes only.
+    found.discard("Layer")
+    subclasses = {"SlicingOpLambda"}  # inherits TFOpLambda's resolution
+    known = set(_safe_symbols.SYMBOL_LAYERS)
+    assert found | subclasses <= known, f"new in tf_keras: {sorted(found - known)}"
+    assert {"TFOpLambda", "ClassMethod", "InstanceMethod", "ModuleWrapper"} <= found
+    for name, verdict in _safe_symbols.SYMBOL_LAYERS.items():
+        assert verdict in ("checked", "refused")
+        if verdict == "refused":
+            with pytest.raises(ValueError, match=rf"(is a {name} layer|{name})"):
+                _safe_load.check_config(
+                    {"class_name": name, "config": {"name": "x"}}, source="crafted"
+                )
+
+
+def test_the_op_table_is_read_from_tf_keras_source():
+    table = _safe_symbols.op_table()
+    assert "from_row_splits" in table["class_methods"]["RaggedTensor"]
+    assert {"flat_values", "dense_shape"} <= table["properties"]
+    assert {"to_tensor", "with_values"} <= table["methods"]
+    assert {"__operators__.getitem", "boolean_mask"} <= table["slicing"]
+    for name in ("math.add", "nn.relu", "reshape", "concat", "einsum", "stack"):
+        assert _safe_symbols.tf_function_problem(name) is None, name
+    for name in ("io.write_file", "print", "py_function", "numpy_function"):
+        assert _safe_symbols.tf_function_problem(name) is not None, name
+
+
+# === SavedModel graphs ===
+
+
+class _Writer(tf.saved_model.experimental.TrackableResource):
+    """A resource whose initializer (run while loading) writes a file."""
+
+    def __init__(self, target):
+        self.target = str(target)
+        super().__init__()
+
+    def _create_resource(self):
+        return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="w")
+
+    def _initialize(self):
+        tf.io.write_file(self.target, "x")
+
+
+def _save_module(path, target, *, in_initializer):
+    module = tf.Module()
+    if in_initializer:
+        module.resource = _Writer(target)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    def serve(x):
+        if not in_initializer:
+            tf.io.write_file(str(target), "x")
+        return {"y": x * 2.0}
+
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    return path
+
+
+@pytest.mark.parametrize("in_initializer", [True, False])
+def test_a_savedmodel_that_writes_a_file_is_refused(tmp_path, in_initializer):
+    target = tmp_path / "SM_PWNED.txt"
+    path = _save_module(tmp_path / "sm", target, in_initializer=in_initializer)
+    assert not target.exists()
+    with pytest.raises(ValueError, match=r"runs the op 'WriteFile', an op that reads"):
+        kdl.load(path)
+    assert not target.exists()
+    with pytest.warns(UserWarning, match="safe_mode=False"):
+        loaded = kdl.load(path, safe_mode=False)  # trusted: it loads, and writes
+    if not in_initializer:
+        loaded.predict([[1.0, 2.0]])
+    assert target.exists()
+
+
+# === What loading may extract and allocate ===
+
+
+def test_a_zip_bomb_of_small_entries_is_refused(functional, tmp_path):
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(functional["keras"]) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        zeros = bytes(8 * 2**20)  # under the per-entry limit, 1000x compressible
+        for i in range(12):
+            dst.writestr(f"assets/pad{i}", zeros, compress_type=zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 2**20
+    with pytest.raises(ValueError, match=r"would extract to [\d,]+ bytes from a file"):
+        kdl.load(path)
+
+
+def test_too_many_entries_are_refused(functional, tmp_path):
+    path = tmp_path / "many.keras"
+    with zipfile.ZipFile(functional["keras"]) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+        for i in range(_safe_load.MAX_ENTRIES):
+            dst.writestr(f"assets/{i}", b"")
+    with pytest.raises(ValueError, match=r"holds [\d,]+ entries \(at most"):
+        kdl.load(path)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_an_input_of_2_to_the_34_values_is_refused(functional, tmp_path, fmt):
+    def edit(config):
+        layer = config["config"]["layers"][0]
+        for key in ("batch_shape", "batch_input_shape"):
+            if key in layer["config"]:
+                layer["config"][key] = [None, 2**34]
+
+    path = _rewrite(functional[fmt], tmp_path / f"huge.{fmt}", edit)
+    with pytest.raises(ValueError, match=r"input of shape \[None, 17179869184\]"):
+        kdl.load(path)
+
+
+def test_legitimate_files_still_pass_the_budget(functional):
+    for path in functional.values():
+        assert isinstance(kdl.load(path), keras.Model)
+
+
+def test_an_npz_weights_bomb_is_refused(functional, tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as npz:
+        with npz.open("kernel.npy", "w", force_zip64=True) as member:
+            chunk = bytes(2**20)
+            for _ in range(200):  # 200 MiB of zeros, about 200 kB deflated
+                member.write(chunk)
+    path = tmp_path / "npz.keras"
+    with zipfile.ZipFile(functional["keras"]) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            if name != "model.weights.h5":
+                dst.writestr(name, src.read(name))
+        dst.writestr("model.weights.npz", inner.getvalue())
+    with pytest.raises(ValueError, match=r"'model\.weights\.npz' holds 1 arrays"):
+        kdl.load(path)
+
+
+def test_a_layer_that_would_output_2_to_the_34_values_is_refused(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.RepeatVector(8)(inputs))
+    path = kdl.save(model, tmp_path / "repeat.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = f.attrs["model_config"].replace(
+            '"n": 8', '"n": 4294967296'
+        )
+    with pytest.raises(ValueError, match=r"layer 'repeat_vector\w*' outputs a tensor"):
+        kdl.load(path)
+
+
+def test_a_savedmodel_declaring_a_huge_variable_is_refused(tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module = tf.Module()
+    module.v = tf.Variable(tf.zeros([4]))
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path))
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    for node in saved.meta_graphs[0].object_graph_def.nodes:
+        if node.WhichOneof("kind") == "variable":
+            node.variable.shape.dim[0].size = 2**34
+    (path / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(ValueError, match=r"declares variables of [\d,]+ bytes"):
+        kdl.load(path)
