@@ -15,7 +15,7 @@ import sys
 
 from kdl.backend import keras, tf
 from kdl.privacy import _fast_step, _ghost, _ledger, _tracking
-from kdl.privacy._losses import per_example_loss
+from kdl.privacy._losses import loss_object, per_example_loss
 
 sys.skip_tf_privacy_import = True
 
@@ -135,7 +135,8 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         if method != "optimizer":
             return super().train_step(data), float(self._noise_multiplier)
         x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-        loss_fn = per_example_loss(self.loss)
+        # A recompile may give the loss by name: the Loss object it names.
+        loss_fn = per_example_loss(loss_object(self.loss, _tracking.FIT))
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             losses = loss_fn(y, y_pred, weights)

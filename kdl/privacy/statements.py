@@ -148,8 +148,8 @@ def _training_lines(s: dict) -> list[str]:
     if restored:
         lines.append(
             f"{restored} of these steps were taken before a fit began (a run "
-            "resumed from its backup, or train_on_batch); they are counted with "
-            "the data of the fit that found them."
+            "resumed from its backup); they are counted with the data of the "
+            "fit that found them."
         )
     lines.append(
         f"Each example's gradient was clipped to L2 norm {s['l2_norm_clip']:g}, "
@@ -251,14 +251,15 @@ def _outside_fit_session(func, params, one, given) -> dict:
         v.fail(
             func,
             "num_examples",
-            f"given: the model took {one['steps']} DP step(s) outside fit "
-            "(train_on_batch or a custom loop); pass the number of examples "
-            "that training sampled from",
+            f"given: the model took {one['steps']} step(s) of DP-SGD that no "
+            "fit recorded (train_on_batch or a custom loop); pass the number "
+            "of examples that training sampled from",
             None,
         )
     if given["num_examples"] is None:
         warnings.warn(
-            f"The model took {one['steps']} DP step(s) outside fit; they are "
+            f"The model took {one['steps']} step(s) of DP-SGD that no fit "
+            "recorded (train_on_batch or a custom loop); they are "
             f"counted with the planned {n} examples (in the batches of up to "
             f"{one['batch_size']} the step recorded). Pass num_examples of that "
             "training if it differs.",
