@@ -214,9 +214,7 @@ def _dp_optimizer_class(base_name):
     def _compute_gradients(self, loss, var_list, grad_loss=None, tape=None):
         state = self._global_state
         # The noise multiplier this step adds noise with (stddev / clip).
-        object.__setattr__(
-            self, "kdl_noise_used", state.stddev / state.l2_norm_clip
-        )
+        object.__setattr__(self, "kdl_noise_used", state.stddev / state.l2_norm_clip)
         return generic._compute_gradients(self, loss, var_list, grad_loss, tape)
 
     def get_config(self):

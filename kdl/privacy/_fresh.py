@@ -67,7 +67,11 @@ def _layer_signs(layer) -> list[str]:
     for name in ("kernel", "embeddings"):
         weight = getattr(layer, name, None)
         init = getattr(layer, f"{name}_initializer", None)
-        if not hasattr(weight, "numpy") or init is None or not weight.shape.num_elements():
+        if (
+            not hasattr(weight, "numpy")
+            or init is None
+            or not weight.shape.num_elements()
+        ):
             continue
         bound = _uniform_bound(init, tuple(weight.shape))
         if bound is not None and np.max(np.abs(weight.numpy())) > bound * 1.0001:

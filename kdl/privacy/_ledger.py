@@ -27,9 +27,17 @@ import numpy as np
 
 from kdl.backend import tf
 
-__all__ = ["Ledger", "fingerprint", "fingerprint_hex"]
+__all__ = ["Ledger", "fingerprint", "fingerprint_hex", "parameters"]
 
 _NO_NOISE_YET = float("inf")
+
+
+def parameters(model) -> list:
+    """The weights the statement is bound to: every floating-point weight,
+    trainable or frozen, in the model's fixed order (integer counters such as
+    TF-MOT's pruning step, which its callback sets between steps, are not
+    parameters)."""
+    return [w for w in model.weights if w.dtype.is_floating]
 
 
 def fingerprint(variables) -> tf.Tensor:
@@ -64,7 +72,7 @@ class Ledger:
 
     def __init__(self, model, state: dict | None = None):
         state = dict(state or {})
-        weights = model.weights
+        weights = parameters(model)
         fp = (
             _from_hex(state["fingerprint"], len(weights))
             if state.get("fingerprint")
@@ -86,7 +94,7 @@ class Ledger:
     def check_weights(self, model):
         """Counts the step as foreign when the weights are not the last DP
         step's (call before the update)."""
-        same = tf.reduce_all(tf.equal(fingerprint(model.weights), self.fingerprint))
+        same = tf.reduce_all(tf.equal(fingerprint(parameters(model)), self.fingerprint))
         return self.foreign.assign_add(tf.cast(tf.logical_not(same), tf.int64))
 
     def record(self, model, batch, noise):
@@ -99,7 +107,7 @@ class Ledger:
             self.seg_steps.assign_add(1),
             self.seg_batch.assign(tf.maximum(self.seg_batch, batch)),
             self.seg_noise.assign(tf.minimum(self.seg_noise, noise)),
-            self.fingerprint.assign(fingerprint(model.weights)),
+            self.fingerprint.assign(fingerprint(parameters(model))),
         ]
         return ops
 
@@ -129,7 +137,7 @@ class Ledger:
     def adopt(self, model) -> str:
         """Takes the model's current weights as the last DP step's (the caller
         has checked they are: a restored epoch, a loaded backup)."""
-        current = fingerprint(model.weights)
+        current = fingerprint(parameters(model))
         self.fingerprint.assign(current)
         return _hex(current.numpy())
 

@@ -237,7 +237,7 @@ def remember_weights(model, fingerprint: str) -> None:
 def adopt_known(model) -> None:
     """Takes the current weights as the last DP step's when a DP step made
     them (EarlyStopping restored an epoch's weights, a backup was loaded)."""
-    current = _ledger.fingerprint_hex(model.weights)
+    current = _ledger.fingerprint_hex(_ledger.parameters(model))
     if current in _known(model):
         model.kdl_ledger.adopt(model)
 
@@ -252,7 +252,7 @@ def void_reason(model) -> str | None:
             "produced (changed by set_weights, load_weights or training "
             "through another model sharing the layers)"
         )
-    current = _ledger.fingerprint_hex(model.weights)
+    current = _ledger.fingerprint_hex(_ledger.parameters(model))
     if current != ledger.weights_hex() and current not in _known(model):
         return (
             "the weights were changed after the last DP step by something "
@@ -336,6 +336,10 @@ class SessionRecorder(keras.callbacks.Callback):
         if self.session["first_epoch"] is None:
             self.session["first_epoch"] = epoch + 1
         self.session["last_epoch"] = epoch + 1
+        if any(type(cb).__name__ == "UpdatePruningStep" for cb in self.callbacks):
+            # TF-MOT applies its masks to the weights at each epoch's end: a
+            # function of the DP step's weights and masks alone (issue 16).
+            self.model.kdl_ledger.adopt(self.model)
         remember_weights(self.model, self.model.kdl_ledger.weights_hex())
         self.save_reached()
 

@@ -111,7 +111,9 @@ def privacy_params(model) -> dict:
         v.fail(func, "model", "a model returned by kdl.privacy.make_private", model)
     if not hasattr(model, "kdl_ledger"):
         return dict(model.privacy)
-    return _tracking.snapshot(model)
+    params = _tracking.snapshot(model)
+    params.pop("fingerprints", None)  # the weights known to be DP steps'
+    return params
 
 
 # === Checks ===

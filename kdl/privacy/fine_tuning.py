@@ -27,6 +27,7 @@ from kdl.privacy.dp_training import (
     dp_optimizer_like,
     is_dp_optimizer,
     is_private,
+    privacy_params,
 )
 
 __all__ = ["private_fine_tune_setup", "private_fine_tune_result"]
@@ -74,7 +75,8 @@ def _check_settings(func, model, dp_settings) -> dict:
     if unknown:
         v.fail(func, "dp_settings", "a dict with keys among " + ", ".join(_SETTINGS),
                unknown)  # fmt: skip
-    earlier = dict(model.privacy) if is_private(model) else {}
+    # Everything the model trained, steps outside fit and a void included.
+    earlier = privacy_params(model) if is_private(model) else {}
     public = v.check_bool(dp_settings.get("public_pretraining", False),
                           "public_pretraining", func)  # fmt: skip
     if not earlier and not public:
@@ -180,6 +182,8 @@ def private_fine_tune_setup(
         "public_pretraining": s["public_pretraining"],
         "sessions": _inherited_sessions(earlier),
     }  # fmt: skip
+    if earlier.get("void"):
+        params["void"] = earlier["void"]  # compression does not launder it
     return _private_on(new_model, params, source, learning_rate, func)
 
 
@@ -210,7 +214,7 @@ def private_fine_tune_result(trained, final_model):
         v.fail(func, "trained", "a model from private_fine_tune_setup", trained.name)
     check_layers(final_model, func)
     final_model = copy_model(final_model)  # its own layers, each called once
-    params = dict(trained.privacy)
+    params = privacy_params(trained)
     params["sessions"] = _inherited_sessions(params)
     params["method"] = _fine_tune_method(final_model, "auto", func)
     return _private_on(final_model, params, trained, None, func)

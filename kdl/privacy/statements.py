@@ -244,8 +244,10 @@ def _params_from(model_or_params, func):
 def _outside_fit_session(func, params, one, given) -> dict:
     """A session of steps no fit ran (train_on_batch, custom loops): its batch
     size and noise as the step recorded them, its examples given or planned."""
-    n = given["num_examples"] if given["num_examples"] is not None else (
-        params.get("num_examples")
+    n = (
+        given["num_examples"]
+        if given["num_examples"] is not None
+        else (params.get("num_examples"))
     )
     if n is None:
         v.fail(
