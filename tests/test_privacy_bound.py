@@ -266,3 +266,24 @@ def test_validation_data_overlapping_training_is_refused(data, tmp_path):
                   run_dir=False, verbose=0)  # fmt: skip
     assert privacy.statement(private, num_examples=N, batch_size=20, epochs=1)
     assert int(private.kdl_ledger.steps.numpy()) == 0  # refused before work
+
+
+def _private_builder(units: int = 8):
+    optimizer = privacy.dp_optimizer("sgd", noise_multiplier=1.0)
+    return kdl.build_mlp((8,), 2, hidden_units=(units,), learning_rate=0.1,
+                         optimizer=optimizer)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tune_best_model_is_void_not_its_plan(data, tmp_path):
+    # Composing every trial's cost is not done (issue 30, ask 4): the best
+    # model's weights come from a trial checkpoint that no DP step of the
+    # returned model produced, so its statement is void, never the plan.
+    x, y = data
+    result = kdl.tune(_private_builder, x, y, space={"units": kdl.Choice([4, 8])},
+                      max_trials=2, epochs=1, batch_size=20, validation_split=0.2,
+                      directory=tmp_path / "tune", algorithm="random", seed=0,
+                      verbose=0)  # fmt: skip
+    statement = _quiet_statement(result.best_model, num_examples=N)
+    assert statement.void and math.isinf(statement.epsilon)
+    assert math.isfinite(_true_epsilon((160, 20, 8, 1.0)))  # what one trial cost

@@ -115,7 +115,8 @@ class Ledger:
 
     def segment(self) -> dict:
         """The open segment: {"steps", "batch_size", "noise_multiplier"}."""
-        noise = float(self.seg_noise.numpy())
+        # The shortest decimal of the float32 recorded: 1.1, not 1.10000002.
+        noise = float(str(self.seg_noise.numpy()))
         return {
             "steps": int(self.seg_steps.numpy()),
             "batch_size": int(self.seg_batch.numpy()),

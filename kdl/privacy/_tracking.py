@@ -114,13 +114,7 @@ def _leaves(x, y, stop=None) -> list:
     return [leaf[:stop] for leaf in leaves]
 
 
-def _count_dataset(dataset, func):
-    """(distinct rows, largest batch, label arrays, row fingerprints) of one pass.
-
-    Distinct examples, not elements: a dataset that repeats its data inside
-    one epoch samples from fewer examples than it yields, and counting the
-    repeats would understate epsilon.
-    """
+def _check_finite(dataset, func):
     if int(dataset.cardinality().numpy()) == tf.data.INFINITE_CARDINALITY:
         v.fail(
             func,
@@ -130,6 +124,16 @@ def _count_dataset(dataset, func):
             "from): drop .repeat() and let epochs repeat the data",
             "an infinite dataset",
         )
+
+
+def _count_dataset(dataset, func):
+    """(distinct rows, largest batch, label arrays, row fingerprints) of one pass.
+
+    Distinct examples, not elements: a dataset that repeats its data inside
+    one epoch samples from fewer examples than it yields, and counting the
+    repeats would understate epsilon.
+    """
+    _check_finite(dataset, func)
     seen, biggest, labels = set(), 0, []
     for batch in dataset:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
@@ -149,6 +153,7 @@ def _check_labels(model, y, func):
 def _examples(model, x, y, info, batch_size, validation_split, given, func):
     """(examples sampled from, batch size, training row fingerprints)."""
     if info.is_dataset:
+        _check_finite(x, func)
         copies = _pipeline.copying_ops(x)
         if copies and given is None:
             _pipeline.refuse_copies(func, copies)

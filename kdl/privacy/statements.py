@@ -296,6 +296,13 @@ def _tracked_sessions(func, params, given) -> list[dict]:
     ]
 
 
+def _void_session(params, given) -> dict:
+    """The figures of a void statement for a model that recorded no training."""
+    n = given["num_examples"] or params.get("num_examples") or 1
+    b = min(n, given["batch_size"] or params.get("batch_size") or 1)
+    return {"num_examples": n, "batch_size": b, "steps": 0, "epochs": 0}
+
+
 def _planned_session(func, params, steps_taken, given) -> dict:
     """One session from the plan (or given values) of an untracked model."""
     for key in ("num_examples", "batch_size", "epochs"):
@@ -396,6 +403,8 @@ def statement(
     tracked = bool(params.get("sessions"))
     if tracked:
         sessions = _tracked_sessions(func, params, given)
+    elif params.get("void"):  # no DP step made these weights: nothing to plan
+        sessions = [_void_session(params, given)]
     else:
         sessions = [_planned_session(func, params, steps_taken, given)]
     values = _summary(params, sessions, tracked)
