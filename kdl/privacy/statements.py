@@ -173,7 +173,8 @@ def _guarantee_lines(s: dict) -> list[str]:
         return [
             "A training step ran without noise (noise multiplier 0: a plain "
             "optimizer without clipping and noise, or the noise set to 0), so "
-            "this model is NOT differentially private (epsilon is infinite)."
+            "this model is NOT differentially private: NO differential privacy "
+            "guarantee (epsilon is infinite)."
         ]
     return [
         f"Guarantee: ({eps:.3g}, {s['delta']:.3g})-differential privacy.",
@@ -241,6 +242,11 @@ def _params_from(model_or_params, func):
     return _tracking.snapshot(model_or_params), _tracking.iterations(model_or_params)
 
 
+def _steps(session) -> str:
+    n = session["steps"]
+    return f"{n} step" + ("" if n == 1 else "s")
+
+
 def _outside_fit_session(func, params, one, given) -> dict:
     """A session of steps no fit ran (train_on_batch, custom loops): its batch
     size and noise as the step recorded them, its examples given or planned."""
@@ -253,14 +259,14 @@ def _outside_fit_session(func, params, one, given) -> dict:
         v.fail(
             func,
             "num_examples",
-            f"given: the model took {one['steps']} step(s) of DP-SGD that no "
+            f"given: the model took {_steps(one)} of DP-SGD that no "
             "fit recorded (train_on_batch or a custom loop); pass the number "
             "of examples that training sampled from",
             None,
         )
     if given["num_examples"] is None:
         warnings.warn(
-            f"The model took {one['steps']} step(s) of DP-SGD that no fit "
+            f"The model took {_steps(one)} of DP-SGD that no fit "
             "recorded (train_on_batch or a custom loop); they are "
             f"counted with the planned {n} examples (in the batches of up to "
             f"{one['batch_size']} the step recorded). Pass num_examples of that "
