@@ -287,3 +287,10 @@ def test_tune_best_model_is_void_not_its_plan(data, tmp_path):
     statement = _quiet_statement(result.best_model, num_examples=N)
     assert statement.void and math.isinf(statement.epsilon)
     assert math.isfinite(_true_epsilon((160, 20, 8, 1.0)))  # what one trial cost
+
+
+def test_num_examples_cannot_exceed_the_distinct_rows(data):
+    x, y = data
+    private = _private()
+    with pytest.raises(ValueError, match="'num_examples' .* at most the 200"):
+        private.fit(x, y, batch_size=20, verbose=0, num_examples=10 * N)

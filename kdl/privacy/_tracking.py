@@ -186,6 +186,11 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
     counted, batch, rows = _examples(
         model, x, y, info, batch_size, validation_split, given, func
     )
+    if given is not None and given > counted:
+        # More examples than distinct rows would understate epsilon.
+        v.fail(func, "num_examples", f"at most the {counted} distinct rows the "
+               "data holds (the distinct private examples it was made from)",
+               given)  # fmt: skip
     _pipeline.check_overlap(func, rows, x, y, info, validation_split,
                             validation_data)  # fmt: skip
     close_outside_fit(model)

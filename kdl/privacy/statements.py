@@ -276,7 +276,8 @@ def _outside_fit_session(func, params, one, given) -> dict:
     n = v.check_int(n, "num_examples", func)
     batch = max(one["batch_size"], v.check_int(given["batch_size"] or 1,
                                                "batch_size", func))  # fmt: skip
-    return dict(one, num_examples=n, batch_size=min(batch, n))
+    return dict(one, num_examples=n, batch_size=min(batch, n),
+                num_examples_given=given["num_examples"] is not None)  # fmt: skip
 
 
 def _tracked_sessions(func, params, given) -> list[dict]:
