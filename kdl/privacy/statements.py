@@ -81,6 +81,7 @@ class PrivacyStatement:
     tracked: bool = False
     void: str | None = None
     num_examples_given: bool = False
+    post_processing: tuple = ()
 
     def to_dict(self) -> dict:
         """The statement as a JSON-ready dict (``epsilon`` inf becomes None)."""
@@ -203,6 +204,13 @@ def _weights_lines(s: dict) -> list[str]:
         )
     elif s["tracked"]:
         lines.append("No checkpoint selection was used.")
+    if s["post_processing"]:
+        lines.append(
+            "After training, the weights were changed by a step declared to "
+            "read no data (kdl.privacy.bind_post_processing: "
+            + "; ".join(s["post_processing"])
+            + "): post-processing, which keeps the guarantee."
+        )
     if s["public_pretraining"]:
         lines.append(
             "The starting weights were declared public (public_pretraining="
@@ -350,6 +358,7 @@ def _summary(params, sessions, tracked) -> dict:
         "public_pretraining": bool(params.get("public_pretraining", False)),
         "tracked": tracked,
         "void": params.get("void"),
+        "post_processing": tuple(params.get("post_processing") or ()),
         "num_examples_given": any(one.get("num_examples_given") for one in sessions),
         "sessions": tuple(
             {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
