@@ -427,7 +427,8 @@ def test_statement_of_params_and_warning_for_unplanned_steps():
     ):
         privacy.statement({**params, "epochs": None})
 
-    x = np.zeros((20, 4), "float32")
+    # Distinct rows: identical rows would be one example (issue 30).
+    x = np.arange(80, dtype="float32").reshape(20, 4) / 80
     y = np.zeros(20, "int64")
     private = privacy.make_private(
         _mlp(), noise_multiplier=1.0, num_examples=20, batch_size=10, epochs=1

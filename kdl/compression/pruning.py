@@ -131,6 +131,10 @@ def _prune_at_once(model, target_sparsity, block_size, func):
         for kernel, variable in zip(c.kernels(layer), c.kernel_variables(layer)):
             if id(kernel) in chosen:
                 _zero_smallest(variable, target)
+    if c.is_private(pruned):  # data-free post-processing keeps the statement
+        from kdl import privacy
+
+        privacy.bind_post_processing(pruned, "one-shot magnitude pruning")
     return pruned
 
 

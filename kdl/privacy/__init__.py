@@ -43,7 +43,11 @@ from kdl.privacy.dp_training import (
     make_private,
     privacy_params,
 )
-from kdl.privacy.fine_tuning import private_fine_tune_result, private_fine_tune_setup
+from kdl.privacy.fine_tuning import (
+    bind_post_processing,
+    private_fine_tune_result,
+    private_fine_tune_setup,
+)
 from kdl.privacy.membership import AuditResult, audit
 from kdl.privacy.norms import gradient_norms, tf_privacy_registry, unsupported_layers
 from kdl.privacy.statements import (
@@ -64,6 +68,7 @@ __all__ = [
     "privacy_params",
     "private_fine_tune_setup",
     "private_fine_tune_result",
+    "bind_post_processing",
     "gradient_norms",
     "unsupported_layers",
     "tf_privacy_registry",

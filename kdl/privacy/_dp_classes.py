@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 
 from kdl.backend import keras, tf
-from kdl.privacy import _fast_step, _ghost, _tracking
-from kdl.privacy._losses import per_example_loss
+from kdl.privacy import _fast_step, _ghost, _ledger, _tracking
+from kdl.privacy._losses import loss_object, per_example_loss
 
 sys.skip_tf_privacy_import = True
 
@@ -46,8 +46,9 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
     Keras optimizer (compiled in) clip and noise their gradients.
     """
 
-    def __init__(self, *args, privacy=None, **kwargs):
+    def __init__(self, *args, privacy=None, ledger=None, **kwargs):
         privacy = dict(privacy or {})
+        privacy.pop("ledger", None)  # only from_config restores a ledger
         method = privacy.get("method", "vectorized")
         super().__init__(
             privacy.get("l2_norm_clip", 1.0),
@@ -61,6 +62,10 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         # A plain dict, not one Keras tracks (it would wrap the session list
         # in a ListWrapper); it is saved through get_config.
         object.__setattr__(self, "privacy", privacy)
+        # The in-graph record of the DP steps (issue 30): plain attributes,
+        # not Keras weights, saved through get_config.
+        object.__setattr__(self, "kdl_ledger", _ledger.Ledger(self, ledger))
+        object.__setattr__(self, "kdl_open_session", None)
 
     def fit(
         self,
@@ -82,6 +87,7 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         ``validation_split``; counted for a ``tf.data`` dataset), the batch
         size, the optimizer steps taken and the epoch whose weights were kept.
         """
+        num_examples = kwargs.pop("num_examples", None)
         session = _tracking.begin_session(
             self,
             x,
@@ -90,8 +96,10 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
             validation_split=validation_split,
             validation_data=validation_data,
             callbacks=callbacks,
+            num_examples=num_examples,
         )
         recorder = _tracking.SessionRecorder(session, callbacks)
+        object.__setattr__(self, "kdl_open_session", session)
         try:
             return super().fit(
                 x,
@@ -105,15 +113,30 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
                 **kwargs,
             )
         finally:
+            object.__setattr__(self, "kdl_open_session", None)
             _tracking.end_session(self, recorder)
 
     def train_step(self, data):
-        if self.privacy.get("method") == "fast":
-            return _fast_step.train_step(self, data)
-        if self.privacy.get("method") != "optimizer":
-            return super().train_step(data)
+        # The step records what it ran with, in the graph (issue 30).
+        self.kdl_ledger.check_weights(self)
+        metrics, noise = self._dp_step(data)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        self.kdl_ledger.record(self, batch, noise)
+        return metrics
+
+    def _dp_step(self, data):
+        """(metrics, the noise multiplier this step used)."""
+        method = self.privacy.get("method")
+        if method == "fast":
+            clip = float(self.privacy.get("l2_norm_clip", 1.0))
+            noise = float(self.privacy.get("noise_multiplier", 0.0))
+            return _fast_step.train_step(self, data, clip, noise), noise
+        if method != "optimizer":
+            return super().train_step(data), float(self._noise_multiplier)
         x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-        loss_fn = per_example_loss(self.loss)
+        # A recompile may give the loss by name: the Loss object it names.
+        loss_fn = per_example_loss(loss_object(self.loss, _tracking.FIT))
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             losses = loss_fn(y, y_pred, weights)
@@ -126,23 +149,34 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
             y, y_pred, sample_weight=weights, regularization_losses=self.losses
         )
         self.compiled_metrics.update_state(y, y_pred, weights)
-        return {m.name: m.result() for m in self.metrics}
+        # A plain optimizer neither clips nor adds noise: recorded as 0.
+        noise = getattr(self.optimizer, "kdl_noise_used", None)
+        if not isinstance(self.optimizer, tuple(dp_optimizer_classes().values())):
+            noise = None
+        return {m.name: m.result() for m in self.metrics}, (
+            0.0 if noise is None else noise
+        )
 
     def get_config(self):
         # Keras writes a functional config only for classes with the
         # functional constructor: take it from a plain view of the graph.
         plain = keras.Model(inputs=self.inputs, outputs=self.outputs, name=self.name)
         config = plain.get_config()
-        config["privacy"] = dict(self.privacy)
+        config["privacy"] = _tracking.snapshot(self)
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        privacy = config.pop("privacy", None)
+        privacy = dict(config.pop("privacy", None) or {})
+        ledger = privacy.pop("ledger", None)
         plain = keras.Model.from_config(config, custom_objects=custom_objects)
         return cls(
-            inputs=plain.inputs, outputs=plain.outputs, name=plain.name, privacy=privacy
+            inputs=plain.inputs,
+            outputs=plain.outputs,
+            name=plain.name,
+            privacy=privacy,
+            ledger=ledger,
         )
 
 
@@ -161,8 +195,27 @@ def _dp_optimizer_class(base_name):
             l2_norm_clip, l2_norm_clip * noise_multiplier
         )
         generic.__init__(self, query, None, 1, **kwargs)
-        self.l2_norm_clip = l2_norm_clip
-        self.noise_multiplier = noise_multiplier
+        object.__setattr__(self, "_kdl_settings", [l2_norm_clip, noise_multiplier])
+
+    def _settings(index):
+        def getter(self):
+            return self._kdl_settings[index]
+
+        def setter(self, value):
+            # Changing the clip or the noise changes the query the next traced
+            # step uses; that step records the noise it used (issue 30).
+            self._kdl_settings[index] = float(value)
+            clip, noise = self._kdl_settings
+            self._dp_sum_query = gaussian_query.GaussianSumQuery(clip, clip * noise)
+            self._global_state = self._dp_sum_query.initial_global_state()
+
+        return property(getter, setter)
+
+    def _compute_gradients(self, loss, var_list, grad_loss=None, tape=None):
+        state = self._global_state
+        # The noise multiplier this step adds noise with (stddev / clip).
+        object.__setattr__(self, "kdl_noise_used", state.stddev / state.l2_norm_clip)
+        return generic._compute_gradients(self, loss, var_list, grad_loss, tape)
 
     def get_config(self):
         config = legacy.get_config(self)  # skip the generic's unloadable state
@@ -177,6 +230,9 @@ def _dp_optimizer_class(base_name):
         {
             "__init__": __init__,
             "get_config": get_config,
+            "_compute_gradients": _compute_gradients,
+            "l2_norm_clip": _settings(0),
+            "noise_multiplier": _settings(1),
             "__module__": __name__,
             "__doc__": f"DP-SGD version of the legacy {base_name} optimizer.",
         },

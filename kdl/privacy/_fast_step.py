@@ -109,11 +109,11 @@ def gradient_norms(model, x, y, weights=None):
     return norms
 
 
-def train_step(model, data):
-    """One DP-SGD step of ``model`` (a PrivateModel) with kdl's registry."""
+def train_step(model, data, clip: float, noise: float):
+    """One DP-SGD step of ``model`` (a PrivateModel) with kdl's registry, with
+    clip norm ``clip`` and noise multiplier ``noise`` (which the caller
+    records as what the step used)."""
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-    clip = float(model.privacy.get("l2_norm_clip", 1.0))
-    noise = float(model.privacy.get("noise_multiplier", 0.0))
     grads, y_pred, _ = clipped_gradients(model, x, y, weights, clip)
     batch = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], tf.float32)
     if noise > 0:

@@ -14,7 +14,6 @@ A light module (no TensorFlow Privacy): the DP model class calls it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from kdl import _validation as v
 from kdl._files import read_json, write_json
 from kdl.backend import keras, tf
+from kdl.privacy import _ledger, _pipeline
 
 __all__ = [
     "FIT",
@@ -32,6 +32,11 @@ __all__ = [
     "check_selection",
     "target_task",
     "iterations",
+    "snapshot",
+    "void_reason",
+    "close_outside_fit",
+    "remember_weights",
+    "adopt_known",
 ]
 
 FIT = "PrivateModel.fit"
@@ -102,22 +107,14 @@ def check_selection(callbacks, func=FIT) -> list[str]:
     return sorted(set(monitors))
 
 
-def _hash_rows(leaves, seen: set) -> None:
-    n = int(np.shape(leaves[0])[0])
-    for i in range(n):
-        digest = hashlib.blake2b(digest_size=16)
-        for leaf in leaves:
-            digest.update(np.ascontiguousarray(leaf[i]).tobytes())
-        seen.add(digest.digest())
+def _leaves(x, y, stop=None) -> list:
+    """The arrays of x and y (one row per example), rows [:stop]."""
+    leaves = [np.asarray(t) for t in tf.nest.flatten(x)]
+    leaves += [] if y is None else [np.asarray(t) for t in tf.nest.flatten(y)]
+    return [leaf[:stop] for leaf in leaves]
 
 
-def _count_dataset(dataset, func):
-    """(distinct examples, largest batch, label arrays) of one pass.
-
-    Distinct examples, not elements: a dataset that repeats its data inside
-    one epoch samples from fewer examples than it yields, and counting the
-    repeats would understate epsilon.
-    """
+def _check_finite(dataset, func):
     if int(dataset.cardinality().numpy()) == tf.data.INFINITE_CARDINALITY:
         v.fail(
             func,
@@ -127,16 +124,25 @@ def _count_dataset(dataset, func):
             "from): drop .repeat() and let epochs repeat the data",
             "an infinite dataset",
         )
+
+
+def _count_dataset(dataset, func):
+    """(distinct rows, largest batch, label arrays, row fingerprints) of one pass.
+
+    Distinct examples, not elements: a dataset that repeats its data inside
+    one epoch samples from fewer examples than it yields, and counting the
+    repeats would understate epsilon.
+    """
+    _check_finite(dataset, func)
     seen, biggest, labels = set(), 0, []
     for batch in dataset:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
-        x_leaves = [np.asarray(t) for t in tf.nest.flatten(x)]
-        y_leaves = [] if y is None else [np.asarray(t) for t in tf.nest.flatten(y)]
-        biggest = max(biggest, int(np.shape(x_leaves[0])[0]))
-        _hash_rows(x_leaves + y_leaves, seen)
-        if len(y_leaves) == 1:
-            labels.append(y_leaves[0])
-    return len(seen), biggest, labels
+        leaves = _leaves(x, y)
+        biggest = max(biggest, int(np.shape(leaves[0])[0]))
+        seen |= _pipeline.row_hashes(leaves)
+        if y is not None and len(tf.nest.flatten(y)) == 1:
+            labels.append(leaves[-1])
+    return len(seen), biggest, labels, seen
 
 
 def _check_labels(model, y, func):
@@ -144,8 +150,29 @@ def _check_labels(model, y, func):
     v.check_targets(func, y, task=task, num_classes=num_classes)
 
 
+def _examples(model, x, y, info, batch_size, validation_split, given, func):
+    """(examples sampled from, batch size, training row fingerprints)."""
+    if info.is_dataset:
+        _check_finite(x, func)
+        copies = _pipeline.copying_ops(x)
+        if copies and given is None:
+            _pipeline.refuse_copies(func, copies)
+        num_examples, batch, labels, rows = _count_dataset(x, func)
+        if labels:
+            _check_labels(model, np.concatenate(labels), func)
+        if num_examples == 0:
+            v.fail(func, "x", "a dataset with at least one example", "no examples")
+        return num_examples, batch, rows
+    _check_labels(model, y, func)
+    n_train = int(math.floor(info.num_examples * (1.0 - validation_split)))
+    # Distinct rows, as for a tf.data dataset (issue 30): a row given three
+    # times is one example sampled three times as often.
+    rows = _pipeline.row_hashes(_leaves(x, y, n_train))
+    return len(rows), min(batch_size or 32, n_train), rows  # Keras' default: 32
+
+
 def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
-                  callbacks, func=FIT) -> dict:  # fmt: skip
+                  callbacks, num_examples=None, func=FIT) -> dict:  # fmt: skip
     """Checks a private ``fit`` before any work; returns its session record."""
     info = v.check_data(
         func,
@@ -154,22 +181,26 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
         validation_data=validation_data,
         validation_split=validation_split,
     )
+    given = v.check_int(num_examples, "num_examples", func, allow_none=True)
     monitors = check_selection(callbacks, func)
-    if info.is_dataset:
-        num_examples, batch, labels = _count_dataset(x, func)
-        if labels:
-            _check_labels(model, np.concatenate(labels), func)
-        if num_examples == 0:
-            v.fail(func, "x", "a dataset with at least one example", "no examples")
-    else:
-        _check_labels(model, y, func)
-        num_examples = int(math.floor(info.num_examples * (1.0 - validation_split)))
-        batch = min(batch_size or 32, num_examples)  # Keras' default batch: 32
+    counted, batch, rows = _examples(
+        model, x, y, info, batch_size, validation_split, given, func
+    )
+    if given is not None and given > counted:
+        # More examples than distinct rows would understate epsilon.
+        v.fail(func, "num_examples", f"at most the {counted} distinct rows the "
+               "data holds (the distinct private examples it was made from)",
+               given)  # fmt: skip
+    _pipeline.check_overlap(func, rows, x, y, info, validation_split,
+                            validation_data)  # fmt: skip
+    close_outside_fit(model)
     return {
-        "num_examples": num_examples,
+        "num_examples": counted if given is None else given,
+        "num_examples_given": given is not None,
         "batch_size": batch,
         "steps": 0,
         "restored_steps": 0,
+        "start_iteration": iterations(model),
         "epochs": 0,
         "first_epoch": None,
         "last_epoch": None,
@@ -182,9 +213,93 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
     }
 
 
-def _last_end(model) -> int:
-    sessions = model.privacy.get("sessions") or []
-    return sessions[-1]["end_iteration"] if sessions else 0
+def _outside_fit(segment: dict) -> dict:
+    """A session of steps no fit ran (train_on_batch, a custom loop)."""
+    return {
+        "num_examples": None,
+        "batch_size": segment["batch_size"],
+        "steps": segment["steps"],
+        "epochs": 0,
+        "outside_fit": True,
+        "noise_multiplier": segment["noise_multiplier"],
+    }
+
+
+def close_outside_fit(model) -> None:
+    """Turns the steps taken since the last fit into a session of their own."""
+    segment = model.kdl_ledger.close_segment()
+    if segment["steps"]:
+        sessions = list(model.privacy.get("sessions") or [])
+        model.privacy["sessions"] = sessions + [_outside_fit(segment)]
+
+
+def _known(model) -> list:
+    return list(model.privacy.get("fingerprints") or [])
+
+
+def remember_weights(model, fingerprint: str) -> None:
+    """Adds weights a DP step produced (an epoch's end) to the known ones."""
+    known = _known(model)
+    if fingerprint not in known:
+        model.privacy["fingerprints"] = (known + [fingerprint])[-1000:]
+
+
+def adopt_known(model) -> None:
+    """Takes the current weights as the last DP step's when a DP step made
+    them (EarlyStopping restored an epoch's weights, a backup was loaded)."""
+    current = _ledger.fingerprint_hex(_ledger.parameters(model))
+    if current in _known(model):
+        model.kdl_ledger.adopt(model)
+
+
+def void_reason(model) -> str | None:
+    """Why the weights are not the ones the recorded DP steps produced."""
+    ledger = model.kdl_ledger
+    foreign = int(ledger.foreign.numpy())
+    if foreign:
+        return (
+            f"{foreign} DP step(s) started from weights that no DP step "
+            "produced (changed by set_weights, load_weights or training "
+            "through another model sharing the layers)"
+        )
+    current = _ledger.fingerprint_hex(_ledger.parameters(model))
+    if current != ledger.weights_hex() and current not in _known(model):
+        return (
+            "the weights were changed after the last DP step by something "
+            "other than DP-SGD (set_weights, load_weights, or training "
+            "through another model sharing the layers)"
+        )
+    return None
+
+
+def snapshot(model) -> dict:
+    """The model's privacy record now: settings, every session (the open one
+    too), the ledger's state and, when the weights are not the DP steps',
+    why the statement is void."""
+    params = dict(model.privacy)
+    sessions = [dict(one) for one in params.get("sessions") or []]
+    segment = model.kdl_ledger.segment()
+    if segment["steps"]:
+        running = model.kdl_open_session
+        if running is None:
+            sessions.append(_outside_fit(segment))
+        else:  # saved during fit, e.g. a best-model checkpoint
+            sessions.append(_closed(dict(running), segment))
+    params["sessions"] = sessions
+    params["ledger"] = model.kdl_ledger.state()
+    reason = params.get("void") or void_reason(model)
+    if reason:
+        params["void"] = reason
+    return params
+
+
+def _closed(session: dict, segment: dict) -> dict:
+    """``session`` with the steps, batch and noise its steps recorded."""
+    session["steps"] = segment["steps"] + session["restored_steps"]
+    if segment["steps"]:
+        session["batch_size"] = segment["batch_size"]
+        session["noise_multiplier"] = segment["noise_multiplier"]
+    return session
 
 
 class SessionRecorder(keras.callbacks.Callback):
@@ -214,18 +329,28 @@ class SessionRecorder(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.start = iterations(self.model)
         path = self.steps_file()
-        record = read_json(path) if path is not None else None
-        reached = max(self.start, int((record or {}).get("steps", 0)))
-        # Steps beyond what this model recorded were taken elsewhere: a run
-        # resumed from a backup (up to the most the crashed process reached),
-        # or train_on_batch. They are counted with this session's data.
-        self.session["restored_steps"] = max(0, reached - _last_end(self.model))
+        record = (read_json(path) if path is not None else None) or {}
+        reached = max(self.start, int(record.get("steps", 0)))
+        # Steps beyond the optimizer's count when fit began were taken by
+        # another process: a run resumed from a backup (up to the most the
+        # crashed process reached). They are counted with this session's data.
+        start = self.session["start_iteration"]
+        self.session["restored_steps"] = max(0, reached - start)
+        if record.get("fingerprint"):
+            # The backup's weights, written at an epoch's end by a DP step.
+            remember_weights(self.model, record["fingerprint"])
+            adopt_known(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         self.session["epochs"] += 1
         if self.session["first_epoch"] is None:
             self.session["first_epoch"] = epoch + 1
         self.session["last_epoch"] = epoch + 1
+        if any(type(cb).__name__ == "UpdatePruningStep" for cb in self.callbacks):
+            # TF-MOT applies its masks to the weights at each epoch's end: a
+            # function of the DP step's weights and masks alone (issue 16).
+            self.model.kdl_ledger.adopt(self.model)
+        remember_weights(self.model, self.model.kdl_ledger.weights_hex())
         self.save_reached()
 
     def save_reached(self):
@@ -235,7 +360,9 @@ class SessionRecorder(keras.callbacks.Callback):
             return  # no backup, or BackupAndRestore removed it at the end
         previous = read_json(path)
         steps = max(iterations(self.model), int((previous or {}).get("steps", 0)))
-        write_json(path, {"steps": steps})
+        write_json(
+            path, {"steps": steps, "fingerprint": self.model.kdl_ledger.weights_hex()}
+        )
 
     def kept_epoch(self):
         """The 1-based epoch whose weights the model holds after fit."""
@@ -253,13 +380,14 @@ class SessionRecorder(keras.callbacks.Callback):
 def end_session(model, recorder: SessionRecorder) -> None:
     """Adds the session to ``model.privacy["sessions"]`` (also after an error)."""
     session = recorder.session
+    segment = model.kdl_ledger.close_segment()
     if recorder.start is None:  # fit stopped before training began
         return
-    end = iterations(model)
     recorder.save_reached()  # a crash: the resumed run must count these steps
-    session["steps"] = max(0, end - recorder.start) + session["restored_steps"]
-    session["end_iteration"] = end
+    _closed(session, segment)
+    session["end_iteration"] = iterations(model)
     session["kept_epoch"] = recorder.kept_epoch()
+    adopt_known(model)  # EarlyStopping put back an earlier epoch's weights
     if session["steps"] == 0 and session["epochs"] == 0:
         return
     model.privacy["sessions"] = list(model.privacy.get("sessions") or []) + [session]

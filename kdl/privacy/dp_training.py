@@ -16,7 +16,7 @@ from kdl import _validation as v
 from kdl._model_utils import copy_model, fresh_metrics, walk_layers
 from kdl.backend import keras
 from kdl.errors import UnsupportedModelError
-from kdl.privacy import accounting
+from kdl.privacy import _fresh, _tracking, accounting
 from kdl.privacy._losses import loss_object
 from kdl.privacy._tracking import iterations
 from kdl.privacy.norms import unsupported_layers
@@ -109,7 +109,11 @@ def privacy_params(model) -> dict:
     v.check_keras_model(model, "model", func)
     if not is_private(model):
         v.fail(func, "model", "a model returned by kdl.privacy.make_private", model)
-    return dict(model.privacy)
+    if not hasattr(model, "kdl_ledger"):
+        return dict(model.privacy)
+    params = _tracking.snapshot(model)
+    params.pop("fingerprints", None)  # the weights known to be DP steps'
+    return params
 
 
 # === Checks ===
@@ -211,6 +215,20 @@ def _check_fresh(model, public_pretraining, func):
         "make_private(..., public_pretraining=True)",
     )
     steps = _was_trained(model)
+    signs = [] if steps else _fresh.trained_signs(model)
+    if signs:
+        # A compile=False load (or a recompile) resets the optimizer; the
+        # weights still show the training (issue 30).
+        v.fail(
+            func,
+            "model",
+            "a model whose weights were not trained yet: they show prior "
+            f"training ({'; '.join(signs[:3])}), so they may already encode "
+            "the training data and no DP guarantee would hold for them. Build "
+            "a fresh model, or, if it was trained only on public data, declare "
+            "that with make_private(..., public_pretraining=True)",
+            model.name,
+        )
     if steps:
         v.fail(
             func,
@@ -263,8 +281,15 @@ def check_layers(model, func):
 
 def _check_model(model, func, public_pretraining=False):
     v.check_keras_model(model, "model", func)
-    if is_private(model):
-        v.fail(func, "model", "a model that is not private yet", model.name)
+    if is_private(model) and not public_pretraining:
+        v.fail(
+            func,
+            "model",
+            "a model that is not private yet (or, for a private model whose "
+            "weights were since changed with public data only, "
+            "public_pretraining=True)",
+            model.name,
+        )
     if model.optimizer is None or getattr(model, "loss", None) is None:
         v.fail(
             func, "model", "a compiled model (every kdl builder compiles)", model.name
@@ -378,18 +403,40 @@ def _metrics_of(model):
     return fresh_metrics((model.get_compile_config() or {}).get("metrics")) or None
 
 
+def _earlier_sessions(model) -> list[dict]:
+    """The DP sessions a private model already trained (public_pretraining=True
+    declares only the changes since public; the DP steps still count)."""
+    if not is_private(model):
+        return []
+    sessions = privacy_params(model).get("sessions") or []
+    return [dict(one, end_iteration=0) for one in sessions]
+
+
+def _plain(optimizer):
+    """A non-DP optimizer like ``optimizer`` (a DP one loses its DP)."""
+    if not is_dp_optimizer(optimizer):
+        return optimizer
+    config = dict(optimizer.get_config())
+    config.pop("l2_norm_clip", None)
+    config.pop("noise_multiplier", None)
+    return getattr(keras.optimizers.legacy, type(optimizer).__name__[2:]).from_config(
+        config
+    )
+
+
 def _build_private(model, params, loss, func):
     """The PrivateModel: a copy of ``model`` compiled for ``params``."""
     clone = copy_model(model)  # new layers: the input stays untouched
     private = _classes().PrivateModel(
         inputs=clone.inputs, outputs=clone.outputs, name=model.name, privacy=params
     )
+    base = _plain(model.optimizer)
     if params["method"] == "optimizer":
         optimizer = dp_optimizer_like(
-            model.optimizer, params["l2_norm_clip"], params["noise_multiplier"], func
+            base, params["l2_norm_clip"], params["noise_multiplier"], func
         )
     else:
-        optimizer = _fresh_optimizer(model.optimizer)
+        optimizer = _fresh_optimizer(base)
     private.compile(optimizer=optimizer, loss=loss, metrics=_metrics_of(model))
     return private
 
@@ -481,7 +528,7 @@ def make_private(
     loss = loss_object(model.loss, func)
     s["method"] = choose_method(model, s["method"], func)
     if s["method"] == "optimizer":
-        dp_optimizer_like(model.optimizer, s["l2_norm_clip"], 0.0, func)  # checks
+        dp_optimizer_like(_plain(model.optimizer), s["l2_norm_clip"], 0.0, func)
 
     # === Work starts here: every argument is valid ===
     if s["target_epsilon"] is not None:
@@ -495,7 +542,7 @@ def make_private(
     keys = ("l2_norm_clip", "noise_multiplier", "delta", "method", "num_examples",
             "batch_size", "epochs", "target_epsilon")  # fmt: skip
     params = {k: s[k] for k in keys}
-    params.update(public_pretraining=public, sessions=[])
+    params.update(public_pretraining=public, sessions=_earlier_sessions(model))
     return _build_private(model, params, loss, func)
 
 

@@ -27,9 +27,14 @@ from kdl.privacy.dp_training import (
     dp_optimizer_like,
     is_dp_optimizer,
     is_private,
+    privacy_params,
 )
 
-__all__ = ["private_fine_tune_setup", "private_fine_tune_result"]
+__all__ = [
+    "private_fine_tune_setup",
+    "private_fine_tune_result",
+    "bind_post_processing",
+]
 
 _SETTINGS = ("l2_norm_clip", "noise_multiplier", "method", "public_pretraining")
 
@@ -74,7 +79,8 @@ def _check_settings(func, model, dp_settings) -> dict:
     if unknown:
         v.fail(func, "dp_settings", "a dict with keys among " + ", ".join(_SETTINGS),
                unknown)  # fmt: skip
-    earlier = dict(model.privacy) if is_private(model) else {}
+    # Everything the model trained, steps outside fit and a void included.
+    earlier = privacy_params(model) if is_private(model) else {}
     public = v.check_bool(dp_settings.get("public_pretraining", False),
                           "public_pretraining", func)  # fmt: skip
     if not earlier and not public:
@@ -180,6 +186,8 @@ def private_fine_tune_setup(
         "public_pretraining": s["public_pretraining"],
         "sessions": _inherited_sessions(earlier),
     }  # fmt: skip
+    if earlier.get("void"):
+        params["void"] = earlier["void"]  # compression does not launder it
     return _private_on(new_model, params, source, learning_rate, func)
 
 
@@ -210,7 +218,38 @@ def private_fine_tune_result(trained, final_model):
         v.fail(func, "trained", "a model from private_fine_tune_setup", trained.name)
     check_layers(final_model, func)
     final_model = copy_model(final_model)  # its own layers, each called once
-    params = dict(trained.privacy)
+    params = privacy_params(trained)
     params["sessions"] = _inherited_sessions(params)
     params["method"] = _fine_tune_method(final_model, "auto", func)
     return _private_on(final_model, params, trained, None, func)
+
+
+def bind_post_processing(model, what: str) -> None:
+    """Binds a private model's statement to weights changed without data.
+
+    For kdl's own data-free transforms of a private model's weights (one-shot
+    magnitude pruning): post-processing keeps the DP guarantee, so the
+    statement holds for the new weights; it names ``what`` was done. A model
+    whose statement is already void stays void.
+
+    Args:
+        model: kdl.keras.Model. A private model whose weights were just
+            post-processed without reading any data.
+        what: str. The post-processing, as the statement will name it.
+
+    Raises:
+        ValueError, TypeError: for a bad argument, naming it.
+    """
+    func = "kdl.privacy.bind_post_processing"
+    v.check_keras_model(model, "model", func)
+    if not is_private(model) or not hasattr(model, "kdl_ledger"):
+        v.fail(func, "model", "a model from kdl.privacy.make_private", model.name)
+    if not isinstance(what, str) or not what:
+        v.fail(func, "what", "a non-empty str", what, error=TypeError)
+    void = privacy_params(model).get("void")
+    if void:
+        model.privacy["void"] = void
+        return
+    model.kdl_ledger.adopt(model)
+    done = list(model.privacy.get("post_processing") or [])
+    model.privacy["post_processing"] = done + [what]

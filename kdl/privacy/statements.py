@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kdl import _validation as v
 from kdl._files import atomic_path
-from kdl.privacy import accounting
+from kdl.privacy import _tracking, accounting
 from kdl.privacy.dp_training import is_private
 
 __all__ = [
@@ -58,6 +58,10 @@ class PrivacyStatement:
             steps and epochs.
         tracked: bool. The numbers were recorded while training (False: a
             plan or values you passed).
+        void: str or None. Why the statement is void (epsilon inf): the
+            weights are not the ones the recorded DP steps produced.
+        num_examples_given: bool. A session's number of examples was given
+            by the caller (``fit(..., num_examples=)``), not counted.
     """
 
     epsilon: float
@@ -75,6 +79,9 @@ class PrivacyStatement:
     public_pretraining: bool = False
     sessions: tuple = ()
     tracked: bool = False
+    void: str | None = None
+    num_examples_given: bool = False
+    post_processing: tuple = ()
 
     def to_dict(self) -> dict:
         """The statement as a JSON-ready dict (``epsilon`` inf becomes None)."""
@@ -127,6 +134,12 @@ def _training_lines(s: dict) -> list[str]:
             f"This model was trained with differentially private SGD (DP-SGD) "
             f"in {len(sessions)} sessions: {parts}. Epsilon composes them all."
         ]
+    if s["num_examples_given"]:
+        lines.append(
+            "The number of examples of a session was given by the caller "
+            "(fit(..., num_examples=): the distinct private examples of a "
+            "pipeline that can repeat them), not counted by kdl."
+        )
     if not s["tracked"]:
         lines.append(
             "These are the figures of the training plan (or the values passed "
@@ -136,8 +149,8 @@ def _training_lines(s: dict) -> list[str]:
     if restored:
         lines.append(
             f"{restored} of these steps were taken before a fit began (a run "
-            "resumed from its backup, or train_on_batch); they are counted with "
-            "the data of the fit that found them."
+            "resumed from its backup); they are counted with the data of the "
+            "fit that found them."
         )
     lines.append(
         f"Each example's gradient was clipped to L2 norm {s['l2_norm_clip']:g}, "
@@ -149,9 +162,19 @@ def _training_lines(s: dict) -> list[str]:
 
 def _guarantee_lines(s: dict) -> list[str]:
     eps = s["epsilon"]
+    if s["void"]:
+        return [
+            f"VOID: this statement does not hold for the model's weights: "
+            f"{s['void']}. The model gives NO differential privacy guarantee "
+            "(epsilon is infinite). If the new weights came from public data "
+            "only, declare that with kdl.privacy.make_private(model, "
+            "public_pretraining=True, ...)."
+        ]
     if math.isinf(eps):
         return [
-            "The noise is zero, so this run gives NO differential privacy "
+            "A training step ran without noise (noise multiplier 0: a plain "
+            "optimizer without clipping and noise, or the noise set to 0), so "
+            "this model is NOT differentially private: NO differential privacy "
             "guarantee (epsilon is infinite)."
         ]
     return [
@@ -181,6 +204,13 @@ def _weights_lines(s: dict) -> list[str]:
         )
     elif s["tracked"]:
         lines.append("No checkpoint selection was used.")
+    if s["post_processing"]:
+        lines.append(
+            "After training, the weights were changed by a step declared to "
+            "read no data (kdl.privacy.bind_post_processing: "
+            + "; ".join(s["post_processing"])
+            + "): post-processing, which keeps the guarantee."
+        )
     if s["public_pretraining"]:
         lines.append(
             "The starting weights were declared public (public_pretraining="
@@ -217,49 +247,52 @@ def _params_from(model_or_params, func):
             "privacy_params",
             model_or_params.name,
         )
-    optimizer = getattr(model_or_params, "optimizer", None)
-    steps_taken = None
-    if optimizer is not None and hasattr(optimizer, "iterations"):
-        steps_taken = int(optimizer.iterations.numpy())
-    return dict(model_or_params.privacy), steps_taken
+    return _tracking.snapshot(model_or_params), _tracking.iterations(model_or_params)
 
 
-def _untracked_session(func, params, untracked, given) -> dict:
-    """The session of steps no fit recorded (train_on_batch, custom loops)."""
-    values = {}
-    for key in ("num_examples", "batch_size"):
-        values[key] = given[key] if given[key] is not None else params.get(key)
-        if values[key] is None:
-            v.fail(
-                func,
-                key,
-                f"given: the model's optimizer took {untracked} step(s) that "
-                "no fit recorded (train_on_batch or a custom loop); pass the "
-                "num_examples and batch_size of that training",
-                None,
-            )
-    if given["num_examples"] is None or given["batch_size"] is None:
-        warnings.warn(
-            f"The model's optimizer took {untracked} step(s) that no fit "
-            "recorded; they are counted with the planned "
-            f"{values['num_examples']} examples in batches of "
-            f"{values['batch_size']}. Pass num_examples and batch_size of that "
-            "training if they differ.",
-            stacklevel=3,
+def _steps(session) -> str:
+    n = session["steps"]
+    return f"{n} step" + ("" if n == 1 else "s")
+
+
+def _outside_fit_session(func, params, one, given) -> dict:
+    """A session of steps no fit ran (train_on_batch, custom loops): its batch
+    size and noise as the step recorded them, its examples given or planned."""
+    n = (
+        given["num_examples"]
+        if given["num_examples"] is not None
+        else (params.get("num_examples"))
+    )
+    if n is None:
+        v.fail(
+            func,
+            "num_examples",
+            f"given: the model took {_steps(one)} of DP-SGD that no "
+            "fit recorded (train_on_batch or a custom loop); pass the number "
+            "of examples that training sampled from",
+            None,
         )
-    n, b = values["num_examples"], values["batch_size"]
-    v.check_int(n, "num_examples", func)
-    v.check_int(b, "batch_size", func)
-    return {"num_examples": n, "batch_size": min(b, n), "steps": untracked,
-            "epochs": 0}  # fmt: skip
+    if given["num_examples"] is None:
+        warnings.warn(
+            f"The model took {_steps(one)} of DP-SGD that no fit "
+            "recorded (train_on_batch or a custom loop); they are "
+            f"counted with the planned {n} examples (in the batches of up to "
+            f"{one['batch_size']} the step recorded). Pass num_examples of that "
+            "training if it differs.",
+            stacklevel=4,
+        )
+    n = v.check_int(n, "num_examples", func)
+    batch = max(one["batch_size"], v.check_int(given["batch_size"] or 1,
+                                               "batch_size", func))  # fmt: skip
+    return dict(one, num_examples=n, batch_size=min(batch, n),
+                num_examples_given=given["num_examples"] is not None)  # fmt: skip
 
 
-def _tracked_sessions(func, params, steps_taken, given) -> list[dict]:
-    """The sessions the model's fit recorded, plus any untracked steps."""
+def _tracked_sessions(func, params, given) -> list[dict]:
+    """The recorded sessions, those outside fit completed."""
     sessions = [dict(one) for one in params["sessions"]]
-    end = sessions[-1].get("end_iteration", 0)
-    untracked = max(0, (steps_taken or 0) - end)
-    if not untracked:
+    outside = any(one.get("num_examples") is None for one in sessions)
+    if not outside:
         for key in ("num_examples", "batch_size", "epochs"):
             if given[key] is not None:
                 v.fail(
@@ -270,9 +303,19 @@ def _tracked_sessions(func, params, steps_taken, given) -> list[dict]:
                     "actually used)",
                     given[key],
                 )
-    else:
-        sessions.append(_untracked_session(func, params, untracked, given))
-    return sessions
+    return [
+        _outside_fit_session(func, params, one, given)
+        if one.get("num_examples") is None
+        else one
+        for one in sessions
+    ]
+
+
+def _void_session(params, given) -> dict:
+    """The figures of a void statement for a model that recorded no training."""
+    n = given["num_examples"] or params.get("num_examples") or 1
+    b = min(n, given["batch_size"] or params.get("batch_size") or 1)
+    return {"num_examples": n, "batch_size": b, "steps": 0, "epochs": 0}
 
 
 def _planned_session(func, params, steps_taken, given) -> dict:
@@ -314,6 +357,9 @@ def _summary(params, sessions, tracked) -> dict:
         "selected_by": tuple(selected),
         "public_pretraining": bool(params.get("public_pretraining", False)),
         "tracked": tracked,
+        "void": params.get("void"),
+        "post_processing": tuple(params.get("post_processing") or ()),
+        "num_examples_given": any(one.get("num_examples_given") for one in sessions),
         "sessions": tuple(
             {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
             | {"restored_steps": one.get("restored_steps", 0)}
@@ -372,7 +418,9 @@ def statement(
                    model_or_params)  # fmt: skip
     tracked = bool(params.get("sessions"))
     if tracked:
-        sessions = _tracked_sessions(func, params, steps_taken, given)
+        sessions = _tracked_sessions(func, params, given)
+    elif params.get("void"):  # no DP step made these weights: nothing to plan
+        sessions = [_void_session(params, given)]
     else:
         sessions = [_planned_session(func, params, steps_taken, given)]
     values = _summary(params, sessions, tracked)
@@ -381,6 +429,9 @@ def statement(
         delta = accounting.default_delta(values["num_examples"])
     delta = accounting.check_delta(func, delta, values["num_examples"])
     noise = v.check_float(params["noise_multiplier"], "noise_multiplier", func)
+    # The noise the steps recorded (issue 30), not the setting, when lower.
+    used = [one.get("noise_multiplier") for one in sessions if one.get("steps")]
+    noise = min([noise] + [n for n in used if n is not None])
     clip = v.check_float(params["l2_norm_clip"], "l2_norm_clip", func,
                          strict_min=True)  # fmt: skip
     eps = accounting.epsilon_of_sessions(
@@ -396,6 +447,8 @@ def statement(
         ],  # fmt: skip
         delta,
     )
+    if values["void"]:
+        eps = math.inf
     values.update(epsilon=eps, delta=delta, noise_multiplier=noise,
                   l2_norm_clip=clip, method=params.get("method"))  # fmt: skip
     return PrivacyStatement(**values, text=_statement_text(values))
