@@ -357,10 +357,19 @@ def _check_fit(
         validation_split=validation_split,
     )
     _check_objective_data(objective, data, validation_split)
+    validation_data = data.validation_data
+    if validation_split and validation_data is None and y is not None:
+        # kdl's own split, not Keras' last rows (issue 23; see kdl._holdout)
+        from kdl import _holdout
+
+        parts = _holdout.split(
+            x, y, validation_split, seed=seed or 0, task=None, func=FUNC
+        )
+        x, y, validation_data, validation_split = parts.x, parts.y, parts.validation, 0
     return jobs.FitSpec(
         x=x,
         y=y,
-        validation_data=data.validation_data,
+        validation_data=validation_data,
         validation_split=float(validation_split),
         epochs=epochs,
         batch_size=batch_size,
@@ -584,11 +593,12 @@ def tune(
         validation_data: tuple or None. (x_val, y_val) or (x_val, y_val,
             sample_weight), or a tf.data.Dataset; replaces `validation_split`.
             Defaults to `None`.
-        validation_split: float or None. Fraction of the end of `x` held out
-            for validation. None means 0.2 without `validation_data` and 0
-            with it; giving both is an error. An accuracy objective on fewer
-            than 100 validation examples warns that it is coarse. Defaults to
-            `None`.
+        validation_split: float or None. Fraction of `x` held out for
+            validation by kdl (stratified by class for integer labels, the
+            last windows for 3-D inputs, else at random; seeded by `seed`).
+            None means 0.2 without `validation_data` and 0 with it; giving
+            both is an error. An accuracy objective on fewer than 100
+            validation examples warns that it is coarse. Defaults to `None`.
         factor: int. Hyperband's reduction factor (2 or more). Defaults to
             `3`.
         max_consecutive_failures: int. The search stops with RuntimeError
