@@ -24,9 +24,7 @@ def _imbalanced():
 
 def test_trivial_baselines_equal_sklearns_dummies():
     x_train, x_test, y_train, y_test = _imbalanced()
-    result = baselines.compute(
-        x_train, y_train, x_test, y_test, task="classification"
-    )
+    result = baselines.compute(x_train, y_train, x_test, y_test, task="classification")
     dummy = DummyClassifier(strategy="most_frequent").fit(x_train, y_train)
     assert result["trivial"] == {
         "name": "majority class",
