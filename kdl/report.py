@@ -498,10 +498,13 @@ def compare(
     )
     metric = _pick_metric(results, metric, func)
     rows = _rows(results, metric, results[baseline], epsilons or {})
-    report = Report(rows=tuple(rows), metric_name=metric, baseline=baseline)
+    trivial = None
     if train_data is not None and metric in ("accuracy", "mae"):
         task = "regression" if metric == "mae" else "classification"
-        report.baselines = kdl_baselines.compute(*train_data, x, y, task=task)
+        trivial = kdl_baselines.compute(*train_data, x, y, task=task)
+    report = Report(
+        rows=tuple(rows), metric_name=metric, baseline=baseline, baselines=trivial
+    )
     if output_dir is not None:
         folder = Path(output_dir)
         report.paths["markdown"] = write_text(

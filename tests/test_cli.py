@@ -231,6 +231,8 @@ def test_compress_then_report(work):
     )
     assert status == 0, err
     assert "wine_pruned.keras" in out and (folder / "report").is_dir()
+    assert "Trivial baselines on the same data" in out
+    assert "majority class 0.3889, logistic regression" in out  # 14 of 36
 
 
 @pytest.mark.slow
