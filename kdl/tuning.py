@@ -357,19 +357,10 @@ def _check_fit(
         validation_split=validation_split,
     )
     _check_objective_data(objective, data, validation_split)
-    validation_data = data.validation_data
-    if validation_split and validation_data is None and y is not None:
-        # kdl's own split, not Keras' last rows (issue 23; see kdl._holdout)
-        from kdl import _holdout
-
-        parts = _holdout.split(
-            x, y, validation_split, seed=seed or 0, task=None, func=FUNC
-        )
-        x, y, validation_data, validation_split = parts.x, parts.y, parts.validation, 0
     return jobs.FitSpec(
         x=x,
         y=y,
-        validation_data=validation_data,
+        validation_data=data.validation_data,
         validation_split=float(validation_split),
         epochs=epochs,
         batch_size=batch_size,
@@ -409,6 +400,24 @@ def _check_objective_data(objective: str, data, validation_split: float) -> None
             UserWarning,
             stacklevel=3,
         )
+
+
+def _hold_out(fit: jobs.FitSpec) -> jobs.FitSpec:
+    """kdl's own validation split, not Keras' last rows (issue 23, kdl._holdout)."""
+    if not fit.validation_split or fit.validation_data is not None or fit.y is None:
+        return fit
+    from kdl import _holdout
+
+    parts = _holdout.split(
+        fit.x, fit.y, fit.validation_split, seed=fit.seed or 0, task=None, func=FUNC
+    )
+    return dataclasses.replace(
+        fit,
+        x=parts.x,
+        y=parts.y,
+        validation_data=parts.validation,
+        validation_split=0.0,
+    )
 
 
 def _validation_count(data, validation_split: float) -> int | None:
@@ -683,7 +692,7 @@ def tune(
         f"tune_{build.name}_{algorithm}",
         distributed,
     )
-    job = jobs.Job(build, fit, search)
+    job = jobs.Job(build, _hold_out(fit), search)
     worker = search.role == "worker"
     # Workers share the chief's folder: only the chief (or a local search)
     # prepares it.
