@@ -1,6 +1,6 @@
 """kdl.baselines and kdl._holdout: the bar a model must clear, the honest split.
 
-No TensorFlow here: both are NumPy and scikit-learn.
+Both are NumPy and scikit-learn; only the last test (kdl.tune) trains.
 """
 
 from __future__ import annotations
@@ -104,3 +104,24 @@ def test_validation_of_windows_is_their_end_and_a_lacking_class_warns():
     if 2 not in parts.validation[1]:
         assert "holds no example of class 2" in text
         assert parts.record["classes_missing"] == [2]
+
+
+@pytest.mark.slow
+def test_tune_validates_on_every_class_of_data_sorted_by_class(tmp_path, digits_flat):
+    import kdl
+
+    (x, y), _ = digits_flat
+    order = np.argsort(y, kind="stable")
+    result = kdl.tune(
+        kdl.build_mlp,
+        x[order],
+        y[order],
+        space={"hidden_units": kdl.Choice([(32,)])},
+        algorithm="grid",
+        epochs=3,
+        objective="val_accuracy",
+        directory=tmp_path / "search",
+        verbose=0,
+    )
+    # Keras' split would hold out the last rows: class 9, never trained on
+    assert result.best_score > 0.5
