@@ -19,7 +19,10 @@ on tables it is within 1.5 points of accuracy (or 10% of MAE) of the linear
 model or better; on the 64 px shapes the CNN reaches 0.9; a series model is
 at least as good as "next = last value".
 
-``--write`` replaces this benchmark's section of docs/benchmarks.md.
+``--write`` replaces this benchmark's section of docs/benchmarks.md. Each
+row is also printed to stderr as one JSON line; ``--previous FILE`` (such
+lines of an earlier run) fills the rows of datasets not run now (with
+``--only``), marked as such in the table.
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ DATASETS = {
     "co2 monthly": ("series", co2, SERIES),
     "nile": ("series", nile, SERIES),
     "elnino monthly": ("series", elnino, SERIES),
-    "shapes 64 px": ("images", shapes, ("--model", "cnn", "--image-size", "64", "64")),
+    "shapes 64 px": ("images", shapes, ("--model", "cnn", "--image-size", "64x64")),
 }
 
 
@@ -307,6 +310,12 @@ def markdown(rows: list[dict]) -> str:
         )
     head = ["dataset", "command", "metric", "kdl", "trivial", "linear", "s", "goal"]
     lines += _common.table(head, table)
+    if any("(earlier run)" in row["name"] for row in rows):
+        lines += [
+            "",
+            "Rows marked (earlier run) come from an earlier run of this script "
+            "(`--previous`), the others from this one.",
+        ]
     lines += [
         "",
         _common.goal(
@@ -319,9 +328,25 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _with_previous(rows: list[dict], path: Path) -> list[dict]:
+    """``rows`` plus an earlier run's rows of the other datasets, in order."""
+    now = {row["name"]: row for row in rows}
+    earlier = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        row["name"] = row["name"] + " (earlier run)"
+        earlier[row["name"].replace(" (earlier run)", "")] = row
+    return [
+        now.get(name) or earlier[name]
+        for name in DATASETS
+        if name in now or name in earlier
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="dataset names (default: all)")
+    parser.add_argument("--previous", help="JSON lines of an earlier run's rows")
     _common.add_write_flag(parser)
     args = parser.parse_args()
     names = args.only or list(DATASETS)
@@ -334,6 +359,8 @@ def main() -> int:
                 row = {"name": name, "kind": "", "command": name, "error": "timeout"}
             print(json.dumps(row, default=str), file=sys.stderr, flush=True)
             rows.append(row)
+    if args.previous:
+        rows = _with_previous(rows, Path(args.previous))
     text = markdown(rows)
     print(text)
     if args.write:
