@@ -51,6 +51,7 @@ _NAMES = {
 _SUBMODULES = (
     "augment",
     "backend",
+    "baselines",
     "callbacks",
     "compression",
     "datasets",

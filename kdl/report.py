@@ -50,6 +50,7 @@ import numpy as np
 
 from kdl import _arrays, export
 from kdl import _validation as v
+from kdl import baselines as kdl_baselines
 from kdl._files import atomic_path, write_text
 from kdl._label_placement import place_labels
 from kdl.backend import tf
@@ -197,6 +198,7 @@ class Report:
     metric_name: str
     baseline: str
     paths: dict = field(default_factory=dict)
+    baselines: dict | None = None  # kdl.baselines.compute, with train_data
 
     def row(self, variant: str) -> dict:
         """The row of one variant."""
@@ -242,6 +244,11 @@ class Report:
             "(kdl.compression.multiply_adds); pruned and clustered models "
             "keep theirs (their zeros and shared weights still compute)."
         )
+        if self.baselines is not None:
+            lines.append(
+                "Trivial baselines on the same data (fitted on the training "
+                f"data): {kdl_baselines.describe(self.baselines)}."
+            )
         if any(r["parameters"] is None for r in self.rows):
             lines.append(
                 "A .tflite file given without the Keras model it came from "
@@ -338,6 +345,7 @@ def compare(
     name: str = "comparison",
     latency_samples: int = 100,
     verbose: int = 1,
+    train_data: tuple | None = None,
 ) -> Report:
     """Measures variants of a model side by side and writes the table and plot.
 
@@ -374,6 +382,10 @@ def compare(
         name: str. File name stem. Defaults to `"comparison"`.
         latency_samples: int. Examples timed one by one. Defaults to `100`.
         verbose: int. 0 for silence; 1 prints the table. Defaults to `1`.
+        train_data: tuple or None. ``(x_train, y_train)`` the models were
+            trained on: the table then ends with the trivial baselines
+            (:mod:`kdl.baselines`) fitted on it and scored on ``x``, ``y``
+            (``Report.baselines``). Defaults to `None`.
 
     Returns:
         A :class:`Report`.
@@ -413,7 +425,13 @@ def compare(
     )
     metric = _pick_metric(results, metric, func)
     rows = _rows(results, metric, results[baseline], epsilons or {})
-    report = Report(rows=tuple(rows), metric_name=metric, baseline=baseline)
+    trivial = None
+    if train_data is not None and metric in ("accuracy", "mae"):
+        task = "regression" if metric == "mae" else "classification"
+        trivial = kdl_baselines.compute(*train_data, x, y, task=task)
+    report = Report(
+        rows=tuple(rows), metric_name=metric, baseline=baseline, baselines=trivial
+    )
     if output_dir is not None:
         folder = Path(output_dir)
         report.paths["markdown"] = write_text(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class _Job:
     strategy: object = None
     info: v.DataInfo | None = None
     data_record: dict | None = None
+    holdout: dict | None = None  # how kdl held out the validation part
 
 
 @dataclasses.dataclass
@@ -170,7 +172,12 @@ def train(
         validation_data: (x_val, y_val) or a tf.data.Dataset. Defaults to
             `None`.
         validation_split: float. Fraction of (array) x held out for
-            validation, taken from the end. Defaults to `0.0`.
+            validation by kdl, not by Keras (which takes the last rows):
+            stratified by class at random for class targets, the last
+            windows for series windows (3-D x with a regression head), at
+            random otherwise; seeded with ``seed`` (0 when None). How is
+            recorded in run.json ("arguments" -> "validation"); a warning
+            says when the validation part lacks a class. Defaults to `0.0`.
         epochs: int. Total number of epochs. Defaults to `10`.
         batch_size: int. The global batch: for a model built in a
             tf.distribute strategy's scope, each of N replicas computes
@@ -212,9 +219,17 @@ def train(
             work. None trains in whatever strategy the model was built in.
             Defaults to `None`.
 
+    After training, the model is scored beside trivial baselines (see
+    :mod:`kdl.baselines`) on the validation part (the training data when
+    there is none): the summary line shows them, run.json stores them
+    ("baselines"), and a warning says when the model does not beat the
+    trivial one.
+
     Returns:
         The Keras ``History`` of every epoch of the run, with ``.run_dir``
-        (a Path, or None when ``run_dir=False``).
+        (a Path, or None when ``run_dir=False``) and ``.baselines`` (the
+        dict of :func:`kdl.baselines.compute` plus "model": the model's
+        score, or None for data kdl cannot score, e.g. a tf.data input).
 
     Raises:
         TypeError: for an argument of the wrong type, or a Keras 3 model or
@@ -256,6 +271,7 @@ def train(
         strategy=strategy,
     )
     _check_arguments(job)
+    _hold_out_validation(job)
     with rf.FolderLock(FUNC) as lock:  # one process per run folder (issue 29)
         run = _prepare_run_folder(job, lock)
         callbacks = _build_callbacks(job, run)
@@ -263,6 +279,7 @@ def train(
         with keep_root_logger():  # checkpoint writes log through absl (issue 13)
             history = _fit(job, callbacks)
         _write_results(job, run, history)
+        _compare_with_baselines(job, run, history)
     return history
 
 
@@ -471,6 +488,7 @@ def _arguments(job: _Job) -> dict:
         "epochs": job.epochs,
         "batch_size": job.batch_size,
         "validation_split": job.validation_split,
+        "validation": job.holdout,
         "resume": job.resume,
         "seed": job.seed,
         "monitor": job.monitor,
@@ -551,7 +569,7 @@ def _fit(job: _Job, callbacks: list):
         job.x,
         job.y,
         validation_data=job.validation_data,
-        validation_split=job.validation_split,
+        validation_split=0.0 if job.holdout else job.validation_split,
         epochs=job.epochs,
         batch_size=None if job.info.is_dataset else job.batch_size,
         callbacks=callbacks,
@@ -591,4 +609,90 @@ def _write_results(job: _Job, run: _Run, history) -> None:
         print(
             f"kdl.train: {record['epochs_completed']} epochs; best {job.monitor} "
             f"{best.get(job.monitor)}{where}; files in {run.path}"
+        )
+
+
+# === train: the validation part and the baselines (issue 23) ===
+
+REGRESSION_LOSSES = ("mse", "mean_squared_error", "mae", "mean_absolute_error")
+
+
+def _task_of(model) -> str | None:
+    """ "classification", "binary", "regression" or None, from the compiled loss."""
+    task, _ = _classification_head(model)
+    if task is not None:
+        return task
+    loss = model.loss
+    if not isinstance(loss, str):
+        loss = getattr(loss, "name", None) or getattr(loss, "__name__", "")
+    if len(getattr(model, "outputs", None) or []) == 1 and loss in REGRESSION_LOSSES:
+        return "regression"
+    return None
+
+
+def _hold_out_validation(job: _Job) -> None:
+    """Holds out ``validation_split`` of array data the honest way (kdl._holdout).
+
+    Keras' own split takes the last rows unshuffled: one class only on data
+    sorted by class.
+    """
+    if (
+        job.validation_split <= 0
+        or job.validation_data is not None
+        or job.info.is_dataset
+        or job.y is None
+    ):
+        return
+    from kdl import _holdout
+
+    parts = _holdout.split(
+        job.x,
+        job.y,
+        job.validation_split,
+        seed=0 if job.seed is None else job.seed,
+        task=_task_of(job.model),
+        func=FUNC,
+    )
+    job.x, job.y, job.validation_data = parts.x, parts.y, parts.validation
+    job.holdout = parts.record
+
+
+def _evaluation_part(job: _Job) -> tuple:
+    """(x, y, on): the validation part, or the training data without one."""
+    parts = job.validation_data
+    if isinstance(parts, tuple) and len(parts) >= 2 and parts[1] is not None:
+        return parts[0], parts[1], "the validation part"
+    return job.x, job.y, "the training data (no validation part)"
+
+
+def _compare_with_baselines(job: _Job, run: _Run, history) -> None:
+    """Scores the model beside kdl.baselines; records, prints, warns."""
+    history.baselines = None
+    task = _task_of(job.model)
+    x_eval, y_eval, on = _evaluation_part(job)
+    if task is None or job.info.is_dataset or not hasattr(y_eval, "shape"):
+        return  # a dataset, or several outputs: nothing kdl can score here
+    from kdl import baselines
+
+    try:
+        result = baselines.compute(
+            job.x, job.y, x_eval, y_eval, task=task, target_column="auto", on=on
+        )
+        result["model"] = baselines.model_score(job.model, x_eval, y_eval, task)
+    except (ValueError, TypeError) as err:  # a baseline never fails a finished run
+        warnings.warn(f"{FUNC}: no baselines ({err})", UserWarning, stacklevel=3)
+        return
+    history.baselines = result
+    if run.path is not None and run.chief and run.record is not None:
+        run.record["baselines"] = result
+        _files.write_json(run.path / RUN_JSON, run.record)
+    if job.verbose:
+        print(f"kdl.train: {baselines.describe(result, result['model'])}")
+    if not baselines.beats(result, result["model"]):
+        warnings.warn(
+            f"{FUNC}: the model does not beat the trivial baseline "
+            f"({baselines.describe(result, result['model'])}). Train longer, "
+            "change the model, or check the data.",
+            UserWarning,
+            stacklevel=3,
         )

@@ -231,6 +231,8 @@ def test_compress_then_report(work):
     )
     assert status == 0, err
     assert "wine_pruned.keras" in out and (folder / "report").is_dir()
+    assert "Trivial baselines on the same data" in out
+    assert "majority class 0.3889, logistic regression" in out  # 14 of 36
 
 
 @pytest.mark.slow
@@ -493,3 +495,20 @@ def test_debug_shows_the_error_itself(places):
         cli.main(
             ["train", str(places["tmp"] / "w.csv"), "--target", "colour", "--debug"]
         )
+
+
+def test_train_and_evaluate_show_baselines_and_the_split(work):
+    folder, trained = work
+    # wine.csv is sorted by class: the validation part must still hold each
+    record = json.loads((folder / "run" / "run.json").read_text())
+    assert record["arguments"]["validation"]["method"] == "stratified"
+    assert record["arguments"]["validation"]["seed"] == 0
+    assert record["arguments"]["validation"]["classes_missing"] == []
+    base = trained["baselines"]
+    assert base["on"] == "the test part" and base["metric"] == "accuracy"
+    assert base["model"] == pytest.approx(trained["accuracy"], abs=1e-6)
+    assert base["majority class"] == pytest.approx(14 / 36)  # 71 of 178 in class 1
+    assert base["logistic regression"] > 0.9 and base["beats_trivial"] is True
+    status, out, err = run("evaluate", folder / "wine.keras", folder / "wine.csv")
+    assert status == 0, err
+    assert result_of(out)["baselines"] == base

@@ -352,3 +352,29 @@ def test_bad_data_is_refused_naming_what(make, error, pattern, tmp_path):
     with pytest.raises(error, match=pattern):
         datasets.load(source, **kwargs)
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_training_rows_come_shuffled_and_new_data_is_not_split(tmp_path):
+    frame = write_wine(tmp_path / "wine.csv")  # sorted by class, as sklearn's
+    data = datasets.load(tmp_path / "wine.csv", target="label", seed=4)
+    (x, y), (x_test, y_test) = data
+    assert len(set(y[-15:].tolist())) > 1  # not the last class only
+    assert len(set(y[:15].tolist())) > 1
+    assert sorted(data.rows[0].tolist() + data.rows[1].tolist()) == list(range(1, 179))
+    again = datasets.load(tmp_path / "wine.csv", target="label", seed=4)
+    np.testing.assert_array_equal(again.rows[0], data.rows[0])  # seeded
+    # each training example is still its file row
+    row = data.rows[0][0]
+    assert data.classes[y[0]] == frame["label"].iloc[row - 1]
+
+    # new rows read with the schema: every one, in the file's order
+    frame.iloc[:20].drop(columns="label").to_csv(tmp_path / "new.csv", index=False)
+    (x_new, y_new), (x_none, _) = datasets.load(
+        tmp_path / "new.csv", schema=data.schema
+    )
+    assert len(x_new) == 20 and len(x_none) == 0 and y_new is None
+    new = datasets.load(tmp_path / "new.csv", schema=data.schema)
+    assert new.rows[0].tolist() == list(range(1, 21))
+    # a number still splits (kdl evaluate re-creates the model's test part)
+    split = datasets.load(tmp_path / "wine.csv", schema=data.schema, test_size=0.2)
+    assert len(split.test[0]) == 36

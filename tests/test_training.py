@@ -862,3 +862,54 @@ def test_keep_root_logger_undoes_absl_configuring_the_root_logger():
         assert len(root.handlers) == 1  # the check can fail
     finally:
         root.handlers[:] = saved
+
+
+# === Honest validation and baselines (issue 23) ===
+
+
+def test_validation_of_data_sorted_by_class_is_stratified_and_recorded(
+    tmp_path, digits_flat
+):
+    (x, y), _ = digits_flat
+    order = np.argsort(y, kind="stable")
+    x, y = x[order], y[order]  # as a CSV sorted by its label column
+    history = kdl.train(
+        _small_mlp(normalize=x),
+        x,
+        y,
+        validation_split=0.1,
+        epochs=4,
+        seed=2,
+        run_dir=tmp_path / "run",
+        verbose=0,
+    )
+    # Keras' own split would validate on the last rows: class 9 only, never
+    # trained on, so val_accuracy 0.
+    assert history.history["val_accuracy"][-1] > 0.6
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["arguments"]["validation"] == {
+        "method": "stratified",
+        "fraction": 0.1,
+        "seed": 2,
+        "examples": len(x) - int(np.floor(len(x) * 0.9)),
+        "classes_missing": [],
+    }
+    base = record["baselines"]
+    assert base["on"] == "the validation part" and base == history.baselines
+    assert base["trivial"]["name"] == "majority class"
+    assert base["trivial"]["score"] < 0.15 < 0.6 < base["model"]
+    assert base["linear"]["score"] > 0.9  # logistic regression on the digits
+
+
+def test_a_model_that_does_not_beat_the_mean_warns():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).astype("float32")
+    y = (5000.0 + 100.0 * x[:, 0]).astype("float32")  # far from a fresh model
+    model = kdl.build_mlp((3,), 1, task="regression", learning_rate=1e-5)
+    with pytest.warns(UserWarning, match="does not beat the trivial baseline"):
+        history = kdl.train(
+            model, x, y, validation_split=0.2, epochs=1, run_dir=False, verbose=0
+        )
+    assert history.baselines["trivial"]["name"] == "mean"
+    assert history.baselines["model"] > history.baselines["trivial"]["score"]
+    assert history.baselines["linear"]["score"] < 1.0  # ridge fits it

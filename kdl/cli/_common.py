@@ -29,6 +29,8 @@ __all__ = [
     "predict",
     "part_described",
     "metrics",
+    "baselines",
+    "shown_baselines",
 ]
 
 SAVE_SUFFIXES = KERAS_SUFFIXES + H5_SUFFIXES
@@ -221,3 +223,53 @@ def metrics(model, x, y, task) -> dict:
 
         return export.evaluate_tflite(model.path, x, y, task=task)
     return model.evaluate(x, y, batch_size=256, verbose=0, return_dict=True)
+
+
+def _target_column(schema):
+    """The target's column in a series window, from the schema, else "auto"."""
+    target = schema.get("target")
+    if isinstance(target, int):
+        return target
+    names = schema.get("feature_names") or []
+    return names.index(target) if target in names else "auto"
+
+
+def shown_baselines(result: dict) -> dict:
+    """The compact form the commands print: metric, model and each baseline."""
+    from kdl import baselines
+
+    shown = {"metric": result["metric"], "on": result["on"]}
+    shown["model"] = result["model"]
+    for which in ("trivial", "linear"):
+        if result.get(which):
+            shown[result[which]["name"]] = result[which]["score"]
+    shown["beats_trivial"] = baselines.beats(result, result["model"])
+    return shown
+
+
+def baselines(args, model, data, part, *, on: str, command: str) -> dict:
+    """The model's score on ``part`` beside kdl.baselines fitted on the
+    training part (on ``part`` itself when there is none); warns on stderr
+    when the model does not beat the trivial baseline."""
+    from kdl import baselines as b
+
+    x_eval, y_eval = part
+    fit = data.train if data.train[1] is not None and len(data.train[0]) else part
+    result = b.compute(
+        fit[0],
+        fit[1],
+        x_eval,
+        y_eval,
+        task=data.task,
+        target_column=_target_column(data.schema),
+        on=on,
+    )
+    result["model"] = b.score(predict(model, x_eval), y_eval, data.task)
+    shown = shown_baselines(result)
+    if not shown["beats_trivial"]:
+        note(
+            args,
+            f"kdl {command}: warning: the model does not beat the trivial "
+            f"baseline ({b.describe(result, result['model'])})",
+        )
+    return shown

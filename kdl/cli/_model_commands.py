@@ -59,6 +59,11 @@ def cmd_train(args) -> int:
     result = {"data": c.part_described(data, args.data, "test")}
     if len(x_test):
         result.update(c.metrics(model, x_test, y_test, data.task))
+        result["baselines"] = c.baselines(
+            args, model, data, (x_test, y_test), on="the test part", command="train"
+        )
+    elif history.baselines is not None:  # --test-size 0: the validation part
+        result["baselines"] = c.shown_baselines(history.baselines)
     if history.run_dir is not None:
         result["run_dir"] = str(history.run_dir)
     if out is not None:
@@ -164,6 +169,10 @@ def cmd_evaluate(args) -> int:
         )
     result = {"data": c.part_described(data, args.data, which)}
     result.update(c.metrics(model, x, y, data.task))
+    on = "the test part" if which == "test" else "the data evaluated"
+    result["baselines"] = c.baselines(
+        args, model, data, (x, y), on=on, command="evaluate"
+    )
     c.show(result)
     return 0
 

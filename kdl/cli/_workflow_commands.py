@@ -300,6 +300,7 @@ def cmd_report(args) -> int:
         epsilons=epsilons or None,
         output_dir=args.out_dir,
         verbose=0,
+        train_data=data.train if data.train[1] is not None and len(x_test) else None,
     )
     c.note(args, f"on {c.part_described(data, args.data, 'test')}")
     c.show(table.to_markdown())

@@ -95,12 +95,13 @@ def read_folder(
     batch_size: int,
     seed: int,
 ):
-    """Reads the images; ``split(labels)`` gives a boolean test mask.
+    """Reads the images; ``split(labels)`` gives (train, test) indices.
 
     Returns:
-        (train, test, file_paths, mask): ``(x, y)`` pairs of arrays, or
-        ``(dataset, None)`` pairs of batched, prefetched ``tf.data`` pipelines
-        with ``as_dataset``; the file paths in reading order and the test mask.
+        (train, test, file_paths, parts): ``(x, y)`` pairs of arrays (in the
+        order of the indices), or ``(dataset, None)`` pairs of batched,
+        prefetched ``tf.data`` pipelines with ``as_dataset``; the file paths
+        in reading order and the (train, test) indices.
     """
     from kdl.backend import tf
 
@@ -110,11 +111,14 @@ def read_folder(
     labels = np.array(
         [folder_of[Path(p).relative_to(path).parts[0]] for p in paths], dtype="int64"
     )
-    mask = split(labels)
+    parts = split(labels)
     if not as_dataset:
         x = np.concatenate([b.numpy() for b, _ in dataset.batch(256)])
         x = x.astype("float32")
-        return (x[~mask], labels[~mask]), (x[mask], labels[mask]), paths, mask
+        (i, j) = parts
+        return (x[i], labels[i]), (x[j], labels[j]), paths, parts
+    mask = np.zeros(len(labels), bool)
+    mask[parts[1]] = True
     flags = tf.constant(mask)
 
     def part(test: bool):
@@ -124,4 +128,4 @@ def read_folder(
     train = part(False).shuffle(max(batch_size * 8, 256), seed=seed)
     train = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     test = part(True).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return (train, None), (test, None), paths, mask
+    return (train, None), (test, None), paths, parts

@@ -27,6 +27,7 @@ __all__ = [
 FUNC = "kdl.datasets.load"
 BUILTINS = ("digits", "sunspots")
 MISSING = ("error", "drop")
+DEFAULT_TEST_SIZE = 0.2
 TABLE_SUFFIXES = (".csv",)
 
 
@@ -97,7 +98,7 @@ class Data(tuple):
 class _Options:
     target: object
     features: object
-    test_size: float
+    test_size: float | None
     seed: int
     task: str | None
     missing: str
@@ -135,6 +136,8 @@ def _check_options(opts: _Options) -> None:
                 opts.features,
                 error=TypeError,
             )
+    if opts.test_size is None:  # new data read with a schema is not split
+        opts.test_size = 0.0 if opts.schema is not None else DEFAULT_TEST_SIZE
     v.check_float(opts.test_size, "test_size", f, min_value=0.0, max_value=0.9)
     v.check_int(opts.seed, "seed", f, min_value=0)
     if opts.task is not None:
@@ -221,7 +224,7 @@ def load(
     *,
     target=None,
     features=None,
-    test_size: float = 0.2,
+    test_size: float | None = None,
     seed: int = 0,
     task: str | None = None,
     missing: str = "error",
@@ -269,8 +272,13 @@ def load(
         features: list of str, str or None. Input columns (default: every
             other column), or the input array's name in an .npz file.
             Defaults to `None`.
-        test_size: float. Fraction held out, 0 to 0.9 (0 puts every example
-            in the training part, e.g. to predict). Defaults to `0.2`.
+        test_size: float or None. Fraction held out, 0 to 0.9 (0 puts every
+            example in the training part, in the file's order, e.g. to
+            predict). None means 0.2, or 0 with ``schema=`` (new data read
+            for a trained model is not split: every row, in the file's
+            order); give a number to split data read with a schema. The
+            training part of a split comes shuffled (seeded by ``seed``),
+            except series windows, which stay in time order. Defaults to `None`.
         seed: int. Seed of the split. Defaults to `0`.
         task: str or None. "classification", "binary" or "regression"; None
             infers it: text, bool and integer targets with up to 50 values are
@@ -363,11 +371,16 @@ def _name(source) -> str:
     )
 
 
-def _split_mask(n: int, opts: _Options, labels=None) -> np.ndarray:
-    """A boolean mask of the test examples: stratified by ``labels`` when given."""
-    mask = np.zeros(n, bool)
+def _split(n: int, opts: _Options, labels=None) -> tuple:
+    """(train, test) example indices: stratified by ``labels`` when given.
+
+    The training indices come shuffled (seeded by ``opts.seed``): a file
+    sorted by class must not reach training, or Keras' ``validation_split``,
+    grouped by class (issue 23). The test indices keep the file's order, and
+    ``test_size=0`` keeps every example in the file's order (e.g. to predict).
+    """
     if opts.test_size == 0.0:
-        return mask
+        return np.arange(n), np.arange(0)
     from sklearn.model_selection import train_test_split
 
     if labels is not None:
@@ -389,11 +402,10 @@ def _split_mask(n: int, opts: _Options, labels=None) -> np.ndarray:
                 f"of the {len(values)} classes ({n} examples)",
                 opts.test_size,
             )
-    _, test = train_test_split(
+    train, test = train_test_split(
         np.arange(n), test_size=opts.test_size, random_state=opts.seed, stratify=labels
     )
-    mask[test] = True
-    return mask
+    return train, np.sort(test)
 
 
 def _to_datasets(train, test, opts: _Options):
@@ -411,10 +423,11 @@ def _to_datasets(train, test, opts: _Options):
     return (pipeline(train, True), None), (pipeline(test, False), None)
 
 
-def _package(x, y, rows, mask, opts: _Options, *, classes, task, names, schema):
-    """Splits by ``mask`` (test examples) and wraps everything in a Data."""
-    train = (x[~mask], None if y is None else y[~mask])
-    test = (x[mask], None if y is None else y[mask])
+def _package(x, y, rows, parts, opts: _Options, *, classes, task, names, schema):
+    """Splits by ``parts`` ((train, test) indices) and wraps it all in a Data."""
+    train_idx, test_idx = parts
+    train = (x[train_idx], None if y is None else y[train_idx])
+    test = (x[test_idx], None if y is None else y[test_idx])
     schema.update(
         task=task,
         classes=classes,
@@ -425,7 +438,7 @@ def _package(x, y, rows, mask, opts: _Options, *, classes, task, names, schema):
     )
     if task == "regression" and y is not None:
         schema["num_targets"] = int(y.shape[-1]) if y.ndim > 1 else 1
-    rows = (rows[~mask], rows[mask])
+    rows = (rows[train_idx], rows[test_idx])
     if opts.as_dataset:
         train, test = _to_datasets(train, test, opts)
     return Data(
@@ -484,7 +497,7 @@ def _from_table(path, opts: _Options) -> Data:
         else None
     )
     stratify = y if (y is not None and spec["classes"] is not None) else None
-    mask = _split_mask(len(x), opts, stratify)
+    parts = _split(len(x), opts, stratify)
     schema = {
         "kind": "table",
         "source": _name(path),
@@ -496,7 +509,7 @@ def _from_table(path, opts: _Options) -> Data:
         x,
         y,
         frame.index.to_numpy() + 1,
-        mask,
+        parts,
         opts,
         classes=spec["classes"],
         task=spec["task"],
@@ -616,8 +629,8 @@ def _windowed(series, values, row_ids, opts: _Options, *, names, schema) -> Data
             opts.window,
         )
     x, y, rows = _windows.make_windows(series, values, opts.window, opts.horizon)
-    mask = np.arange(n) >= _windows.split_in_time(n, opts.test_size)
-    if not (~mask).any():
+    first_test = _windows.split_in_time(n, opts.test_size)
+    if first_test == 0:
         v.fail(
             FUNC,
             "test_size",
@@ -629,7 +642,7 @@ def _windowed(series, values, row_ids, opts: _Options, *, names, schema) -> Data
         x,
         y,
         row_ids[rows],
-        mask,
+        (np.arange(first_test), np.arange(first_test, n)),  # time order kept
         opts,
         classes=None,
         task="regression",
@@ -648,9 +661,9 @@ def _from_images(path, opts: _Options) -> Data:
         v.fail(FUNC, "task", "'classification' or 'binary' for an image folder", task)
 
     def split(labels):
-        return _split_mask(len(labels), opts, labels)
+        return _split(len(labels), opts, labels)
 
-    train, test, paths, mask = _images.read_folder(
+    train, test, paths, parts = _images.read_folder(
         path,
         classes=classes,
         image_size=opts.image_size,
@@ -682,7 +695,7 @@ def _from_images(path, opts: _Options) -> Data:
         feature_names=None,
         task=task,
         schema=schema,
-        rows=(rows[~mask], rows[mask]),
+        rows=(rows[parts[0]], rows[parts[1]]),
     )
 
 
@@ -710,8 +723,9 @@ def _from_npz(path, opts: _Options) -> Data:
     ):
         x = np.concatenate([arrays["x_train"], arrays["x_test"]])
         y = np.concatenate([arrays["y_train"], arrays["y_test"]])
-        mask = np.arange(len(x)) >= len(arrays["x_train"])
-        return _from_arrays((x, y), opts, mask=mask, source_name=_name(path))
+        cut = len(arrays["x_train"])
+        parts = (np.arange(cut), np.arange(cut, len(x)))  # used as given
+        return _from_arrays((x, y), opts, parts=parts, source_name=_name(path))
     x_key = opts.features if isinstance(opts.features, str) else "x"
     y_key = opts.target if isinstance(opts.target, str) else "y"
     for arg, key in (("features", x_key), ("target", y_key)):
@@ -758,7 +772,7 @@ def _check_xy(x, y) -> None:
         )
 
 
-def _from_arrays(pair, opts: _Options, *, mask=None, source_name=None) -> Data:
+def _from_arrays(pair, opts: _Options, *, parts=None, source_name=None) -> Data:
     import pandas as pd
 
     x, y = (np.asarray(a) for a in pair)
@@ -773,15 +787,15 @@ def _from_arrays(pair, opts: _Options, *, mask=None, source_name=None) -> Data:
         y = y.astype("float32").reshape(len(y), -1)
     else:
         y = _table.encode_target(pd.Series(y.reshape(-1)), spec, FUNC, "y", "y")
-    if mask is None:
-        mask = _split_mask(len(x), opts, y if spec["classes"] else None)
+    if parts is None:
+        parts = _split(len(x), opts, y if spec["classes"] else None)
     names = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else None
     schema = {"kind": "arrays", "source": source_name or "arrays", "target": None}
     return _package(
         x.astype("float32"),
         y,
         np.arange(len(x)),
-        mask,
+        parts,
         opts,
         classes=spec["classes"],
         task=spec["task"],

@@ -187,6 +187,24 @@ def _check_objective_data(objective: str, data, validation_split: float) -> None
         )
 
 
+def _hold_out(fit: jobs.FitSpec) -> jobs.FitSpec:
+    """kdl's own validation split, not Keras' last rows (issue 23, kdl._holdout)."""
+    if not fit.validation_split or fit.validation_data is not None or fit.y is None:
+        return fit
+    from kdl import _holdout
+
+    parts = _holdout.split(
+        fit.x, fit.y, fit.validation_split, seed=fit.seed or 0, task=None, func=FUNC
+    )
+    return dataclasses.replace(
+        fit,
+        x=parts.x,
+        y=parts.y,
+        validation_data=parts.validation,
+        validation_split=0.0,
+    )
+
+
 def _validation_count(data, validation_split: float) -> int | None:
     """How many validation examples Keras will use (None for a dataset)."""
     if data.num_examples is not None and validation_split:
@@ -370,11 +388,12 @@ def tune(
         validation_data: tuple or None. (x_val, y_val) or (x_val, y_val,
             sample_weight), or a tf.data.Dataset; replaces `validation_split`.
             Defaults to `None`.
-        validation_split: float or None. Fraction of the end of `x` held out
-            for validation. None means 0.2 without `validation_data` and 0
-            with it; giving both is an error. An accuracy objective on fewer
-            than 100 validation examples warns that it is coarse. Defaults to
-            `None`.
+        validation_split: float or None. Fraction of `x` held out for
+            validation by kdl (stratified by class for integer labels, the
+            last windows for 3-D inputs, else at random; seeded by `seed`).
+            None means 0.2 without `validation_data` and 0 with it; giving
+            both is an error. An accuracy objective on fewer than 100
+            validation examples warns that it is coarse. Defaults to `None`.
         factor: int. Hyperband's reduction factor (2 or more). Defaults to
             `3`.
         max_consecutive_failures: int. The search stops with RuntimeError
@@ -459,7 +478,7 @@ def tune(
         f"tune_{build.name}_{algorithm}",
         distributed,
     )
-    job = jobs.Job(build, fit, search)
+    job = jobs.Job(build, _hold_out(fit), search)
     worker = search.role == "worker"
     from kdl import _run_folder
     from kdl.tuning import _kt  # imports keras_tuner (seconds): only when searching
