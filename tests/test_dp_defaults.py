@@ -6,7 +6,11 @@ import pytest
 
 
 def _rate(model) -> float:
-    return float(model.optimizer.learning_rate.numpy())
+    """The (first) learning rate of ``model``'s optimizer."""
+    rate = model.optimizer.get_config()["learning_rate"]
+    if isinstance(rate, dict):  # a schedule
+        return float(rate["config"]["initial_learning_rate"])
+    return float(rate)
 
 
 def test_make_private_plans_batch_epochs_and_rate_when_given_none():
@@ -18,9 +22,9 @@ def test_make_private_plans_batch_epochs_and_rate_when_given_none():
         model, target_epsilon=8.0, delta=1e-5, num_examples=1200
     )
     params = privacy.privacy_params(private)
-    assert (params["batch_size"], params["epochs"]) == (256, 30)
+    assert (params["batch_size"], params["epochs"]) == (256, 40)
     assert params["noise_multiplier"] > 0
-    assert _rate(private) == pytest.approx(0.005)
+    assert _rate(private) == pytest.approx(0.01)
     assert _rate(model) == pytest.approx(1e-3)  # the input is not changed
     # a small data set: a quarter of it per batch
     small = privacy.make_private(model, target_epsilon=8.0, num_examples=400)
@@ -49,23 +53,24 @@ def test_explicit_plan_and_rate_win():
 
 
 @pytest.mark.slow
-def test_default_private_cnn_reaches_090_on_digits_of_its_own(tmp_path):
+def test_default_private_mlp_reaches_090_on_digits_of_its_own(tmp_path):
     import kdl
     from kdl import datasets, privacy
 
     # a split of its own (the tests' fixtures use seed 0)
-    (x_all, y_all), (x_test, y_test) = datasets.digits(seed=3)
+    # build_cnn reaches 0.93 the same way (docs/benchmarks.md), at 3x the time
+    (x_all, y_all), (x_test, y_test) = datasets.digits(layout="flat", seed=3)
     n_val = len(x_all) // 5
     x, y = x_all[n_val:], y_all[n_val:]
     kdl.set_seed(3)
     private = privacy.make_private(
-        kdl.build_cnn((8, 8, 1), 10), target_epsilon=8.0, delta=1e-5,
+        kdl.build_mlp((64,), 10), target_epsilon=8.0, delta=1e-5,
         num_examples=len(x),
     )  # fmt: skip
     history = kdl.train(
         private, x, y, validation_data=(x_all[:n_val], y_all[:n_val]),
         run_dir=tmp_path / "run", verbose=0,
     )  # fmt: skip
-    assert len(history.epoch) <= 30  # the plan, not kdl.train's plain 10
+    assert len(history.epoch) <= 40  # the plan, not kdl.train's plain 10
     assert private.evaluate(x_test, y_test, verbose=0)[1] >= 0.90
     assert privacy.statement(private).epsilon <= 8.0 + 1e-6
