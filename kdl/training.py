@@ -130,8 +130,8 @@ def train(
     *,
     validation_data=None,
     validation_split: float = 0.0,
-    epochs: int = 10,
-    batch_size: int = 32,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     run_dir=None,
     resume: bool = True,
     seed: int | None = None,
@@ -178,11 +178,14 @@ def train(
             random otherwise; seeded with ``seed`` (0 when None). How is
             recorded in run.json ("arguments" -> "validation"); a warning
             says when the validation part lacks a class. Defaults to `0.0`.
-        epochs: int. Total number of epochs. Defaults to `10`.
-        batch_size: int. The global batch: for a model built in a
+        epochs: int or None. Total number of epochs; None: 10, or for a
+            private model the epochs its noise was planned for
+            (``model.privacy["epochs"]``). Defaults to `None`.
+        batch_size: int or None. The global batch: for a model built in a
             tf.distribute strategy's scope, each of N replicas computes
             ``batch_size / N`` examples of a step. Ignored for datasets (they
-            are batched). Defaults to `32`.
+            are batched). None: 32, or a private model's planned batch size.
+            Defaults to `None`.
         run_dir: str, Path, None or False. The run folder; None makes
             ``saved_models/<model name>-<date>-<time>`` in the current
             folder; False writes nothing (no checkpoint, backup or history
@@ -293,6 +296,7 @@ def _check_arguments(job: _Job) -> None:
             "a compiled kdl.keras.Model (call model.compile, or use a kdl builder)",
             job.model.name,
         )
+    _planned_defaults(job)
     job.epochs = v.check_int(job.epochs, "epochs", FUNC, min_value=1)
     job.batch_size = v.check_int(job.batch_size, "batch_size", FUNC, min_value=1)
     job.validation_split = v.check_fraction(
@@ -325,6 +329,17 @@ def _check_arguments(job: _Job) -> None:
         )
     _check_training_data(job)
     _check_monitor(job)
+
+
+def _planned_defaults(job: _Job) -> None:
+    """epochs / batch_size left None: 10 / 32, or the plan a private model's
+    noise was calibrated for (issue 23; kdl.privacy.make_private records it)."""
+    plan = getattr(job.model, "privacy", None)
+    plan = plan if isinstance(plan, dict) else {}
+    if job.epochs is None:
+        job.epochs = plan.get("epochs") or 10
+    if job.batch_size is None:
+        job.batch_size = plan.get("batch_size") or 32
 
 
 def _check_strategy(job: _Job) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from kdl import _arrays, lite
 from kdl import _validation as v
+from kdl._clustered import looks_clustered
 from kdl._files import atomic_path
 from kdl.backend import tf
 from kdl.errors import UnsupportedModelError
@@ -69,6 +70,7 @@ class _Job:
     preprocessing: str | None
     run_dir: Path | None
     verbose: int
+    per_channel_auto: bool = False  # per_channel=None chose per kernel
 
     @property
     def label(self) -> str:
@@ -148,6 +150,12 @@ def _tflite_job(
     v.check_bool(integer_io, "integer_io", func)
     if integer_io and quantization != "int8":
         v.fail(func, "integer_io", "False unless quantization='int8'", integer_io)
+    per_channel_auto = False
+    if per_channel is None:  # issue 23: one scale per kernel for clustered models
+        per_channel_auto = quantization in ("int8", "dynamic") and (
+            looks_clustered(model)
+        )
+        per_channel = not per_channel_auto
     v.check_bool(per_channel, "per_channel", func)
     if not per_channel and quantization not in ("int8", "dynamic"):
         v.fail(
@@ -184,6 +192,7 @@ def _tflite_job(
         ),
         run_dir=_check_run_dir(run_dir, func),
         verbose=v.check_verbose(verbose, func),
+        per_channel_auto=per_channel_auto,
     )
 
 
@@ -310,6 +319,23 @@ def _verify(model, file: lite.LiteModel, job: _Job) -> tuple[bool, dict]:
     return passed, {**record, "passed": passed, "details": details, "outputs": outputs}
 
 
+def _converted_and_checked(model, job: _Job) -> bytes:
+    """The checked file; a per-kernel file ``per_channel=None`` chose that
+    fails its check is made again per channel (channels of small weights can
+    lose their precision with one scale per kernel)."""
+    try:
+        content = _converted(model, job)
+        return _checked_file(model, content, file_description(model, job), job)
+    except ExportCheckError:
+        if not job.per_channel_auto:
+            raise
+    say(job.verbose, "One scale per kernel failed the check: per channel now.")
+    job = dataclasses.replace(job, per_channel=True, per_channel_auto=False)
+    return _checked_file(
+        model, _converted(model, job), file_description(model, job), job
+    )
+
+
 def _checked_file(model, content: bytes, description: dict, job: _Job) -> bytes:
     """The file with its metadata and check result; raises if the check fails."""
     passed, check = _verify(
@@ -355,7 +381,7 @@ def to_tflite(
     min_agreement: float = 0.98,
     regression_tolerance: float = 0.05,
     integer_io: bool = False,
-    per_channel: bool = True,
+    per_channel: bool | None = None,
     labels=None,
     preprocessing: str | None = None,
     run_dir=None,
@@ -416,14 +442,17 @@ def to_tflite(
             to `0.05`.
         integer_io: bool. int8 inputs and outputs ("int8" only). Defaults to
             `False`.
-        per_channel: bool. Integer weights ("int8", "dynamic") get one scale
-            per output channel of each kernel, the converter's most accurate
-            choice; False gives one scale per kernel, so that a clustered
-            model keeps its few distinct values in the file and gzip stores
-            them in a few bits each (a digits CNN pruned weight by weight and
-            clustered, seed 0: 11.5x -> 14.0x smaller gzipped than the float
-            file; pruned only: 8.8x -> 10.3x, same accuracy). The LiteRT
-            check still guards accuracy. Defaults to `True`.
+        per_channel: bool or None. True: integer weights ("int8",
+            "dynamic") get one scale per output channel of each kernel, the
+            converter's most accurate choice; False: one scale per kernel, so
+            that a clustered model keeps its few distinct values in the file
+            and gzip stores them in a few bits each (a digits CNN pruned weight
+            by weight and clustered, seed 0: 11.5x -> 14.0x smaller gzipped
+            than the float file; pruned only: 8.8x -> 10.3x, same accuracy).
+            None picks: one scale per kernel when most kernel weights sit in
+            kernels of at most 64 distinct values (a model from
+            ``kdl.compression.cluster``), else per channel. The LiteRT check
+            still guards accuracy. Defaults to `None`.
         labels: list, dict or None. Class names stored in the file, which
             ``kdl.lite`` returns from ``classify``: a list for a model with
             one classification output (one name per class; two for a sigmoid
@@ -492,8 +521,7 @@ def to_tflite(
         f"Converting {model.name!r} to TFLite ({job.label}{batch}) "
         "in a separate process...",
     )
-    content = _converted(model, job)
-    content = _checked_file(model, content, file_description(model, job), job)
+    content = _converted_and_checked(model, job)
     _write(job.path, content)
     say(job.verbose, f"Wrote {job.path} ({len(content):,} bytes).")
     return job.path
