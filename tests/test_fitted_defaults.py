@@ -151,7 +151,7 @@ def test_default_gru_beats_last_value_on_macro_series(column, tmp_path):
 def test_scaled_residual_gru_through_prune_tflite_and_lite(tmp_path):
     from kdl import compression, export, lite
 
-    (x, y), (x_test, _) = _macro("realgdp")
+    (x, y), (x_test, y_test) = _macro("realgdp")
     kdl.set_seed(0)
     model = kdl.build_gru(
         x.shape[1:], 1, task="regression", normalize=x, normalize_target=y
