@@ -14,7 +14,8 @@ __all__ = ["cmd_train", "cmd_predict", "cmd_evaluate", "cmd_info", "build_model"
 
 
 def build_model(args, data, *, normalize=True, **extra):
-    """The architecture of ``--model`` for ``data``, normalized on its inputs."""
+    """The architecture of ``--model`` for ``data``, normalized on its inputs
+    (and, for a regression, on its targets)."""
     import kdl
 
     builder = getattr(kdl, f"build_{args.model}")
@@ -23,6 +24,8 @@ def build_model(args, data, *, normalize=True, **extra):
         kwargs.setdefault("learning_rate", args.learning_rate)
     if normalize and not args.no_normalize:
         kwargs["normalize"] = data.train[0]
+        if data.task == "regression":  # raw units out (kdl.models._target)
+            kwargs["normalize_target"] = data.train[1]
     return builder(data.input_shape, data.num_outputs, task=data.task, **kwargs)
 
 

@@ -48,6 +48,8 @@ def cmd_tune(args) -> int:
     fixed = {"task": data.task}
     if not args.no_normalize:
         fixed["normalize"] = x
+        if data.task == "regression":
+            fixed["normalize_target"] = y
     space = _space(args.model)
     if args.learning_rate is not None:
         space.pop("learning_rate")

@@ -6,6 +6,7 @@ from kdl import augment
 from kdl.backend import keras
 from kdl.models._compile import compile_model, head_activation
 from kdl.models._normalize import normalization_layer
+from kdl.models._target import target_output
 
 
 def inputs_with_augmentation(
@@ -143,9 +144,34 @@ def single_head_model(
     optimizer,
     learning_rate,
     metrics,
+    normalize=None,
+    normalize_target=None,
+    residual=None,
 ):
-    """Puts the task's head on ``x`` and returns the compiled model."""
-    outputs = head(x, num_outputs, task, regularizer=regularizer)
+    """Puts the task's head on ``x`` and returns the compiled model.
+
+    ``normalize_target`` (regression targets) and ``residual`` (an input
+    feature index, from ``_target.residual_feature``) add the un-scaling and
+    the last value after the head (``_target.target_output``); the model's
+    output layer is then the last of those, still named "predictions", and
+    the Dense head is named "head".
+    """
+    transformed = normalize_target is not None or residual is not None
+    outputs = head(
+        x,
+        num_outputs,
+        task,
+        regularizer=regularizer,
+        name="head" if transformed else "predictions",
+    )
+    if transformed:
+        outputs = target_output(
+            inputs,
+            outputs,
+            normalize=normalize,
+            normalize_target=normalize_target,
+            feature=residual,
+        )
     model = keras.Model(inputs, outputs, name=name)
     return compile_model(
         model,

@@ -2,13 +2,57 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize, _strategy
+from kdl.models import _blocks, _compile, _normalize, _strategy, _target
 from kdl.models.mlp import mlp_body
 
 FUNC = "build_cnn"
 POOLS = ("max", "average", "none")
+# The input-fitted defaults (see build_cnn's docstring).
+BASE_FILTERS = (32, 64)
+MAX_SIDE = 4  # blocks are added until every side of the feature map is <= 4
+FLATTEN_POSITIONS = 16  # larger final feature maps are pooled globally
+
+
+def _map_after(spatial, stages, pool):
+    """The feature map's spatial sides after ``stages`` conv blocks."""
+    spatial = list(spatial)
+    for _ in range(stages):
+        if pool != "none" and min(spatial) >= 2:
+            spatial = [side // 2 for side in spatial]
+    return spatial
+
+
+def _fitted_filters(spatial, pool):
+    # A final map of at most 16 positions: 4x4 for images, 16 steps.
+    max_side = MAX_SIDE if len(spatial) == 2 else FLATTEN_POSITIONS
+    if pool == "none" or max(_map_after(spatial, 2, pool)) <= max_side:
+        return BASE_FILTERS
+    filters = [16]
+    while (
+        max(_map_after(spatial, len(filters), pool)) > max_side
+        and min(_map_after(spatial, len(filters), pool)) >= 2
+    ):
+        filters.append(min(filters[-1] * 2, 128))
+    return tuple(filters)
+
+
+def fitted_defaults(input_shape, filters, global_pool, pool):
+    """``filters`` and ``global_pool`` fitted to the input, where not given.
+
+    See build_cnn's docstring: the final feature map has at most 4x4
+    positions, so the dense head's size does not grow with the pixel count.
+    """
+    spatial = input_shape[:-1]
+    if filters is None:
+        filters = _fitted_filters(spatial, pool)
+    if global_pool is None:
+        positions = int(np.prod(_map_after(spatial, len(filters), pool)))
+        global_pool = positions > FLATTEN_POSITIONS
+    return filters, global_pool
 
 
 def _pool(x, pool, name):
@@ -78,11 +122,11 @@ def build_cnn(
     num_outputs: int,
     *,
     task: str = "classification",
-    filters: tuple[int, ...] = (32, 64),
+    filters: tuple[int, ...] | None = None,
     kernel_size: int = 3,
     pool: str = "max",
     dense_units: tuple[int, ...] = (128,),
-    global_pool: bool = False,
+    global_pool: bool | None = None,
     activation: str = "relu",
     dropout: float = 0.0,
     l1: float = 0.0,
@@ -90,6 +134,7 @@ def build_cnn(
     batch_norm: bool = False,
     augmentation=None,
     normalize=None,
+    normalize_target=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -102,19 +147,31 @@ def build_cnn(
     (steps, features) get 1-D ones. Each convolution block is followed by a 2x
     pooling while the feature map is still larger than 1.
 
+    Defaults fitted to the input (explicit arguments always win): `filters`
+    is (32, 64) when two blocks bring every side of the feature map to 4 or
+    less (inputs up to 16x16, such as the 8x8 digits); larger inputs get one
+    block per halving needed to get there, with 16 filters doubling up to
+    128: (16, 32, 64) for 32x32 images, (16, 32, 64, 128) for 64x64, six
+    blocks for 224x224 (sequences: until at most 16 steps remain, so (32,
+    64) up to 64 steps). `global_pool` flattens a final map of at most 16
+    positions and averages larger ones globally (only with `pool="none"` or
+    explicit `filters`). So the dense head's size does not grow with the
+    pixel count (a 64x64 image flattened from a 16x16x64 map fed a 2M-weight
+    dense layer and overfit).
+
     Args:
         input_shape: tuple. (height, width, channels) or (steps, features).
         num_outputs: int. Classes for "classification", outputs otherwise.
         task: str. "classification", "binary" or "regression". Defaults to
             `"classification"`.
-        filters: tuple of int. Filters of each convolution block. Defaults to
-            `(32, 64)`.
+        filters: tuple of int or None. Filters of each convolution block.
+            Defaults to `None`: fitted to the input, see above.
         kernel_size: int. Size of every convolution kernel. Defaults to `3`.
         pool: str. "max", "average" or "none". Defaults to `"max"`.
         dense_units: tuple of int. Dense layers after the convolutions.
             Defaults to `(128,)`.
-        global_pool: bool. Global average pooling instead of flattening.
-            Defaults to `False`.
+        global_pool: bool or None. Global average pooling instead of
+            flattening. Defaults to `None`: fitted to the input, see above.
         activation: str. Defaults to `"relu"`.
         dropout: float. Dropout before and after the dense layers. Defaults to
             `0.0`.
@@ -127,6 +184,10 @@ def build_cnn(
             starts with a Normalization layer adapted on them (mean and
             variance per feature or channel), so it takes raw inputs, saved
             and exported too. Defaults to `None`.
+        normalize_target: array or None. Training targets of a regression:
+            the model un-scales its output with their mean and variance, so
+            the head learns standardized targets and `predict` returns raw
+            units. See `build_mlp`. Defaults to `None`.
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None` (the task's defaults).
@@ -164,12 +225,18 @@ def build_cnn(
         input_rank=len(input_shape),
     )
     _normalize.check_normalize(normalize, input_shape, FUNC)
-    filters = v.check_int_tuple(filters, "filters", FUNC)
+    if filters is not None:
+        filters = v.check_int_tuple(filters, "filters", FUNC)
     v.check_int(kernel_size, "kernel_size", FUNC)
     v.check_choice(pool, "pool", FUNC, POOLS)
     dense_units = v.check_int_tuple(dense_units, "dense_units", FUNC, min_len=0)
-    v.check_bool(global_pool, "global_pool", FUNC)
+    if global_pool is not None:
+        v.check_bool(global_pool, "global_pool", FUNC)
     v.check_activation(activation, "activation", FUNC)
+    _target.check_normalize_target(
+        normalize_target, task=task, num_outputs=num_outputs, func=FUNC
+    )
+    filters, global_pool = fitted_defaults(input_shape, filters, global_pool, pool)
 
     reg = _compile.regularizer(l1, l2)
     inputs, x = _blocks.inputs_with_augmentation(
@@ -197,4 +264,5 @@ def build_cnn(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        normalize_target=normalize_target,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize, _strategy
+from kdl.models import _blocks, _compile, _normalize, _strategy, _target
 
 FUNC = "build_mlp"
 
@@ -49,6 +49,7 @@ def build_mlp(
     batch_norm: bool = False,
     augmentation=None,
     normalize=None,
+    normalize_target=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -79,6 +80,15 @@ def build_mlp(
             starts with a Normalization layer adapted on them (mean and
             variance per feature or channel), so it takes raw inputs, saved
             and exported too. Defaults to `None`.
+        normalize_target: array or None. Training targets of a regression
+            (task="regression"), shape (examples,) or (examples, num_outputs):
+            the head learns standardized targets and the model un-scales its
+            output with their mean and variance (a Normalization layer with
+            `invert=True` after the head, which stays named "head"; the
+            output layer is still "predictions"), so `predict` and the
+            metrics are in raw units, saved and exported too. The loss is
+            the mean squared error in raw units. None scales nothing (the
+            head must learn the raw units itself). Defaults to `None`.
         optimizer: str or optimizer. "sgd", "momentum", "adam", "rmsprop" or a
             `kdl.keras` optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
@@ -118,6 +128,9 @@ def build_mlp(
         input_rank=len(input_shape),
     )
     _normalize.check_normalize(normalize, input_shape, FUNC)
+    _target.check_normalize_target(
+        normalize_target, task=task, num_outputs=num_outputs, func=FUNC
+    )
     hidden_units = v.check_int_tuple(hidden_units, "hidden_units", FUNC, min_len=0)
     v.check_activation(activation, "activation", FUNC)
 
@@ -143,4 +156,5 @@ def build_mlp(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        normalize_target=normalize_target,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize, _strategy
+from kdl.models import _blocks, _compile, _normalize, _strategy, _target
 
 FUNC = "build_resnet"
 
@@ -73,6 +73,7 @@ def build_resnet(
     batch_norm: bool = True,
     augmentation=None,
     normalize=None,
+    normalize_target=None,
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -101,6 +102,10 @@ def build_resnet(
             starts with a Normalization layer adapted on them (mean and
             variance per feature or channel), so it takes raw inputs, saved
             and exported too. Defaults to `None`.
+        normalize_target: array or None. Training targets of a regression:
+            the model un-scales its output with their mean and variance, so
+            the head learns standardized targets and `predict` returns raw
+            units. See `build_mlp`. Defaults to `None`.
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
@@ -138,6 +143,9 @@ def build_resnet(
         input_rank=len(input_shape),
     )
     _normalize.check_normalize(normalize, input_shape, FUNC)
+    _target.check_normalize_target(
+        normalize_target, task=task, num_outputs=num_outputs, func=FUNC
+    )
     stages = v.check_int_tuple(stages, "stages", FUNC)
     filters = v.check_int_tuple(filters, "filters", FUNC)
     if len(filters) != len(stages):
@@ -169,4 +177,5 @@ def build_resnet(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        normalize_target=normalize_target,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.models import _blocks, _compile, _normalize, _strategy
+from kdl.models import _blocks, _compile, _normalize, _strategy, _target
 
 CELLS = ("simple", "lstm", "gru")
 _LAYERS = {
@@ -81,6 +81,20 @@ def _dense_layers(x, dense_units, *, dropout, regularizer):
     return x
 
 
+def _check_input_shape(input_shape, func):
+    input_shape = v.check_input_shape(
+        input_shape, "input_shape", func, ranks=(2,), allow_none_dims=True
+    )
+    if input_shape[-1] is None:
+        v.fail(
+            func,
+            "input_shape",
+            "a shape (steps, features) with a known number of features",
+            input_shape,
+        )
+    return input_shape
+
+
 def _build(
     func,
     input_shape,
@@ -101,17 +115,10 @@ def _build(
     learning_rate,
     metrics,
     name,
+    normalize_target=None,
+    residual="auto",
 ):
-    input_shape = v.check_input_shape(
-        input_shape, "input_shape", func, ranks=(2,), allow_none_dims=True
-    )
-    if input_shape[-1] is None:
-        v.fail(
-            func,
-            "input_shape",
-            "a shape (steps, features) with a known number of features",
-            input_shape,
-        )
+    input_shape = _check_input_shape(input_shape, func)
     _compile.check_common(
         func,
         task=task,
@@ -132,6 +139,15 @@ def _build(
     units = v.check_int_tuple(units, "units", func)
     v.check_bool(bidirectional, "bidirectional", func)
     dense_units = v.check_int_tuple(dense_units, "dense_units", func, min_len=0)
+    feature = _target.resolve(
+        func,
+        residual=residual,
+        input_shape=input_shape,
+        task=task,
+        num_outputs=num_outputs,
+        normalize=normalize,
+        normalize_target=normalize_target,
+    )
 
     reg = _compile.regularizer(l1, l2)
     inputs, x = _blocks.inputs_with_augmentation(
@@ -157,6 +173,9 @@ def _build(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        normalize=normalize,
+        normalize_target=normalize_target,
+        residual=feature,
     )
 
 
@@ -176,6 +195,8 @@ def build_rnn(
     batch_norm: bool = False,
     augmentation=None,
     normalize=None,
+    normalize_target=None,
+    residual="auto",
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -209,6 +230,24 @@ def build_rnn(
             starts with a Normalization layer adapted on them (mean and
             variance per feature or channel), so it takes raw inputs, saved
             and exported too. Defaults to `None`.
+        normalize_target: array or None. Training targets of a regression
+            (task="regression"): the head learns standardized targets and
+            the model un-scales its output with their mean and variance (a
+            Normalization layer with `invert=True`), so `predict` returns
+            raw units, saved and exported too. With a residual (below), the
+            statistics are those of the change from the last value, taken
+            with the `normalize=` windows, which must then be given. None
+            scales nothing: the head must learn the raw units itself.
+            Defaults to `None`.
+        residual: "auto", None or int. The input feature whose last value in
+            the window the output is added to, so the model learns the change
+            from the naive forecast "next = last value". "auto": for a
+            regression with one output over windows of known length, the
+            only feature of a one-feature series; with several features, the
+            one whose last value is nearest the targets (found from the
+            `normalize=` windows and `normalize_target=` targets, and only if
+            it forecasts them better than their mean); otherwise none. None
+            turns it off. Defaults to `"auto"`.
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
@@ -244,6 +283,8 @@ def build_rnn(
         batch_norm=batch_norm,
         augmentation=augmentation,
         normalize=normalize,
+        normalize_target=normalize_target,
+        residual=residual,
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
@@ -266,6 +307,8 @@ def build_lstm(
     batch_norm: bool = False,
     augmentation=None,
     normalize=None,
+    normalize_target=None,
+    residual="auto",
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -295,6 +338,8 @@ def build_lstm(
         batch_norm=batch_norm,
         augmentation=augmentation,
         normalize=normalize,
+        normalize_target=normalize_target,
+        residual=residual,
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
@@ -317,6 +362,8 @@ def build_gru(
     batch_norm: bool = False,
     augmentation=None,
     normalize=None,
+    normalize_target=None,
+    residual="auto",
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
@@ -328,7 +375,10 @@ def build_gru(
     Args are those of `build_rnn`, without `cell`.
 
     Example:
-        >>> model = build_gru((24, 1), 1, task="regression")
+        >>> (x, y), _ = kdl.datasets.sunspots(window=24)
+        >>> model = build_gru(
+        ...     (24, 1), 1, task="regression", normalize=x, normalize_target=y
+        ... )
     """
     del strategy  # entered by @_strategy.distributable
     return _build(
@@ -346,6 +396,8 @@ def build_gru(
         batch_norm=batch_norm,
         augmentation=augmentation,
         normalize=normalize,
+        normalize_target=normalize_target,
+        residual=residual,
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
