@@ -34,6 +34,7 @@ from kdl.rl.evaluation import (
     visited_states,
 )
 from kdl.rl.learner import QLearner
+from kdl.rl.presets import preset
 from kdl.rl.progress import Progress
 from kdl.rl.replay import NStepReplayBuffer, PrioritizedReplayBuffer
 from kdl.rl.saving import load_agent, save_agent
@@ -562,19 +563,24 @@ class DQNAgent:
 
     # --- save, load, export ---
 
-    def save(self, path) -> Path:
+    def save(self, path, *, training_state: bool = False) -> Path:
         """Saves the Q-network and the agent's config into the folder `path`.
 
         The folder holds `q_network.keras` (written with `kdl.save`) and
         `agent.json` (the hyperparameters, the environment id and the steps
         trained). It is written to a temporary folder first and moved into
-        place, so an existing save is never left half-written. The replay
-        buffer and optimizer state are not saved: a loaded agent acts and
-        evaluates exactly like this one, and further training starts from
-        an empty buffer.
+        place, so an existing save is never left half-written. Without
+        `training_state` the replay buffer and optimizer state are not saved:
+        a loaded agent acts and evaluates exactly like this one, and further
+        training starts from an empty buffer. With it the folder also holds
+        `training_state.npz` (replay buffer, target network, optimizer), and
+        a loaded agent resumes training where this one stopped (a
+        checkpoint).
 
         Args:
             path: str or PathLike. The folder.
+            training_state: bool. Save what resuming needs too. Defaults to
+                `False`.
 
         Returns:
             pathlib.Path: the folder.
@@ -583,7 +589,23 @@ class DQNAgent:
             TypeError: if `path` is not a path.
         """
         path = v.check_path(path, "path", "DQNAgent.save")
-        return save_agent(self, path)
+        training_state = v.check_bool(training_state, "training_state", "DQNAgent.save")
+        return save_agent(self, path, training_state=training_state)
+
+    @classmethod
+    def for_env(cls, env, **overrides) -> DQNAgent:
+        """An agent with kdl's hyperparameters for `env` (`kdl.rl.presets`).
+
+        Args:
+            env: gymnasium.Env or str. The environment.
+            **overrides: `DQNAgent` arguments that replace the preset's
+                (e.g. `seed`).
+
+        Example:
+            >>> agent = DQNAgent.for_env("MountainCar-v0", seed=0)
+        """
+        name = env if isinstance(env, str) else env_id(env)
+        return cls(env, **{**preset(name), **overrides})
 
     @classmethod
     def load(cls, path, *, env=None) -> DQNAgent:

@@ -136,6 +136,27 @@ class ReplayBuffer:
     def update_priorities(self, indices, td_errors) -> None:
         """Nothing to do for uniform replay (see `PrioritizedReplayBuffer`)."""
 
+    _ARRAYS = (
+        "observations",
+        "next_observations",
+        "actions",
+        "rewards",
+        "terminated",
+        "horizons",
+    )
+
+    def get_state(self) -> dict:
+        """The stored transitions and the ring position, as NumPy arrays."""
+        state = {name: getattr(self, name)[: self._size] for name in self._ARRAYS}
+        state["ring"] = np.array([self._next, self._size])
+        return state
+
+    def set_state(self, state) -> None:
+        """Puts back a `get_state` (into a buffer of the same capacity)."""
+        self._next, self._size = (int(x) for x in state["ring"])
+        for name in self._ARRAYS:
+            getattr(self, name)[: self._size] = state[name]
+
 
 class NStepReplayBuffer(ReplayBuffer):
     """A replay buffer of n-step transitions, fed one environment step at a time.
@@ -284,6 +305,13 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         probs = self.priorities[idx] / total
         weights = (self._size * probs) ** -beta
         return self._batch(idx, (weights / weights.max()).astype(np.float32))
+
+    _ARRAYS = ReplayBuffer._ARRAYS + ("priorities",)
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if self._size:
+            self._max_priority = float(self.priorities[: self._size].max())
 
     def update_priorities(self, indices, td_errors) -> None:
         """Sets the priorities of `indices` from their absolute TD errors."""
