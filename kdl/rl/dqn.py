@@ -457,8 +457,8 @@ class DQNAgent:
             The round's mean loss, or None when no round was due.
         """
         cfg = self._config
-        if self.steps < cfg["learning_starts"]:
-            return None
+        if self.steps < cfg["learning_starts"] or len(self.buffer) == 0:
+            return None  # (a loaded agent without its training state: empty)
         if self.steps == cfg["learning_starts"]:
             self._fit_scaling()
         loss = None
