@@ -21,6 +21,8 @@ search     search.py                    ``kdl.tune`` overhead, algorithms
 dp         privacy_speed.py             DP-SGD methods against plain training
 compress   compression.py               prune, cluster, shrink, distill goals
 dqn        dqn_cartpole.py              DQN on CartPole-v1 against SB3's zoo
+dqn4       dqn.py                       DQN on CartPole, Acrobot, MountainCar,
+                                        LunarLander against SB3's zoo
 ========== ============================ =========================================
 
 Scripts that print rather than write their section (wrapper, search, dp,
@@ -61,6 +63,7 @@ BENCHMARKS = {
     "dp": ("privacy_speed.py", [], "## DP-SGD speed", "out"),
     "compress": ("compression.py", [], "## Compression goals", "out"),
     "dqn": ("dqn_cartpole.py", ["--seeds", "0", "1", "2", "3", "4"], None, "section"),
+    "dqn4": ("dqn.py", [], None, "section"),
 }
 
 
