@@ -329,7 +329,8 @@ def _rl_report_commands(sub, common, data):
     p.add_argument(
         "--steps",
         type=_positive(int),
-        help="total training steps (default: the environment's budget, or 30000)",
+        help="total training steps (default: the RL zoo's budget for the "
+        "environment, e.g. 100000 for Acrobot-v1, or 30000)",
     )
     p.add_argument(
         "--episodes",

@@ -254,9 +254,9 @@ def cmd_rl(args) -> int:
     tflite = c.check_out(args.tflite, (".tflite",), "--tflite")
     _check_env(args.env)
     from kdl import rl
-    from kdl.rl.presets import GOALS
+    from kdl.rl.presets import ZOO
 
-    steps = args.steps or GOALS.get(args.env, (None, 30000))[1]
+    steps = args.steps or ZOO.get(args.env, (None, 30000))[1]
     agent = _rl_agent(args, out, rl)
     verbose = 0 if args.quiet else 1
     while agent.steps < steps:
