@@ -666,6 +666,7 @@ def test_checkpoint_resumes_with_replay_target_and_optimizer(tmp_path):
     assert resumed.steps == 400
 
 
+@pytest.mark.slow
 def test_kdl_rl_resumes_from_its_out_folder_and_exports_tflite(tmp_path, capsys):
     from kdl import cli
 
