@@ -8,8 +8,9 @@ LunarLander-v3 >= 150 within 100,000 (the zoo's budgets; its DQN scored 500,
 
 For each environment and seed it trains `DQNAgent.for_env(env, seed=seed)`
 (the presets of `kdl.rl.presets`), evaluating the greedy policy on 10
-episodes every `--eval-every` steps (not counted in the budget) and stopping
-once an evaluation reaches the goal, keeping the best weights; then it plays
+episodes every 1,000 (CartPole) or 5,000 steps (not counted in the budget)
+and stopping once an evaluation reaches the goal (CartPole: 500), keeping
+the best weights; then it plays
 100 new greedy episodes. "Steps to the score" are the training steps of a
 seed whose 100-episode mean reached the goal (else "not reached"). The
 learning curves (evaluation mean against training steps, one line per seed)
@@ -45,6 +46,9 @@ def run(env: str, seed: int, budget: int, eval_every: int, overrides: dict) -> d
     from kdl.rl.presets import GOALS
 
     goal = GOALS[env][0]
+    # CartPole's 475 is near its ceiling of 500: 10 evaluation episodes at
+    # 475 often fall short over 100, so training goes on to a perfect 500
+    stop = 500.0 if env == "CartPole-v1" else goal
     agent = DQNAgent.for_env(env, seed=seed, **overrides)
     start = time.perf_counter()
     log = agent.train(
@@ -52,7 +56,7 @@ def run(env: str, seed: int, budget: int, eval_every: int, overrides: dict) -> d
         verbose=0,
         eval_every=eval_every,
         eval_episodes=10,
-        target_return=goal,
+        target_return=stop,
     )
     seconds = time.perf_counter() - start
     mean, std = agent.evaluate(100, seed=100_000 + seed)
