@@ -24,6 +24,8 @@ dqn        dqn_cartpole.py              DQN on CartPole-v1 against SB3's zoo
 own        own_data.py                  one default ``kdl train`` on each of 14
                                         datasets kdl was not tuned on, against
                                         kdl.baselines
+dqn4       dqn.py                       DQN on CartPole, Acrobot, MountainCar,
+                                        LunarLander against SB3's zoo
 ========== ============================ =========================================
 
 Scripts that print rather than write their section (wrapper, search, dp,
@@ -65,6 +67,7 @@ BENCHMARKS = {
     "compress": ("compression.py", [], "## Compression goals", "out"),
     "dqn": ("dqn_cartpole.py", ["--seeds", "0", "1", "2", "3", "4"], None, "section"),
     "own": ("own_data.py", [], None, "section"),
+    "dqn4": ("dqn.py", [], None, "section"),
 }
 
 

@@ -19,10 +19,20 @@ from kdl.rl import (
     DQNAgent,
     Evaluator,
     NStepReplayBuffer,
+    PrioritizedReplayBuffer,
     ReplayBuffer,
     TFLitePolicy,
     run_tflite_episode,
 )
+
+
+def _has_box2d() -> bool:
+    try:
+        import Box2D  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
 
 TRAIN_STEPS = 30_000  # the issue's budget; training may stop earlier
 SEED = 0
@@ -516,6 +526,24 @@ def test_unsupported_environments_get_a_clear_error(env, error, match):
         ),
         ({"max_grad_norm": 0.0}, ValueError, "max_grad_norm", "> 0.0"),
         ({"seed": -1}, ValueError, "seed", "non-negative"),
+        ({"loss": "l1"}, ValueError, "loss", "one of 'huber', 'mse'"),
+        ({"tau": 0.0}, ValueError, "tau", "> 0.0"),
+        ({"tau": 1.5}, ValueError, "tau", "<= 1.0"),
+        ({"dueling": 1}, TypeError, "dueling", "bool"),
+        ({"priority_beta": 2.0}, ValueError, "priority_beta", "<= 1.0"),
+        (
+            {"observation_scaling": "minmax"},
+            ValueError,
+            "observation_scaling",
+            "one of 'bounds', 'warmup'",
+        ),
+        (
+            {"observation_scaling": "warmup", "learning_starts": 0},
+            ValueError,
+            "learning_starts",
+            "at least 2",
+        ),
+        ({"reward_scale": 0.0}, ValueError, "reward_scale", "> 0.0"),
     ],
 )
 def test_bad_arguments_get_a_clear_error(kwargs, error, arg, match):
@@ -570,3 +598,125 @@ def test_bad_method_arguments_get_a_clear_error(
     with pytest.raises(error, match=match):
         getattr(small_agent, method)(*args, **kwargs)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+# === Options of issue 28: dueling, prioritized replay, scaling, checkpoints ===
+
+
+def test_prioritized_replay_favours_large_errors_and_weights_them_down():
+    buffer = PrioritizedReplayBuffer(100, (1,), alpha=1.0, seed=0)
+    for i in range(100):
+        buffer.add_step(np.array([i], np.float32), 0, 0.0, np.zeros(1), True)
+    errors = np.full(100, 0.01)
+    errors[7] = 10.0  # one transition with a large TD error
+    buffer.update_priorities(np.arange(100), errors)
+    batch = buffer.sample(1000, beta=1.0)
+    share = np.mean(batch.indices == 7)
+    assert share > 0.8, share  # priority 10 against 99 * 0.01
+    # importance weights undo the bias: the favoured row weighs least
+    assert batch.weights[batch.indices == 7].max() < batch.weights.min() + 1e-6
+    assert batch.weights.max() == pytest.approx(1.0)
+    uniform = ReplayBuffer(100, (1,), seed=0)
+    uniform.add(np.zeros(1), 0, 0.0, np.zeros(1), True)
+    np.testing.assert_array_equal(uniform.sample(5).weights, np.ones(5))
+
+
+def test_dueling_scaled_network_is_replayed_in_numpy_and_maps_bounds():
+    agent = DQNAgent(
+        "MountainCar-v0",
+        hidden_units=(16,),
+        dueling=True,
+        observation_scaling="bounds",
+        seed=0,
+    )
+    names = [layer.name for layer in agent.q_network.layers]
+    assert names[1] == "normalize_observations" and "value_advantage" in names
+    # MountainCar's bounds: position [-1.2, 0.6], velocity [-0.07, 0.07]
+    scaling = agent.q_network.get_layer("normalize_observations")
+    low = np.array([[-1.2, -0.07], [0.6, 0.07]], np.float32)
+    np.testing.assert_allclose(scaling(low).numpy(), [[-1, -1], [1, 1]], atol=1e-5)
+    obs = np.random.default_rng(0).uniform(low[0], low[1], (50, 2)).astype("float32")
+    np.testing.assert_allclose(
+        agent.learner.numpy_policy.q_values(obs), agent.q_values(obs), atol=1e-5
+    )
+    # Q = V + A - mean(A): the mean over actions of Q is V alone
+    head = agent.q_network.get_layer("predictions").get_weights()[0]
+    np.testing.assert_allclose(head.sum(axis=1), [3.0, 0, 0, 0], atol=1e-6)
+
+
+def test_checkpoint_resumes_with_replay_target_and_optimizer(tmp_path):
+    agent = DQNAgent(
+        "CartPole-v1",
+        hidden_units=(8,),
+        prioritized=True,
+        observation_scaling="warmup",
+        learning_starts=100,
+        train_freq=50,
+        gradient_steps=2,
+        seed=0,
+    )
+    agent.train(300, verbose=0)
+    agent.save(tmp_path / "ckpt", training_state=True)
+    resumed = DQNAgent.load(tmp_path / "ckpt")
+    assert resumed.steps == 300 and len(resumed.buffer) == len(agent.buffer)
+    np.testing.assert_array_equal(resumed.buffer.priorities, agent.buffer.priorities)
+    for a, b in zip(
+        resumed.target_network.get_weights(), agent.target_network.get_weights()
+    ):
+        np.testing.assert_array_equal(a, b)
+    iterations = resumed.q_network.optimizer.iterations
+    assert int(iterations) == int(agent.q_network.optimizer.iterations) > 0
+    states = agent.buffer.sample(20)[0]
+    np.testing.assert_allclose(resumed.q_values(states), agent.q_values(states))
+    resumed.train(100, verbose=0)  # goes on from the restored buffer
+    assert resumed.steps == 400
+
+
+@pytest.mark.slow
+def test_kdl_rl_resumes_from_its_out_folder_and_exports_tflite(tmp_path, capsys):
+    from kdl import cli
+
+    out, tflite = tmp_path / "agent", tmp_path / "policy.tflite"
+    common = ["rl", "Acrobot-v1", "--episodes", "1", "--out", str(out)]
+    assert cli.main([*common, "--steps", "200", "--quiet"]) == 0
+    capsys.readouterr()
+    status = cli.main(
+        [*common, "--steps", "300", "--checkpoint-every", "50", "--tflite", str(tflite)]
+    )
+    text = capsys.readouterr().out
+    assert status == 0 and "resuming from" in text and "at step 200" in text
+    result = json.loads(text[text.rindex("{") :])
+    assert result["steps"] == 300 and tflite.is_file()
+    assert json.loads((out / "agent.json").read_text())["steps"] == 300
+    # the exported policy (scaling layer included) takes the agent's actions
+    agent = DQNAgent.load(out)
+    states = np.random.default_rng(0).uniform(-1, 1, (20, 6)).astype("float32")
+    policy = TFLitePolicy(tflite)
+    assert [policy(s) for s in states] == list(agent.learner.greedy(states))
+
+
+# One short run per environment, each asserting learning far above random
+# play, with the environment's preset (kdl.rl.presets).
+LEARNING = [
+    # env, steps, random play's mean return, what learning must beat
+    ("Acrobot-v1", 15_000, -500.0, -250.0),
+    ("MountainCar-v0", 40_000, -200.0, -180.0),
+    pytest.param(
+        "LunarLander-v3",
+        40_000,
+        -180.0,
+        -60.0,
+        marks=pytest.mark.skipif(
+            not _has_box2d(), reason="gymnasium[box2d] is not installed"
+        ),
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("env", "steps", "random_return", "beat"), LEARNING)
+def test_preset_learns_far_above_random(env, steps, random_return, beat):
+    agent = DQNAgent.for_env(env, seed=0)
+    agent.train(steps, verbose=0, eval_every=steps // 4, target_return=beat + 50)
+    mean, std = agent.evaluate(10, seed=1)
+    assert mean > beat, f"{env}: {mean:.1f} +- {std:.1f} (random {random_return})"

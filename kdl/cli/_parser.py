@@ -321,8 +321,17 @@ def _rl_report_commands(sub, common, data):
         "kdl rl CartPole-v1 --steps 30000 --out cartpole",
         [common],
     )
-    p.add_argument("env", help="a registered Gymnasium id such as CartPole-v1")
-    p.add_argument("--steps", type=_positive(int), default=30000)
+    p.add_argument(
+        "env",
+        help="a registered Gymnasium id: CartPole-v1, Acrobot-v1, MountainCar-v0 "
+        "and LunarLander-v3 have tuned settings",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive(int),
+        help="total training steps (default: the RL zoo's budget for the "
+        "environment, e.g. 100000 for Acrobot-v1, or 30000)",
+    )
     p.add_argument(
         "--episodes",
         type=_positive(int),
@@ -330,7 +339,18 @@ def _rl_report_commands(sub, common, data):
         help="evaluation episodes (default 10)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="folder to save the agent in")
+    p.add_argument(
+        "--out",
+        help="folder to save the agent in; it is also the checkpoint: "
+        "the same command run again resumes from it",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive(int),
+        default=10000,
+        help="steps between checkpoints into --out (default 10000)",
+    )
+    p.add_argument("--tflite", help="also export the policy to this .tflite file")
 
     p = _add(
         sub,

@@ -253,22 +253,46 @@ def _check_env(env_id: str) -> None:
 
 def cmd_rl(args) -> int:
     out = c.check_out(args.out, ("",))
+    tflite = c.check_out(args.tflite, (".tflite",), "--tflite")
     _check_env(args.env)
     from kdl import rl
+    from kdl.rl.presets import ZOO
 
-    agent = rl.DQNAgent(args.env, seed=args.seed)
-    agent.train(args.steps, verbose=0 if args.quiet else 1)
+    steps = args.steps or ZOO.get(args.env, (None, 30000))[1]
+    agent = _rl_agent(args, out, rl)
+    verbose = 0 if args.quiet else 1
+    while agent.steps < steps:
+        agent.train(min(args.checkpoint_every, steps - agent.steps), verbose=verbose)
+        if out is not None:
+            agent.save(out, training_state=agent.steps < steps)
     mean, std = agent.evaluate(args.episodes, seed=args.seed)
     result = {
         "env": args.env,
-        "steps": args.steps,
+        "steps": agent.steps,
         "mean_return": mean,
         "std_return": std,
     }
     if out is not None:
-        result["saved"] = str(agent.save(out))
+        result["saved"] = str(out)
+    if tflite is not None:
+        result["tflite"] = str(agent.export_tflite(tflite, verbose=0))
     c.show(result)
     return 0
+
+
+def _rl_agent(args, out, rl):
+    """A new agent, or the one checkpointed in `out` by an earlier run."""
+    if out is not None and (out / "agent.json").is_file():
+        agent = rl.DQNAgent.load(out)
+        if agent.env_id != args.env:
+            raise c.CommandError(
+                f"kdl rl: --out {str(out)!r} holds an agent for {agent.env_id}, "
+                f"not {args.env}"
+            )
+        if not args.quiet:
+            print(f"resuming from {out} at step {agent.steps:,}", flush=True)
+        return agent
+    return rl.DQNAgent.for_env(args.env, seed=args.seed)
 
 
 def cmd_report(args) -> int:

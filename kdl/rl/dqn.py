@@ -26,7 +26,7 @@ import numpy as np
 
 from kdl import _validation as v
 from kdl.backend import keras
-from kdl.rl._config import CLASS, check_config
+from kdl.rl._config import CLASS, bounds_scaling, check_config
 from kdl.rl.envs import check_spaces, env_id, make_env, reset
 from kdl.rl.evaluation import (
     Evaluator,
@@ -35,8 +35,9 @@ from kdl.rl.evaluation import (
     visited_states,
 )
 from kdl.rl.learner import QLearner
+from kdl.rl.presets import preset
 from kdl.rl.progress import Progress
-from kdl.rl.replay import NStepReplayBuffer
+from kdl.rl.replay import NStepReplayBuffer, PrioritizedReplayBuffer
 from kdl.rl.saving import load_agent, save_agent
 from kdl.rl.tflite_policy import TFLitePolicy, run_tflite_episode
 
@@ -94,6 +95,32 @@ class DQNAgent:
             the discounted value of the state after them. Longer returns
             spread a reward back faster (CartPole learns much more steadily
             with 8 than with 1); 1 is classic DQN. Defaults to `8`.
+        dueling: bool. Dueling heads (Wang et al., 2016): the network
+            estimates a state value and per-action advantages, and
+            `Q = V + A - mean(A)`. Defaults to `False`.
+        prioritized: bool. Prioritized replay (proportional, Schaul et al.,
+            2016): transitions are replayed in proportion to their TD error
+            to the power `priority_alpha`, and their loss weighted by
+            importance weights whose exponent rises linearly from
+            `priority_beta` to 1 over `priority_beta_steps`. Defaults to
+            `False`.
+        priority_alpha: float. Defaults to `0.6`.
+        priority_beta: float. Defaults to `0.4`.
+        priority_beta_steps: int. Defaults to `100_000`.
+        tau: float in (0, 1]. Target update every `target_update` steps:
+            `target = tau * online + (1 - tau) * target`; 1 is the hard copy
+            of classic DQN, a small tau (e.g. 0.005 with `target_update`
+            equal to `train_freq`) a soft, Polyak update. Defaults to `1.0`.
+        loss: str. "huber" (delta 1, robust to large TD errors) or "mse".
+            Defaults to `"huber"`.
+        observation_scaling: str or None. Scales observations inside the
+            Q-network (so saved and exported policies take raw
+            observations): "bounds" maps the observation space's finite
+            bounds to [-1, 1]; "warmup" standardizes with the mean and
+            standard deviation of the random play before `learning_starts`;
+            None leaves them. Defaults to `None`.
+        reward_scale: float. Rewards are multiplied by this before they are
+            learned from (returns are reported unscaled). Defaults to `1.0`.
         seed: int or None. Seeds the network weights (through
             `keras.utils.set_random_seed`, which seeds Python, NumPy and
             TensorFlow globally), exploration, replay sampling and the
@@ -137,6 +164,15 @@ class DQNAgent:
         gradient_steps: int = 32,
         max_grad_norm: float | None = 10.0,
         n_steps: int = 8,
+        dueling: bool = False,
+        prioritized: bool = False,
+        priority_alpha: float = 0.6,
+        priority_beta: float = 0.4,
+        priority_beta_steps: int = 100_000,
+        tau: float = 1.0,
+        loss: str = "huber",
+        observation_scaling: str | None = None,
+        reward_scale: float = 1.0,
         seed: int | None = None,
     ):
         self._config = check_config(
@@ -155,6 +191,15 @@ class DQNAgent:
             gradient_steps=gradient_steps,
             max_grad_norm=max_grad_norm,
             n_steps=n_steps,
+            dueling=dueling,
+            prioritized=prioritized,
+            priority_alpha=priority_alpha,
+            priority_beta=priority_beta,
+            priority_beta_steps=priority_beta_steps,
+            tau=tau,
+            loss=loss,
+            observation_scaling=observation_scaling,
+            reward_scale=reward_scale,
             seed=seed,
         )
         self.env = make_env(env, CLASS)
@@ -170,13 +215,22 @@ class DQNAgent:
         if seed is not None:
             keras.utils.set_random_seed(seed)
         self._rng = np.random.default_rng(seed)
-        self.buffer = NStepReplayBuffer(
-            cfg["buffer_size"],
-            self.observation_shape,
+        replay = dict(
             n_steps=cfg["n_steps"],
             gamma=cfg["gamma"],
             seed=None if seed is None else seed + 1,
         )
+        if cfg["prioritized"]:
+            self.buffer = PrioritizedReplayBuffer(
+                cfg["buffer_size"],
+                self.observation_shape,
+                alpha=cfg["priority_alpha"],
+                **replay,
+            )
+        else:
+            self.buffer = NStepReplayBuffer(
+                cfg["buffer_size"], self.observation_shape, **replay
+            )
         self._epsilon = linear_epsilon(
             cfg["epsilon_start"], cfg["epsilon_end"], cfg["epsilon_decay_steps"]
         )
@@ -188,7 +242,13 @@ class DQNAgent:
             max_grad_norm=cfg["max_grad_norm"],
             gamma=cfg["gamma"],
             double=cfg["double"],
+            dueling=cfg["dueling"],
+            loss=cfg["loss"],
+            tau=cfg["tau"],
+            scaling=cfg["observation_scaling"] is not None,
         )
+        if cfg["observation_scaling"] == "bounds":
+            self.learner.set_observation_scaling(*bounds_scaling(self.env))
         self.steps = 0  # environment steps trained so far
         self.episodes = 0
         self._obs = None  # observation of the unfinished training episode
@@ -359,7 +419,12 @@ class DQNAgent:
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         next_obs = np.asarray(next_obs, dtype=np.float32)
         self.buffer.add_step(
-            obs, action, float(reward), next_obs, terminated, truncated
+            obs,
+            action,
+            float(reward) * self._config["reward_scale"],
+            next_obs,
+            terminated,
+            truncated,
         )
         self.steps += 1
         self._episode_return += float(reward)
@@ -391,17 +456,41 @@ class DQNAgent:
             The round's mean loss, or None when no round was due.
         """
         cfg = self._config
-        if self.steps < cfg["learning_starts"]:
-            return None
+        if self.steps < cfg["learning_starts"] or len(self.buffer) == 0:
+            return None  # (a loaded agent without its training state: empty)
+        if self.steps == cfg["learning_starts"]:
+            self._fit_scaling()
         loss = None
         if self.steps % cfg["train_freq"] == 0:
             rounds = cfg["gradient_steps"]
-            batch = self.buffer.sample(rounds * cfg["batch_size"])
-            loss = self.learner.train_round(batch, rounds)
+            size = rounds * cfg["batch_size"]
+            if cfg["prioritized"]:
+                batch = self.buffer.sample(size, beta=self._beta())
+            else:
+                batch = self.buffer.sample(size)
+            loss, errors = self.learner.train_round(batch, rounds)
+            self.buffer.update_priorities(batch.indices, errors)
         if self.steps - self._last_target_sync >= cfg["target_update"]:
             self.learner.sync_target()
             self._last_target_sync = self.steps
         return loss
+
+    def _beta(self) -> float:
+        """The importance-weight exponent now: linear from priority_beta to 1."""
+        cfg = self._config
+        frac = min(1.0, self.steps / max(1, cfg["priority_beta_steps"]))
+        return cfg["priority_beta"] + frac * (1.0 - cfg["priority_beta"])
+
+    def _fit_scaling(self) -> None:
+        """With observation_scaling="warmup", standardizes with the warm-up
+        play (the replay buffer before the first gradient step)."""
+        if self._config["observation_scaling"] != "warmup" or len(self.buffer) < 2:
+            return
+        seen = self.buffer.observations[: len(self.buffer)]
+        std = seen.std(axis=0)
+        self.learner.set_observation_scaling(
+            seen.mean(axis=0), np.where(std > 1e-6, std, 1.0)
+        )
 
     # --- evaluation ---
 
@@ -434,7 +523,6 @@ class DQNAgent:
         Raises:
             ValueError, TypeError: for a bad argument.
         """
-        func = "DQNAgent.evaluate"
         func = "DQNAgent.evaluate"
         episodes = v.check_int(episodes, "episodes", func)
         seed = v.check_int(seed, "seed", func, min_value=0, allow_none=True)
@@ -474,19 +562,24 @@ class DQNAgent:
 
     # --- save, load, export ---
 
-    def save(self, path) -> Path:
+    def save(self, path, *, training_state: bool = False) -> Path:
         """Saves the Q-network and the agent's config into the folder `path`.
 
         The folder holds `q_network.keras` (written with `kdl.save`) and
         `agent.json` (the hyperparameters, the environment id and the steps
         trained). It is written to a temporary folder first and moved into
-        place, so an existing save is never left half-written. The replay
-        buffer and optimizer state are not saved: a loaded agent acts and
-        evaluates exactly like this one, and further training starts from
-        an empty buffer.
+        place, so an existing save is never left half-written. Without
+        `training_state` the replay buffer and optimizer state are not saved:
+        a loaded agent acts and evaluates exactly like this one, and further
+        training starts from an empty buffer. With it the folder also holds
+        `training_state.npz` (replay buffer, target network, optimizer), and
+        a loaded agent resumes training where this one stopped (a
+        checkpoint).
 
         Args:
             path: str or PathLike. The folder.
+            training_state: bool. Save what resuming needs too. Defaults to
+                `False`.
 
         Returns:
             pathlib.Path: the folder.
@@ -495,7 +588,23 @@ class DQNAgent:
             TypeError: if `path` is not a path.
         """
         path = v.check_path(path, "path", "DQNAgent.save")
-        return save_agent(self, path)
+        training_state = v.check_bool(training_state, "training_state", "DQNAgent.save")
+        return save_agent(self, path, training_state=training_state)
+
+    @classmethod
+    def for_env(cls, env, **overrides) -> DQNAgent:
+        """An agent with kdl's hyperparameters for `env` (`kdl.rl.presets`).
+
+        Args:
+            env: gymnasium.Env or str. The environment.
+            **overrides: `DQNAgent` arguments that replace the preset's
+                (e.g. `seed`).
+
+        Example:
+            >>> agent = DQNAgent.for_env("MountainCar-v0", seed=0)
+        """
+        name = env if isinstance(env, str) else env_id(env)
+        return cls(env, **{**preset(name), **overrides})
 
     @classmethod
     def load(cls, path, *, env=None) -> DQNAgent:

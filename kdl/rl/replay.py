@@ -19,7 +19,7 @@ import numpy as np
 
 from kdl import _validation as v
 
-__all__ = ["Batch", "NStepReplayBuffer", "ReplayBuffer"]
+__all__ = ["Batch", "NStepReplayBuffer", "PrioritizedReplayBuffer", "ReplayBuffer"]
 
 
 class Batch(NamedTuple):
@@ -31,6 +31,8 @@ class Batch(NamedTuple):
     next_observations: np.ndarray
     terminated: np.ndarray
     horizons: np.ndarray
+    weights: np.ndarray  # importance weights (ones when sampled uniformly)
+    indices: np.ndarray  # rows of the buffer, for priority updates
 
 
 class ReplayBuffer:
@@ -117,6 +119,9 @@ class ReplayBuffer:
         if self._size == 0:
             raise ValueError("The replay buffer is empty: add transitions first.")
         idx = self._rng.integers(0, self._size, size=size)
+        return self._batch(idx, np.ones(size, np.float32))
+
+    def _batch(self, idx: np.ndarray, weights: np.ndarray) -> Batch:
         return Batch(
             self.observations[idx],
             self.actions[idx],
@@ -124,7 +129,33 @@ class ReplayBuffer:
             self.next_observations[idx],
             self.terminated[idx],
             self.horizons[idx],
+            weights,
+            idx,
         )
+
+    def update_priorities(self, indices, td_errors) -> None:
+        """Nothing to do for uniform replay (see `PrioritizedReplayBuffer`)."""
+
+    _ARRAYS = (
+        "observations",
+        "next_observations",
+        "actions",
+        "rewards",
+        "terminated",
+        "horizons",
+    )
+
+    def get_state(self) -> dict:
+        """The stored transitions and the ring position, as NumPy arrays."""
+        state = {name: getattr(self, name)[: self._size] for name in self._ARRAYS}
+        state["ring"] = np.array([self._next, self._size])
+        return state
+
+    def set_state(self, state) -> None:
+        """Puts back a `get_state` (into a buffer of the same capacity)."""
+        self._next, self._size = (int(x) for x in state["ring"])
+        for name in self._ARRAYS:
+            getattr(self, name)[: self._size] = state[name]
 
 
 class NStepReplayBuffer(ReplayBuffer):
@@ -207,3 +238,83 @@ class NStepReplayBuffer(ReplayBuffer):
     def clear_pending(self) -> None:
         """Drops the steps of an abandoned episode that await their returns."""
         self.pending.clear()
+
+
+class PrioritizedReplayBuffer(NStepReplayBuffer):
+    """N-step replay sampled in proportion to priority (Schaul et al., 2016).
+
+    Transition `i` is drawn with probability `p_i**alpha / sum_k p_k**alpha`,
+    where `p_i` is its last absolute TD error plus `epsilon` (new transitions
+    get the largest priority so far), and its loss is weighted by the
+    importance weight `(N * P(i))**-beta / max_j (N * P(j))**-beta`, which
+    undoes the bias of the non-uniform sampling as `beta` goes to 1.
+
+    Why not a sum tree: the agent samples a whole training round at once
+    (tens of minibatches), so one vectorized cumulative sum over the buffer
+    per round (NumPy, ~0.1 ms for 50,000 rows) is cheaper than a Python-level
+    tree walk per sampled row. Priorities of a round are updated after it.
+
+    Args:
+        capacity, observation_shape, n_steps, gamma, seed: as
+            `NStepReplayBuffer`.
+        alpha: float. How much priority counts (0 is uniform). Defaults to
+            `0.6`.
+        epsilon: float. Added to every priority. Defaults to `1e-6`.
+
+    Example:
+        >>> buffer = PrioritizedReplayBuffer(1000, (4,), seed=0)
+        >>> buffer.add_step(np.zeros(4), 1, 1.0, np.ones(4), True)
+        >>> batch = buffer.sample(4, beta=0.4)
+        >>> buffer.update_priorities(batch.indices, np.ones(4))
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        observation_shape,
+        *,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        alpha: float = 0.6,
+        epsilon: float = 1e-6,
+        seed: int | None = None,
+    ):
+        func = type(self).__name__
+        self.alpha = v.check_float(alpha, "alpha", func)
+        self.epsilon = v.check_float(epsilon, "epsilon", func, strict_min=True)
+        super().__init__(
+            capacity, observation_shape, n_steps=n_steps, gamma=gamma, seed=seed
+        )
+        self.priorities = np.zeros(self.capacity, np.float64)  # p_i ** alpha
+        self._max_priority = 1.0
+
+    def add(self, *args, **kwargs) -> None:
+        """Stores one transition with the largest priority so far."""
+        self.priorities[self._next] = self._max_priority
+        super().add(*args, **kwargs)
+
+    def sample(self, size: int, *, beta: float = 0.4) -> Batch:
+        """Draws `size` transitions in proportion to priority, with their
+        importance weights (exponent `beta`)."""
+        if self._size == 0:
+            raise ValueError("The replay buffer is empty: add transitions first.")
+        cumulative = np.cumsum(self.priorities[: self._size])
+        total = cumulative[-1]
+        idx = np.searchsorted(cumulative, self._rng.random(size) * total, "right")
+        idx = np.minimum(idx, self._size - 1)
+        probs = self.priorities[idx] / total
+        weights = (self._size * probs) ** -beta
+        return self._batch(idx, (weights / weights.max()).astype(np.float32))
+
+    _ARRAYS = ReplayBuffer._ARRAYS + ("priorities",)
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        if self._size:
+            self._max_priority = float(self.priorities[: self._size].max())
+
+    def update_priorities(self, indices, td_errors) -> None:
+        """Sets the priorities of `indices` from their absolute TD errors."""
+        priorities = (np.abs(td_errors) + self.epsilon) ** self.alpha
+        self.priorities[indices] = priorities
+        self._max_priority = max(self._max_priority, float(priorities.max()))

@@ -1,14 +1,18 @@
 """Saving a DQN agent to a folder and loading it back.
 
 The folder holds `q_network.keras` (written with `kdl.save`) and `agent.json`
-(the hyperparameters, the environment id and the steps trained). The replay
-buffer and optimizer state are not saved.
+(the hyperparameters, the environment id and the steps trained). With
+`training_state=True` it also holds `training_state.npz`: the replay buffer,
+the target network and the optimizer's variables, so that a run killed after
+a checkpoint resumes where the checkpoint left it (`kdl rl` does this).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from kdl import _files
 from kdl import _validation as v
@@ -22,7 +26,10 @@ MODEL_FILE = "q_network.keras"
 FORMAT_VERSION = 1
 
 
-def save_agent(agent, path: Path) -> Path:
+STATE_FILE = "training_state.npz"
+
+
+def save_agent(agent, path: Path, *, training_state: bool = False) -> Path:
     """Writes `agent` into the folder `path` (atomically); see `DQNAgent.save`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {
@@ -41,7 +48,32 @@ def save_agent(agent, path: Path) -> Path:
         tmp.mkdir()
         kdl_io.save(agent.q_network, tmp / MODEL_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        if training_state:
+            np.savez(tmp / STATE_FILE, **_training_state(agent))
     return path
+
+
+def _training_state(agent) -> dict:
+    """What resuming needs beyond the weights: replay, target, optimizer."""
+    learner = agent.learner
+    state = {f"buffer_{k}": val for k, val in agent.buffer.get_state().items()}
+    for i, w in enumerate(learner.target_network.get_weights()):
+        state[f"target_{i}"] = w
+    for i, w in enumerate(learner.q_network.optimizer.variables):
+        state[f"optimizer_{i}"] = np.asarray(w)
+    return state
+
+
+def _restore_training_state(agent, path: Path) -> None:
+    with np.load(path / STATE_FILE) as state:
+        learner = agent.learner
+        agent.buffer.set_state(
+            {k[7:]: state[k] for k in state.files if k.startswith("buffer_")}
+        )
+        count = len(learner.target_network.get_weights())
+        learner.target_network.set_weights([state[f"target_{i}"] for i in range(count)])
+        for i, var in enumerate(learner.q_network.optimizer.variables):
+            var.assign(state[f"optimizer_{i}"])
 
 
 def load_agent(cls, path: Path, env, func: str):
@@ -60,6 +92,8 @@ def load_agent(cls, path: Path, env, func: str):
     agent.learner.set_weights(loaded.get_weights())
     agent.steps = int(saved["steps"])
     agent.episodes = int(saved["episodes"])
+    if (path / STATE_FILE).is_file():
+        _restore_training_state(agent, path)
     return agent
 
 
