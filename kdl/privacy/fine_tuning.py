@@ -246,7 +246,14 @@ def bind_post_processing(model, what: str) -> None:
         v.fail(func, "model", "a model from kdl.privacy.make_private", model.name)
     if not isinstance(what, str) or not what:
         v.fail(func, "what", "a non-empty str", what, error=TypeError)
-    void = privacy_params(model).get("void")
+    # Void already (a declared void, or DP steps that found foreign weights);
+    # the change being bound here is the only one the fingerprint may show.
+    foreign = int(model.kdl_ledger.foreign.numpy())
+    void = model.privacy.get("void") or (
+        f"{foreign} DP step(s) started from weights no DP step produced"
+        if foreign
+        else None
+    )
     if void:
         model.privacy["void"] = void
         return
