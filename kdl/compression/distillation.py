@@ -103,10 +103,12 @@ def _student_rate(student, learning_rate):
     if learning_rate is not None:
         return learning_rate
     optimizer = student.optimizer
-    rate = getattr(optimizer, "learning_rate", None)
-    if type(optimizer).__name__ != "Adam" or not hasattr(rate, "numpy"):
+    # the config, not .learning_rate: an optimizer not built yet has no
+    # current rate to read
+    rate = optimizer.get_config().get("learning_rate")
+    if type(optimizer).__name__ != "Adam" or isinstance(rate, dict):
         return None  # another optimizer, or a schedule: the user chose it
-    return STUDENT_RATE if math.isclose(float(rate.numpy()), DEFAULT_RATE) else None
+    return STUDENT_RATE if math.isclose(rate, DEFAULT_RATE, rel_tol=1e-6) else None
 
 
 def _task(model) -> str:
