@@ -64,9 +64,8 @@ def dp_learning_rate(optimizer, settings: dict) -> float | None:
     del settings  # the plan: kept for rules that depend on it
     if type(optimizer).__name__ != "Adam":  # the builders' default optimizer
         return None
-    rate = getattr(optimizer, "learning_rate", None)
-    try:
-        value = float(rate.numpy()) if hasattr(rate, "numpy") else float(rate)
-    except (TypeError, ValueError):  # a schedule: the user chose it
+    rate = optimizer.get_config().get("learning_rate")  # built or not
+    if isinstance(rate, dict):  # a schedule: the user chose it
         return None
+    value = float(rate)
     return LEARNING_RATE if math.isclose(value, DEFAULT_RATE, rel_tol=1e-6) else None
