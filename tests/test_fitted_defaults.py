@@ -44,6 +44,8 @@ def test_resnet_parameters_do_not_depend_on_the_image_size():
 
 @pytest.mark.slow
 def test_default_cnn_on_64px_shapes():
+    # Measured: 0.983 (seed 0); 1,100 s on 2 cores shared at load 21, the
+    # costliest test here. 600 images and 10 epochs gave 0.56.
     x, y = shapes(1000, seed=1)
     x_test, y_test = shapes(300, seed=2)
     kdl.set_seed(0)
