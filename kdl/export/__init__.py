@@ -60,6 +60,8 @@ _NAMES = {
     "evaluate_tflite": "_runtime",
     "TASKS": "_runtime",
     "RUN_JSON": "_describe",
+    "to_micro": "_micro",
+    "MicroUnsupportedError": "_micro",
 }
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "to_tflite",
     "load_tflite",
     "evaluate_tflite",
+    "to_micro",
+    "MicroUnsupportedError",
 ]
 
 
