@@ -182,6 +182,7 @@ def _op_times(content: bytes, count: int, rounds: int, per_round: int):
         try:
             interpreters[i] = _interpreter(one, 1)
             _fill_inputs(interpreters[i])
+            interpreters[i].invoke()
         except (ValueError, RuntimeError):
             interpreters.pop(i, None)  # an op that cannot run alone: no time
     seconds = _timed(interpreters, rounds, per_round)
