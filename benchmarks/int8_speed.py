@@ -35,6 +35,21 @@ import numpy as np
 
 SECTION = "## int8 speed in LiteRT (issue 25)"
 ROUNDS, PER_ROUND = 60, 5
+READING = [
+    "### Reading",
+    "",
+    "XNNPACK takes every op of kdl's int8 files but the int8 SOFTMAX (a few "
+    "microseconds in LiteRT's builtin kernel), so nothing falls back; the "
+    "time is in CONV_2D, which XNNPACK runs in int8 at about the speed of its "
+    "float convolution on this CPU (AVX2 and FMA, no VNNI: int8 products are "
+    "widened to 16 bits). Per-channel or per-kernel scales, float or int8 "
+    "inputs and outputs, and `experimental_default_delegate_latest_features` "
+    "did not change that in interleaved runs (issue 25). int8 is 4x smaller; "
+    "it is faster on CPUs with int8 dot products (Arm dotprod, AVX-VNNI); "
+    "`shrink` is what cuts latency here. "
+    "Medians on this shared machine (load about 19 on 2 cores) swing by 2-3x; "
+    "the minimums and the per-round ratios are steadier.",
+]
 
 
 def _cpu_flags() -> str:
@@ -198,6 +213,7 @@ def main(argv=None) -> int:
             ms, settings = _latencies(files)
             lines += _report(shape, files, ms, settings)
             print("\n".join(lines), flush=True)
+    lines += READING
     text = "\n".join(lines)
     if args.write:
         _common.write_section(text)

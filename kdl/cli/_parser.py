@@ -238,6 +238,10 @@ def _model_commands(sub, common, data):
         [common],
     )
     p.add_argument("model", nargs="?", help="a saved model or .tflite file")
+    _profile_flag(p)
+
+
+def _profile_flag(p) -> None:
     p.add_argument(
         "--profile",
         action="store_true",
