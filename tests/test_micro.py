@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import kdl
-from kdl import datasets, export, lite
+from kdl import datasets, export, lite, profiling
 
 pytest.importorskip("tflite_micro")
 
@@ -58,6 +58,12 @@ def test_micro_export_matches_litert(kind, digits, tmp_path):
     for op in micro["ops"]:
         assert f"resolver.{export._micro.resolver_method(op)}()" in ops
     assert "AddFullyConnected()" in ops and f"kOpCount = {len(micro['ops'])};" in ops
+    # kdl info --profile's numbers: every op listed, XNNPACK takes the int8 graph
+    result = profiling.profile(folder / "model.tflite", rounds=3, per_round=3)
+    assert {op["op"] for op in result["op_profile"]} == set(file.op_names)
+    assert result["delegated"] >= result["ops"] - 1  # all but the int8 SOFTMAX
+    assert abs(sum(op["share"] for op in result["op_profile"]) - 1) < 1e-6
+    assert set(result["latency_ms"]) >= {"1 thread"}
 
 
 def test_micro_refuses_gru_before_writing(tmp_path):
