@@ -81,6 +81,9 @@ COLUMNS = (
     "latency_ms_median",
     "latency_ratio",
     "latency_ms_p90",
+    "latency_ms_all_threads",
+    "delegated",
+    "slowest_op",
     "epsilon",
     "source",
 )
@@ -172,8 +175,33 @@ def _measure_tflite(path, x, y, *, latency_samples: int, source=None) -> dict:
     result = export.evaluate_tflite(path, x, y, latency_samples=latency_samples)
     data = Path(path).read_bytes()
     result["gzip_bytes"] = _gzip_size(data)
+    result.update(_litert_profile(data))
     counts = {"parameters": None, "multiply_adds": None}
     return {**result, **(counts if source is None else _counts(source))}
+
+
+def _litert_version() -> str:
+    from kdl import profiling
+
+    return profiling.litert_version()
+
+
+def _litert_profile(data: bytes) -> dict:
+    """All-threads latency, XNNPACK's share of the ops, the slowest op."""
+    from kdl import profiling
+
+    result = profiling.profile(data, rounds=7, per_round=10)
+    builtin = [op["op"] for op in result["op_profile"] if not op["delegated"]]
+    slowest = profiling.slowest(result, 1)
+    return {
+        "latency_ms_all_threads": list(result["latency_ms"].values())[-1],
+        "delegated": f"{result['delegated']}/{result['ops']}"
+        + (f" (not {', '.join(builtin)})" if builtin else ""),
+        "slowest_op": (
+            f"{slowest[0]['op']} {slowest[0]['share']:.0%}" if slowest else None
+        ),
+        "litert": result["litert"],
+    }
 
 
 # === The report ===
@@ -222,8 +250,8 @@ class Report:
         lines = [
             f"| variant | {self.metric_name} | bytes | gzipped bytes | "
             "parameters | multiply-adds | latency median ms | latency p90 ms "
-            "| epsilon |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| all threads ms | XNNPACK ops | slowest op | epsilon |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in self.rows:
             lines.append(
@@ -233,13 +261,19 @@ class Report:
                 f" | {count(r['parameters'], r['parameters_ratio'])}"
                 f" | {count(r['multiply_adds'], r['multiply_adds_ratio'])}"
                 f" | {fmt(r['latency_ms_median'])}{ratio(r['latency_ratio'])}"
-                f" | {fmt(r['latency_ms_p90'])} | {fmt(r['epsilon'])} |"
+                f" | {fmt(r['latency_ms_p90'])}"
+                f" | {fmt(r['latency_ms_all_threads'])} | {r['delegated'] or '—'}"
+                f" | {r['slowest_op'] or '—'} | {fmt(r['epsilon'])} |"
             )
         lines.append("")
         lines.append(
             f"Ratios are each figure divided by that of "
             f"{self.baseline!r}. Files are measured in the LiteRT "
-            "interpreter; Keras models in TensorFlow (size: weights "
+            f"interpreter (LiteRT {_litert_version()}; one thread, and all threads;"
+            " XNNPACK ops: the ops "
+            "LiteRT's default delegate took, slowest op: its share of the "
+            "summed one-op times, kdl.profiling); Keras models in TensorFlow "
+            "(size: weights "
             "file without optimizer state). Multiply-adds are per example "
             "(kdl.compression.multiply_adds); pruned and clustered models "
             "keep theirs (their zeros and shared weights still compute)."
@@ -560,6 +594,9 @@ def _rows(results: dict, metric: str, base: dict, epsilons: Mapping) -> list:
                 result["latency_ms_median"], base["latency_ms_median"]
             ),
             "latency_ms_p90": result["latency_ms_p90"],
+            "latency_ms_all_threads": result.get("latency_ms_all_threads"),
+            "delegated": result.get("delegated"),
+            "slowest_op": result.get("slowest_op"),
             "epsilon": epsilons.get(key),
             "source": result["source"],
         }

@@ -241,7 +241,30 @@ def _tflite_info(model) -> dict:
     info["provenance"] = {
         k: meta[k] for k in ("created", "versions", "run", "check") if meta.get(k)
     }
+    if meta.get("micro"):
+        info["micro"] = meta["micro"]  # TFLite Micro: arena, ops (to_micro)
     return info
+
+
+def _profile_info(path) -> dict:
+    """kdl info --profile: where the file spends its time in LiteRT."""
+    from kdl import profiling
+
+    result = profiling.profile(path)
+    return {
+        "litert": result["litert"],
+        "latency_ms": {k: round(v, 4) for k, v in result["latency_ms"].items()},
+        "delegated_ops": f"{result['delegated']} of {result['ops']} (XNNPACK)",
+        "not_delegated": [
+            op["op"] for op in result["op_profile"] if not op["delegated"]
+        ],
+        "slowest_ops": [
+            f"#{op['index']} {op['op']} "
+            f"{'XNNPACK' if op['delegated'] else 'builtin'} "
+            f"{op['ms']:.3f} ms {op['share']:.0%}"
+            for op in profiling.slowest(result)
+        ],
+    }
 
 
 def cmd_info(args) -> int:
@@ -266,6 +289,10 @@ def cmd_info(args) -> int:
         "bytes": size,
     }
     info.update(_tflite_info(model) if c.is_tflite(model) else _keras_info(model))
+    if getattr(args, "profile", False):
+        if not c.is_tflite(model):
+            raise c.CommandError("kdl info --profile: MODEL must be a .tflite file")
+        info["profile"] = _profile_info(path)
     if schema is not None:
         info["data"] = datasets.describe(schema)
         info["classes"] = schema.get("classes")

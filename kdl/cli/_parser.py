@@ -238,6 +238,16 @@ def _model_commands(sub, common, data):
         [common],
     )
     p.add_argument("model", nargs="?", help="a saved model or .tflite file")
+    _profile_flag(p)
+
+
+def _profile_flag(p) -> None:
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help=".tflite: ops delegated to XNNPACK, the slowest ops and their share "
+        "of the time, latency with 1 and all threads (LiteRT)",
+    )
 
 
 def _workflow_commands(sub, common, data):
@@ -303,6 +313,12 @@ def _compress_export_commands(sub, common, data):
         action="store_true",
         help="one weight scale per kernel, not per channel (int8, dynamic): the "
         "smallest gzipped files for pruned or clustered models",
+    )
+    p.add_argument(
+        "--micro",
+        action="store_true",
+        help="OUT is a folder for TFLite Micro: model_data.h/.cc (int8 C array), "
+        "model_ops.h (op resolver, arena size measured in TFLite Micro)",
     )
     p.add_argument(
         "--data",

@@ -132,12 +132,18 @@ def cmd_compress(args) -> int:
 def cmd_export(args) -> int:
     from kdl import datasets
 
-    out = c.check_out(args.out, (".tflite",), arg="OUT")
+    micro = args.micro
+    out = c.check_out(args.out, ("",) if micro else (".tflite",), arg="OUT")
+    if micro and args.quantization not in ("none", "int8"):
+        raise c.CommandError(
+            "kdl export --micro: the file is int8; drop --quantization"
+        )
     path = c.check_model_file(args.model)
     schema, data = datasets.read_schema(path), None
-    if args.quantization == "int8" and args.data is None:
+    if (args.quantization == "int8" or micro) and args.data is None:
         # a few hundred real examples calibrate the int8 ranges
-        c.data_from_schema(args, schema, "export --quantization int8", "--data")
+        what = "--micro" if micro else "--quantization int8"
+        c.data_from_schema(args, schema, f"export {what}", "--data")
     if args.data is not None:
         schema, data = _data_for_model(args, path, "export")
     if path.suffix.lower() == ".tflite":
@@ -153,6 +159,8 @@ def cmd_export(args) -> int:
         and "labels" in inspect.signature(export.to_tflite).parameters
     ):
         kwargs["labels"] = [str(name) for name in schema["classes"]]
+    if micro:
+        return _export_micro(args, model, out, data, kwargs)
     quantization = None if args.quantization == "none" else args.quantization
     written = export.to_tflite(
         model,
@@ -175,6 +183,25 @@ def cmd_export(args) -> int:
             "checked_in_litert": True,
         }
     )
+    return 0
+
+
+def _export_micro(args, model, out, data, kwargs) -> int:
+    """kdl export --micro: C source, op list and arena for TFLite Micro."""
+    from kdl import export, lite
+
+    (x, _), (x_test, _) = data
+    held_out = x_test if len(x_test) else x
+    folder = export.to_micro(
+        model,
+        out,
+        representative_data=x[:200],
+        check_data=held_out[:200],
+        verbose=0 if args.quiet else 1,
+        **kwargs,
+    )
+    micro = lite.load(folder / "model.tflite").metadata["micro"]
+    c.show({"folder": str(folder), "files": list(export._micro.FILES), **micro})
     return 0
 
 

@@ -54,6 +54,8 @@ _NAMES = {
     "evaluate_tflite": "_runtime",
     "TASKS": "_runtime",
     "RUN_JSON": "_describe",
+    "to_micro": "_micro",
+    "MicroUnsupportedError": "_micro",
 }
 
 __all__ = [
@@ -66,6 +68,8 @@ __all__ = [
     "to_tflite",
     "load_tflite",
     "evaluate_tflite",
+    "to_micro",
+    "MicroUnsupportedError",
 ]
 
 
