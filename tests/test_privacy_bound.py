@@ -294,3 +294,19 @@ def test_num_examples_cannot_exceed_the_distinct_rows(data):
     private = _private()
     with pytest.raises(ValueError, match="'num_examples' .* at most the 200"):
         private.fit(x, y, batch_size=20, verbose=0, num_examples=10 * N)
+
+
+def test_rows_equal_to_the_model_count_once():
+    # A hostile review's break: copies differing only by -0.0, or float64
+    # copies that are the same float32 input, counted as distinct examples.
+    from kdl.privacy import _pipeline
+
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    signed = x.copy()
+    signed[:, 2] = 0.0
+    negative = signed.copy()
+    negative[:, 2] = -0.0
+    assert len(_pipeline.row_hashes([np.concatenate([signed, negative])])) == 5
+    wide = x.astype("float64")
+    assert len(_pipeline.row_hashes([np.concatenate([wide, wide + 1e-12])])) == 5
+    assert len(_pipeline.row_hashes([np.concatenate([x, x + 1e-3])])) == 10

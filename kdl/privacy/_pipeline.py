@@ -73,12 +73,25 @@ def row_hashes(leaves) -> set:
     """A 16-byte hash of each row (all leaves of the row together)."""
     seen = set()
     n = int(np.shape(leaves[0])[0]) if leaves else 0
+    leaves = [_as_model_sees(leaf) for leaf in leaves]
     for i in range(n):
         digest = hashlib.blake2b(digest_size=16)
         for leaf in leaves:
             digest.update(np.ascontiguousarray(leaf[i]).tobytes())
         seen.add(digest.digest())
     return seen
+
+
+def _as_model_sees(leaf) -> np.ndarray:
+    """Values as the model reads them, so that rows equal to the model hash
+    alike: floats as float32 with -0.0 made 0.0, integers and booleans as int64
+    (a float64 copy of a row plus 1e-12 is the same example)."""
+    leaf = np.asarray(leaf)
+    if leaf.dtype.kind == "f":
+        return leaf.astype(np.float32) + np.float32(0.0)
+    if leaf.dtype.kind in "iub":
+        return leaf.astype(np.int64)
+    return leaf
 
 
 def _validation_rows(x, y, info, validation_split, validation_data) -> set:
