@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -20,6 +21,7 @@ def build_model(args, data, *, normalize=True, **extra):
 
     builder = getattr(kdl, f"build_{args.model}")
     kwargs = dict(extra)
+    kwargs.update(c.builder_settings(getattr(args, "set", None), builder))
     if args.learning_rate is not None:
         kwargs.setdefault("learning_rate", args.learning_rate)
     if normalize and not args.no_normalize:
@@ -58,6 +60,7 @@ def cmd_train(args) -> int:
         run_dir=args.run_dir,
         seed=args.seed,
         verbose=0 if args.quiet else 2,
+        **({} if args.patience is None else {"patience": args.patience}),
     )
     result = {"data": c.part_described(data, args.data, "test")}
     if len(x_test):
@@ -133,10 +136,11 @@ def cmd_predict(args) -> int:
     (x, y), _ = data
     outputs = np.asarray(c.predict(model, x))
     table = _prediction_table(outputs, data, data.rows[0])
-    _files.write_text(out, table.to_csv(index=False))
+    if out is not None:
+        _files.write_text(out, table.to_csv(index=False))
     result = {
         "data": c.part_described(data, args.data, "train"),
-        "predictions": str(out),
+        "predictions": "stdout" if out is None else str(out),
     }
     if y is not None and data.task != "regression":
         predicted = table["prediction"].to_numpy()
@@ -144,7 +148,11 @@ def cmd_predict(args) -> int:
         result["accuracy"] = float(np.mean(predicted == truth))
     elif y is not None:
         result["mae"] = float(np.mean(np.abs(outputs.reshape(y.shape) - y)))
-    c.show(result)
+    if out is None:  # the CSV is the result; the summary is a note
+        c.show(table.to_csv(index=False).rstrip("\n"))
+        c.note(args, json.dumps(result, default=str))
+    else:
+        c.show(result)
     return 0
 
 

@@ -176,6 +176,24 @@ def _training_args(p, *, epochs=20, batch_size=32):
     )
 
 
+def _train_options(p):
+    """kdl train's own options: early stopping and the builder's arguments."""
+    p.add_argument(
+        "--patience",
+        type=_positive(int),
+        default=None,
+        help="epochs without improvement before early stopping (default 5)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any argument of the model's builder, e.g. --set units=128 "
+        "--set dropout=0.2 (VALUE read as a Python literal, else as text)",
+    )
+
+
 def _model_commands(sub, common, data):
     p = _add(
         sub,
@@ -186,6 +204,7 @@ def _model_commands(sub, common, data):
     )
     p.add_argument("data", help="built-in dataset name or path")
     _training_args(p)
+    _train_options(p)
     p.add_argument("--run-dir", help="run folder (resumable, TensorBoard logs)")
     p.add_argument(
         "--out",
@@ -207,7 +226,11 @@ def _model_commands(sub, common, data):
         help="data read like the model's training data; the "
         "target column may be absent",
     )
-    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument(
+        "--out",
+        help="the CSV file to write (without it: the CSV on stdout, the "
+        "summary on stderr)",
+    )
 
     p = _add(
         sub,

@@ -1,0 +1,87 @@
+"""The stdout contract of the ``kdl`` command.
+
+stdout carries only the command's result (JSON, or CSV for ``kdl predict``
+without ``--out``); everything else a command or a library prints (progress,
+Keras' ``Found N files belonging to K classes.``, TensorFlow's and absl's
+logging) goes to stderr, and ``--quiet`` silences it except errors.
+
+Python-level writes are redirected with :mod:`contextlib`; when stdout is the
+process' real file descriptor 1, that descriptor is pointed at stderr too, so
+that what C++ code (TensorFlow, LiteRT) writes there cannot reach stdout either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+__all__ = ["result_stream", "command_streams"]
+
+# The stream the result goes to while a command runs (a one-item list, so the
+# commands and this module share it without a global statement).
+_RESULT = [None]
+
+
+def result_stream():
+    """Where a command writes its result: the real stdout while it runs."""
+    return _RESULT[0] if _RESULT[0] is not None else sys.stdout
+
+
+def _fd_of(stream):
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _quiet_libraries() -> None:
+    """--quiet: TensorFlow's C++ and Python logging only on errors."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import logging
+
+    for name in ("tensorflow", "absl", "h5py", "jax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _fd1_to_stderr():
+    """Points file descriptor 1 at stderr; yields a stream on the real one."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real = os.fdopen(os.dup(saved), "w", encoding="utf-8")
+    try:
+        yield real
+    finally:
+        real.flush()
+        real.close()
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def command_streams(quiet: bool):
+    """While a command runs: results to the real stdout, everything else to
+    stderr (to nothing with ``quiet``). Yields the real stderr, for errors."""
+    real_err = sys.stderr
+    if quiet:
+        _quiet_libraries()
+    with contextlib.ExitStack() as stack:
+        if _fd_of(sys.stdout) == 1 and _fd_of(sys.__stdout__) == 1:
+            result = stack.enter_context(_fd1_to_stderr())
+        else:
+            result = sys.stdout
+        chatter = (
+            stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
+            if quiet
+            else real_err
+        )
+        stack.enter_context(contextlib.redirect_stdout(chatter))
+        stack.enter_context(contextlib.redirect_stderr(chatter))
+        previous, _RESULT[0] = _RESULT[0], result
+        try:
+            yield real_err
+        finally:
+            _RESULT[0] = previous
