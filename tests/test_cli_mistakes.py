@@ -9,6 +9,7 @@ import io
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from _helpers import write_wine
 
@@ -89,3 +90,23 @@ def test_train_names_both_shapes_before_fit():
     y = np.arange(20) % 2
     with pytest.raises(ValueError, match=r"'x' parameter of kdl.train.*\(8,\).*\(7,\)"):
         kdl.train(model, x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.slow
+def test_predict_takes_the_image_size_from_a_bare_tflite_file(tmp_path):
+    from PIL import Image
+
+    from kdl import export
+
+    for k, level in (("dark", 30), ("light", 220)):
+        (tmp_path / "new" / k).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.full((12, 10), level, "uint8")
+            Image.fromarray(pixels, mode="L").save(tmp_path / "new" / k / f"{i}.png")
+    model = kdl.build_cnn((12, 10, 1), 2, filters=(4,), dense_units=(4,))
+    export.to_tflite(model, tmp_path / "m.tflite", verbose=0)  # no .data.json
+    assert not (tmp_path / "m.tflite.data.json").exists()
+    status, out, err = run("predict", tmp_path / "m.tflite", tmp_path / "new")
+    assert status == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    assert len(table) == 8 and list(table.columns[:2]) == ["row", "prediction"]

@@ -170,8 +170,8 @@ def load_data(args, source, *, schema=None, architecture=None, test_size=None):
         missing=args.missing,
         window=args.window,
         horizon=args.horizon,
-        image_size=args.image_size,
-        color_mode=args.color_mode,
+        image_size=args.image_size or (256, 256),
+        color_mode=args.color_mode or "rgb",
         layout=_LAYOUT.get(architecture, "image"),
         schema=schema,
     )
@@ -188,14 +188,24 @@ def resolve_model(args) -> None:
         args.model = "mlp"
 
 
-def data_from_schema(args, schema, command: str, arg: str = "DATA") -> None:
-    """Without DATA, a model trained on a built-in dataset uses that dataset."""
+def data_from_schema(
+    args, schema, command: str, arg: str = "DATA", *, recorded: bool = False
+) -> None:
+    """Without DATA, a model trained on a built-in dataset uses that dataset;
+    with ``recorded``, also the file kdl train recorded in the schema."""
     if args.data is not None:
         return
     if schema is not None and schema.get("kind") == "builtin":
         args.data = schema["source"]
         return
+    path = (schema or {}).get("path") if recorded else None
+    if path and Path(path).exists():
+        args.data = path
+        note(args, f"kdl {command}: using {path}, the data it was trained on")
+        return
     trained = f" (it was trained on {schema['source']})" if schema else ""
+    if path:
+        trained = f" (it was trained on {path}, which is no longer there)"
     raise CommandError(f"kdl {command}: give {arg}, the data to use{trained}")
 
 

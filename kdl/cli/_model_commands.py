@@ -36,6 +36,8 @@ def save_with_schema(args, model, path, schema) -> None:
     from kdl import datasets
 
     saved = kdl.save(model, path)
+    if Path(str(args.data)).exists():  # kdl export --quantization int8 uses it
+        schema = dict(schema, path=str(Path(args.data).resolve()))
     datasets.write_schema(saved, schema)
     c.note(args, f"saved {saved} and {datasets.schema_path(saved).name}")
 
@@ -125,11 +127,33 @@ def _prediction_table(outputs, data, rows):
     return table
 
 
+_COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+
+
+def _image_options_from_tflite(args, path: Path) -> None:
+    """A .tflite file without .data.json read on a folder of images: the
+    image size and color mode the file's input takes, unless given."""
+    if path.suffix.lower() != ".tflite" or not Path(args.data).is_dir():
+        return
+    from kdl import lite
+
+    specs = lite.load(path).input_specs()
+    shape = specs[0][2] if len(specs) == 1 else ()
+    if len(shape) != 3 or None in shape[:2]:
+        return
+    if args.image_size is None:
+        args.image_size = tuple(shape[:2])
+    if args.color_mode is None:
+        args.color_mode = _COLOR_MODES.get(shape[2])
+
+
 def cmd_predict(args) -> int:
     from kdl import _files
 
     out = c.check_out(args.out, (".csv",))
     path, schema = _model_and_schema(args, "predict")
+    if schema is None:
+        _image_options_from_tflite(args, path)
     data = c.load_data(args, args.data, schema=schema, test_size=0.0)
     model = c.load_model(path)
     _check_fit(model, data, "predict", args.model)

@@ -137,7 +137,9 @@ def cmd_export(args) -> int:
     schema, data = datasets.read_schema(path), None
     if args.quantization == "int8" and args.data is None:
         # a few hundred real examples calibrate the int8 ranges
-        c.data_from_schema(args, schema, "export --quantization int8", "--data")
+        c.data_from_schema(
+            args, schema, "export --quantization int8", "--data", recorded=True
+        )
     if args.data is not None:
         schema, data = _data_for_model(args, path, "export")
     if path.suffix.lower() == ".tflite":
