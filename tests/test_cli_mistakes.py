@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -110,3 +111,17 @@ def test_predict_takes_the_image_size_from_a_bare_tflite_file(tmp_path):
     assert status == 0, err
     table = pd.read_csv(io.StringIO(out))
     assert len(table) == 8 and list(table.columns[:2]) == ["row", "prediction"]
+    # kdl.lite reads an image file the way the command read the folder
+    from kdl import lite
+
+    device = lite.load(tmp_path / "m.tflite")
+    first = tmp_path / "new" / "dark" / "0.png"
+    probs = device.predict(first)
+    assert probs.shape == (1, 2)
+    assert probs[0, 1] == pytest.approx(table["probability_light"][0], abs=1e-5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "PIL", None)  # a device without Pillow
+        with pytest.raises(ImportError, match="pip install pillow"):
+            device.read_image(first)
+    with pytest.raises(ValueError, match=r"'.*m\.tflite' is not an image file"):
+        device.read_image(tmp_path / "m.tflite")

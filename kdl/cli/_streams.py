@@ -37,7 +37,7 @@ def _fd_of(stream):
 
 def _quiet_libraries() -> None:
     """--quiet: TensorFlow's C++ and Python logging only on errors."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging
 
     for name in ("tensorflow", "absl", "h5py", "jax"):
@@ -45,11 +45,13 @@ def _quiet_libraries() -> None:
 
 
 @contextlib.contextmanager
-def _fd1_to_stderr():
-    """Points file descriptor 1 at stderr; yields a stream on the real one."""
+def _point_fd(fd: int, target: int):
+    """Points file descriptor ``fd`` at ``target``; yields a text stream on
+    what ``fd`` was."""
     sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    os.dup2(target, fd)
     real = os.fdopen(os.dup(saved), "w", encoding="utf-8")
     try:
         yield real
@@ -57,7 +59,8 @@ def _fd1_to_stderr():
         real.flush()
         real.close()
         sys.stdout.flush()
-        os.dup2(saved, 1)
+        sys.stderr.flush()
+        os.dup2(saved, fd)
         os.close(saved)
 
 
@@ -69,8 +72,12 @@ def command_streams(quiet: bool):
     if quiet:
         _quiet_libraries()
     with contextlib.ExitStack() as stack:
-        if _fd_of(sys.stdout) == 1 and _fd_of(sys.__stdout__) == 1:
-            result = stack.enter_context(_fd1_to_stderr())
+        if quiet and _fd_of(sys.stderr) == 2:  # C++ logging writes to fd 2
+            null = os.open(os.devnull, os.O_WRONLY)
+            stack.callback(os.close, null)
+            real_err = stack.enter_context(_point_fd(2, null))
+        if _fd_of(sys.stdout) == 1:
+            result = stack.enter_context(_point_fd(1, 2))
         else:
             result = sys.stdout
         chatter = (
