@@ -59,7 +59,7 @@ COMMANDS = [
     ["predict", "wine.keras", "wine.csv"],  # CSV on stdout
     ["evaluate", "wine.keras", "wine.csv"],
     ["info", "wine.keras"],
-    ["export", "wine.keras", "wine.tflite", "--quantization", "int8"],  # no --data
+    ["export", "wine.keras", "wine.tflite", "--quantization", "dynamic"],
     ["info", "wine.tflite"],
     ["info"],
     ["privacy", "epsilon", "--examples", "1000", "--batch-size", "50",
