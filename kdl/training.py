@@ -440,6 +440,8 @@ def _check_input_shape(model, x) -> None:
     if not isinstance(wanted, tuple) or any(isinstance(w, tuple) for w in wanted):
         return  # several inputs: Keras checks them
     wanted, given = tuple(wanted[1:]), tuple(int(d) for d in shape[1:])
+    if given == wanted[:-1] and wanted[-1:] == (1,):
+        return  # Keras adds the last axis of size 1 itself
     if len(wanted) != len(given) or any(
         w is not None and w != g for w, g in zip(wanted, given)
     ):
