@@ -203,11 +203,42 @@ class LiteModel:
                 parts[name].append(value[:size])
         return {name: np.concatenate(values) for name, values in parts.items()}
 
+    def read_image(self, path) -> np.ndarray:
+        """An image file as one example for this file's image input.
+
+        Read with Pillow (``pip install pillow``; no TensorFlow), converted to
+        the input's channels (1 grayscale, 3 RGB, 4 RGBA) and resized
+        (bilinear) to its height and width, as float32 pixel values 0-255 like
+        ``kdl.datasets.load`` gives for a folder of images.
+
+        Args:
+            path: str or os.PathLike. A PNG, JPEG, BMP or GIF file.
+
+        Returns:
+            A float32 array of shape (1, height, width, channels).
+
+        Raises:
+            ImportError: without Pillow (the message says what to install).
+            ValueError: when the file has one input that is not an image, or
+                the file is not an image Pillow reads (the message names it).
+        """
+        specs = self.input_specs()
+        shape = specs[0][2] if len(specs) == 1 else ()
+        if len(shape) != 3 or None in shape or shape[2] not in _PIL_MODES:
+            raise ValueError(
+                f"LiteModel.read_image: the file {self.path} takes inputs of "
+                f"shape {[s[2] for s in specs]}, not one image (height, width, "
+                "1, 3 or 4 channels)"
+            )
+        return _read_image(path, shape)[None]
+
     def predict(self, x, batch_size: int | None = None):
         """Runs the model on ``x`` in the LiteRT interpreter.
 
         Args:
-            x: array, list of arrays (Keras input order) or dict by input name.
+            x: array, list of arrays (Keras input order) or dict by input
+                name; or the path of an image file, read by
+                :meth:`read_image`.
             batch_size: int or None. Examples per interpreter call for files
                 with a dynamic batch. Files with a fixed batch (recurrent
                 models: 1) always run that many at a time. Defaults to `None`
@@ -223,6 +254,8 @@ class LiteModel:
         """
         func = "LiteModel.predict"
         _check_count(batch_size, "batch_size", func)
+        if isinstance(x, (str, os.PathLike)):
+            x = self.read_image(x)
         inputs = _arrays.as_inputs(self.input_specs(), x, func, "x")
         outputs = self.predict_dict(inputs, batch_size=batch_size)
         if len(self.output_names) == 1:
@@ -274,6 +307,32 @@ class LiteModel:
         if len(self.output_names) == 1:
             return result[self.output_names[0]]
         return result
+
+
+# channels -> Pillow's mode
+_PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _read_image(path, shape) -> np.ndarray:
+    """One image file as a float32 (height, width, channels) array."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise ImportError(
+            "kdl.lite: reading an image file needs Pillow, which is not "
+            "installed: pip install pillow"
+        ) from None
+    try:
+        with Image.open(path) as image:
+            image = image.convert(_PIL_MODES[shape[2]])
+            image = image.resize((shape[1], shape[0]), Image.BILINEAR)
+            pixels = np.asarray(image, dtype="float32")
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(
+            f"LiteModel.read_image: {os.fspath(path)!r} is not an image file "
+            f"Pillow reads ({type(err).__name__})"
+        ) from None
+    return pixels.reshape(shape)
 
 
 def _ordered(preferred: list[str], names) -> list[str]:

@@ -328,6 +328,7 @@ def _check_arguments(job: _Job) -> None:
             None,
         )
     _check_training_data(job)
+    _check_input_shape(job.model, job.x)
     _check_monitor(job)
 
 
@@ -424,6 +425,32 @@ def _check_training_data(job: _Job) -> None:
             for part in parts
         ]
     job.data_record = rf.describe_data(job.x, job.y, info, parts)
+
+
+def _check_input_shape(model, x) -> None:
+    """Refuses examples of another shape than a built one-input model takes,
+    naming both shapes, before fit starts (Keras' own error is many lines)."""
+    shape = getattr(x, "shape", None)
+    if shape is None or not getattr(model, "built", False):
+        return
+    try:
+        wanted = model.input_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return
+    if not isinstance(wanted, tuple) or any(isinstance(w, tuple) for w in wanted):
+        return  # several inputs: Keras checks them
+    wanted, given = tuple(wanted[1:]), tuple(int(d) for d in shape[1:])
+    if given == wanted[:-1] and wanted[-1:] == (1,):
+        return  # Keras adds the last axis of size 1 itself
+    if len(wanted) != len(given) or any(
+        w is not None and w != g for w, g in zip(wanted, given)
+    ):
+        v.fail(
+            FUNC,
+            "x",
+            f"examples of shape {wanted}, the shape the model takes",
+            f"examples of shape {given}",
+        )
 
 
 def _classification_head(model) -> tuple[str | None, int | None]:

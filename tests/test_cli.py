@@ -463,8 +463,8 @@ MISTAKES = [
         r"examples of shape \(64,\) as .*bare.keras takes",
     ),
     (
-        ["export", "{model}", "{tmp}/o.tflite", "--quantization", "int8"],
-        r"give --data, the data to use \(it was trained on wine.csv\)",
+        ["export", "{tmp}/bare.keras", "{tmp}/o.tflite", "--quantization", "int8"],
+        r"give --data, the data to use$",
     ),
     (["evaluate", "{model}"], r"give DATA, the data to use \(it was trained on"),
     (["export", "{model}", "{tmp}/o.onnx"], "OUT .*o.onnx' must end in .tflite"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 
 from kdl.cli._parser import build_parser
+from kdl.cli._streams import command_streams
 
 __all__ = ["main", "build_parser"]
 
@@ -69,17 +70,18 @@ def main(argv=None) -> int:
         + args.command
         + (f" {args.privacy_command}" if args.command == "privacy" else "")
     )
-    try:
-        return _command(args)(args)
-    except (ValueError, TypeError, OSError) as err:
-        # ValueError covers kdl.errors.UnsupportedModelError and, through it,
-        # the converter's ConverterCrashError and export's ExportCheckError.
-        if args.debug:
-            raise
-        message = _one_line(err)
-        prefix = "" if message.startswith(name) else f"{name}: "
-        print(f"{prefix}{message}", file=sys.stderr)
-        return 2
+    with command_streams(getattr(args, "quiet", False)) as errors:
+        try:
+            return _command(args)(args)
+        except (ValueError, TypeError, OSError) as err:
+            # ValueError covers kdl.errors.UnsupportedModelError and, through
+            # it, the converter's ConverterCrashError and ExportCheckError.
+            if args.debug:
+                raise
+            message = _one_line(err)
+            prefix = "" if message.startswith(name) else f"{name}: "
+            print(f"{prefix}{message}", file=errors, flush=True)
+            return 2
 
 
 if __name__ == "__main__":

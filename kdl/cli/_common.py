@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from kdl._constants import H5_SUFFIXES, KERAS_SUFFIXES, TFLITE_SUFFIXES
+from kdl.cli._streams import result_stream
 
 __all__ = [
     "CommandError",
@@ -66,11 +67,13 @@ def note(args, text: str) -> None:
 
 
 def show(result) -> None:
-    """A result on stdout: a dict as JSON, anything else as text."""
+    """A result on stdout (the only thing there): a dict as JSON, anything
+    else as text."""
+    out = result_stream()
     if isinstance(result, dict):
-        print(json.dumps(result, indent=2, default=_plain))
+        print(json.dumps(result, indent=2, default=_plain), file=out, flush=True)
     else:
-        print(result)
+        print(result, file=out, flush=True)
 
 
 def _plain(value):
@@ -78,6 +81,44 @@ def _plain(value):
         return float(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+# Builder arguments --set cannot give: the command derives them from the data.
+_DERIVED = (
+    "input_shape",
+    "num_outputs",
+    "task",
+    "normalize",
+    "normalize_target",
+    "strategy",
+)
+
+
+def builder_settings(pairs, builder) -> dict:
+    """``--set key=value`` pairs as keyword arguments of ``builder``, each key
+    checked against its signature; a value is a Python literal
+    (``ast.literal_eval``), else kept as text (``--set activation=gelu``)."""
+    import ast
+    import inspect
+
+    params = inspect.signature(builder).parameters
+    allowed = sorted(k for k in params if k not in _DERIVED)
+    settings = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise CommandError(f"--set {pair!r}: expected KEY=VALUE, e.g. units=64")
+        if key not in allowed:
+            raise CommandError(
+                f"--set {pair!r}: {builder.__name__} has no argument {key!r} "
+                f"(it takes {', '.join(allowed)})"
+            )
+        try:
+            settings[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            settings[key] = text.strip()
+    return settings
 
 
 def check_model_file(path: str, arg: str = "MODEL") -> Path:
@@ -129,8 +170,8 @@ def load_data(args, source, *, schema=None, architecture=None, test_size=None):
         missing=args.missing,
         window=args.window,
         horizon=args.horizon,
-        image_size=args.image_size,
-        color_mode=args.color_mode,
+        image_size=args.image_size or (256, 256),
+        color_mode=args.color_mode or "rgb",
         layout=_LAYOUT.get(architecture, "image"),
         schema=schema,
     )
@@ -147,14 +188,24 @@ def resolve_model(args) -> None:
         args.model = "mlp"
 
 
-def data_from_schema(args, schema, command: str, arg: str = "DATA") -> None:
-    """Without DATA, a model trained on a built-in dataset uses that dataset."""
+def data_from_schema(
+    args, schema, command: str, arg: str = "DATA", *, recorded: bool = False
+) -> None:
+    """Without DATA, a model trained on a built-in dataset uses that dataset;
+    with ``recorded``, also the file kdl train recorded in the schema."""
     if args.data is not None:
         return
     if schema is not None and schema.get("kind") == "builtin":
         args.data = schema["source"]
         return
+    path = (schema or {}).get("path") if recorded else None
+    if path and Path(path).exists():
+        args.data = path
+        note(args, f"kdl {command}: using {path}, the data it was trained on")
+        return
     trained = f" (it was trained on {schema['source']})" if schema else ""
+    if path:
+        trained = f" (it was trained on {path}, which is no longer there)"
     raise CommandError(f"kdl {command}: give {arg}, the data to use{trained}")
 
 

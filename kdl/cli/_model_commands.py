@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -20,6 +21,7 @@ def build_model(args, data, *, normalize=True, **extra):
 
     builder = getattr(kdl, f"build_{args.model}")
     kwargs = dict(extra)
+    kwargs.update(c.builder_settings(getattr(args, "set", None), builder))
     if args.learning_rate is not None:
         kwargs.setdefault("learning_rate", args.learning_rate)
     if normalize and not args.no_normalize:
@@ -34,6 +36,8 @@ def save_with_schema(args, model, path, schema) -> None:
     from kdl import datasets
 
     saved = kdl.save(model, path)
+    if Path(str(args.data)).exists():  # kdl export --quantization int8 uses it
+        schema = dict(schema, path=str(Path(args.data).resolve()))
     datasets.write_schema(saved, schema)
     c.note(args, f"saved {saved} and {datasets.schema_path(saved).name}")
 
@@ -58,6 +62,7 @@ def cmd_train(args) -> int:
         run_dir=args.run_dir,
         seed=args.seed,
         verbose=0 if args.quiet else 2,
+        **({} if args.patience is None else {"patience": args.patience}),
     )
     result = {"data": c.part_described(data, args.data, "test")}
     if len(x_test):
@@ -122,21 +127,44 @@ def _prediction_table(outputs, data, rows):
     return table
 
 
+_COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+
+
+def _image_options_from_tflite(args, path: Path) -> None:
+    """A .tflite file without .data.json read on a folder of images: the
+    image size and color mode the file's input takes, unless given."""
+    if path.suffix.lower() != ".tflite" or not Path(args.data).is_dir():
+        return
+    from kdl import lite
+
+    specs = lite.load(path).input_specs()
+    shape = specs[0][2] if len(specs) == 1 else ()
+    if len(shape) != 3 or None in shape[:2]:
+        return
+    if args.image_size is None:
+        args.image_size = tuple(shape[:2])
+    if args.color_mode is None:
+        args.color_mode = _COLOR_MODES.get(shape[2])
+
+
 def cmd_predict(args) -> int:
     from kdl import _files
 
     out = c.check_out(args.out, (".csv",))
     path, schema = _model_and_schema(args, "predict")
+    if schema is None:
+        _image_options_from_tflite(args, path)
     data = c.load_data(args, args.data, schema=schema, test_size=0.0)
     model = c.load_model(path)
     _check_fit(model, data, "predict", args.model)
     (x, y), _ = data
     outputs = np.asarray(c.predict(model, x))
     table = _prediction_table(outputs, data, data.rows[0])
-    _files.write_text(out, table.to_csv(index=False))
+    if out is not None:
+        _files.write_text(out, table.to_csv(index=False))
     result = {
         "data": c.part_described(data, args.data, "train"),
-        "predictions": str(out),
+        "predictions": "stdout" if out is None else str(out),
     }
     if y is not None and data.task != "regression":
         predicted = table["prediction"].to_numpy()
@@ -144,7 +172,11 @@ def cmd_predict(args) -> int:
         result["accuracy"] = float(np.mean(predicted == truth))
     elif y is not None:
         result["mae"] = float(np.mean(np.abs(outputs.reshape(y.shape) - y)))
-    c.show(result)
+    if out is None:  # the CSV is the result; the summary is a note
+        c.show(table.to_csv(index=False).rstrip("\n"))
+        c.note(args, json.dumps(result, default=str))
+    else:
+        c.show(result)
     return 0
 
 

@@ -116,14 +116,14 @@ def _data_parent() -> argparse.ArgumentParser:
     g.add_argument(
         "--image-size",
         type=_image_size,
-        default=(256, 256),
-        help="image folders: HEIGHTxWIDTH (default 256x256)",
+        default=None,
+        help="image folders: HEIGHTxWIDTH (default: the model's, else 256x256)",
     )
     g.add_argument(
         "--color-mode",
         choices=("rgb", "grayscale", "rgba"),
-        default="rgb",
-        help="image folders (default rgb)",
+        default=None,
+        help="image folders (default: the model's, else rgb)",
     )
     g.add_argument(
         "--missing",
@@ -176,23 +176,25 @@ def _training_args(p, *, epochs=20, batch_size=32):
     )
 
 
-def _model_commands(sub, common, data):
-    p = _add(
-        sub,
-        "train",
-        "build and train a model on DATA, evaluate it on the held-out part and save it",
-        "kdl train wine.csv --target label --model mlp --epochs 30 --out wine.keras",
-        [common, data],
-    )
-    p.add_argument("data", help="built-in dataset name or path")
-    _training_args(p)
-    p.add_argument("--run-dir", help="run folder (resumable, TensorBoard logs)")
+def _train_options(p):
+    """kdl train's own options: early stopping and the builder's arguments."""
     p.add_argument(
-        "--out",
-        help="where to save the model (.keras, .h5 or a "
-        "folder); MODEL.data.json is written beside it",
+        "--patience",
+        type=_positive(int),
+        default=None,
+        help="epochs without improvement before early stopping (default 5)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any argument of the model's builder, e.g. --set units=128 "
+        "--set dropout=0.2 (VALUE read as a Python literal, else as text)",
     )
 
+
+def _predict_command(sub, common, data):
     p = _add(
         sub,
         "predict",
@@ -207,7 +209,32 @@ def _model_commands(sub, common, data):
         help="data read like the model's training data; the "
         "target column may be absent",
     )
-    p.add_argument("--out", required=True, help="the CSV file to write")
+    p.add_argument(
+        "--out",
+        help="the CSV file to write (without it: the CSV on stdout, the "
+        "summary on stderr)",
+    )
+
+
+def _model_commands(sub, common, data):
+    p = _add(
+        sub,
+        "train",
+        "build and train a model on DATA, evaluate it on the held-out part and save it",
+        "kdl train wine.csv --target label --model mlp --epochs 30 --out wine.keras",
+        [common, data],
+    )
+    p.add_argument("data", help="built-in dataset name or path")
+    _training_args(p)
+    _train_options(p)
+    p.add_argument("--run-dir", help="run folder (resumable, TensorBoard logs)")
+    p.add_argument(
+        "--out",
+        help="where to save the model (.keras, .h5 or a "
+        "folder); MODEL.data.json is written beside it",
+    )
+
+    _predict_command(sub, common, data)
 
     p = _add(
         sub,

@@ -143,7 +143,7 @@ def cmd_export(args) -> int:
     if (args.quantization == "int8" or micro) and args.data is None:
         # a few hundred real examples calibrate the int8 ranges
         what = "--micro" if micro else "--quantization int8"
-        c.data_from_schema(args, schema, f"export {what}", "--data")
+        c.data_from_schema(args, schema, f"export {what}", "--data", recorded=True)
     if args.data is not None:
         schema, data = _data_for_model(args, path, "export")
     if path.suffix.lower() == ".tflite":

@@ -31,12 +31,39 @@ def _images_in(folder: Path) -> list:
     )
 
 
+# The first bytes of each kind of image Keras' decode_image reads. A file is
+# checked by its content (not its name) before TensorFlow reads it, because
+# TensorFlow's error for a file it cannot decode does not name the file.
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
+
+
+def check_image_file(file: Path, func: str, arg: str = "path") -> None:
+    """Refuses a file that does not start like a PNG, JPEG, BMP or GIF."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        v.fail(func, arg, f"a folder of readable image files ({err})", str(file))
+    if not any(head.startswith(m) for m in _MAGIC):
+        v.fail(
+            func,
+            arg,
+            "a folder of images: this file is not a PNG, JPEG, BMP or GIF image "
+            "(its content, whatever its name)",
+            str(file),
+        )
+
+
 def scan_folder(path: Path, func: str, classes=None) -> dict:
-    """Class name -> number of images, checked before TensorFlow is imported."""
+    """Class name -> number of images, checked before TensorFlow is imported
+    (each file's first bytes too)."""
     subfolders = sorted(
         p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
     )
-    counts = {p.name: len(_images_in(p)) for p in subfolders}
+    files = {p.name: _images_in(p) for p in subfolders}
+    for file in (f for found in files.values() for f in found):
+        check_image_file(file, func)
+    counts = {name: len(found) for name, found in files.items()}
     counts = {name: n for name, n in counts.items() if n}
     kinds = "/".join(s[1:].upper() for s in IMAGE_SUFFIXES[:4])
     if not counts:
@@ -84,6 +111,23 @@ def _keras_dataset(path, classes, image_size, color_mode):
     )
 
 
+def _name_unreadable(paths, err) -> None:
+    """Raises the error of TensorFlow's failed read, naming the file."""
+    from kdl.backend import tf
+
+    for file in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(file), expand_animations=False)
+        except tf.errors.OpError:
+            v.fail(
+                "kdl.datasets.load",
+                "path",
+                "a folder of images TensorFlow can decode (this one is broken)",
+                str(file),
+            )
+    raise ValueError(f"kdl.datasets.load: an image could not be read: {err}")
+
+
 def read_folder(
     path: Path,
     *,
@@ -113,7 +157,10 @@ def read_folder(
     )
     parts = split(labels)
     if not as_dataset:
-        x = np.concatenate([b.numpy() for b, _ in dataset.batch(256)])
+        try:
+            x = np.concatenate([b.numpy() for b, _ in dataset.batch(256)])
+        except tf.errors.OpError as err:  # a header fine, the rest broken
+            _name_unreadable(paths, err)
         x = x.astype("float32")
         (i, j) = parts
         return (x[i], labels[i]), (x[j], labels[j]), paths, parts

@@ -1,0 +1,127 @@
+"""Issue 26's table of mistakes: each ends in one line on stderr that names
+the file, column or argument, and exit status 2 (in-process, one tiny model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from _helpers import write_wine
+
+import kdl
+from kdl import cli
+
+
+def run(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def where(tmp_path_factory):
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("mistakes26")
+    frame = write_wine(folder / "wine.csv")
+    frame.drop(columns=["ash"]).to_csv(folder / "short.csv", index=False)
+    for k in ("a", "b"):
+        (folder / "imgs" / k).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.full((8, 8), 40 if k == "a" else 200, "uint8")
+            Image.fromarray(pixels, mode="L").save(folder / "imgs" / k / f"{i}.png")
+    (folder / "imgs" / "b" / "broken.png").write_text("not a png at all")
+    (folder / "kinds" / "a").mkdir(parents=True)
+    (folder / "kinds" / "b").mkdir(parents=True)
+    frame.to_csv(folder / "kinds" / "a" / "table.jpg", index=False)
+    Image.fromarray(np.zeros((8, 8), "uint8")).save(folder / "kinds" / "b" / "0.png")
+    (folder / "notes.txt").write_text("hello")
+    (folder / "fake.keras").write_text("not a zip")
+    status, _, err = run(
+        "train", folder / "wine.csv", "--target", "label", "--epochs", 1,
+        "--out", folder / "wine.keras", "--quiet",
+    )  # fmt: skip
+    assert status == 0, err
+    return {"tmp": folder}
+
+
+T = ["train", "{tmp}/wine.csv", "--target", "label", "--epochs", "1"]
+MISTAKES = [
+    (["train", "{tmp}/imgs", "--image-size", "8x8"], r"broken\.png"),
+    (["train", "{tmp}/kinds", "--image-size", "8x8"], r"not a PNG.*table\.jpg"),
+    (["train", "{tmp}/notes.txt", "--target", "label"], r"notes\.txt"),
+    (["info", "{tmp}/fake.keras"], r"fake\.keras"),
+    (["predict", "{tmp}/wine.keras", "{tmp}/short.csv"], r"'ash'"),
+    (T + ["--features", "alcohol,nosuch"], r"'nosuch'"),
+    (T + ["--test-size", "1.5"], r"--test-size.*'1\.5'"),
+    (T + ["--batch-size", "-4"], r"--batch-size.*'-4'"),
+    (T + ["--patience", "0"], r"--patience.*'0'"),
+    (T + ["--set", "nosuch=3"], r"build_mlp has no argument 'nosuch'"),
+    (T + ["--set", "units"], r"--set 'units': expected KEY=VALUE"),
+    (T + ["--set", "dropout=2.0"], r"'dropout' parameter of build_mlp"),
+    (T + ["--model", "lstm"], r"--model lstm reads"),
+    (["predict", "{tmp}/wine.keras", "{tmp}/wine.csv", "--out", "{tmp}/p.json"],
+     r"--out .*p\.json' must end in \.csv"),
+    (["evaluate", "{tmp}/wine.keras", "{tmp}/nowhere.csv"], r"nowhere\.csv"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, pattern", MISTAKES, ids=[" ".join(a[1:]) for a, _ in MISTAKES]
+)
+def test_each_mistake_is_one_line_and_status_2(argv, pattern, where):
+    argv = [a.format(**where) for a in argv]
+    status, out, err = run(*argv)
+    assert status == 2, (out, err)
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+    assert out == ""
+
+
+def test_train_names_both_shapes_before_fit():
+    model = kdl.build_mlp((8,), 2)
+    x = np.zeros((20, 7), "float32")
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match=r"'x' parameter of kdl.train.*\(8,\).*\(7,\)"):
+        kdl.train(model, x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.slow
+def test_predict_takes_the_image_size_from_a_bare_tflite_file(tmp_path):
+    from PIL import Image
+
+    from kdl import export
+
+    for k, level in (("dark", 30), ("light", 220)):
+        (tmp_path / "new" / k).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.full((12, 10), level, "uint8")
+            Image.fromarray(pixels, mode="L").save(tmp_path / "new" / k / f"{i}.png")
+    model = kdl.build_cnn((12, 10, 1), 2, filters=(4,), dense_units=(4,))
+    export.to_tflite(model, tmp_path / "m.tflite", verbose=0)  # no .data.json
+    assert not (tmp_path / "m.tflite.data.json").exists()
+    status, out, err = run("predict", tmp_path / "m.tflite", tmp_path / "new")
+    assert status == 0, err
+    table = pd.read_csv(io.StringIO(out))
+    assert len(table) == 8 and list(table.columns[:2]) == ["row", "prediction"]
+    # kdl.lite reads an image file the way the command read the folder
+    from kdl import lite
+
+    device = lite.load(tmp_path / "m.tflite")
+    first = tmp_path / "new" / "dark" / "0.png"
+    probs = device.predict(first)
+    assert probs.shape == (1, 2)
+    assert probs[0, 1] == pytest.approx(table["probability_light"][0], abs=1e-5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "PIL", None)  # a device without Pillow
+        with pytest.raises(ImportError, match="pip install pillow"):
+            device.read_image(first)
+    with pytest.raises(ValueError, match=r"'.*m\.tflite' is not an image file"):
+        device.read_image(tmp_path / "m.tflite")
