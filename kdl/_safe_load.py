@@ -34,6 +34,8 @@ of it would output absurdly many values when it predicts.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import json
 import sys
@@ -43,7 +45,14 @@ from pathlib import Path
 from kdl import _safe_symbols
 from kdl._model_format import model_format
 from kdl._safe_common import corrupt, refuse
-from kdl._safe_files import MAX_ENTRIES, MAX_INPUT_VALUES, nodes, read_configs  # noqa: F401
+from kdl._safe_files import (  # noqa: F401
+    MAX_ENTRIES,
+    MAX_INPUT_VALUES,
+    TENSOR_RATIO,
+    TENSOR_SLACK,
+    nodes,
+    read_configs,
+)
 from kdl._safe_files import check_claims as _check_claims
 from kdl.backend import keras, tf
 
@@ -53,6 +62,7 @@ __all__ = [
     "check_loaded",
     "check_activations",
     "warn_unsafe",
+    "variable_budget",
 ]
 
 # Handled by Keras before it looks at "module": plain data.
@@ -70,6 +80,56 @@ _STRING_KINDS = (
 
 _refuse = refuse
 _corrupt = corrupt
+
+
+def _requested_bytes(kwargs) -> int:
+    """Bytes a variable about to be created asks for (0 when not known)."""
+    shape, initial = kwargs.get("shape"), kwargs.get("initial_value")
+    if shape is None and isinstance(initial, functools.partial) and initial.args:
+        shape = initial.args[0]  # Keras' add_weight: partial(initializer, shape)
+    if shape is None:
+        shape = getattr(initial, "shape", None)
+    dims = tf.TensorShape(shape) if shape is not None else None
+    if dims is None or dims.rank is None or not dims.is_fully_defined():
+        return 0
+    itemsize = tf.as_dtype(kwargs.get("dtype") or tf.float32).size
+    return int(dims.num_elements()) * itemsize
+
+
+@contextlib.contextmanager
+def variable_budget(path, func: str = "kdl.load"):
+    """Refuses, before it is allocated, a variable that would take the weights
+    created while loading ``path`` past the budget of its size.
+
+    The configuration check estimates the weights a config implies, but a
+    layer's weights depend on shapes only building it reveals (a Dense
+    kernel's input width, attention heads x key size, a convolution's kernel
+    over many channels): a 7 KB file asked Keras for a 32 GiB kernel. TF's
+    variable creator scope sees each variable's shape before its initializer
+    runs, so the budget (TENSOR_RATIO x the file's size + TENSOR_SLACK, the
+    same as for tensors the file declares) holds for every layer type.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    limit = TENSOR_RATIO * sum(p.stat().st_size for p in files) + TENSOR_SLACK
+    total = 0
+
+    def creator(next_creator, **kwargs):
+        nonlocal total
+        total += _requested_bytes(kwargs)
+        if total > limit:
+            refuse(
+                func,
+                path,
+                f"building it would allocate more than {limit:,} bytes of weights "
+                f"(variable {kwargs.get('name')!r} takes the total to {total:,}; "
+                f"the budget is {TENSOR_RATIO}x the file's size plus "
+                f"{TENSOR_SLACK:,}).",
+            )
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(creator):
+        yield
 
 
 def warn_unsafe(path, func: str = "kdl.load") -> None:

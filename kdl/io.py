@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import zipfile
@@ -324,7 +325,9 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     config_text = _read_config_text(path, fmt)
     if fmt == "savedmodel" and not config_text:
         try:
-            return SavedModelPredictor(path, tf.saved_model.load(str(path)))
+            with _safe_load.variable_budget(path, func) if safe_mode else _no_budget():
+                loaded = tf.saved_model.load(str(path))
+            return SavedModelPredictor(path, loaded)
         except ValueError:
             raise
         except Exception as err:  # noqa: BLE001 - any TF error means unreadable
@@ -339,7 +342,8 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     def attempt(everything):
         custom = _extra_custom_objects(config_text, everything=everything)
         kwargs = {"safe_mode": safe_mode} if fmt == "keras" else {}
-        with keras.utils.custom_object_scope(custom):
+        budget = _safe_load.variable_budget if safe_mode else _no_budget
+        with keras.utils.custom_object_scope(custom), budget(path, func):
             return keras.models.load_model(
                 path, custom_objects=custom, compile=compile, **kwargs
             )
@@ -357,6 +361,12 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     if safe_mode:
         _safe_load.check_activations(model, path)
     return model
+
+
+@contextlib.contextmanager
+def _no_budget(*_):
+    """No variable budget (``safe_mode=False``: the user trusts the file)."""
+    yield
 
 
 def _objects_named(names: str) -> dict:

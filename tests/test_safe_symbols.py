@@ -389,3 +389,22 @@ def test_a_savedmodel_declaring_a_huge_variable_is_refused(tmp_path):
     (path / "saved_model.pb").write_bytes(saved.SerializeToString())
     with pytest.raises(ValueError, match=r"declares variables of [\d,]+ bytes"):
         kdl.load(path)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_weights_only_building_reveals_are_refused_before_allocation(
+    functional, tmp_path, fmt
+):
+    # A hostile review's break: an input under the input limit times a Dense
+    # layer's units asked Keras for a 32 GiB kernel from a 7 KB file.
+    def edit(config):
+        layers = config["config"]["layers"]
+        for key in ("batch_shape", "batch_input_shape"):
+            if key in layers[0]["config"]:
+                layers[0]["config"][key] = [None, 2**27]
+        layers[1]["config"]["units"] = 64
+        layers[1].pop("build_config", None)
+
+    path = _rewrite(functional[fmt], tmp_path / f"wide.{fmt}", edit)
+    with pytest.raises(ValueError, match=r"would allocate more than [\d,]+ bytes"):
+        kdl.load(path)
