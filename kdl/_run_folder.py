@@ -206,6 +206,7 @@ class FolderLock:
         self.func, self.what = func, what
         self.folder: Path | None = None
         self._file = None
+        self._created = False  # the lock made the folder: an empty one goes
 
     def __enter__(self):
         return self
@@ -245,10 +246,13 @@ class FolderLock:
     def _lock_file(self, folder: Path):
         """The locked lock file of ``folder``, or None to try again."""
         try:
+            self._created = self._created or not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
             handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115 (held open)
         except PermissionError as err:
             self._denied(folder, err)
+        except FileNotFoundError:
+            return None  # an empty folder was removed as we opened it: again
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -286,6 +290,9 @@ class FolderLock:
                     lock_file.unlink()
             with contextlib.suppress(OSError):
                 self._file.close()  # closing the file frees the flock
+            if self._created:  # a call refused before it wrote leaves nothing
+                with contextlib.suppress(OSError):
+                    self.folder.rmdir()  # only if empty
         self._file = None
 
     def move_aside(self) -> Path:

@@ -721,6 +721,7 @@ def _compare_with_baselines(job: _Job, run: _Run, history) -> None:
             job.x, job.y, x_eval, y_eval, task=task, target_column="auto", on=on
         )
         result["model"] = baselines.model_score(job.model, x_eval, y_eval, task)
+        job.model.history = history  # predict() replaced fit's History there
     except (ValueError, TypeError) as err:  # a baseline never fails a finished run
         warnings.warn(f"{FUNC}: no baselines ({err})", UserWarning, stacklevel=3)
         return

@@ -28,6 +28,11 @@ def _install_targets(text: str) -> list[str]:
     return targets
 
 
+def _project(target: str) -> str:
+    """The project a requirement names, without extras or a direct URL."""
+    return target.split(" @ ")[0].split("[")[0].strip()
+
+
 def test_the_distribution_name_is_not_the_unrelated_kdl():
     assert _distribution() not in ("kdl", "KDL")
 
@@ -38,13 +43,13 @@ def test_every_readme_install_line_names_this_distribution_or_a_path():
     kdl_targets = []
     for path in files:
         for target in _install_targets(path.read_text()):
-            if target.split(" @ ")[0].strip().lower() in ("kdl", name):
+            if _project(target).lower() in ("kdl", name):
                 kdl_targets.append((path.name, target))
             elif "kdl" in target and not target.startswith((".", "/", "path")):
                 raise AssertionError(f"{path.name}: install target {target!r}")
     assert kdl_targets, "the README no longer shows how to install kdl"
     for where, target in kdl_targets:
-        assert target.split(" @ ")[0].strip() == name, (where, target)
+        assert _project(target) == name, (where, target)
 
 
 def test_the_device_install_line_brings_what_kdl_lite_needs_for_images():

@@ -683,9 +683,10 @@ def test_kdl_rl_resumes_from_its_out_folder_and_exports_tflite(tmp_path, capsys)
     status = cli.main(
         [*common, "--steps", "300", "--checkpoint-every", "50", "--tflite", str(tflite)]
     )
-    text = capsys.readouterr().out
-    assert status == 0 and "resuming from" in text and "at step 200" in text
-    result = json.loads(text[text.rindex("{") :])
+    captured = capsys.readouterr()  # progress on stderr, the result on stdout
+    assert status == 0 and "resuming from" in captured.err
+    assert "at step 200" in captured.err
+    result = json.loads(captured.out)
     assert result["steps"] == 300 and tflite.is_file()
     assert json.loads((out / "agent.json").read_text())["steps"] == 300
     # the exported policy (scaling layer included) takes the agent's actions
