@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import gzip
 
-import numpy as np
 import pytest
+from _helpers import kernel_value_counts
 
 from kdl import export
 
 
 def _gz(path) -> int:
     return len(gzip.compress(path.read_bytes()))
-
-
-def _int8_kernel_values(path) -> list[int]:
-    """Distinct int8 values in each large weight tensor of a .tflite file."""
-    interpreter = export.load_tflite(path).interpreter
-    counts = []
-    for detail in interpreter.get_tensor_details():
-        if detail["dtype"] != np.int8 or len(detail["shape"]) < 2:
-            continue
-        try:
-            values = interpreter.get_tensor(detail["index"])
-        except ValueError:  # an activation: no data before a call
-            continue
-        if values.size >= 1000:
-            counts.append(len(np.unique(values)))
-    return counts
 
 
 @pytest.mark.slow
@@ -54,8 +38,8 @@ def test_default_scales_are_per_kernel_for_a_clustered_model_only(tmp_path):
     assert export.load_tflite(auto).metadata["per_channel"] is False
     assert export.load_tflite(plain).metadata["per_channel"] is True
     # the 16 centroids stay at most 16 int8 values (17 with a zero)
-    assert max(_int8_kernel_values(auto)) <= 17
-    assert max(_int8_kernel_values(per_channel)) > 17
+    assert max(kernel_value_counts(auto)) <= 17
+    assert max(kernel_value_counts(per_channel)) > 17
     assert _gz(auto) < 0.9 * _gz(per_channel)
     accuracy = export.evaluate_tflite(auto, x_test, y_test, latency_samples=0)
     float_accuracy = clustered.evaluate(x_test, y_test, verbose=0)[1]
