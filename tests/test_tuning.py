@@ -649,6 +649,39 @@ def test_a_trial_finished_just_before_a_kill_is_not_run_again(digits_flat, tmp_p
 
 
 @pytest.mark.slow
+def test_a_trial_started_just_before_a_kill_still_runs(digits_flat, tmp_path):
+    # KerasTuner starts a trial by writing the trial's file, then the
+    # oracle's. A kill between the two leaves a "RUNNING" trial the oracle
+    # does not list as ongoing: stock KerasTuner never runs it, yet counts it
+    # against max_trials (the CI run of round 3 lost a trial this way).
+    (x, y), _ = digits_flat
+    log = []
+    common = dict(
+        space={"hidden_units": Choice([(8,), (16,), (32,)])},
+        algorithm="random",
+        epochs=1,
+        seed=SEED,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
+    tune(_recording_builder(log), x[:200], y[:200], max_trials=2, **common)
+    first = json.loads((tmp_path / "s" / "trial_0" / "trial.json").read_text())
+    orphan = dict(first, trial_id="2", status="RUNNING", metrics={"metrics": {}})
+    orphan["best_step"], orphan["score"] = 0, None
+    (tmp_path / "s" / "trial_2").mkdir()
+    (tmp_path / "s" / "trial_2" / "trial.json").write_text(json.dumps(orphan))
+    del log[:]
+
+    result = tune(_recording_builder(log), x[:200], y[:200], max_trials=3, **common)
+    assert len(result.trials) == 3 and (result.trials["status"] == "completed").all()
+    # Only the orphan ran (with trial 1's arguments, copied into its file),
+    # then the final rebuild of the best model.
+    assert len(log) == 2
+    assert log[0][0] == result.trials["hidden_units"].iloc[0]
+    assert result.trials["hidden_units"].iloc[2] == log[0][0]
+
+
+@pytest.mark.slow
 def test_a_build_hp_function_works_too(digits_flat, tmp_path):
     (x, y), _ = digits_flat
 

@@ -47,6 +47,15 @@ class ResumableOracle:
 
     def reload(self):
         super().reload()
+        # KerasTuner saves a new trial's file before the oracle's: a process
+        # killed between the two leaves a "RUNNING" trial the oracle does not
+        # list as ongoing, which would never run but still count against
+        # max_trials. It is retried like any trial the kill interrupted.
+        for trial_id, trial in self.trials.items():
+            if trial.status == "RUNNING" and trial_id not in self._retry_queue:
+                self._retry_queue.append(trial_id)
+                if trial_id not in self.start_order:
+                    self.start_order.append(trial_id)
         for trial_id in list(self._retry_queue):
             if self.trials[trial_id].status in ("COMPLETED", "FAILED"):
                 self._retry_queue.remove(trial_id)
