@@ -201,7 +201,7 @@ def _export_micro(args, model, out, data, kwargs) -> int:
         **kwargs,
     )
     micro = lite.load(folder / "model.tflite").metadata["micro"]
-    c.show({"folder": str(folder), "files": list(export._micro.FILES), **micro})
+    c.show({"folder": str(folder), "files": list(export.MICRO_FILES), **micro})
     return 0
 
 

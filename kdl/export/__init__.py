@@ -10,6 +10,8 @@
   meaning, class labels, preprocessing, quantization, the check's result,
   versions, creation time, the training run and the privacy guarantee, read
   on a device with :mod:`kdl.lite` (no TensorFlow there).
+- :func:`to_micro`: a folder for TFLite Micro (``MICRO_FILES``: the C array,
+  its header, the op resolver and the .tflite file).
 - :func:`load_tflite` and :func:`evaluate_tflite`: run a .tflite file in LiteRT
   (through :mod:`kdl.lite`) with a Keras-like ``predict``, and measure its
   metrics and per-example latency.
@@ -56,6 +58,7 @@ _NAMES = {
     "RUN_JSON": "_describe",
     "to_micro": "_micro",
     "MicroUnsupportedError": "_micro",
+    "MICRO_FILES": "_micro",
 }
 
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "evaluate_tflite",
     "to_micro",
     "MicroUnsupportedError",
+    "MICRO_FILES",
 ]
 
 

@@ -32,10 +32,12 @@ from kdl import _validation as v
 from kdl.errors import UnsupportedModelError
 from kdl.export import _tflite_metadata as meta
 
-__all__ = ["to_micro", "MicroUnsupportedError", "FILES"]
+__all__ = ["to_micro", "MicroUnsupportedError", "FILES", "MICRO_FILES"]
 
 #: The files :func:`to_micro` writes into its folder.
 FILES = ("model_data.h", "model_data.cc", "model_ops.h", "model.tflite")
+# the public name (kdl.export.MICRO_FILES): the files to_micro writes
+MICRO_FILES = FILES
 _FUNC = "kdl.export.to_micro"
 # Layers whose full int8 conversion crashes the TFLite converter or has no
 # TFLite Micro kernel (docs/design.md#tflite): refused from the model alone.
