@@ -25,6 +25,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _command(args):
+    from kdl.cli import _compress_commands as s
     from kdl.cli import _model_commands as m
     from kdl.cli import _workflow_commands as w
 
@@ -39,6 +40,8 @@ def _command(args):
         "info": m.cmd_info,
         "tune": w.cmd_tune,
         "compress": w.cmd_compress,
+        "compress shrink": s.cmd_shrink,
+        "compress distill": s.cmd_distill,
         "export": w.cmd_export,
         "rl": w.cmd_rl,
         "report": w.cmd_report,
@@ -61,6 +64,9 @@ def main(argv=None) -> int:
     Returns:
         int: 0 on success, 2 for a mistake in the arguments or the data.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compress"] and argv[1:2] in (["shrink"], ["distill"]):
+        argv[:2] = [f"compress {argv[1]}"]  # one sub-command (see _parser)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:

@@ -25,6 +25,7 @@ __all__ = [
     "check_architecture",
     "resolve_model",
     "data_from_schema",
+    "data_for_model",
     "load_model",
     "model_shapes",
     "predict",
@@ -207,6 +208,19 @@ def data_from_schema(
     if path:
         trained = f" (it was trained on {path}, which is no longer there)"
     raise CommandError(f"kdl {command}: give {arg}, the data to use{trained}")
+
+
+def data_for_model(args, path: Path, command: str):
+    """The model's schema and DATA read with it (same encoding, same split)."""
+    from kdl import datasets
+
+    schema = datasets.read_schema(path)
+    if schema is not None and Path(args.data).name == schema.get("source"):
+        args.seed, args.test_size = schema["seed"], schema["test_size"]
+    data = load_data(args, args.data, schema=schema)
+    if schema is not None:
+        datasets.check_compatible(schema, data, f"kdl {command}")
+    return schema, data
 
 
 def check_architecture(architecture: str, data, command: str) -> None:

@@ -75,6 +75,31 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _between(low: float, high: float, *, open_low: bool, open_high: bool):
+    """A number in an interval, e.g. (0, 1) or [0, 1]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        inside = value is not None and (
+            (low < value if open_low else low <= value)
+            and (value < high if open_high else value <= high)
+        )
+        if not inside:
+            left = "(" if open_low else "["
+            right = ")" if open_high else "]"
+            shown = f"{left}{low:g}, {high:g}{right}"
+            raise argparse.ArgumentTypeError(
+                f"expected a number in {shown}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def _common_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -176,14 +201,15 @@ def _training_args(p, *, epochs=20, batch_size=32):
     )
 
 
-def _train_options(p):
+def _train_options(p, *, patience=True):
     """kdl train's own options: early stopping and the builder's arguments."""
-    p.add_argument(
-        "--patience",
-        type=_positive(int),
-        default=None,
-        help="epochs without improvement before early stopping (default 5)",
-    )
+    if patience:
+        p.add_argument(
+            "--patience",
+            type=_positive(int),
+            default=None,
+            help="epochs without improvement before early stopping (default 5)",
+        )
     p.add_argument(
         "--set",
         action="append",
@@ -323,6 +349,12 @@ def _compress_export_commands(sub, common, data):
     )
     p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
     p.add_argument("--out", required=True)
+    p.epilog = (
+        "Also: kdl compress shrink MODEL DATA --fraction 0.5 --out F (removes "
+        "units and filters) and kdl compress distill TEACHER DATA --out F "
+        "(trains a smaller student); see their --help."
+    )
+    _shrink_distill_commands(sub, common, data)
 
     p = _add(
         sub,
@@ -354,6 +386,87 @@ def _compress_export_commands(sub, common, data):
     )
 
     _rl_report_commands(sub, common, data)
+
+
+def _fine_tuning(p) -> None:
+    """The fine-tuning arguments of kdl.compression.shrink and distill."""
+    p.add_argument(
+        "--epochs",
+        type=_positive(int),
+        default=None,
+        help="default: enough for 1,500 steps, at least 2",
+    )
+    p.add_argument("--batch-size", type=_positive(int), default=32)
+    p.add_argument(
+        "--learning-rate",
+        type=_positive(float),
+        default=None,
+        help="the first learning rate (default: kdl.compression's)",
+    )
+    p.add_argument(
+        "--holdout",
+        type=_fraction,
+        default=0.1,
+        help="fraction of DATA's training part held out to keep the best "
+        "epoch on (default 0.1; 0 keeps the last)",
+    )
+    p.add_argument("--out", required=True, help="where to save the new model")
+
+
+def _shrink_distill_commands(sub, common, data) -> None:
+    """kdl compress shrink / distill (main() turns 'compress shrink' into
+    the one sub-command 'compress shrink')."""
+    p = _add(
+        sub,
+        "compress shrink",
+        "remove the least important units and filters of every layer "
+        "(structured pruning: fewer parameters and multiply-adds), then "
+        "fine-tune on DATA",
+        "kdl compress shrink wine.keras wine.csv --fraction 0.5 --out wine_small.keras",
+        [common, data],
+    )
+    p.add_argument("model", help="a saved Keras model (trained by kdl train)")
+    p.add_argument("data", help="its training data (read with MODEL.data.json)")
+    p.add_argument(
+        "--fraction",
+        type=_between(0, 1, open_low=True, open_high=True),
+        default=0.5,
+        help="fraction of the units of each layer to remove (default 0.5)",
+    )
+    _fine_tuning(p)
+    p = _add(
+        sub,
+        "compress distill",
+        "train a small student to mimic TEACHER on DATA (knowledge "
+        "distillation); the student is --student FILE, or a new --model "
+        "(default mlp) built with --set KEY=VALUE like kdl train",
+        "kdl compress distill wine.keras wine.csv --set hidden_units='(16,)' "
+        "--out wine_student.keras",
+        [common, data],
+    )
+    p.add_argument("teacher", help="a saved, trained Keras model")
+    p.add_argument("data", help="its training data (read with TEACHER.data.json)")
+    p.add_argument("--student", help="a saved Keras model to train as the student")
+    p.add_argument("--model", choices=ARCHITECTURES, default=None)
+    _train_options(p, patience=False)
+    p.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="the new student without a Normalization layer",
+    )
+    p.add_argument(
+        "--temperature",
+        type=_positive(float),
+        default=2.0,
+        help="softening of the outputs, 1 = plain (default 2.0)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=_between(0, 1, open_low=False, open_high=False),
+        default=0.5,
+        help="weight of the labels' loss; 0 learns from the teacher only (default 0.5)",
+    )
+    _fine_tuning(p)
 
 
 def _rl_report_commands(sub, common, data):

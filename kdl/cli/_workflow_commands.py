@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 from kdl.cli import _common as c
 from kdl.cli._model_commands import build_model, save_with_schema
@@ -83,25 +82,12 @@ def cmd_tune(args) -> int:
     return 0
 
 
-def _data_for_model(args, path: Path, command: str):
-    """The model's schema and DATA read with it (same encoding, same split)."""
-    from kdl import datasets
-
-    schema = datasets.read_schema(path)
-    if schema is not None and Path(args.data).name == schema.get("source"):
-        args.seed, args.test_size = schema["seed"], schema["test_size"]
-    data = c.load_data(args, args.data, schema=schema)
-    if schema is not None:
-        datasets.check_compatible(schema, data, f"kdl {command}")
-    return schema, data
-
-
 def cmd_compress(args) -> int:
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
     if args.epochs < 0:
         raise c.CommandError("kdl compress: --epochs must be 0 or more")
     path = c.check_model_file(args.model)
-    schema, data = _data_for_model(args, path, "compress")
+    schema, data = c.data_for_model(args, path, "compress")
     if path.suffix.lower() == ".tflite":
         raise c.CommandError("kdl compress: MODEL must be a Keras model, not .tflite")
     from kdl import compression
@@ -145,7 +131,7 @@ def cmd_export(args) -> int:
         what = "--micro" if micro else "--quantization int8"
         c.data_from_schema(args, schema, f"export {what}", "--data", recorded=True)
     if args.data is not None:
-        schema, data = _data_for_model(args, path, "export")
+        schema, data = c.data_for_model(args, path, "export")
     if path.suffix.lower() == ".tflite":
         raise c.CommandError("kdl export: MODEL is already a .tflite file")
     from kdl import export
@@ -330,7 +316,7 @@ def cmd_report(args) -> int:
     if len(set(names)) != len(names):
         raise c.CommandError("kdl report: two MODELS have the same file name")
     args.model, first = args.models[0], paths[0]
-    schema, data = _data_for_model(args, first, "report")
+    schema, data = c.data_for_model(args, first, "report")
     epsilons = {}
     for path in paths[1:]:
         other = datasets.read_schema(path)
