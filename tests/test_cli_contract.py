@@ -58,6 +58,10 @@ COMMANDS = [
     ["predict", "wine.keras", "wine.csv", "--out", "p.csv"],
     ["predict", "wine.keras", "wine.csv"],  # CSV on stdout
     ["evaluate", "wine.keras", "wine.csv"],
+    ["compress", "shrink", "wine.keras", "wine.csv", "--epochs", "1",
+     "--out", "small.keras"],
+    ["compress", "distill", "wine.keras", "wine.csv", "--set", "hidden_units=(8,)",
+     "--epochs", "1", "--out", "student.keras"],
     ["info", "wine.keras"],
     ["export", "wine.keras", "wine.tflite", "--quantization", "dynamic"],
     ["info", "wine.tflite"],

@@ -152,6 +152,8 @@ def cmd_predict(args) -> int:
 
     out = c.check_out(args.out, (".csv",))
     path, schema = _model_and_schema(args, "predict")
+    if args.next is not None:
+        return _forecast(args, path, schema, out)
     if schema is None:
         _image_options_from_tflite(args, path)
     data = c.load_data(args, args.data, schema=schema, test_size=0.0)
@@ -177,6 +179,33 @@ def cmd_predict(args) -> int:
         c.note(args, json.dumps(result, default=str))
     else:
         c.show(result)
+    return 0
+
+
+def _forecast(args, path, schema, out) -> int:
+    """kdl predict --next N: the forecasts past DATA's last row."""
+    from kdl import _files
+    from kdl.cli._forecast import forecast_table
+
+    if schema is None:
+        raise c.CommandError(
+            f"kdl predict --next: {args.model} has no .data.json beside it "
+            "(written by kdl train), so its window and columns are unknown"
+        )
+    table = forecast_table(args, c.load_model(path), schema)
+    text = table.to_csv(index=False)
+    if out is None:
+        c.show(text.rstrip("\n"))
+        return 0
+    _files.write_text(out, text)
+    c.show(
+        {
+            "forecasts": args.next,
+            "after_row": int(table["row"].iloc[0]) - 1,
+            "target": schema.get("target"),
+            "predictions": str(out),
+        }
+    )
     return 0
 
 

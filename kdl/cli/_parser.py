@@ -240,6 +240,14 @@ def _predict_command(sub, common, data):
         help="the CSV file to write (without it: the CSV on stdout, the "
         "summary on stderr)",
     )
+    p.add_argument(
+        "--next",
+        type=_positive(int),
+        metavar="N",
+        help="series model: forecast the N rows after DATA's last row (CSV: "
+        "row, step, prediction); past the model's horizon each forecast "
+        "reads the earlier ones (a one-column series only)",
+    )
 
 
 def _model_commands(sub, common, data):
