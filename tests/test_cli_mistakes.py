@@ -44,6 +44,7 @@ def where(tmp_path_factory):
     Image.fromarray(np.zeros((8, 8), "uint8")).save(folder / "kinds" / "b" / "0.png")
     (folder / "notes.txt").write_text("hello")
     (folder / "fake.keras").write_text("not a zip")
+    (folder / "fake.tflite").write_text("not a flatbuffer")
     status, _, err = run(
         "train", folder / "wine.csv", "--target", "label", "--epochs", 1,
         "--out", folder / "wine.keras", "--quiet",
@@ -70,6 +71,18 @@ MISTAKES = [
     (["predict", "{tmp}/wine.keras", "{tmp}/wine.csv", "--out", "{tmp}/p.json"],
      r"--out .*p\.json' must end in \.csv"),
     (["evaluate", "{tmp}/wine.keras", "{tmp}/nowhere.csv"], r"nowhere\.csv"),
+    (T + ["--lr", "0.01"],
+     r"^kdl train: unrecognized arguments: --lr 0\.01; did you mean --learning-rate"),
+    (["privacy", "epsilon", "--examples", "9", "--batch-size", "3", "--epochs", "1",
+      "--noise", "1", "--dleta", "1e-5"],
+     r"^kdl privacy epsilon: .*did you mean --delta"),
+    (["compress", "shrink", "{tmp}/wine.keras", "{tmp}/wine.csv", "--fraction", "1",
+      "--out", "{tmp}/s.keras"], r"--fraction: expected a number in \(0, 1\)"),
+    (["compress", "distill", "{tmp}/wine.keras", "{tmp}/wine.csv", "--student",
+      "{tmp}/wine.keras", "--set", "units=3", "--out", "{tmp}/s.keras"],
+     r"--student FILE or --model/--set, not both"),
+    (["compress", "shrink", "{tmp}/fake.tflite", "{tmp}/wine.csv",
+      "--out", "{tmp}/s.keras"], r"MODEL must be a Keras model, not \.tflite"),
 ]  # fmt: skip
 
 
@@ -83,6 +96,24 @@ def test_each_mistake_is_one_line_and_status_2(argv, pattern, where):
     assert err.strip().count("\n") == 0 and "Traceback" not in err, err
     assert re.search(pattern, err), err
     assert out == ""
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(where):
+    """`kdl predict ... | head -1`: stdout's pipe closes under the CSV; the
+    command exits as a C tool killed by SIGPIPE would (141), no message."""
+    import os
+
+    big = where["tmp"] / "big.csv"
+    frame = pd.read_csv(where["tmp"] / "wine.csv")
+    pd.concat([frame] * 8).to_csv(big, index=False)  # more than a pipe holds
+    read, write = os.pipe()
+    os.close(read)
+    err = io.StringIO()
+    with open(write, "w") as closed, contextlib.redirect_stdout(closed):
+        with contextlib.redirect_stderr(err):
+            status = cli.main(["predict", str(where["tmp"] / "wine.keras"), str(big)])
+    assert status == 141, err.getvalue()
+    assert "Broken pipe" not in err.getvalue()
 
 
 def test_train_names_both_shapes_before_fit():

@@ -16,6 +16,7 @@ are checked before TensorFlow is imported.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from kdl.cli._parser import build_parser
@@ -76,9 +77,33 @@ def main(argv=None) -> int:
         + args.command
         + (f" {args.privacy_command}" if args.command == "privacy" else "")
     )
+    try:
+        return _run(args, name)
+    except BrokenPipeError:
+        # the reader of stdout stopped (`kdl predict ... | head`): exit as a
+        # C tool killed by SIGPIPE would, without a message
+        _silence(sys.stdout)
+        return 128 + 13
+
+
+def _silence(stream) -> None:
+    """Points a closed pipe's descriptor at /dev/null (so that Python's
+    final flush cannot fail on it; Python's documented recipe)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
+def _run(args, name: str) -> int:
     with command_streams(getattr(args, "quiet", False)) as errors:
         try:
             return _command(args)(args)
+        except BrokenPipeError:
+            raise
         except (ValueError, TypeError, OSError) as err:
             # ValueError covers kdl.errors.UnsupportedModelError and, through
             # it, the converter's ConverterCrashError and ExportCheckError.

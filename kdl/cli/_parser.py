@@ -30,10 +30,46 @@ Exit status: 0 on success, 2 for a mistake in the arguments or the data
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+    """An ArgumentParser whose errors are one line on stderr and exit status 2;
+    an unknown flag is named by the sub-command it was given to, with the
+    closest flag it has."""
+
+    commands: dict = {}  # "train", "privacy epsilon"... -> its Parser
 
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            name = getattr(parsed, "command", None) or ""
+            if name == "privacy":
+                name += f" {parsed.privacy_command}"
+            where = self.commands.get(name, self)
+            where.error(
+                f"unrecognized arguments: {' '.join(extra)}{_hint(where, extra)}"
+            )
+        return parsed
+
+
+def _hint(parser, extra) -> str:
+    """'; did you mean --learning-rate?' for the first unknown flag."""
+    import difflib
+    import re
+
+    flags = sorted(set(re.findall(r"--[a-z][a-z0-9-]*", parser.format_help())))
+    for word in extra:
+        if word.startswith("--"):
+            word = word.split("=")[0].replace("_", "-")
+            close = [f for f in flags if _initials(f) == word[2:]]  # --lr
+            close += difflib.get_close_matches(word, flags, n=1, cutoff=0.7)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
+
+
+def _initials(flag: str) -> str:
+    return "".join(part[:1] for part in flag[2:].split("-"))
 
 
 def _image_size(text: str) -> tuple:
@@ -575,6 +611,7 @@ def _privacy_commands(sub, common, data):
         help="per-example gradient clip norm",
     )
     t.add_argument("--out")
+    return psub
 
 
 def build_parser() -> Parser:
@@ -597,5 +634,7 @@ def build_parser() -> Parser:
     common, data = _common_parent(), _data_parent()
     _model_commands(sub, common, data)
     _workflow_commands(sub, common, data)
-    _privacy_commands(sub, common, data)
+    psub = _privacy_commands(sub, common, data)
+    p.commands = dict(sub.choices)
+    p.commands.update({f"privacy {k}": v for k, v in psub.choices.items()})
     return p

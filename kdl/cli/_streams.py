@@ -56,12 +56,11 @@ def _point_fd(fd: int, target: int):
     try:
         yield real
     finally:
-        real.flush()
-        real.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved, fd)
-        os.close(saved)
+        try:
+            real.close()  # flushes; a closed pipe raises BrokenPipeError
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 @contextlib.contextmanager
