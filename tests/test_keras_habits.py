@@ -12,12 +12,18 @@ from kdl.backend import keras, tf
 
 
 class _Count(keras.callbacks.Callback):
-    def __init__(self):
+    """Counts epochs, in memory and (when given a file) on disk."""
+
+    def __init__(self, path=None):
         super().__init__()
         self.epochs = 0
+        self.path = path
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs += 1
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(f"{epoch}\n")
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +75,50 @@ def test_compression_holdout_is_deprecated_for_validation_split(small):
         with pytest.deprecated_call():
             compression.shrink(model, x, y, epochs=1, holdout=0.2,
                                validation_split=0.3, verbose=0)  # fmt: skip
+
+
+class _Doubler(keras.layers.Layer):  # deliberately not registered
+    def call(self, inputs):
+        return inputs * 2.0
+
+
+def test_load_takes_the_users_custom_objects(tmp_path):
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, _Doubler(name="double")(inputs))
+    path = kdl.save(model, tmp_path / "doubler.keras")
+    with pytest.raises(ValueError, match="_Doubler"):
+        kdl.load(path)  # safe mode: a class nobody allowed is refused
+    restored = kdl.load(path, custom_objects={"_Doubler": _Doubler})
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(restored.predict(x, verbose=0), 2 * x)
+    with pytest.raises(TypeError, match="'custom_objects' parameter of kdl.load"):
+        kdl.load(path, custom_objects=[_Doubler])
+
+
+def test_build_cnn_takes_keras_pooling_name():
+    avg = kdl.build_cnn((8, 8, 1), 10, filters=(4,), pooling="avg")
+    assert any(isinstance(la, keras.layers.AveragePooling2D) for la in avg.layers)
+    with pytest.deprecated_call(match="'pooling'"):
+        old = kdl.build_cnn((8, 8, 1), 10, filters=(4,), pool="average")
+    assert any(isinstance(la, keras.layers.AveragePooling2D) for la in old.layers)
+    with pytest.raises(ValueError, match="'pooling' parameter of build_cnn"):
+        kdl.build_cnn((8, 8, 1), 10, pooling="mean")
+
+
+def test_tune_takes_callbacks_class_weight_and_keras_tuner_names(small, tmp_path):
+    x, y = small
+    count = _Count(tmp_path / "epochs.txt")
+    with pytest.deprecated_call(match="max_consecutive_failed_trials"):
+        result = kdl.tune(
+            kdl.build_mlp, x, y, space={"hidden_units": kdl.Choice([(4,), (8,)])},
+            algorithm="grid", epochs=1, directory=tmp_path / "t", verbose=0,
+            callbacks=[count], class_weight={0: 1.0, 1: 2.0},
+            max_consecutive_failures=2,
+        )  # fmt: skip
+    assert len(result.trials) == 2
+    # It ran in both trials, each on its own copy (KerasTuner's rule).
+    assert (tmp_path / "epochs.txt").read_text().split() == ["0", "0"]
+    assert count.epochs == 0
+    with pytest.raises(TypeError, match="'epochz' parameter of kdl.tune"):
+        kdl.tune(kdl.build_mlp, x, y, space={"hidden_units": kdl.Choice([(4,)])},
+                 directory=tmp_path / "u", epochz=3)  # fmt: skip
