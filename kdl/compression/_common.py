@@ -422,8 +422,9 @@ class FitExtras:
     """The held-out fraction, its seed and the user's callbacks (issue 31)."""
 
     validation_split: float
-    seed: int
+    seed: int  # of the split: the user's seed, else 0
     callbacks: tuple
+    global_seed: int | None = None  # the user's seed, for Python/NumPy/TF
 
 
 def fit_extras(func, *, validation_split, seed, callbacks, holdout) -> FitExtras:
@@ -437,7 +438,7 @@ def fit_extras(func, *, validation_split, seed, callbacks, holdout) -> FitExtras
                           max_value=0.5)  # fmt: skip
     seed = v.check_int(seed, "seed", func, min_value=0, allow_none=True)
     callbacks = _keras_names.check_callbacks(callbacks, func, allow_none=True)
-    return FitExtras(split, 0 if seed is None else seed, tuple(callbacks))
+    return FitExtras(split, 0 if seed is None else seed, tuple(callbacks), seed)
 
 
 def split_holdout(x, y, info, extras: FitExtras, validation_data, model, func):
@@ -505,6 +506,8 @@ def fine_tune(
     (``extras``) run after the transform's own.
     """
     callbacks = list(callbacks) + list(extras.callbacks if extras else ())
+    if extras is not None and extras.global_seed is not None:
+        keras.utils.set_random_seed(extras.global_seed)  # as kdl.train(seed=)
     if validation_data is not None:
         # First, so that the others' on_train_end see the weights kept.
         best = KeepBest("val_loss", min(first_epoch, epochs - 1), target)

@@ -273,8 +273,10 @@ def prune(
             (stratified for class targets, the last windows for series, else
             at random; seeded by ``seed``) to keep the best epoch on; 0 trains
             on everything and keeps the last epoch. Defaults to `0.1`.
-        seed: int or None. Seeds the validation split (None: 0), as
-            ``seed`` does in kdl.train and kdl.tune. Defaults to `None`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            fine-tuning, and the validation split (None: split seeded 0), as
+            ``seed`` does in kdl.train; op determinism is not switched on
+            (``kdl.set_seed``). Defaults to `None`.
         callbacks: list of kdl.keras callbacks or None. Passed to ``fit``
             after the transform's own. Defaults to `None`.
         holdout: deprecated name of ``validation_split`` (DeprecationWarning;
