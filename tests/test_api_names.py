@@ -119,9 +119,16 @@ def _parameters(func) -> list:
 
 def test_the_api_is_read():
     names = public_callables()
-    expected = ("kdl.train", "kdl.tune", "kdl.build_cnn", "kdl.load",
-                "kdl.compression.prune", "kdl.export.to_tflite",
-                "kdl.privacy.save_statement", "kdl.export.TFLiteModel.predict")  # fmt: skip
+    expected = (
+        "kdl.train",
+        "kdl.tune",
+        "kdl.build_cnn",
+        "kdl.load",
+        "kdl.compression.prune",
+        "kdl.export.to_tflite",
+        "kdl.privacy.save_statement",
+        "kdl.export.TFLiteModel.predict",
+    )
     for name in expected:
         assert name in names, name
 
