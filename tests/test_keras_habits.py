@@ -122,3 +122,14 @@ def test_tune_takes_callbacks_class_weight_and_keras_tuner_names(small, tmp_path
     with pytest.raises(TypeError, match="'epochz' parameter of kdl.tune"):
         kdl.tune(kdl.build_mlp, x, y, space={"hidden_units": kdl.Choice([(4,)])},
                  directory=tmp_path / "u", epochz=3)  # fmt: skip
+
+
+def test_builders_take_keras_loss():
+    model = kdl.build_mlp((8,), 1, task="regression", hidden_units=(4,), loss="mae")
+    assert model.loss == "mae"
+    huber = keras.losses.Huber()
+    assert kdl.build_gru((5, 2), 1, task="regression", loss=huber).loss is huber
+    default = kdl.build_cnn((8, 8, 1), 3, filters=(4,))
+    assert default.loss == "sparse_categorical_crossentropy"
+    with pytest.raises(TypeError, match="'loss' parameter of build_resnet"):
+        kdl.build_resnet((8, 8, 1), 3, loss=3)

@@ -146,6 +146,7 @@ def build_cnn(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "cnn",
     strategy=None,
     pool=_keras_names.UNSET,
@@ -201,6 +202,10 @@ def build_cnn(
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None` (the task's defaults).
+        loss: str, a kdl.keras loss or None. The loss to compile with, as
+            in Keras' ``compile``; None: the task's (sparse categorical
+            cross-entropy, binary cross-entropy or mean squared error).
+            Defaults to `None`.
         name: str. Defaults to `"cnn"`.
         strategy: None, a `tf.distribute.Strategy` or a name ("auto",
             "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
@@ -233,6 +238,7 @@ def build_cnn(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
         input_rank=len(input_shape),
     )
@@ -276,5 +282,6 @@ def build_cnn(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         normalize_target=normalize_target,
     )
