@@ -133,3 +133,13 @@ def test_builders_take_keras_loss():
     assert default.loss == "sparse_categorical_crossentropy"
     with pytest.raises(TypeError, match="'loss' parameter of build_resnet"):
         kdl.build_resnet((8, 8, 1), 3, loss=3)
+
+
+def test_standard_variants_with_a_dataset_asks_for_calibration_data(small, tmp_path):
+    x, y = small
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    with pytest.raises(ValueError, match="'representative_data' parameter"):
+        kdl.report.standard_variants(_mlp(), data, run_dir=tmp_path)
+    with pytest.raises(ValueError, match="'run_dir' parameter"):
+        kdl.report.standard_variants(_mlp(), x, y)
+    assert not any(tmp_path.iterdir())

@@ -91,7 +91,8 @@ def standard_variants(
         model: kdl.keras.Model. The trained float model.
         x: array, list or dict. Training inputs (for fine-tuning).
         y: array, dict or None. Training labels; None when ``x`` is a
-            ``tf.data`` dataset of (inputs, labels). Defaults to `None`.
+            ``tf.data`` dataset of (inputs, labels), which then needs
+            ``representative_data``. Defaults to `None`.
         run_dir: str or os.PathLike. Folder for the .tflite files (kdl's one
             name for an output folder; required).
         include: tuple of str. Which of `STANDARD_VARIANTS` to build. Defaults
@@ -207,7 +208,11 @@ def _check_standard_args(model, run_dir, include, kwargs, student, func) -> Path
 def _checked_data(model, x, representative_data, check_data, func) -> tuple:
     """(representative data, check data), checked against the model's inputs."""
     specs = sig.input_specs(model, func)
-    inputs = _arrays.as_inputs(specs, x, func, "x")
+    dataset = hasattr(x, "element_spec")  # tf.data: checked by the transforms
+    if dataset and representative_data is None:
+        v.fail(func, "representative_data", "given when x is a tf.data.Dataset "
+               "(the examples int8 is calibrated on)", None)  # fmt: skip
+    inputs = None if dataset else _arrays.as_inputs(specs, x, func, "x")
     if representative_data is None:
         representative_data = _arrays.take(inputs, 200)
     else:
