@@ -57,7 +57,7 @@ def _compare(variants, x_test, y_test, folder: Path, name: str):
         x_test,
         y_test,
         baseline="tflite float",
-        output_dir=folder,
+        run_dir=folder,
         name=name,
         latency_samples=200,
         verbose=0,

@@ -26,7 +26,13 @@ def classifiers() -> None:
     (xs, ys), (xs_test, ys_test) = datasets.digits(layout="sequence")
     models = {
         "mlp": (kdl.build_mlp((64,), 10, dropout=0.1), xf, yf, xf_test, yf_test),
-        "cnn": (kdl.build_cnn((8, 8, 1), 10, pool="average"), xi, yi, xi_test, yi_test),
+        "cnn": (
+            kdl.build_cnn((8, 8, 1), 10, pooling="average"),
+            xi,
+            yi,
+            xi_test,
+            yi_test,
+        ),
         "resnet": (
             kdl.build_resnet((8, 8, 1), 10, stages=(1, 1), filters=(16, 32)),
             xi,

@@ -1,7 +1,7 @@
 """CNN kernels and pooling: max against average pooling, and the kernels drawn.
 
-Two CNNs that differ only in their pooling layers (``pool="max"`` keeps the
-strongest response in each 2x2 window, ``pool="average"`` its mean) are
+Two CNNs that differ only in their pooling layers (``pooling="max"`` keeps the
+strongest response in each 2x2 window, ``pooling="average"`` its mean) are
 trained on scikit-learn's 8x8 digits. The script prints both test accuracies
 and draws the 3x3 kernels the first convolution learned, and what a few of
 them make of one digit (the feature maps before and after each pooling).
@@ -63,7 +63,7 @@ def main() -> None:
     models = {}
     for pool in ("max", "average"):
         kdl.set_seed(0)
-        model = kdl.build_cnn((8, 8, 1), 10, filters=(16, 32), pool=pool)
+        model = kdl.build_cnn((8, 8, 1), 10, filters=(16, 32), pooling=pool)
         model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
         accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
         print(f"pool={pool!r:10s} test accuracy {accuracy['accuracy']:.3f}")

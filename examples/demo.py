@@ -74,7 +74,7 @@ def main() -> None:
 
     # === 4. Compare side by side ===
     table = report.compare(
-        variants, x_test, y_test, output_dir=run_dir, name="variants", verbose=0
+        variants, x_test, y_test, run_dir=run_dir, name="variants", verbose=0
     )
     print()
     print(table.to_markdown())

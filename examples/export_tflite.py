@@ -60,7 +60,7 @@ def compare_variants(model, x, y, x_test, y_test, output_dir: str) -> None:
         variants,
         x_test,
         y_test,
-        output_dir=output_dir,
+        run_dir=output_dir,
         name="digits_cnn",
         baseline="tflite float",
         latency_samples=pick(100, 10),

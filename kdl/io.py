@@ -276,7 +276,7 @@ class SavedModelPredictor:
         return merged[keys[0]] if len(keys) == 1 else merged
 
 
-def load(path, *, safe_mode: bool = True, compile: bool = True):
+def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=None):
     """Loads a model saved by :func:`save` (or by Keras) in any format.
 
     Args:
@@ -291,6 +291,12 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
             SavedModel. Defaults to `True`.
         compile: bool. Compile the model with its saved loss, metrics and
             optimizer. Defaults to `True`.
+        custom_objects: dict or None. Class or function name -> object, as
+            in ``keras.models.load_model``: your own layers, losses or
+            metrics. With ``safe_mode=True`` these objects are allowed by
+            you: a file may name them, and their code runs while loading
+            (kdl checks the rest of the file as before). Pass only objects
+            you trust. Defaults to `None`.
 
     Returns:
         A `kdl.keras.Model`; for ``.tflite`` a :class:`kdl.lite.LiteModel`
@@ -310,6 +316,10 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     path = v.check_path(path, "path", func)
     v.check_bool(safe_mode, "safe_mode", func)
     v.check_bool(compile, "compile", func)
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        v.fail(func, "custom_objects", "a dict or None", custom_objects,
+               error=TypeError)  # fmt: skip
+    users = dict(custom_objects or {})
     if not path.exists():
         raise FileNotFoundError(f"kdl.load found no file or folder at {str(path)!r}.")
     fmt = model_format(path)
@@ -318,7 +328,9 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
     if fmt != "savedmodel" and path.is_dir():
         _fail_load(path, fmt, "it is a folder, not a file.")
     if safe_mode:  # before anything reads the file's names (issue 19)
-        _safe_load.check_model_file(path, more_objects=_objects_named)
+        _safe_load.check_model_file(
+            path, custom_objects=users, more_objects=_objects_named
+        )
     else:
         _safe_load.warn_unsafe(path)
 
@@ -340,7 +352,7 @@ def load(path, *, safe_mode: bool = True, compile: bool = True):
         )
 
     def attempt(everything):
-        custom = _extra_custom_objects(config_text, everything=everything)
+        custom = {**_extra_custom_objects(config_text, everything=everything), **users}
         kwargs = {"safe_mode": safe_mode} if fmt == "keras" else {}
         budget = _safe_load.variable_budget if safe_mode else _no_budget
         with keras.utils.custom_object_scope(custom), budget(path, func):

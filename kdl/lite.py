@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from kdl import _arrays
+from kdl import _validation as v
 from kdl.export import _tflite_metadata as meta
 
 __all__ = ["load", "LiteModel", "SIGNATURE"]
@@ -232,7 +233,7 @@ class LiteModel:
             )
         return _read_image(path, shape)[None]
 
-    def predict(self, x, batch_size: int | None = None):
+    def predict(self, x, batch_size: int | None = None, verbose=0):
         """Runs the model on ``x`` in the LiteRT interpreter.
 
         Args:
@@ -243,6 +244,10 @@ class LiteModel:
                 with a dynamic batch. Files with a fixed batch (recurrent
                 models: 1) always run that many at a time. Defaults to `None`
                 (32).
+            verbose: "auto", 0, 1 or 2. Accepted like Keras'
+                ``Model.predict`` so that code written for a Keras model runs
+                on a ``.tflite`` one; the interpreter shows no progress bar.
+                Defaults to `0`.
 
         Returns:
             An array for a single-output model, else a dict {output: array}.
@@ -254,6 +259,8 @@ class LiteModel:
         """
         func = "LiteModel.predict"
         _check_count(batch_size, "batch_size", func)
+        if verbose != "auto":
+            v.check_verbose(verbose, func)
         if isinstance(x, (str, os.PathLike)):
             x = self.read_image(x)
         inputs = _arrays.as_inputs(self.input_specs(), x, func, "x")

@@ -28,7 +28,7 @@ Example:
     >>> variants = report.standard_variants(model, x_train, y_train,
     ...                                     "reports/cnn")  # doctest: +SKIP
     >>> table = report.compare(variants, x_test, y_test,
-    ...                        output_dir="reports/cnn")  # doctest: +SKIP
+    ...                        run_dir="reports/cnn")  # doctest: +SKIP
     >>> print(table.to_markdown())  # doctest: +SKIP
 """
 
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdl import _arrays, export
+from kdl import _arrays, _keras_names, export
 from kdl import _validation as v
 from kdl import baselines as kdl_baselines
 from kdl._files import atomic_path, write_text
@@ -219,7 +219,7 @@ class Report:
         metric_name: str. "accuracy" or "mae" (or an output's one).
         baseline: str. The variant the ratios divide by.
         paths: dict. "markdown", "csv" and "plot" -> the files written (empty
-            without an ``output_dir``).
+            without a ``run_dir``).
     """
 
     rows: tuple
@@ -375,11 +375,12 @@ def compare(
     epsilons: dict[str, float] | None = None,
     metric: str | None = None,
     sources: Mapping | None = None,
-    output_dir=None,
+    run_dir=None,
     name: str = "comparison",
     latency_samples: int = 100,
     verbose: int = 1,
     train_data: tuple | None = None,
+    output_dir=_keras_names.UNSET,
 ) -> Report:
     """Measures variants of a model side by side and writes the table and plot.
 
@@ -410,7 +411,7 @@ def compare(
             are zeros or shared). Files without one show "—" there. The
             dict :func:`standard_variants` returns carries its own.
             Defaults to `None`.
-        output_dir: str, os.PathLike or None. Where to write
+        run_dir: str, os.PathLike or None. Where to write
             ``<name>.md``, ``<name>.csv`` and ``<name>.png``. Defaults to
             `None` (nothing written).
         name: str. File name stem. Defaults to `"comparison"`.
@@ -420,6 +421,8 @@ def compare(
             trained on: the table then ends with the trivial baselines
             (:mod:`kdl.baselines`) fitted on it and scored on ``x``, ``y``
             (``Report.baselines``). Defaults to `None`.
+        output_dir: deprecated name of ``run_dir`` (DeprecationWarning;
+            removed in the next release).
 
     Returns:
         A :class:`Report`.
@@ -431,18 +434,20 @@ def compare(
     Example:
         >>> table = compare({"keras": model, "int8": "cnn_int8.tflite"},
         ...                 x_test, y_test, epsilons={"int8": 3.0},
-        ...                 output_dir="reports")  # doctest: +SKIP
+        ...                 run_dir="reports")  # doctest: +SKIP
         >>> table.row("int8")["gzip_ratio"]  # doctest: +SKIP
         0.11
     """
     func = "kdl.report.compare"
+    run_dir = _keras_names.renamed(func, "output_dir", "run_dir", output_dir,
+                                   run_dir, None)  # fmt: skip
     baseline = _check_compare_args(
         variants,
         baseline=baseline,
         epsilons=epsilons,
         metric=metric,
         sources=sources,
-        output_dir=output_dir,
+        run_dir=run_dir,
         name=name,
         func=func,
     )
@@ -466,8 +471,8 @@ def compare(
     report = Report(
         rows=tuple(rows), metric_name=metric, baseline=baseline, baselines=trivial
     )
-    if output_dir is not None:
-        folder = Path(output_dir)
+    if run_dir is not None:
+        folder = Path(run_dir)
         report.paths["markdown"] = write_text(
             folder / f"{name}.md", report.to_markdown()
         )
@@ -493,7 +498,7 @@ def _check_by_variant(values, arg, expected, variants, func, check_value) -> Non
 
 
 def _check_compare_args(
-    variants, *, baseline, epsilons, metric, sources, output_dir, name, func
+    variants, *, baseline, epsilons, metric, sources, run_dir, name, func
 ) -> str:
     """Checks the arguments of :func:`compare`; returns the baseline's name."""
     _check_variants(variants, func)
@@ -521,8 +526,8 @@ def _check_compare_args(
     if metric is not None:
         v.check_str(metric, "metric", func)
     v.check_str(name, "name", func)
-    if output_dir is not None:
-        v.check_path(output_dir, "output_dir", func)
+    if run_dir is not None:
+        v.check_path(run_dir, "run_dir", func)
     return baseline
 
 

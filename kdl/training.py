@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kdl import _files, _history, distribute
+from kdl import _files, _history, _keras_names, distribute
 from kdl import _run_folder as rf
 from kdl import _validation as v
 from kdl import callbacks as kdl_callbacks
@@ -47,6 +47,9 @@ from kdl.models import _strategy
 __all__ = ["train", "set_seed", "RUN_JSON", "HISTORY_PNG", "DEFAULT_ROOT"]
 
 FUNC = "kdl.train"
+# fit arguments train sets from its own parameters (the rest pass on).
+_OWNED = ("x", "y", "validation_data", "validation_split", "epochs", "batch_size",
+          "callbacks", "class_weight", "shuffle", "verbose")  # fmt: skip
 
 
 # === Seeding ===
@@ -106,6 +109,8 @@ class _Job:
     shuffle: bool
     verbose: int
     strategy: object = None
+    deterministic: bool = False
+    fit_kwargs: dict = dataclasses.field(default_factory=dict)
     info: v.DataInfo | None = None
     data_record: dict | None = None
     holdout: dict | None = None  # how kdl held out the validation part
@@ -146,6 +151,8 @@ def train(
     shuffle: bool = True,
     verbose: int = 1,
     strategy=None,
+    deterministic: bool = False,
+    **fit_kwargs,
 ):
     """Trains a compiled model in a run folder that can be resumed and reloaded.
 
@@ -195,9 +202,12 @@ def train(
             :mod:`kdl.distribute`). Defaults to `None`.
         resume: bool. Continue an unfinished run found in ``run_dir``.
             Defaults to `True`.
-        seed: int or None. Calls :func:`set_seed` before training (shuffling
-            and dropout; build the model after ``set_seed`` to also fix its
-            initial weights). Defaults to `None`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            training (shuffling and dropout; build the model after
+            :func:`set_seed` to also fix its initial weights) and the
+            validation split. The same meaning in every kdl function; op
+            determinism is the separate ``deterministic`` switch. Defaults to
+            `None`.
         callbacks: sequence of kdl.keras callbacks, run before the backup.
             Defaults to `()`.
         monitor: str or None. What early stopping and checkpointing watch;
@@ -221,6 +231,14 @@ def train(
             model built elsewhere under a strategy is refused before any
             work. None trains in whatever strategy the model was built in.
             Defaults to `None`.
+        deterministic: bool. Also turn on TensorFlow's op determinism (for the
+            whole process, as :func:`set_seed` does; slower). Needs ``seed``.
+            Defaults to `False`.
+        **fit_kwargs: other arguments of ``Model.fit`` (``sample_weight``,
+            ``initial_epoch``, ``steps_per_epoch``, ``validation_steps``,
+            ``validation_freq``, ...), passed on unchanged. ``sample_weight``
+            with ``validation_split`` is refused (give ``validation_data``):
+            kdl holds the validation part out itself.
 
     After training, the model is scored beside trivial baselines (see
     :mod:`kdl.baselines`) on the validation part (the training data when
@@ -272,6 +290,8 @@ def train(
         shuffle=shuffle,
         verbose=verbose,
         strategy=strategy,
+        deterministic=deterministic,
+        fit_kwargs=fit_kwargs,
     )
     _check_arguments(job)
     _hold_out_validation(job)
@@ -315,6 +335,7 @@ def _check_arguments(job: _Job) -> None:
     for name, value in job.switches.items():
         kdl_callbacks.options(value, name, {}, FUNC)  # True, False or a dict
     _check_callbacks(job.callbacks)
+    _check_fit_extras(job)
     _check_strategy(job)
     _check_run_dir(job.run_dir)
     if job.run_dir is None and distribute.is_multi_worker(
@@ -377,6 +398,18 @@ def _check_callbacks(callbacks) -> None:
                 cb,
                 error=TypeError,
             )
+
+
+def _check_fit_extras(job: _Job) -> None:
+    """``deterministic`` and the ``fit`` arguments passed on (issue 31)."""
+    v.check_bool(job.deterministic, "deterministic", FUNC)
+    if job.deterministic and job.seed is None:
+        v.fail(FUNC, "seed", "given with deterministic=True", None)
+    job.fit_kwargs = _keras_names.check_fit_kwargs(job.fit_kwargs, FUNC, _OWNED)
+    if job.fit_kwargs.get("sample_weight") is not None and job.validation_split:
+        v.fail(FUNC, "sample_weight", "left out with validation_split (kdl holds "
+               "the split out itself; give validation_data instead)",
+               "an array")  # fmt: skip
 
 
 def _check_run_dir(run_dir) -> None:
@@ -606,7 +639,7 @@ def _build_callbacks(job: _Job, run: _Run) -> list:
 
 def _fit(job: _Job, callbacks: list):
     if job.seed is not None:
-        set_seed(job.seed)
+        set_seed(job.seed, deterministic=job.deterministic)
     return job.model.fit(
         job.x,
         job.y,
@@ -618,6 +651,7 @@ def _fit(job: _Job, callbacks: list):
         class_weight=job.class_weight,
         shuffle=job.shuffle,
         verbose=job.verbose,
+        **job.fit_kwargs,
     )
 
 

@@ -104,7 +104,7 @@ def _multi_output():
         (None, dict(temperature=0.0), ValueError, "'temperature' .* > 0"),
         (None, dict(alpha=1.5), ValueError, r"'alpha' .* <= 1"),
         (None, dict(alpha="half"), TypeError, "'alpha'"),
-        (None, dict(holdout=-0.1), ValueError, "'holdout'"),
+        (None, dict(validation_split=-0.1), ValueError, "'validation_split'"),
         ("wrong_shape", {}, ValueError, r"'student' .*output shape \(None, 10\)"),
         ("multi_output", {}, UnsupportedModelError, "one output"),
         ("keras3", {}, TypeError, r"'student' .*Keras 3"),

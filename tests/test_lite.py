@@ -410,3 +410,13 @@ def test_kdl_lite_imports_no_tensorflow(small_file):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(2, 3)"
+
+
+def test_predict_accepts_keras_verbose(exported):
+    """Issue 31: code written for Keras' predict(x, verbose=0) runs on a file."""
+    path, x = exported["cnn"]
+    model = lite.load(path)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x))
+    assert model.predict(x, verbose="auto").shape == model.predict(x).shape
+    with pytest.raises(ValueError, match="'verbose' parameter of LiteModel.predict"):
+        model.predict(x, verbose=5)

@@ -592,3 +592,34 @@ def test_compression_refuses_to_fine_tune_a_private_model_without_dp():
             r"kdl.compression\.\w+ .*void its epsilon",
         ):
             transform(private, x, y, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "eps, says, never",
+    [
+        (1.0, ["strong guarantee", "almost as well", "73.1% sure"], ["weak"]),
+        (3.0, ["moderate guarantee", "95.3% sure"], ["learned almost as well"]),
+        (8.0, ["weak guarantee", "99.97% sure", "2,981"], ["learned almost as"]),
+        (30.0, ["almost no formal protection", "more than 99.99%"], ["as well"]),
+    ],
+)
+def test_statement_words_follow_epsilon(eps, says, never):
+    """Issue 31: the plain words are true at each epsilon, not fixed text."""
+    from kdl.privacy.statements import epsilon_words
+
+    text = epsilon_words(eps, 1e-5)
+    for phrase in says:
+        assert phrase in text
+    for phrase in never:
+        assert phrase not in text
+    # The worst-case factor is still printed, computed, at every epsilon.
+    assert f"e^{eps:.3g}" in text
+
+
+def test_statement_text_uses_the_banded_words():
+    params = dict(l2_norm_clip=1.0, noise_multiplier=0.5, delta=1e-5,
+                  num_examples=1000, batch_size=100, epochs=20)  # fmt: skip
+    result = privacy.statement(params)
+    assert result.epsilon > 10
+    assert "almost no formal protection" in result.text
+    assert "almost as well" not in result.text

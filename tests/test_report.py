@@ -50,7 +50,7 @@ def test_compare_user_variants_with_epsilons(trained_mlp, digits_flat, tmp_path)
         y_test,
         epsilons={"int8": 2.5},
         sources={"int8": trained_mlp},
-        output_dir=tmp_path / "out",
+        run_dir=tmp_path / "out",
         latency_samples=10,
         verbose=0,
     )
@@ -236,7 +236,7 @@ BAD_COMPARE_ARGUMENTS = [
     ({"sources": {"z": None}}, ValueError, "'sources' parameter"),
     ({"sources": {"a": _KERAS3}}, TypeError, "kdl.keras"),
     ({"verbose": "1"}, TypeError, "'verbose' parameter"),
-    ({"output_dir": ""}, TypeError, "'output_dir' parameter"),
+    ({"run_dir": ""}, TypeError, "'run_dir' parameter"),
 ]
 
 
@@ -260,7 +260,7 @@ def test_compare_bad_arguments_are_named(digits_mlp, tmp_path, kwargs, error, ma
         ({"prune_kwargs": 3}, TypeError, "'prune_kwargs' parameter"),
         ({"shrink_kwargs": [1]}, TypeError, "'shrink_kwargs' parameter"),
         ({"student": "small"}, TypeError, "'student' parameter"),
-        ({"output_dir": 3}, TypeError, "'output_dir' parameter"),
+        ({"run_dir": 3}, TypeError, "'run_dir' parameter"),
         ({"verbose": -1}, ValueError, "'verbose' parameter"),
     ],
 )
@@ -269,7 +269,7 @@ def test_standard_variants_bad_arguments_are_named(
 ):
     x = np.zeros((4, 64), "float32")
     y = np.zeros(4, "int64")
-    kwargs = {"output_dir": tmp_path, **kwargs}
+    kwargs = {"run_dir": tmp_path, **kwargs}
     with pytest.raises(error, match=match):
         report.standard_variants(digits_mlp, x, y, **kwargs)
     assert not any(tmp_path.iterdir())

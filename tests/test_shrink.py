@@ -256,7 +256,7 @@ def test_shrink_refuses_models_it_cannot_shrink(make, match):
         (dict(fraction=1.0), ValueError, r"'fraction' .* in \[0, 1\)"),
         (dict(fraction="half"), TypeError, "'fraction'"),
         (dict(epochs=0), ValueError, "'epochs' .* positive int"),
-        (dict(holdout=0.9), ValueError, "'holdout'"),
+        (dict(validation_split=0.9), ValueError, "'validation_split'"),
         (dict(verbose="loud"), TypeError, "'verbose'"),
     ],
 )

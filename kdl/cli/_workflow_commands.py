@@ -337,7 +337,7 @@ def cmd_report(args) -> int:
         x_test,
         y_test,
         epsilons=epsilons or None,
-        output_dir=args.out_dir,
+        run_dir=args.out_dir,
         verbose=0,
         train_data=data.train if data.train[1] is not None and len(x_test) else None,
     )

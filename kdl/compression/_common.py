@@ -6,14 +6,15 @@ that need it (``import kdl.compression`` must not import it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
 import numpy as np
 
+from kdl import _keras_names, augment
 from kdl import _model_utils as mu
 from kdl import _validation as v
-from kdl import augment
 from kdl.backend import keras, tf
 from kdl.errors import UnsupportedModelError
 
@@ -26,6 +27,9 @@ from kdl.errors import UnsupportedModelError
 # 0.975; benchmarks/compression.py measures the defaults.
 COSINE_DECAY = True
 COSINE_FLOOR = 0.5  # the last rate, as a fraction of the first
+# validation_split of the transforms: held out to keep the best epoch on.
+DEFAULT_SPLIT = 0.1
+UNSET = _keras_names.UNSET  # the default of a deprecated keyword
 
 
 # === TF-MOT, imported lazily =================================================
@@ -413,33 +417,54 @@ class KeepBest(keras.callbacks.Callback):
             self._model().set_weights(self._weights)
 
 
-def check_holdout(holdout, func: str) -> float:
-    """``holdout``: a fraction in [0, 0.5]."""
-    value = v.check_float(holdout, "holdout", func, min_value=0.0, max_value=0.5)
-    return value
+@dataclasses.dataclass(frozen=True)
+class FitExtras:
+    """The held-out fraction, its seed and the user's callbacks (issue 31)."""
+
+    validation_split: float
+    seed: int  # of the split: the user's seed, else 0
+    callbacks: tuple
+    global_seed: int | None = None  # the user's seed, for Python/NumPy/TF
 
 
-def split_holdout(x, y, info, holdout: float, validation_data, seed: int = 0):
+def fit_extras(func, *, validation_split, seed, callbacks, holdout) -> FitExtras:
+    """Checks the arguments every transform shares with ``kdl.train``.
+
+    ``holdout`` is the deprecated name of ``validation_split`` (warns).
+    """
+    split = _keras_names.renamed(func, "holdout", "validation_split", holdout,
+                                 validation_split, DEFAULT_SPLIT)  # fmt: skip
+    split = v.check_float(split, "validation_split", func, min_value=0.0,
+                          max_value=0.5)  # fmt: skip
+    seed = v.check_int(seed, "seed", func, min_value=0, allow_none=True)
+    callbacks = _keras_names.check_callbacks(callbacks, func, allow_none=True)
+    return FitExtras(split, 0 if seed is None else seed, tuple(callbacks), seed)
+
+
+def split_holdout(x, y, info, extras: FitExtras, validation_data, model, func):
     """The data to train on and the data to pick the best epoch on.
+
+    The validation part is held out by kdl.train's rule (kdl._holdout:
+    stratified for class targets, the last windows for series, else random;
+    seeded by ``seed``), so that ``validation_split`` means the same in
+    ``kdl.train``, ``kdl.tune`` and here.
 
     Returns:
         (x_train, y_train, validation_data): ``validation_data`` when given;
-        else a random ``holdout`` part of array data (None for a dataset, or
-        when ``holdout`` is 0 or leaves nothing to train on).
+        else the ``validation_split`` part of array data (None for a dataset,
+        or when it is 0 or leaves nothing to train on).
     """
-    if info.validation_data is not None or info.is_dataset or not holdout:
+    fraction = extras.validation_split
+    if info.validation_data is not None or info.is_dataset or not fraction:
         return x, y, info.validation_data
     n = info.num_examples
-    count = int(round(n * holdout))
-    if count < 1 or n - count < 1:
+    if n - math.floor(n * (1.0 - fraction)) < 1 or n < 2 or y is None:
         return x, y, None
-    order = np.random.default_rng(seed).permutation(n)
-    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    from kdl import _holdout
 
-    def take(data, index):
-        return tf.nest.map_structure(lambda a: as_array(a)[index], data)
-
-    return take(x, kept), take(y, kept), (take(x, held), take(y, held))
+    task, _ = task_of(model)
+    parts = _holdout.split(x, y, fraction, seed=extras.seed, task=task, func=func)
+    return parts.x, parts.y, parts.validation
 
 
 def epochs_for(epochs, steps: int, min_steps: int) -> int:
@@ -473,12 +498,16 @@ def fine_tune(
     callbacks=(),
     first_epoch=0,
     target=None,
+    extras: FitExtras | None = None,
 ):
     """Trains ``model`` and keeps its best epoch on ``validation_data``.
 
-    Without validation data the last epoch is kept.
+    Without validation data the last epoch is kept. The user's callbacks
+    (``extras``) run after the transform's own.
     """
-    callbacks = list(callbacks)
+    callbacks = list(callbacks) + list(extras.callbacks if extras else ())
+    if extras is not None and extras.global_seed is not None:
+        keras.utils.set_random_seed(extras.global_seed)  # as kdl.train(seed=)
     if validation_data is not None:
         # First, so that the others' on_train_end see the weights kept.
         best = KeepBest("val_loss", min(first_epoch, epochs - 1), target)

@@ -108,7 +108,7 @@ def fold_batch_norms(model) -> list:
 def cluster(
     model,
     x,
-    y,
+    y=None,
     *,
     clusters: int = 16,
     epochs: int | None = None,
@@ -116,8 +116,11 @@ def cluster(
     validation_data=None,
     learning_rate: float | None = None,
     preserve_sparsity: bool = False,
-    holdout: float = 0.1,
+    validation_split: float = 0.1,
     verbose: int = 1,
+    seed: int | None = None,
+    callbacks=None,
+    holdout=c.UNSET,
     dp: bool | dict | None = None,
 ) -> keras.Model:
     """Weight clustering: each kernel keeps at most ``clusters`` distinct values.
@@ -157,9 +160,19 @@ def cluster(
             model's own. Defaults to `None`.
         preserve_sparsity: bool. Keep every zero weight zero (cluster a pruned
             model). Defaults to `False`.
-        holdout: float. Without ``validation_data``, this fraction of array
-            data is held out of fine-tuning to keep the best epoch on (0: keep
-            the last). Defaults to `0.1`.
+        validation_split: float. Without ``validation_data``, this fraction
+            of array data is held out of fine-tuning by kdl.train's rule
+            (stratified for class targets, the last windows for series, else
+            at random; seeded by ``seed``) to keep the best epoch on; 0 trains
+            on everything and keeps the last epoch. Defaults to `0.1`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            fine-tuning, and the validation split (None: split seeded 0), as
+            ``seed`` does in kdl.train; op determinism is not switched on
+            (``kdl.set_seed``). Defaults to `None`.
+        callbacks: list of kdl.keras callbacks or None. Passed to ``fit``
+            after the transform's own. Defaults to `None`.
+        holdout: deprecated name of ``validation_split`` (DeprecationWarning;
+            removed in the next release).
         verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
 
     Returns:
@@ -188,8 +201,11 @@ def cluster(
     )
     v.check_int(clusters, "clusters", _FUNC, min_value=2)
     v.check_bool(preserve_sparsity, "preserve_sparsity", _FUNC)
-    c.check_holdout(holdout, _FUNC)
-    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
+                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+    x_fit, y_fit, validation = c.split_holdout(
+        x, y, info, extras, validation_data, model, _FUNC
+    )
     source = mu.copy_model(c.plain_view(model))
     folded = fold_batch_norms(source)
     wrapped_names = []
@@ -215,6 +231,7 @@ def cluster(
         batch_size=batch_size,
         validation_data=validation,
         verbose=verbose,
+        extras=extras,
     )
     stripped = c.tfmot().clustering.keras.strip_clustering(work)
     return c.finish(work, stripped, model, dp)

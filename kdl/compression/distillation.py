@@ -138,7 +138,7 @@ def distill(
     teacher,
     student,
     x,
-    y,
+    y=None,
     *,
     temperature: float = 2.0,
     alpha: float = 0.5,
@@ -146,8 +146,11 @@ def distill(
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
-    holdout: float = 0.1,
+    validation_split: float = 0.1,
     verbose: int = 1,
+    seed: int | None = None,
+    callbacks=None,
+    holdout=c.UNSET,
 ) -> keras.Model:
     """Knowledge distillation: trains a copy of ``student`` to mimic ``teacher``.
 
@@ -185,9 +188,19 @@ def distill(
             scratch on a fixed budget; on the digits this brought students
             within one point of their teachers more often), else the
             student's own. Defaults to `None`.
-        holdout: float. Without ``validation_data``, this fraction of array
-            data is held out to keep the best epoch on (0: keep the last).
-            Defaults to `0.1`.
+        validation_split: float. Without ``validation_data``, this fraction
+            of array data is held out of fine-tuning by kdl.train's rule
+            (stratified for class targets, the last windows for series, else
+            at random; seeded by ``seed``) to keep the best epoch on; 0 trains
+            on everything and keeps the last epoch. Defaults to `0.1`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            fine-tuning, and the validation split (None: split seeded 0), as
+            ``seed`` does in kdl.train; op determinism is not switched on
+            (``kdl.set_seed``). Defaults to `None`.
+        callbacks: list of kdl.keras callbacks or None. Passed to ``fit``
+            after the transform's own. Defaults to `None`.
+        holdout: deprecated name of ``validation_split`` (DeprecationWarning;
+            removed in the next release).
         verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
 
     Returns:
@@ -211,8 +224,11 @@ def distill(
     _check_pair(teacher, student)
     temperature = v.check_float(temperature, "temperature", _FUNC, strict_min=True)
     alpha = v.check_float(alpha, "alpha", _FUNC, min_value=0.0, max_value=1.0)
-    c.check_holdout(holdout, _FUNC)
-    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
+                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+    x_fit, y_fit, validation = c.split_holdout(
+        x, y, info, extras, validation_data, student, _FUNC
+    )
     epochs = c.epochs_for(epochs, c.steps_per_epoch(x_fit, info, batch_size), MIN_STEPS)
     trained = mu.copy_model(student)
     distiller = Distiller(
@@ -229,6 +245,7 @@ def distill(
         batch_size=batch_size,
         validation_data=validation,
         verbose=verbose,
+        extras=extras,
         target=trained,
     )
     return mu.compile_like(trained, student)

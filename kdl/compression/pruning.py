@@ -138,7 +138,7 @@ def _prune_at_once(model, target_sparsity, block_size, func):
     return pruned
 
 
-def _check_prune(model, x, y, target_sparsity, schedule, block_size, holdout, training):
+def _check_prune(model, x, y, target_sparsity, schedule, block_size, training):
     """Checks prune's arguments; returns (DataInfo, target, block_size)."""
     info, _ = c.check_training(
         _FUNC, model, x, y, hint=", and so does prune(..., epochs=0)", **training
@@ -152,7 +152,6 @@ def _check_prune(model, x, y, target_sparsity, schedule, block_size, holdout, tr
         v.fail(
             _FUNC, "block_size", "a pair (rows, columns) of positive ints", block_size
         )
-    c.check_holdout(holdout, _FUNC)
     c.require_kernels(model, _FUNC)
     return info, target, block_size
 
@@ -196,7 +195,7 @@ def _pruning_wrapper(pruning_schedule, block_size, wrapped_names, to_prune):
 def prune(
     model,
     x,
-    y,
+    y=None,
     *,
     target_sparsity: float = 0.8,
     schedule: str = "polynomial",
@@ -205,8 +204,11 @@ def prune(
     validation_data=None,
     learning_rate: float | None = None,
     block_size: tuple[int, int] | None = None,
-    holdout: float = 0.1,
+    validation_split: float = 0.1,
     verbose: int = 1,
+    seed: int | None = None,
+    callbacks=None,
+    holdout=c.UNSET,
     dp: bool | dict | None = None,
 ) -> keras.Model:
     """Magnitude pruning: zeroes the smallest weights while fine-tuning.
@@ -266,11 +268,19 @@ def prune(
             kernels. None: `(16, 1)`, and weight by weight when
             ``epochs=0``; `(1, 1)`: weight by weight everywhere. Defaults to
             `None`.
-        holdout: float. Without ``validation_data``, this fraction of array
-            data (chosen at random, seed 0) is held out of fine-tuning; of the
-            epochs that end at the target sparsity, the one with the lowest
-            loss on it is kept. 0 trains on everything and keeps the last
-            epoch. Defaults to `0.1`.
+        validation_split: float. Without ``validation_data``, this fraction
+            of array data is held out of fine-tuning by kdl.train's rule
+            (stratified for class targets, the last windows for series, else
+            at random; seeded by ``seed``) to keep the best epoch on; 0 trains
+            on everything and keeps the last epoch. Defaults to `0.1`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            fine-tuning, and the validation split (None: split seeded 0), as
+            ``seed`` does in kdl.train; op determinism is not switched on
+            (``kdl.set_seed``). Defaults to `None`.
+        callbacks: list of kdl.keras callbacks or None. Passed to ``fit``
+            after the transform's own. Defaults to `None`.
+        holdout: deprecated name of ``validation_split`` (DeprecationWarning;
+            removed in the next release).
         verbose: int. 0 silent, 1 progress bar, 2 one line per epoch. Defaults
             to `1`.
         dp: None, True or dict. Fine-tune a model from
@@ -308,10 +318,14 @@ def prune(
         learning_rate=learning_rate,
         dp=dp,
     )
+    extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
+                          callbacks=callbacks, holdout=holdout)  # fmt: skip
     info, target, block_size = _check_prune(
-        model, x, y, target_sparsity, schedule, block_size, holdout, training
+        model, x, y, target_sparsity, schedule, block_size, training
     )
-    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    x_fit, y_fit, validation = c.split_holdout(
+        x, y, info, extras, validation_data, model, _FUNC
+    )
     steps = c.steps_per_epoch(x_fit, info, batch_size)
     epochs = c.epochs_for(epochs, steps, MIN_STEPS)
     pruning_schedule, reached = _pruning_schedule(schedule, target, epochs * steps)
@@ -339,6 +353,7 @@ def prune(
         batch_size=batch_size,
         validation_data=validation,
         verbose=verbose,
+        extras=extras,
         callbacks=[sparsity_keras.UpdatePruningStep()],
         first_epoch=(reached - 1) // steps,
     )

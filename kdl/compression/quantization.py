@@ -197,15 +197,18 @@ def _quantized(base, model_name, preserve=None):
 def quantize_aware(
     model,
     x,
-    y,
+    y=None,
     *,
     epochs: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
     preserve: str | None = None,
-    holdout: float = 0.1,
+    validation_split: float = 0.1,
     verbose: int = 1,
+    seed: int | None = None,
+    callbacks=None,
+    holdout=c.UNSET,
 ) -> keras.Model:
     """Quantization-aware training: fine-tunes with simulated int8 arithmetic.
 
@@ -246,9 +249,19 @@ def quantize_aware(
             model's own. Defaults to `None`.
         preserve: None, "sparsity", "clusters" or "sparse_clusters". What
             quantization-aware training keeps. Defaults to `None`.
-        holdout: float. Without ``validation_data``, this fraction of array
-            data is held out of fine-tuning to keep the best epoch on (0: keep
-            the last). Defaults to `0.1`.
+        validation_split: float. Without ``validation_data``, this fraction
+            of array data is held out of fine-tuning by kdl.train's rule
+            (stratified for class targets, the last windows for series, else
+            at random; seeded by ``seed``) to keep the best epoch on; 0 trains
+            on everything and keeps the last epoch. Defaults to `0.1`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            fine-tuning, and the validation split (None: split seeded 0), as
+            ``seed`` does in kdl.train; op determinism is not switched on
+            (``kdl.set_seed``). Defaults to `None`.
+        callbacks: list of kdl.keras callbacks or None. Passed to ``fit``
+            after the transform's own. Defaults to `None`.
+        holdout: deprecated name of ``validation_split`` (DeprecationWarning;
+            removed in the next release).
         verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
 
     Returns:
@@ -277,9 +290,12 @@ def quantize_aware(
     )
     if preserve is not None:
         v.check_choice(preserve, "preserve", _FUNC, PRESERVE)
-    c.check_holdout(holdout, _FUNC)
+    extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
+                          callbacks=callbacks, holdout=holdout)  # fmt: skip
     qat = _quantized(_without_augmentation(model), model.name, preserve)
-    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    x_fit, y_fit, validation = c.split_holdout(
+        x, y, info, extras, validation_data, model, _FUNC
+    )
     steps = c.steps_per_epoch(x_fit, info, batch_size)
     epochs = c.epochs_for(epochs, steps, MIN_STEPS)
     total_steps = epochs * steps
@@ -296,6 +312,7 @@ def quantize_aware(
         batch_size=batch_size,
         validation_data=validation,
         verbose=verbose,
+        extras=extras,
         callbacks=callbacks,
     )
     return qat

@@ -411,11 +411,10 @@ def _transfer(model, smaller, graph, keep) -> None:
             new.set_weights(_sliced_weights(old, graph, keep))
 
 
-def _check_shrink(model, x, y, fraction, holdout, training):
+def _check_shrink(model, x, y, fraction, training):
     info, _ = c.check_training(_FUNC, model, x, y, **training)
     if v.check_fraction(fraction, "fraction", _FUNC) == 0.0:
         v.fail(_FUNC, "fraction", "a number in (0, 1)", fraction)
-    c.check_holdout(holdout, _FUNC)
     return info
 
 
@@ -437,15 +436,18 @@ def _plan(model, x, fraction):
 def shrink(
     model,
     x,
-    y,
+    y=None,
     *,
     fraction: float = 0.5,
     epochs: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
-    holdout: float = 0.1,
+    validation_split: float = 0.1,
     verbose: int = 1,
+    seed: int | None = None,
+    callbacks=None,
+    holdout=c.UNSET,
     dp: bool | dict | None = None,
 ) -> keras.Model:
     """Structured pruning: removes the least important units and filters.
@@ -488,9 +490,19 @@ def shrink(
         learning_rate: float or None. The first fine-tuning learning rate,
             decayed along a cosine to half of it; None starts from the
             model's own. Defaults to `None`.
-        holdout: float. Without ``validation_data``, this fraction of array
-            data is held out of fine-tuning to keep the best epoch on (0 trains
-            on everything and keeps the last epoch). Defaults to `0.1`.
+        validation_split: float. Without ``validation_data``, this fraction
+            of array data is held out of fine-tuning by kdl.train's rule
+            (stratified for class targets, the last windows for series, else
+            at random; seeded by ``seed``) to keep the best epoch on; 0 trains
+            on everything and keeps the last epoch. Defaults to `0.1`.
+        seed: int or None. Seeds Python, NumPy and TensorFlow before
+            fine-tuning, and the validation split (None: split seeded 0), as
+            ``seed`` does in kdl.train; op determinism is not switched on
+            (``kdl.set_seed``). Defaults to `None`.
+        callbacks: list of kdl.keras callbacks or None. Passed to ``fit``
+            after the transform's own. Defaults to `None`.
+        holdout: deprecated name of ``validation_split`` (DeprecationWarning;
+            removed in the next release).
         verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
 
     Returns:
@@ -515,8 +527,12 @@ def shrink(
         learning_rate=learning_rate,
         dp=dp,
     )
-    info = _check_shrink(model, x, y, fraction, holdout, training)
-    x_fit, y_fit, validation = c.split_holdout(x, y, info, holdout, validation_data)
+    extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
+                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+    info = _check_shrink(model, x, y, fraction, training)
+    x_fit, y_fit, validation = c.split_holdout(
+        x, y, info, extras, validation_data, model, _FUNC
+    )
     source = c.plain_view(model)
     graph, keep = _plan(source, None if dp is not None else x_fit, fraction)
     smaller = _smaller_model(source, graph, keep)
@@ -539,6 +555,7 @@ def shrink(
         batch_size=batch_size,
         validation_data=validation,
         verbose=verbose,
+        extras=extras,
         target=work,
     )
     return c.finish(work, smaller, model, dp)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from kdl import _arrays, export
+from kdl import _arrays, _keras_names, export
 from kdl import _validation as v
 from kdl.errors import UnsupportedModelError
 from kdl.export import _signatures as sig
@@ -49,8 +49,8 @@ class Variants(dict):
 def standard_variants(
     model,
     x,
-    y,
-    output_dir,
+    y=None,
+    run_dir=None,
     *,
     include: tuple[str, ...] = STANDARD_VARIANTS,
     representative_data=None,
@@ -62,6 +62,7 @@ def standard_variants(
     distill_kwargs: dict | None = None,
     student=None,
     verbose: int = 1,
+    output_dir=_keras_names.UNSET,
 ) -> Variants:
     """Builds the standard compressed and exported variants of one float model.
 
@@ -89,8 +90,11 @@ def standard_variants(
     Args:
         model: kdl.keras.Model. The trained float model.
         x: array, list or dict. Training inputs (for fine-tuning).
-        y: array or dict. Training labels.
-        output_dir: str or os.PathLike. Folder for the .tflite files.
+        y: array, dict or None. Training labels; None when ``x`` is a
+            ``tf.data`` dataset of (inputs, labels), which then needs
+            ``representative_data``. Defaults to `None`.
+        run_dir: str or os.PathLike. Folder for the .tflite files (kdl's one
+            name for an output folder; required).
         include: tuple of str. Which of `STANDARD_VARIANTS` to build. Defaults
             to all of them.
         representative_data: inputs or None. Calibration examples for int8.
@@ -112,6 +116,8 @@ def standard_variants(
             Defaults to `None` (the shrunk model).
         verbose: int. 0, 1 or 2 (2 also lets the transforms and exports
             print). Defaults to `1`.
+        output_dir: deprecated name of ``run_dir`` (DeprecationWarning;
+            removed in the next release).
 
     Returns:
         Variants: a dict, variant name -> the Keras model or the .tflite
@@ -136,7 +142,9 @@ def standard_variants(
         "shrink": shrink_kwargs,
         "distill": distill_kwargs,
     }
-    folder = _check_standard_args(model, output_dir, include, kwargs, student, func)
+    run_dir = _keras_names.renamed(func, "output_dir", "run_dir", output_dir,
+                                   run_dir, None)  # fmt: skip
+    folder = _check_standard_args(model, run_dir, include, kwargs, student, func)
     verbose = v.check_verbose(verbose, func)
     representative_data, check_data = _checked_data(
         model, x, representative_data, check_data, func
@@ -172,10 +180,12 @@ def standard_variants(
     return variants
 
 
-def _check_standard_args(model, output_dir, include, kwargs, student, func) -> Path:
+def _check_standard_args(model, run_dir, include, kwargs, student, func) -> Path:
     """Checks the arguments of :func:`standard_variants`; returns the folder."""
     v.check_keras_model(model, "model", func)
-    folder = v.check_path(output_dir, "output_dir", func)
+    if run_dir is None:
+        v.fail(func, "run_dir", "given: the folder for the .tflite files", None)
+    folder = v.check_path(run_dir, "run_dir", func)
     if isinstance(include, str) or not isinstance(include, (tuple, list)):
         v.fail(
             func,
@@ -198,7 +208,11 @@ def _check_standard_args(model, output_dir, include, kwargs, student, func) -> P
 def _checked_data(model, x, representative_data, check_data, func) -> tuple:
     """(representative data, check data), checked against the model's inputs."""
     specs = sig.input_specs(model, func)
-    inputs = _arrays.as_inputs(specs, x, func, "x")
+    dataset = hasattr(x, "element_spec")  # tf.data: checked by the transforms
+    if dataset and representative_data is None:
+        v.fail(func, "representative_data", "given when x is a tf.data.Dataset "
+               "(the examples int8 is calibrated on)", None)  # fmt: skip
+    inputs = None if dataset else _arrays.as_inputs(specs, x, func, "x")
     if representative_data is None:
         representative_data = _arrays.take(inputs, 200)
     else:

@@ -147,6 +147,7 @@ def single_head_model(
     normalize=None,
     normalize_target=None,
     residual=None,
+    loss=None,
 ):
     """Puts the task's head on ``x`` and returns the compiled model.
 
@@ -179,4 +180,5 @@ def single_head_model(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
     )

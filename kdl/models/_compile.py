@@ -67,6 +67,7 @@ def check_common(
     metrics=None,
     name="model",
     input_rank=None,
+    loss=None,
 ) -> None:
     """Validates the keyword arguments every builder shares, before any layer.
 
@@ -110,6 +111,17 @@ def check_common(
         for metric in metrics:
             v.check_keras2(metric, "metrics", func)
     v.check_str(name, "name", func)
+    check_loss(loss, func)
+
+
+def check_loss(loss, func: str) -> None:
+    """``loss``: None (the task's), a loss name, or a kdl.keras loss/callable."""
+    if loss is None or isinstance(loss, str):
+        return
+    v.check_keras2(loss, "loss", func)
+    if not callable(loss):
+        v.fail(func, "loss", "a loss name, a kdl.keras loss or None", loss,
+               error=TypeError)  # fmt: skip
 
 
 def _is_dp_optimizer(optimizer) -> bool:
@@ -152,25 +164,26 @@ def regularizer(l1: float, l2: float):
     return keras.regularizers.L1L2(l1=l1, l2=l2)
 
 
-def compile_model(model, *, task, optimizer, learning_rate, metrics):
+def compile_model(model, *, task, optimizer, learning_rate, metrics, loss=None):
     """Compiles ``model`` for ``task`` and returns it.
 
     Given a DP optimizer from ``kdl.privacy.dp_optimizer``, returns a private
     model instead (``kdl.privacy.compile_private``: per-example loss, privacy
     statement and accounting, like ``make_private(method="optimizer")``).
     """
+    loss = task_loss(task) if loss is None else loss  # the user's, as in Keras
     if _is_dp_optimizer(optimizer):
         from kdl import privacy
 
         return privacy.compile_private(
             model,
             optimizer,
-            loss=task_loss(task),
+            loss=loss,
             metrics=task_metrics(task, metrics),
         )
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
-        loss=task_loss(task),
+        loss=loss,
         metrics=task_metrics(task, metrics),
     )
     return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.models import _blocks, _compile, _normalize, _strategy, _target
@@ -116,6 +117,13 @@ def cnn_body(
     )
 
 
+def _check_pooling(pooling, pool) -> str:
+    """``pooling`` (``pool`` is its deprecated name); Keras' "avg" is "average"."""
+    pooling = _keras_names.renamed(FUNC, "pool", "pooling", pool, pooling, "max")
+    pooling = {"avg": "average"}.get(pooling, pooling)
+    return v.check_choice(pooling, "pooling", FUNC, (*POOLS, "avg"))
+
+
 @_strategy.distributable
 def build_cnn(
     input_shape,
@@ -124,7 +132,7 @@ def build_cnn(
     task: str = "classification",
     filters: tuple[int, ...] | None = None,
     kernel_size: int = 3,
-    pool: str = "max",
+    pooling: str = "max",
     dense_units: tuple[int, ...] = (128,),
     global_pool: bool | None = None,
     activation: str = "relu",
@@ -138,8 +146,10 @@ def build_cnn(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "cnn",
     strategy=None,
+    pool=_keras_names.UNSET,
 ):
     """Builds a compiled convolutional network.
 
@@ -154,7 +164,7 @@ def build_cnn(
     128: (16, 32, 64) for 32x32 images, (16, 32, 64, 128) for 64x64, six
     blocks for 224x224 (sequences: until at most 16 steps remain, so (32,
     64) up to 64 steps). `global_pool` flattens a final map of at most 16
-    positions and averages larger ones globally (only with `pool="none"` or
+    positions and averages larger ones globally (only with `pooling="none"` or
     explicit `filters`). So the dense head's size does not grow with the
     pixel count (a 64x64 image flattened from a 16x16x64 map fed a 2M-weight
     dense layer and overfit).
@@ -167,7 +177,8 @@ def build_cnn(
         filters: tuple of int or None. Filters of each convolution block.
             Defaults to `None`: fitted to the input, see above.
         kernel_size: int. Size of every convolution kernel. Defaults to `3`.
-        pool: str. "max", "average" or "none". Defaults to `"max"`.
+        pooling: str. "max", "average" (or Keras' "avg") or "none": the
+            pooling after each convolution block. Defaults to `"max"`.
         dense_units: tuple of int. Dense layers after the convolutions.
             Defaults to `(128,)`.
         global_pool: bool or None. Global average pooling instead of
@@ -191,10 +202,16 @@ def build_cnn(
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None` (the task's defaults).
+        loss: str, a kdl.keras loss or None. The loss to compile with, as
+            in Keras' ``compile``; None: the task's (sparse categorical
+            cross-entropy, binary cross-entropy or mean squared error).
+            Defaults to `None`.
         name: str. Defaults to `"cnn"`.
         strategy: None, a `tf.distribute.Strategy` or a name ("auto",
             "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
             The model is built and compiled in its scope. Defaults to `None`.
+        pool: deprecated name of ``pooling`` (DeprecationWarning; removed in
+            the next release).
 
     Returns:
         A compiled `kdl.keras.Model`.
@@ -203,7 +220,7 @@ def build_cnn(
         ValueError, TypeError: for a bad argument, naming it.
 
     Example:
-        >>> model = build_cnn((8, 8, 1), 10, filters=(16, 32), pool="average")
+        >>> model = build_cnn((8, 8, 1), 10, filters=(16, 32), pooling="avg")
         >>> model.output_shape
         (None, 10)
     """
@@ -221,6 +238,7 @@ def build_cnn(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
         input_rank=len(input_shape),
     )
@@ -228,7 +246,7 @@ def build_cnn(
     if filters is not None:
         filters = v.check_int_tuple(filters, "filters", FUNC)
     v.check_int(kernel_size, "kernel_size", FUNC)
-    v.check_choice(pool, "pool", FUNC, POOLS)
+    pool = _check_pooling(pooling, pool)
     dense_units = v.check_int_tuple(dense_units, "dense_units", FUNC, min_len=0)
     if global_pool is not None:
         v.check_bool(global_pool, "global_pool", FUNC)
@@ -264,5 +282,6 @@ def build_cnn(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         normalize_target=normalize_target,
     )

@@ -53,6 +53,7 @@ def build_mlp(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "mlp",
     strategy=None,
 ):
@@ -94,6 +95,10 @@ def build_mlp(
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. None gives the task's default metrics.
             Defaults to `None`.
+        loss: str, a kdl.keras loss or None. The loss to compile with, as
+            in Keras' ``compile``; None: the task's (sparse categorical
+            cross-entropy, binary cross-entropy or mean squared error).
+            Defaults to `None`.
         name: str. Model name. Defaults to `"mlp"`.
         strategy: None, a `tf.distribute.Strategy` or a name ("auto",
             "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
@@ -124,6 +129,7 @@ def build_mlp(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
         input_rank=len(input_shape),
     )
@@ -156,5 +162,6 @@ def build_mlp(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         normalize_target=normalize_target,
     )

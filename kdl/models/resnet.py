@@ -77,6 +77,7 @@ def build_resnet(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "resnet",
     strategy=None,
 ):
@@ -109,6 +110,10 @@ def build_resnet(
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
+        loss: str, a kdl.keras loss or None. The loss to compile with, as
+            in Keras' ``compile``; None: the task's (sparse categorical
+            cross-entropy, binary cross-entropy or mean squared error).
+            Defaults to `None`.
         name: str. Defaults to `"resnet"`.
         strategy: None, a `tf.distribute.Strategy` or a name ("auto",
             "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
@@ -139,6 +144,7 @@ def build_resnet(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
         input_rank=len(input_shape),
     )
@@ -177,5 +183,6 @@ def build_resnet(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         normalize_target=normalize_target,
     )

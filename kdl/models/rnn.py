@@ -115,6 +115,7 @@ def _build(
     learning_rate,
     metrics,
     name,
+    loss=None,
     normalize_target=None,
     residual="auto",
 ):
@@ -131,6 +132,7 @@ def _build(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
         input_rank=len(input_shape),
     )
@@ -173,6 +175,7 @@ def _build(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         normalize=normalize,
         normalize_target=normalize_target,
         residual=feature,
@@ -200,6 +203,7 @@ def build_rnn(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "rnn",
     strategy=None,
 ):
@@ -251,6 +255,10 @@ def build_rnn(
         optimizer: str or optimizer. Defaults to `"adam"`.
         learning_rate: float or schedule. Defaults to `1e-3`.
         metrics: tuple or None. Defaults to `None`.
+        loss: str, a kdl.keras loss or None. The loss to compile with, as
+            in Keras' ``compile``; None: the task's (sparse categorical
+            cross-entropy, binary cross-entropy or mean squared error).
+            Defaults to `None`.
         name: str. Defaults to `"rnn"`.
         strategy: None, a `tf.distribute.Strategy` or a name ("auto",
             "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
@@ -288,6 +296,7 @@ def build_rnn(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
     )
 
@@ -312,6 +321,7 @@ def build_lstm(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "lstm",
     strategy=None,
 ):
@@ -343,6 +353,7 @@ def build_lstm(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
     )
 
@@ -367,6 +378,7 @@ def build_gru(
     optimizer="adam",
     learning_rate=1e-3,
     metrics=None,
+    loss=None,
     name: str = "gru",
     strategy=None,
 ):
@@ -401,5 +413,6 @@ def build_gru(
         optimizer=optimizer,
         learning_rate=learning_rate,
         metrics=metrics,
+        loss=loss,
         name=name,
     )

@@ -21,6 +21,7 @@ __all__ = [
     "STATEMENT_JSON",
     "STATEMENT_TEXT",
     "PrivacyStatement",
+    "epsilon_words",
     "statement",
     "save_statement",
 ]
@@ -179,13 +180,81 @@ def _guarantee_lines(s: dict) -> list[str]:
         ]
     return [
         f"Guarantee: ({eps:.3g}, {s['delta']:.3g})-differential privacy.",
+        epsilon_words(eps, s["delta"]),
+    ]
+
+
+# Bands of epsilon and what each lets one say truthfully (issue 31): the factor
+# e^epsilon is a useful picture only while it is small; above ~10 it bounds
+# nothing, and the words must say so instead of promising "almost as well".
+_BANDS = (
+    (
+        1.0,
+        "This is a strong guarantee: whatever anyone learns from the model, "
+        "they could have learned almost as well if that example had not been "
+        "in the data.",
+    ),
+    (
+        4.0,
+        "This is a moderate guarantee: the model can reveal something about "
+        "any one example, but only to a bounded degree; it is not the "
+        '"almost as well" of a small epsilon.',
+    ),
+    (
+        10.0,
+        "This is a weak guarantee in the worst case: the bound alone does not "
+        "stop an attacker from becoming nearly sure whether one example was "
+        "used. Models trained with DP-SGD at this epsilon usually resist the "
+        "known attacks far better than the bound says, but that is observed, "
+        "not guaranteed (kdl.privacy.audit measures it for this model).",
+    ),
+    (
+        math.inf,
+        "This bound gives almost no formal protection: it allows nearly "
+        "anything to be learned about one example, so treat the model as not "
+        "private for individuals. The clipping and noise may still limit "
+        "memorization in practice, which only an audit (kdl.privacy.audit) "
+        "can show.",
+    ),
+)
+
+
+def _percent(p: float) -> str:
+    if p > 0.9999:
+        return "more than 99.99%"
+    return f"{100 * p:.3g}%" if p < 0.99 else f"{100 * p:.2f}%"
+
+
+def epsilon_words(epsilon: float, delta: float) -> str:
+    """Plain words for an (epsilon, delta) guarantee, true at any epsilon.
+
+    Three parts: the factor e^epsilon (the definition), what it means for an
+    attacker who starts from a coin flip (posterior at most
+    e^eps / (1 + e^eps), the hypothesis-testing reading of DP), and a sentence
+    for epsilon's band (at most 1, at most 4, at most 10, above 10).
+
+    Args:
+        epsilon: float. The epsilon of the guarantee (finite, >= 0).
+        delta: float. Its delta.
+
+    Returns:
+        str.
+
+    Example:
+        >>> epsilon_words(1.0, 1e-5)[:40]
+        'In plain words: adding or removing any o'
+    """
+    sure = 1.0 / (1.0 + math.exp(-min(epsilon, 700.0)))
+    band = next(text for top, text in _BANDS if epsilon <= top)
+    return (
         f"In plain words: adding or removing any one training example "
         f"changes the probability of any outcome of training by at most a "
-        f"factor of e^{eps:.3g} (about {_factor(eps)}), except "
-        f"with probability at most {s['delta']:.3g}. So whatever anyone "
-        "learns from the model, they could have learned almost as well "
-        "if that example had not been in the data.",
-    ]
+        f"factor of e^{epsilon:.3g} (about {_factor(epsilon)}), except "
+        f"with probability at most {delta:.3g}. Someone who thought it a coin "
+        f"flip whether an example was in the data can, after seeing the "
+        f"model, be at most {_percent(sure)} sure either way (up to the same "
+        f"small delta). {band}"
+    )
 
 
 def _weights_lines(s: dict) -> list[str]:

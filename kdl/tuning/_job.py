@@ -57,6 +57,9 @@ class FitSpec:
     direction: str
     seed: int | None
     verbose: int
+    # The user's callbacks and other fit arguments (issue 31).
+    callbacks: tuple = ()
+    fit_kwargs: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ trains it with tf_keras ``model.fit``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import io
 import json
@@ -127,8 +128,12 @@ class SearchTuner(base_tuner.BaseTuner):
             epochs=int(values.get("tuner/epochs", fit.epochs)),
             initial_epoch=int(values.get("tuner/initial_epoch", 0)),
             batch_size=fit.batch_size,
-            callbacks=[stopper, keras.callbacks.TerminateOnNaN()],
+            # The user's callbacks: a fresh copy per trial, as KerasTuner's own
+            # search does (issue 31).
+            callbacks=[stopper, keras.callbacks.TerminateOnNaN()]
+            + copy.deepcopy(list(fit.callbacks)),
             verbose=2 if fit.verbose >= 2 else 0,
+            **fit.fit_kwargs,
         )
 
     def load_model(self, trial):

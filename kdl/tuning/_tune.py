@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kdl import _files
+from kdl import _files, _keras_names
 from kdl import _validation as v
 from kdl._constants import ALGORITHMS
 from kdl.tuning import _builder_args as builder_args
@@ -158,6 +158,22 @@ def _check_fit(
     )
 
 
+# fit arguments each trial sets itself (the rest of fit's pass on, issue 31).
+_OWNED = ("x", "y", "validation_data", "validation_split", "epochs",
+          "initial_epoch", "batch_size", "callbacks", "verbose")  # fmt: skip
+
+
+def _with_fit_extras(fit: jobs.FitSpec, callbacks, fit_kwargs) -> jobs.FitSpec:
+    """``fit`` with the user's callbacks and other ``fit`` arguments."""
+    callbacks = _keras_names.check_callbacks(callbacks, FUNC, allow_none=True)
+    fit_kwargs = _keras_names.check_fit_kwargs(fit_kwargs, FUNC, _OWNED)
+    if fit_kwargs.get("sample_weight") is not None and fit.validation_split:
+        v.fail(FUNC, "sample_weight", "given with validation_data, not with "
+               "validation_split (kdl holds the split out itself)",
+               "an array")  # fmt: skip
+    return dataclasses.replace(fit, callbacks=tuple(callbacks), fit_kwargs=fit_kwargs)
+
+
 # Fewer validation examples than this make an accuracy objective coarse: one
 # example moves it by more than a percent, and trials tie (kdl issue 11).
 COARSE_BELOW = 100
@@ -229,7 +245,7 @@ def _check_search(
     if max_trials is None and algorithm in ("random", "bayesian"):
         max_trials = 10
     v.check_int(factor, "factor", FUNC, min_value=2)
-    v.check_int(max_failures, "max_consecutive_failures", FUNC)
+    v.check_int(max_failures, "max_consecutive_failed_trials", FUNC)
     if directory is None:
         path = DEFAULT_ROOT / default_name
     else:
@@ -339,12 +355,15 @@ def tune(
     validation_data=None,
     validation_split: float | None = None,
     factor: int = 3,
-    max_consecutive_failures: int = 3,
+    max_consecutive_failed_trials: int = 3,
     directory: str | os.PathLike | None = None,
     resume: bool = True,
     seed: int | None = None,
     verbose: int = 1,
     distributed: bool = False,
+    callbacks=None,
+    max_consecutive_failures=_keras_names.UNSET,
+    **fit_kwargs,
 ) -> TuneResult | None:
     """Searches a builder's arguments for the best model.
 
@@ -396,8 +415,9 @@ def tune(
             validation examples warns that it is coarse. Defaults to `None`.
         factor: int. Hyperband's reduction factor (2 or more). Defaults to
             `3`.
-        max_consecutive_failures: int. The search stops with RuntimeError
-            after this many failed trials in a row. Defaults to `3`.
+        max_consecutive_failed_trials: int. The search stops with
+            RuntimeError after this many failed trials in a row (KerasTuner's
+            name). Defaults to `3`.
         directory: str, PathLike or None. Folder of the search; None means
             `saved_models/tune_<builder>_<algorithm>`. It must be new, empty
             or hold a kdl search. Defaults to `None`.
@@ -425,6 +445,16 @@ def tune(
             worker runs again once, then is marked failed. The chief returns
             the same TuneResult as a local search; a worker returns None when
             no trial is left. Defaults to `False`.
+        callbacks: list of kdl.keras callbacks or None. Passed to every
+            trial's ``fit`` after kdl's early stopping (a fresh copy per
+            trial, as KerasTuner does). Defaults to `None`.
+        max_consecutive_failures: deprecated name of
+            ``max_consecutive_failed_trials`` (DeprecationWarning; removed in
+            the next release).
+        **fit_kwargs: other arguments of ``Model.fit`` for every trial
+            (``class_weight``, ``sample_weight``, ``steps_per_epoch``, ...),
+            as KerasTuner's ``search(**fit_kwargs)``. ``sample_weight`` needs
+            ``validation_data`` (kdl holds a split out itself).
 
     Returns:
         A :class:`TuneResult` with the best model, its arguments, its score
@@ -440,7 +470,7 @@ def tune(
             the builder does not take, an empty `kdl.Choice`, `high` <= `low`,
             an argument both fixed and searched, a continuous space for grid
             search, or a folder holding another search.
-        RuntimeError: if `max_consecutive_failures` trials fail in a row, or
+        RuntimeError: if `max_consecutive_failed_trials` trials fail in a row, or
             no trial completes.
 
     Example:
@@ -455,6 +485,10 @@ def tune(
     """
     v.check_choice(algorithm, "algorithm", FUNC, ALGORITHMS)
     v.check_bool(resume, "resume", FUNC)
+    max_failed = _keras_names.renamed(
+        FUNC, "max_consecutive_failures", "max_consecutive_failed_trials",
+        max_consecutive_failures, max_consecutive_failed_trials, 3,
+    )  # fmt: skip
     fit = _check_fit(
         x,
         y,
@@ -468,12 +502,13 @@ def tune(
         seed=seed,
         verbose=verbose,
     )
+    fit = _with_fit_extras(fit, callbacks, fit_kwargs)
     build = builder_args.check_builder(build_fn, space, fixed, algorithm, x, y)
     search = _check_search(
         algorithm,
         max_trials,
         factor,
-        max_consecutive_failures,
+        max_failed,
         directory,
         f"tune_{build.name}_{algorithm}",
         distributed,

@@ -1,0 +1,211 @@
+"""One name per shared concept across kdl's public API (issue 31).
+
+Reads the signature of every public function and method (no model is built)
+and fails when a parameter looks like one of the shared concepts (held-out
+data, seed, determinism, output folder, layer widths, verbosity) but is not
+its canonical name. A deliberate exception is listed below with its reason;
+a deprecated old name (default ``kdl._keras_names.UNSET``) must be listed in
+DEPRECATED. A new function that names a concept its own way fails here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+
+import pytest
+
+from kdl._keras_names import UNSET
+
+MODULES = (
+    "kdl",
+    "kdl.augment",
+    "kdl.baselines",
+    "kdl.callbacks",
+    "kdl.compression",
+    "kdl.datasets",
+    "kdl.export",
+    "kdl.io",
+    "kdl.lite",
+    "kdl.privacy",
+    "kdl.report",
+    "kdl.rl",
+    "kdl.training",
+    "kdl.tuning",
+)
+
+# Public classes a module does not list in __all__.
+EXTRA = {"kdl.io": ("SavedModelPredictor",)}
+
+# concept -> (pattern a parameter name matches, the canonical names)
+CONCEPTS = {
+    "held-out data": (
+        r"hold_?out|^val_|valid|_split$|^split",
+        {"validation_split", "validation_data"},
+    ),
+    "seed": (r"seed|random_state|^rng$", {"seed"}),
+    "determinism": (r"determin", {"deterministic"}),
+    "output folder": (
+        r"_dir$|^dir_|directory|folder|^out_|^output_?(dir|path|folder)",
+        {"run_dir"},
+    ),
+    "widths": (r"units|width|neurons|hidden|^filters$|^channels$", None),
+    "verbosity": (r"verbos|quiet|silent|progress", {"verbose"}),
+}
+# Widths: "units" (recurrent layers), "dense_units" (dense layers), "filters"
+# (convolutions), each with one type wherever it appears.
+WIDTHS = {"units": tuple, "dense_units": tuple, "filters": tuple}
+
+# (function, parameter) -> why it keeps its own name.
+EXCEPTIONS = {
+    ("kdl.tune", "directory"): "KerasTuner's name for the search folder",
+    ("kdl.export.to_tflite", "run_dir"): "an input: the training run to record",
+    ("kdl.export.to_micro", "folder"): "issue 31 leaves it: a required output",
+    ("kdl.build_mlp", "hidden_units"): "issue 31 leaves it (dense_units)",
+    ("kdl.rl.DQNAgent", "hidden_units"): "issue 31 leaves it (dense_units)",
+    ("kdl.build_seq2seq", "units"): "one encoder/decoder layer: an int",
+    ("kdl.tuning.TuneResult", "directory"): "the search folder, as kdl.tune",
+    ("kdl.augment.TimeMask", "width"): "steps masked, not a layer width",
+    ("kdl.callbacks.standard", "run_dir"): "the run folder the callbacks write",
+}
+# (function, deprecated parameter) -> its new name; removed next release.
+DEPRECATED = {
+    ("kdl.tune", "max_consecutive_failures"): "max_consecutive_failed_trials",
+    ("kdl.build_cnn", "pool"): "pooling",
+    ("kdl.report.compare", "output_dir"): "run_dir",
+    ("kdl.report.standard_variants", "output_dir"): "run_dir",
+    **{
+        (f"kdl.compression.{name}", "holdout"): "validation_split"
+        for name in ("prune", "cluster", "quantize_aware", "shrink", "distill")
+    },
+}
+
+
+def _own_name(module: str, name: str, obj) -> str:
+    home = getattr(obj, "__module__", "") or ""
+    if module == "kdl" or home.startswith(module):
+        return f"{module}.{name}" if module != "kdl" else f"kdl.{name}"
+    return f"{module}.{name}"
+
+
+def public_callables() -> dict:
+    """{public name: callable} of every public function, class and method."""
+    found, seen = {}, set()
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name in [*getattr(module, "__all__", ()), *EXTRA.get(module_name, ())]:
+            obj = getattr(module, name)
+            if inspect.ismodule(obj) or name == "keras" or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            qualified = _own_name(module_name, name, obj)
+            if inspect.isfunction(obj):
+                found[qualified] = obj
+            elif inspect.isclass(obj) and obj.__module__.startswith("kdl"):
+                found[qualified] = obj.__init__
+                for method, value in vars(obj).items():
+                    if inspect.isfunction(value) and not method.startswith("_"):
+                        found[f"{qualified}.{method}"] = value
+    return found
+
+
+def _parameters(func) -> list:
+    try:
+        return list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
+def test_the_api_is_read():
+    names = public_callables()
+    expected = (
+        "kdl.train",
+        "kdl.tune",
+        "kdl.build_cnn",
+        "kdl.load",
+        "kdl.compression.prune",
+        "kdl.export.to_tflite",
+        "kdl.privacy.save_statement",
+        "kdl.export.TFLiteModel.predict",
+    )
+    for name in expected:
+        assert name in names, name
+
+
+def _problems() -> list[str]:
+    problems = []
+    for qualified, func in sorted(public_callables().items()):
+        for p in _parameters(func):
+            key = (qualified, p.name)
+            if p.default is UNSET:
+                if key not in DEPRECATED:
+                    problems.append(f"{key}: deprecated, but not in DEPRECATED")
+                continue
+            if key in EXCEPTIONS:
+                continue
+            for concept, (pattern, canonical) in CONCEPTS.items():
+                if not re.search(pattern, p.name):
+                    continue
+                if canonical is None:  # widths
+                    wanted = WIDTHS.get(p.name)
+                    if wanted is None:
+                        problems.append(f"{key}: a width not named units, "
+                                        "dense_units or filters")  # fmt: skip
+                    elif p.default not in (None, p.empty) and not isinstance(
+                        p.default, wanted
+                    ):
+                        problems.append(f"{key}: a width that is not a tuple")
+                elif p.name not in canonical:
+                    problems.append(f"{key}: {concept} is named {sorted(canonical)}")
+    return problems
+
+
+def test_every_shared_concept_has_one_name():
+    assert _problems() == []
+
+
+def test_every_exception_and_deprecation_still_exists():
+    """A renamed or removed parameter takes its entry out of the tables."""
+    found = public_callables()
+    for func, name in [*EXCEPTIONS, *DEPRECATED]:
+        params = {p.name for p in _parameters(found[func])}
+        assert name in params, (func, name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kdl.train",
+        "kdl.tune",
+        "kdl.compression.prune",
+        "kdl.compression.cluster",
+        "kdl.compression.quantize_aware",
+        "kdl.compression.shrink",
+        "kdl.compression.distill",
+        "kdl.report.standard_variants",
+    ],
+)
+def test_y_is_optional_where_x_may_be_a_dataset(name):
+    params = {p.name: p for p in _parameters(public_callables()[name])}
+    assert params["y"].default is None
+    assert "callbacks" in params or name == "kdl.report.standard_variants"
+
+
+def test_the_check_fails_on_a_new_inconsistency(monkeypatch):
+    """The test itself: a function naming a concept its own way is caught."""
+
+    def new_transform(model, x, y=None, *, holdout=0.1, out_dir=None, verbosity=1):
+        """A made-up public function with three inconsistent names."""
+
+    found = public_callables()
+    monkeypatch.setattr(
+        __import__(__name__, fromlist=["x"]),
+        "public_callables",
+        lambda: {**found, "kdl.compression.new_transform": new_transform},
+    )
+    problems = _problems()
+    assert len(problems) == 3
+    assert any("'holdout'" in p and "held-out" in p for p in problems)
+    assert any("'out_dir'" in p and "output folder" in p for p in problems)
+    assert any("'verbosity'" in p for p in problems)
