@@ -494,6 +494,32 @@ def _layer_names(config) -> set:
     return names
 
 
+# Config arguments whose string value is a path Keras reads while loading
+# (StringLookup / IntegerLookup / TextVectorization ``vocabulary``: an in-line
+# list is data, a string is a file anywhere on disk).
+_PATH_KEYS = frozenset({"vocabulary", "vocabulary_file", "vocab_file", "filepath"})
+_PATH_SUFFIXES = ("_file", "_filename", "_path", "_dir")
+
+
+def _check_paths(entry, where, path, func):
+    """Refuses an entry whose config names a file Keras would read (issue 29)."""
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return
+    for key, value in config.items():
+        if not (isinstance(key, str) and isinstance(value, str) and value):
+            continue
+        if key in _PATH_KEYS or key.endswith(_PATH_SUFFIXES):
+            _refuse(
+                func,
+                path,
+                f"its config entry {where} ({entry['class_name']!r} layer "
+                f"{config.get('name')!r}) names the file {value!r} as its "
+                f"{key!r} argument; Keras would read that file while loading "
+                "(an in-line list is loaded safely).",
+            )
+
+
 def _check_tree(config, label, allow, path, func):
     names = _layer_names(config)
     for node, where in nodes(config, label):
@@ -501,6 +527,7 @@ def _check_tree(config, label, allow, path, func):
             continue
         if "class_name" in node:
             _check_entry(node, where or "(the model)", allow, names, path, func)
+            _check_paths(node, where or "(the model)", path, func)
         for key, value in node.items():
             if isinstance(value, str) and isinstance(key, str):
                 sub = f"{where}.{key}" if where else key

@@ -197,11 +197,11 @@ def _resolves_a_name(cls_node) -> bool:
     return False
 
 
-def _tf_keras_layer_classes():
-    """Every tf_keras Layer subclass, by name, with its ClassDef (source read)."""
+def _tf_keras_layer_classes(root=None, package="tf_keras.src"):
+    """Every Layer subclass under ``root`` (tf_keras' source) that resolves a name."""
     import inspect
 
-    root = Path(keras.__file__).parent / "src"
+    root = root or Path(keras.__file__).parent / "src"
     found = {}
     for file in sorted(root.rglob("*.py")):
         rel = file.relative_to(root).as_posix()
@@ -213,7 +213,7 @@ def _tf_keras_layer_classes():
     layers = set()
     for name, files in found.items():
         for rel in files:
-            module = "tf_keras.src." + rel[:-3].replace("/", ".")
+            module = f"{package}." + rel[:-3].replace("/", ".")
             try:
                 cls = getattr(__import__(module, fromlist=[name]), name)
             except Exception:  # noqa: BLE001 - optional dependencies
@@ -240,6 +240,45 @@ def test_every_symbol_resolving_layer_of_tf_keras_is_checked_or_refused():
                 )
 
 
+_FAKE_RELEASE = """
+from tf_keras.src.engine.base_layer import Layer
+from tensorflow.python.util import tf_export
+
+
+class TFGatherLambda(Layer):  # resolves a symbol the way TFOpLambda does
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        self.function = tf_export.get_symbol_from_name(function)
+
+
+class FromModule(Layer):  # the way Keras' deserializers import a module
+    def __init__(self, module, name_in_module, **kwargs):
+        import importlib
+
+        super().__init__(**kwargs)
+        self.fn = getattr(importlib.import_module(module), name_in_module)
+
+
+class Plain(Layer):  # resolves nothing: must not be reported
+    def call(self, x):
+        return getattr(self, "scale", 1.0) * x
+"""
+
+
+def test_the_source_scan_notices_a_new_symbol_resolving_layer(tmp_path, monkeypatch):
+    # A fake "next tf_keras release": the guard above must fail on it.
+    package = tmp_path / "fake_tf_keras_release"
+    (package / "layers").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers" / "__init__.py").write_text("")
+    (package / "layers" / "new_op_layer.py").write_text(_FAKE_RELEASE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = _tf_keras_layer_classes(package, "fake_tf_keras_release")
+    assert found == {"TFGatherLambda", "FromModule"}
+    new = found - set(_safe_symbols.SYMBOL_LAYERS)
+    assert new == found  # what the guard test reports as "new in tf_keras"
+
+
 def test_the_op_table_is_read_from_tf_keras_source():
     table = _safe_symbols.op_table()
     assert "from_row_splits" in table["class_methods"]["RaggedTensor"]
@@ -250,6 +289,42 @@ def test_the_op_table_is_read_from_tf_keras_source():
         assert _safe_symbols.tf_function_problem(name) is None, name
     for name in ("io.write_file", "print", "py_function", "numpy_function"):
         assert _safe_symbols.tf_function_problem(name) is not None, name
+
+
+# === Arguments that name a file ===
+
+_LOOKUPS = {
+    "StringLookup": (["b", "a"], "string", [["a"], ["z"]]),
+    "IntegerLookup": ([7, 3], "int64", [[3], [9]]),
+    "TextVectorization": (["b", "a"], "string", [["a b"], ["z"]]),
+}
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+@pytest.mark.parametrize("kind", sorted(_LOOKUPS))
+def test_a_vocabulary_file_is_refused_and_an_inline_one_loads(tmp_path, kind, fmt):
+    vocabulary, dtype, x = _LOOKUPS[kind]
+    inputs = keras.Input((1,), dtype=dtype)
+    layer = getattr(keras.layers, kind)(vocabulary=vocabulary, name="lookup")
+    model = keras.Model(inputs, layer(inputs))
+    path = kdl.save(model, tmp_path / f"inline.{fmt}")
+    loaded = kdl.load(path)  # an in-line vocabulary is data
+    x = tf.constant(x, dtype=dtype)
+    assert loaded.predict(x, verbose=0).tolist() == model.predict(x, verbose=0).tolist()
+
+    secret = tmp_path / "secret.txt"  # any file the loading user may read
+    secret.write_text("\n".join(map(str, vocabulary)))
+
+    def edit(config):
+        config["config"]["layers"][1]["config"]["vocabulary"] = str(secret)
+
+    evil = _rewrite(path, tmp_path / f"evil.{fmt}", edit)
+    pattern = rf"'{kind}' layer 'lookup'\) names the file '.*secret\.txt' as its "
+    with pytest.raises(ValueError, match=pattern + "'vocabulary' argument"):
+        kdl.load(evil)
+    secret.unlink()  # had Keras read it, the load would have succeeded
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(evil)
 
 
 # === SavedModel graphs ===
