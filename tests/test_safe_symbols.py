@@ -375,6 +375,92 @@ def test_a_savedmodel_that_writes_a_file_is_refused(tmp_path, in_initializer):
     assert target.exists()
 
 
+_N = 6000  # [N, N] float32 = 144 MB: over a tiny file's budget, harmless if run
+
+
+def _allocating(kind, stored):
+    """A tensor of N x N values, computed the way ``kind`` says."""
+    if kind == "fill":
+        return tf.fill([_N, _N], 1.0)
+    if kind == "zeros":
+        return tf.zeros([_N, _N])
+    if kind == "tile":
+        return tf.tile(tf.ones([1, 1]), [_N, _N])
+    if kind == "broadcast_to":
+        return tf.broadcast_to(1.0, [_N, _N])
+    if kind == "range":
+        return tf.cast(tf.range(_N * _N), tf.float32)
+    if kind == "random":
+        return tf.random.uniform([_N, _N])
+    if kind == "outer":  # [N, 1] + [1, N]: two tiny constants, broadcast
+        return tf.ones([_N, 1]) + tf.ones([1, _N])
+    if kind == "stored_shape":  # the shape is a variable's value, from the file
+        return tf.fill(stored.read_value(), 1.0)
+    # "folded": TensorFlow computes the constant shape argument while it
+    # imports the function, whether or not the function ever runs.
+    total = tf.reduce_sum(tf.fill([_N, _N], 1.0)) * 0.0 + 4.0
+    return tf.reshape(tf.ones([4]), tf.stack([tf.cast(total, tf.int32)]))
+
+
+class _Allocator(tf.saved_model.experimental.TrackableResource):
+    """A resource whose initializer (run while loading) computes a big tensor."""
+
+    def __init__(self, kind, stored):
+        super().__init__()
+        self.kind, self.stored = kind, stored  # stored: tracked by the module
+
+    def _create_resource(self):
+        return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="a")
+
+    def _initialize(self):
+        total = tf.reduce_sum(_allocating(self.kind, self.stored))
+        tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=total)
+
+
+_ALLOCATIONS = [
+    *((kind, True) for kind in ("fill", "zeros", "tile", "broadcast_to", "range")),
+    *((kind, True) for kind in ("random", "outer", "stored_shape", "folded")),
+    *((kind, False) for kind in ("fill", "outer", "stored_shape", "folded")),
+]
+
+
+@pytest.mark.parametrize("kind, in_initializer", _ALLOCATIONS)
+def test_a_savedmodel_computing_a_huge_tensor_is_refused(
+    tmp_path, kind, in_initializer
+):
+    module = tf.Module()
+    module.stored = tf.Variable([_N, _N])
+    if in_initializer:
+        module.resource = _Allocator(kind, module.stored)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    def serve(x):
+        if in_initializer:
+            return {"y": x * 2.0}
+        return {"y": x * tf.reduce_sum(_allocating(kind, module.stored))}
+
+    module.serve = serve
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
+    pattern = r"runs the op '\w+' computing a tensor (of shape \[6000, 6000\]|"
+    pattern += r"of shape \[36000000\]|whose size is (computed from constants|read "
+    pattern += r"from values stored))"
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)
+
+
+def test_a_keras_savedmodel_with_tables_embeddings_and_lstm_loads(tmp_path):
+    inputs = keras.Input((3,), dtype="string")
+    x = keras.layers.StringLookup(vocabulary=["a", "b", "c"])(inputs)
+    x = keras.layers.Embedding(5, 4)(x)
+    model = keras.Model(inputs, keras.layers.LSTM(2)(x))
+    path = kdl.save(model, tmp_path / "sm")
+    x = tf.constant([["a", "c", "z"], ["b", "b", "a"]])
+    expected = model.predict(x, verbose=0)
+    assert kdl.load(path).predict(x, verbose=0).tolist() == expected.tolist()
+
+
 # === What loading may extract and allocate ===
 
 
