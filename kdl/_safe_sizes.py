@@ -59,6 +59,9 @@ _SHAPE_ARG = {
     "BroadcastTo": 1,
     "ScatterNd": 2,
     "SparseToDense": 1,
+    "Conv2DBackpropInput": 0,
+    "Conv3DBackpropInputV2": 0,
+    "DepthwiseConv2dNativeBackpropInput": 0,
     **dict.fromkeys(
         "RandomUniform RandomStandardNormal TruncatedNormal RandomUniformInt "
         "RandomGamma RandomPoisson RandomPoissonV2 StatelessRandomUniform "
@@ -80,7 +83,8 @@ _SIZED = frozenset(
     "Tile Range OneHot Pad PadV2 MirrorPad Multinomial Bincount DenseBincount "
     "UnsortedSegmentSum UnsortedSegmentMax UnsortedSegmentMin UnsortedSegmentProd "
     "MatrixDiagV3 MatrixDiagV2 MatrixDiag Diag TensorListReserve TensorArrayV3 "
-    "StackV2 StringRepeat Einsum".split()
+    "StackV2 Einsum ResizeBilinear ResizeNearestNeighbor ResizeBicubic ResizeArea "
+    "ScaleAndTranslate CropAndResize".split()
 )
 _BINARY = frozenset(
     "Add AddV2 Sub Mul RealDiv Div DivNoNan FloorDiv FloorMod TruncateDiv "
@@ -195,7 +199,7 @@ def _sized_shape(op, args, attr):
     if op.startswith("UnsortedSegment"):
         count, data = _scalar(args[2]), first
         return None if count is None or data is None else (int(count), *data[1:])
-    if op in ("Multinomial", "StringRepeat"):
+    if op == "Multinomial":
         count = _scalar(args[1])
         return None if count is None or first is None else (*first[:1], int(count))
     if op in ("Bincount", "DenseBincount"):
@@ -204,6 +208,12 @@ def _sized_shape(op, args, attr):
     if op in ("TensorListReserve", "TensorArrayV3", "StackV2"):
         size = _scalar(args[1] if op == "TensorListReserve" else args[0])
         return None if size is None else (int(size),)
+    if op.startswith(("Resize", "ScaleAndTranslate", "CropAndResize")):
+        size = _dims(args[3 if op == "CropAndResize" else 1])
+        if size is None or len(size) != 2:
+            return None
+        rank4 = first is not None and len(first) == 4
+        return (None, *size, first[3] if rank4 else None)
     if op in ("Diag", "MatrixDiag"):
         return None if first is None else (*first, *first[-1:])
     return None  # Einsum, MatrixDiagV2/V3: not read
