@@ -626,6 +626,7 @@ def check_activations(model, path, func: str = "kdl.load") -> None:
     """
     if not isinstance(model, keras.Model):
         return
+    _check_op_layers_traced(model, path, func)
     for layer in model.layers:
         try:
             outputs = tf.nest.flatten(layer.output)
@@ -643,4 +644,45 @@ def check_activations(model, path, func: str = "kdl.load") -> None:
                     f"its layer {layer.name!r} outputs a tensor of shape "
                     f"{tuple(tensor.shape)}: {values:,} values per example, more "
                     f"than {MAX_INPUT_VALUES:,}; predicting would allocate them.",
+                )
+
+
+def _check_op_layers_traced(model, path, func) -> None:
+    """Refuses op layers that would compute more than MAX_INPUT_VALUES from one row.
+
+    An op layer's output shape hides what it does to the batch dimension:
+    ``tf.tile(x, [2**14, 2**14])`` on ``(None, 3)`` reports ``(None, 49152)``
+    per example, yet allocates 3.2 GB for one row. Tracing the model on one
+    example (a graph, nothing runs) gives every op's static shape. Only models
+    with op layers are traced; a model that cannot be traced on one example
+    is left to the per-layer check.
+    """
+    checked = {k for k, v in _safe_symbols.SYMBOL_LAYERS.items() if v == "checked"}
+    if not any(
+        _safe_symbols.symbol_layer_kind(type(layer)) in checked
+        for layer in model.layers
+    ):
+        return
+    specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
+    try:
+        graph = (
+            tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0]))
+            .get_concrete_function(*specs)
+            .graph
+        )
+    except Exception:  # noqa: BLE001 - not traceable on one row: per-layer check
+        return
+    for op in graph.get_operations():
+        for tensor in op.outputs:
+            shape = tensor.shape
+            if shape.rank is None or not shape.is_fully_defined():
+                continue
+            if shape.num_elements() > MAX_INPUT_VALUES:
+                refuse(
+                    func,
+                    path,
+                    f"its op {op.name!r} ({op.type}) computes a tensor of shape "
+                    f"{shape.as_list()} from one example: {shape.num_elements():,} "
+                    f"values, more than {MAX_INPUT_VALUES:,}; predicting would "
+                    "allocate them.",
                 )

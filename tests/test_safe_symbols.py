@@ -396,6 +396,18 @@ def _allocating(kind, stored):
         return tf.ones([_N, 1]) + tf.ones([1, _N])
     if kind == "resize":  # an image op whose output size is an argument
         return tf.image.resize(tf.ones([1, 2, 2, 1]), [_N, _N])
+    if kind == "einsum":  # an outer product: its size is not read, but constant
+        return tf.einsum("i,j->ij", tf.ones([_N]), tf.ones([_N]))
+    if kind == "while_growth":  # doubles a tensor 26 times in a loop
+
+        def body(i, t):
+            return i + 1, tf.concat([t, t], 0)
+
+        invariants = [tf.TensorShape([]), tf.TensorShape([None])]
+        loop = tf.while_loop(
+            lambda i, t: i < 26, body, [0, tf.ones([1])], shape_invariants=invariants
+        )
+        return loop[1]
     if kind == "stored_shape":  # the shape is a variable's value, from the file
         return tf.fill(stored.read_value(), 1.0)
     # "folded": TensorFlow computes the constant shape argument while it
@@ -422,6 +434,7 @@ class _Allocator(tf.saved_model.experimental.TrackableResource):
 _ALLOCATIONS = [
     *((kind, True) for kind in ("fill", "zeros", "tile", "broadcast_to", "range")),
     *((kind, True) for kind in ("random", "outer", "stored_shape", "folded")),
+    *((kind, True) for kind in ("einsum", "while_growth")),
     *((kind, False) for kind in ("fill", "outer", "stored_shape", "folded")),
     ("resize", False),
 ]
@@ -448,8 +461,29 @@ def test_a_savedmodel_computing_a_huge_tensor_is_refused(
     assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
     pattern = r"runs the op '\w+' computing a tensor (of shape \[(None, )?6000, 6000|"
     pattern += r"of shape \[36000000\]|whose size is (computed from constants|read "
-    pattern += r"from values stored))"
+    pattern += r"from values stored)|whose size kdl cannot read statically)"
     with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)
+
+
+def test_a_compressed_constant_of_a_huge_shape_is_refused(tmp_path):
+    # A Const's proto may hold one value for any shape: TensorFlow expands it.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module = tf.Module()
+    module.serve = tf.function(lambda x: {"y": x + tf.ones([4])}).get_concrete_function(
+        tf.TensorSpec([None, 4], tf.float32)
+    )
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    for function in saved.meta_graphs[0].graph_def.library.function:
+        for node in function.node_def:
+            if node.op == "Const" and node.attr["value"].tensor.tensor_shape.dim:
+                node.attr["value"].tensor.tensor_shape.dim[0].size = _N * _N
+    (path / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(ValueError, match=r"op 'Const' computing a tensor of shape"):
         kdl.load(path)
 
 
@@ -536,6 +570,24 @@ def test_a_layer_that_would_output_2_to_the_34_values_is_refused(tmp_path):
         )
     with pytest.raises(ValueError, match=r"layer 'repeat_vector\w*' outputs a tensor"):
         kdl.load(path)
+
+
+def test_an_op_layer_multiplying_the_batch_dimension_is_refused(tmp_path):
+    # Hostile review: (None, 3) tiled by [2**14, 2**14] reports 49,152 values
+    # per example, yet one row would allocate 3.2 GB when predicting.
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, tf.tile(inputs, [2, 2]))
+    path = kdl.save(model, tmp_path / "tile.keras")
+    assert kdl.load(path).predict(tf.ones([1, 3]), verbose=0).shape == (2, 6)
+
+    def edit(config):
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] == "TFOpLambda":
+                layer["inbound_nodes"][0][3]["multiples"] = [2**14, 2**14]
+
+    evil = _rewrite(path, tmp_path / "evil.keras", edit)
+    with pytest.raises(ValueError, match=r"\(Tile\) computes a tensor of shape "):
+        kdl.load(evil)
 
 
 def test_a_savedmodel_declaring_a_huge_variable_is_refused(tmp_path):
