@@ -78,6 +78,16 @@ _STRING_KINDS = (
 )
 
 
+# tf_keras layers that allocate, outside any variable, a tensor whose size the
+# file names (hostile review: DynamicLookup(vocabulary_size=2**27) took
+# 3.4 GB in from_config).
+_ALLOCATING_LAYERS = {
+    "DynamicLookup": "builds a random vocabulary of the size the file names "
+    "while loading, outside the weight budget",
+    "DynamicEmbedding": "builds a random vocabulary of the size the file names "
+    "while loading, outside the weight budget",
+}
+
 _refuse = refuse
 _corrupt = corrupt
 
@@ -426,6 +436,15 @@ def _check_entry(entry, where, allow, names, path, func):
             path,
             f"its config entry {where} names {_describe(entry)}; "
             f"{why}, and it is not a registered custom object.",
+        )
+    if getattr(obj, "__name__", None) in _ALLOCATING_LAYERS and str(
+        getattr(obj, "__module__", "")
+    ).startswith("tf_keras."):
+        _refuse(
+            func,
+            path,
+            f"its config entry {where} is a {obj.__name__} layer, which "
+            f"{_ALLOCATING_LAYERS[obj.__name__]}.",
         )
     kind = _safe_symbols.symbol_layer_kind(obj)
     if kind is not None:  # an allowed class whose arguments name code (issue 29)

@@ -138,6 +138,23 @@ def test_layers_that_run_what_they_name_are_refused(tmp_path, kind):
         _safe_load.check_config(config, source="crafted")
 
 
+@pytest.mark.parametrize("kind", ["DynamicLookup", "DynamicEmbedding"])
+def test_layers_allocating_what_the_file_names_are_refused(kind):
+    # Hostile review: DynamicLookup(vocabulary_size=2**27) took 3.4 GB while
+    # its config was read, in a random tensor no weight budget sees.
+    config = {
+        "module": "tf_keras.layers.experimental",
+        "class_name": kind,
+        "config": {
+            "name": "x",
+            "vocabulary_size": 2**27,
+            "initial_vocabulary": "int64",
+        },
+    }
+    with pytest.raises(ValueError, match=rf"is a {kind} layer, which builds a random"):
+        _safe_load.check_config(config, source="crafted")
+
+
 def test_ragged_class_methods_and_properties_of_a_real_model_pass(tmp_path):
     values = keras.Input((), dtype="float32")
     lengths = keras.Input((), dtype="int64")
