@@ -368,15 +368,14 @@ def called_functions(node_defs) -> set:
 def _load_time_functions(meta, library) -> set:
     """The functions TensorFlow runs while loading, and those they call."""
     graph = meta.object_graph_def
-    roots = []
+    ids = []
     for node in graph.nodes:
         if node.WhichOneof("kind") == "resource":
-            roots += [graph.nodes[c.node_id] for c in node.children]
+            ids += [c.node_id for c in node.children]
         for saveable in node.saveable_objects.values():
-            roots += [graph.nodes[saveable.save_function]]
-            roots += [graph.nodes[saveable.restore_function]]
+            ids += [saveable.save_function, saveable.restore_function]
     names = set()
-    for node in roots:
+    for node in (graph.nodes[i] for i in ids if 0 <= i < len(graph.nodes)):
         kind = node.WhichOneof("kind")
         if kind == "function":
             names.update(node.function.concrete_functions)
