@@ -451,7 +451,8 @@ def _savedmodel_metadata(path, func):
     the model, in any function.
     """
     saved, metadata = _savedmodel_protos(path, func)
-    _safe_graph.check_graph(saved, path, func)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    _safe_graph.check_graph(saved, path, func, TENSOR_RATIO * size + TENSOR_SLACK)
     _check_variables(saved, _stored_variables(path), path, func)
     if metadata is not None:
         return [(node.node_path, node.metadata) for node in metadata.nodes]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 
 from kdl._safe_common import refuse
+from kdl._safe_sizes import called_functions, check_sizes
 
 __all__ = ["check_graph"]
 
@@ -49,18 +50,6 @@ _CHECKPOINT_OPS = frozenset(
     {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec"}
 )
 _SAVER_FUNCTION = re.compile(r"__inference__traced_(save|restore)_\d+")
-
-
-def _called(node_defs) -> set:
-    """Names of the functions the nodes call (call ops and function attributes)."""
-    names = set()
-    for node in node_defs:
-        names.add(node.op)
-        for attr in node.attr.values():
-            if attr.func.name:
-                names.add(attr.func.name)
-            names.update(f.name for f in attr.list.func)
-    return names
 
 
 def _problem(op, where, library, savers) -> str | None:
@@ -85,7 +74,7 @@ def _meta_graph_problem(meta, index, path, func):
     object_graph = meta.object_graph_def
     reached = set(object_graph.concrete_functions)
     for function in library.values():
-        reached |= _called(function.node_def) - {function.signature.name}
+        reached |= called_functions(function.node_def) - {function.signature.name}
     # Top-level nodes other than the saver's own may call a function too
     # (a TF1-style init op): the saver functions are exempt only when called
     # by nothing else, in a TF2 SavedModel (an object graph).
@@ -93,7 +82,7 @@ def _meta_graph_problem(meta, index, path, func):
     saver_nodes = {saver.save_tensor_name.split(":")[0], saver.restore_op_name}
     for node in meta.graph_def.node:
         if node.name not in saver_nodes:
-            reached |= _called([node])
+            reached |= called_functions([node])
     savers = {
         name
         for name in library
@@ -116,16 +105,20 @@ def _meta_graph_problem(meta, index, path, func):
                 )
 
 
-def check_graph(saved_model, path, func: str = "kdl.load") -> None:
+def check_graph(saved_model, path, func: str = "kdl.load", limit=None) -> None:
     """Refuses a parsed ``SavedModel`` proto whose graph may act outside the model.
 
     Args:
         saved_model: a ``tensorflow.core.protobuf.saved_model_pb2.SavedModel``.
         path: the SavedModel folder, for the message.
         func: str. The public function named in the message.
+        limit: int or None. Bytes any one tensor its functions compute may
+            take (:mod:`kdl._safe_sizes`); None skips that check.
 
     Raises:
-        ValueError: naming the function, the node and the op.
+        ValueError: naming the function, the node and the op (and the shape).
     """
     for index, meta in enumerate(saved_model.meta_graphs):
         _meta_graph_problem(meta, index, path, func)
+        if limit is not None:
+            check_sizes(meta, index, path, func, limit)

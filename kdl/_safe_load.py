@@ -78,6 +78,16 @@ _STRING_KINDS = (
 )
 
 
+# tf_keras layers that allocate, outside any variable, a tensor whose size the
+# file names (hostile review: DynamicLookup(vocabulary_size=2**27) took
+# 3.4 GB in from_config).
+_ALLOCATING_LAYERS = {
+    "DynamicLookup": "builds a random vocabulary of the size the file names "
+    "while loading, outside the weight budget",
+    "DynamicEmbedding": "builds a random vocabulary of the size the file names "
+    "while loading, outside the weight budget",
+}
+
 _refuse = refuse
 _corrupt = corrupt
 
@@ -427,6 +437,15 @@ def _check_entry(entry, where, allow, names, path, func):
             f"its config entry {where} names {_describe(entry)}; "
             f"{why}, and it is not a registered custom object.",
         )
+    if getattr(obj, "__name__", None) in _ALLOCATING_LAYERS and str(
+        getattr(obj, "__module__", "")
+    ).startswith("tf_keras."):
+        _refuse(
+            func,
+            path,
+            f"its config entry {where} is a {obj.__name__} layer, which "
+            f"{_ALLOCATING_LAYERS[obj.__name__]}.",
+        )
     kind = _safe_symbols.symbol_layer_kind(obj)
     if kind is not None:  # an allowed class whose arguments name code (issue 29)
         _safe_symbols.check_symbol_layer(kind, entry, where, names, path, func)
@@ -494,6 +513,32 @@ def _layer_names(config) -> set:
     return names
 
 
+# Config arguments whose string value is a path Keras reads while loading
+# (StringLookup / IntegerLookup / TextVectorization ``vocabulary``: an in-line
+# list is data, a string is a file anywhere on disk).
+_PATH_KEYS = frozenset({"vocabulary", "vocabulary_file", "vocab_file", "filepath"})
+_PATH_SUFFIXES = ("_file", "_filename", "_path", "_dir")
+
+
+def _check_paths(entry, where, path, func):
+    """Refuses an entry whose config names a file Keras would read (issue 29)."""
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return
+    for key, value in config.items():
+        if not (isinstance(key, str) and isinstance(value, str) and value):
+            continue
+        if key in _PATH_KEYS or key.endswith(_PATH_SUFFIXES):
+            _refuse(
+                func,
+                path,
+                f"its config entry {where} ({entry['class_name']!r} layer "
+                f"{config.get('name')!r}) names the file {value!r} as its "
+                f"{key!r} argument; Keras would read that file while loading "
+                "(an in-line list is loaded safely).",
+            )
+
+
 def _check_tree(config, label, allow, path, func):
     names = _layer_names(config)
     for node, where in nodes(config, label):
@@ -501,6 +546,7 @@ def _check_tree(config, label, allow, path, func):
             continue
         if "class_name" in node:
             _check_entry(node, where or "(the model)", allow, names, path, func)
+            _check_paths(node, where or "(the model)", path, func)
         for key, value in node.items():
             if isinstance(value, str) and isinstance(key, str):
                 sub = f"{where}.{key}" if where else key
@@ -599,6 +645,7 @@ def check_activations(model, path, func: str = "kdl.load") -> None:
     """
     if not isinstance(model, keras.Model):
         return
+    _check_op_layers_traced(model, path, func)
     for layer in model.layers:
         try:
             outputs = tf.nest.flatten(layer.output)
@@ -616,4 +663,45 @@ def check_activations(model, path, func: str = "kdl.load") -> None:
                     f"its layer {layer.name!r} outputs a tensor of shape "
                     f"{tuple(tensor.shape)}: {values:,} values per example, more "
                     f"than {MAX_INPUT_VALUES:,}; predicting would allocate them.",
+                )
+
+
+def _check_op_layers_traced(model, path, func) -> None:
+    """Refuses op layers that would compute more than MAX_INPUT_VALUES from one row.
+
+    An op layer's output shape hides what it does to the batch dimension:
+    ``tf.tile(x, [2**14, 2**14])`` on ``(None, 3)`` reports ``(None, 49152)``
+    per example, yet allocates 3.2 GB for one row. Tracing the model on one
+    example (a graph, nothing runs) gives every op's static shape. Only models
+    with op layers are traced; a model that cannot be traced on one example
+    is left to the per-layer check.
+    """
+    checked = {k for k, v in _safe_symbols.SYMBOL_LAYERS.items() if v == "checked"}
+    if not any(
+        _safe_symbols.symbol_layer_kind(type(layer)) in checked
+        for layer in model.layers
+    ):
+        return
+    specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
+    try:
+        graph = (
+            tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0]))
+            .get_concrete_function(*specs)
+            .graph
+        )
+    except Exception:  # noqa: BLE001 - not traceable on one row: per-layer check
+        return
+    for op in graph.get_operations():
+        for tensor in op.outputs:
+            shape = tensor.shape
+            if shape.rank is None or not shape.is_fully_defined():
+                continue
+            if shape.num_elements() > MAX_INPUT_VALUES:
+                refuse(
+                    func,
+                    path,
+                    f"its op {op.name!r} ({op.type}) computes a tensor of shape "
+                    f"{shape.as_list()} from one example: {shape.num_elements():,} "
+                    f"values, more than {MAX_INPUT_VALUES:,}; predicting would "
+                    "allocate them.",
                 )

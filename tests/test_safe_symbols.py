@@ -138,6 +138,23 @@ def test_layers_that_run_what_they_name_are_refused(tmp_path, kind):
         _safe_load.check_config(config, source="crafted")
 
 
+@pytest.mark.parametrize("kind", ["DynamicLookup", "DynamicEmbedding"])
+def test_layers_allocating_what_the_file_names_are_refused(kind):
+    # Hostile review: DynamicLookup(vocabulary_size=2**27) took 3.4 GB while
+    # its config was read, in a random tensor no weight budget sees.
+    config = {
+        "module": "tf_keras.layers.experimental",
+        "class_name": kind,
+        "config": {
+            "name": "x",
+            "vocabulary_size": 2**27,
+            "initial_vocabulary": "int64",
+        },
+    }
+    with pytest.raises(ValueError, match=rf"is a {kind} layer, which builds a random"):
+        _safe_load.check_config(config, source="crafted")
+
+
 def test_ragged_class_methods_and_properties_of_a_real_model_pass(tmp_path):
     values = keras.Input((), dtype="float32")
     lengths = keras.Input((), dtype="int64")
@@ -197,11 +214,11 @@ def _resolves_a_name(cls_node) -> bool:
     return False
 
 
-def _tf_keras_layer_classes():
-    """Every tf_keras Layer subclass, by name, with its ClassDef (source read)."""
+def _tf_keras_layer_classes(root=None, package="tf_keras.src"):
+    """Every Layer subclass under ``root`` (tf_keras' source) that resolves a name."""
     import inspect
 
-    root = Path(keras.__file__).parent / "src"
+    root = root or Path(keras.__file__).parent / "src"
     found = {}
     for file in sorted(root.rglob("*.py")):
         rel = file.relative_to(root).as_posix()
@@ -213,7 +230,7 @@ def _tf_keras_layer_classes():
     layers = set()
     for name, files in found.items():
         for rel in files:
-            module = "tf_keras.src." + rel[:-3].replace("/", ".")
+            module = f"{package}." + rel[:-3].replace("/", ".")
             try:
                 cls = getattr(__import__(module, fromlist=[name]), name)
             except Exception:  # noqa: BLE001 - optional dependencies
@@ -240,6 +257,45 @@ def test_every_symbol_resolving_layer_of_tf_keras_is_checked_or_refused():
                 )
 
 
+_FAKE_RELEASE = """
+from tf_keras.src.engine.base_layer import Layer
+from tensorflow.python.util import tf_export
+
+
+class TFGatherLambda(Layer):  # resolves a symbol the way TFOpLambda does
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        self.function = tf_export.get_symbol_from_name(function)
+
+
+class FromModule(Layer):  # the way Keras' deserializers import a module
+    def __init__(self, module, name_in_module, **kwargs):
+        import importlib
+
+        super().__init__(**kwargs)
+        self.fn = getattr(importlib.import_module(module), name_in_module)
+
+
+class Plain(Layer):  # resolves nothing: must not be reported
+    def call(self, x):
+        return getattr(self, "scale", 1.0) * x
+"""
+
+
+def test_the_source_scan_notices_a_new_symbol_resolving_layer(tmp_path, monkeypatch):
+    # A fake "next tf_keras release": the guard above must fail on it.
+    package = tmp_path / "fake_tf_keras_release"
+    (package / "layers").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "layers" / "__init__.py").write_text("")
+    (package / "layers" / "new_op_layer.py").write_text(_FAKE_RELEASE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = _tf_keras_layer_classes(package, "fake_tf_keras_release")
+    assert found == {"TFGatherLambda", "FromModule"}
+    new = found - set(_safe_symbols.SYMBOL_LAYERS)
+    assert new == found  # what the guard test reports as "new in tf_keras"
+
+
 def test_the_op_table_is_read_from_tf_keras_source():
     table = _safe_symbols.op_table()
     assert "from_row_splits" in table["class_methods"]["RaggedTensor"]
@@ -250,6 +306,42 @@ def test_the_op_table_is_read_from_tf_keras_source():
         assert _safe_symbols.tf_function_problem(name) is None, name
     for name in ("io.write_file", "print", "py_function", "numpy_function"):
         assert _safe_symbols.tf_function_problem(name) is not None, name
+
+
+# === Arguments that name a file ===
+
+_LOOKUPS = {
+    "StringLookup": (["b", "a"], "string", [["a"], ["z"]]),
+    "IntegerLookup": ([7, 3], "int64", [[3], [9]]),
+    "TextVectorization": (["b", "a"], "string", [["a b"], ["z"]]),
+}
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+@pytest.mark.parametrize("kind", sorted(_LOOKUPS))
+def test_a_vocabulary_file_is_refused_and_an_inline_one_loads(tmp_path, kind, fmt):
+    vocabulary, dtype, x = _LOOKUPS[kind]
+    inputs = keras.Input((1,), dtype=dtype)
+    layer = getattr(keras.layers, kind)(vocabulary=vocabulary, name="lookup")
+    model = keras.Model(inputs, layer(inputs))
+    path = kdl.save(model, tmp_path / f"inline.{fmt}")
+    loaded = kdl.load(path)  # an in-line vocabulary is data
+    x = tf.constant(x, dtype=dtype)
+    assert loaded.predict(x, verbose=0).tolist() == model.predict(x, verbose=0).tolist()
+
+    secret = tmp_path / "secret.txt"  # any file the loading user may read
+    secret.write_text("\n".join(map(str, vocabulary)))
+
+    def edit(config):
+        config["config"]["layers"][1]["config"]["vocabulary"] = str(secret)
+
+    evil = _rewrite(path, tmp_path / f"evil.{fmt}", edit)
+    pattern = rf"'{kind}' layer 'lookup'\) names the file '.*secret\.txt' as its "
+    with pytest.raises(ValueError, match=pattern + "'vocabulary' argument"):
+        kdl.load(evil)
+    secret.unlink()  # had Keras read it, the load would have succeeded
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(evil)
 
 
 # === SavedModel graphs ===
@@ -298,6 +390,129 @@ def test_a_savedmodel_that_writes_a_file_is_refused(tmp_path, in_initializer):
     if not in_initializer:
         loaded.predict([[1.0, 2.0]])
     assert target.exists()
+
+
+_N = 6000  # [N, N] float32 = 144 MB: over a tiny file's budget, harmless if run
+
+
+def _allocating(kind, stored):
+    """A tensor of N x N values, computed the way ``kind`` says."""
+    if kind == "fill":
+        return tf.fill([_N, _N], 1.0)
+    if kind == "zeros":
+        return tf.zeros([_N, _N])
+    if kind == "tile":
+        return tf.tile(tf.ones([1, 1]), [_N, _N])
+    if kind == "broadcast_to":
+        return tf.broadcast_to(1.0, [_N, _N])
+    if kind == "range":
+        return tf.cast(tf.range(_N * _N), tf.float32)
+    if kind == "random":
+        return tf.random.uniform([_N, _N])
+    if kind == "outer":  # [N, 1] + [1, N]: two tiny constants, broadcast
+        return tf.ones([_N, 1]) + tf.ones([1, _N])
+    if kind == "resize":  # an image op whose output size is an argument
+        return tf.image.resize(tf.ones([1, 2, 2, 1]), [_N, _N])
+    if kind == "einsum":  # an outer product: its size is not read, but constant
+        return tf.einsum("i,j->ij", tf.ones([_N]), tf.ones([_N]))
+    if kind == "while_growth":  # doubles a tensor 26 times in a loop
+
+        def body(i, t):
+            return i + 1, tf.concat([t, t], 0)
+
+        invariants = [tf.TensorShape([]), tf.TensorShape([None])]
+        loop = tf.while_loop(
+            lambda i, t: i < 26, body, [0, tf.ones([1])], shape_invariants=invariants
+        )
+        return loop[1]
+    if kind == "stored_shape":  # the shape is a variable's value, from the file
+        return tf.fill(stored.read_value(), 1.0)
+    # "folded": TensorFlow computes the constant shape argument while it
+    # imports the function, whether or not the function ever runs.
+    total = tf.reduce_sum(tf.fill([_N, _N], 1.0)) * 0.0 + 4.0
+    return tf.reshape(tf.ones([4]), tf.stack([tf.cast(total, tf.int32)]))
+
+
+class _Allocator(tf.saved_model.experimental.TrackableResource):
+    """A resource whose initializer (run while loading) computes a big tensor."""
+
+    def __init__(self, kind, stored):
+        super().__init__()
+        self.kind, self.stored = kind, stored  # stored: tracked by the module
+
+    def _create_resource(self):
+        return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="a")
+
+    def _initialize(self):
+        total = tf.reduce_sum(_allocating(self.kind, self.stored))
+        tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=total)
+
+
+_ALLOCATIONS = [
+    *((kind, True) for kind in ("fill", "zeros", "tile", "broadcast_to", "range")),
+    *((kind, True) for kind in ("random", "outer", "stored_shape", "folded")),
+    *((kind, True) for kind in ("einsum", "while_growth")),
+    *((kind, False) for kind in ("fill", "outer", "stored_shape", "folded")),
+    ("resize", False),
+]
+
+
+@pytest.mark.parametrize("kind, in_initializer", _ALLOCATIONS)
+def test_a_savedmodel_computing_a_huge_tensor_is_refused(
+    tmp_path, kind, in_initializer
+):
+    module = tf.Module()
+    module.stored = tf.Variable([_N, _N])
+    if in_initializer:
+        module.resource = _Allocator(kind, module.stored)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    def serve(x):
+        if in_initializer:
+            return {"y": x * 2.0}
+        return {"y": x * tf.reduce_sum(_allocating(kind, module.stored))}
+
+    module.serve = serve
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
+    pattern = r"runs the op '\w+' computing a tensor (of shape \[(None, )?6000, 6000|"
+    pattern += r"of shape \[36000000\]|whose size is (computed from constants|read "
+    pattern += r"from values stored)|whose size kdl cannot read statically)"
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)
+
+
+def test_a_compressed_constant_of_a_huge_shape_is_refused(tmp_path):
+    # A Const's proto may hold one value for any shape: TensorFlow expands it.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module = tf.Module()
+    module.serve = tf.function(lambda x: {"y": x + tf.ones([4])}).get_concrete_function(
+        tf.TensorSpec([None, 4], tf.float32)
+    )
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    for function in saved.meta_graphs[0].graph_def.library.function:
+        for node in function.node_def:
+            if node.op == "Const" and node.attr["value"].tensor.tensor_shape.dim:
+                node.attr["value"].tensor.tensor_shape.dim[0].size = _N * _N
+    (path / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(ValueError, match=r"op 'Const' computing a tensor of shape"):
+        kdl.load(path)
+
+
+def test_a_keras_savedmodel_with_tables_embeddings_and_lstm_loads(tmp_path):
+    inputs = keras.Input((3,), dtype="string")
+    x = keras.layers.StringLookup(vocabulary=["a", "b", "c"])(inputs)
+    x = keras.layers.Embedding(5, 4)(x)
+    model = keras.Model(inputs, keras.layers.LSTM(2)(x))
+    path = kdl.save(model, tmp_path / "sm")
+    x = tf.constant([["a", "c", "z"], ["b", "b", "a"]])
+    expected = model.predict(x, verbose=0)
+    assert kdl.load(path).predict(x, verbose=0).tolist() == expected.tolist()
 
 
 # === What loading may extract and allocate ===
@@ -372,6 +587,24 @@ def test_a_layer_that_would_output_2_to_the_34_values_is_refused(tmp_path):
         )
     with pytest.raises(ValueError, match=r"layer 'repeat_vector\w*' outputs a tensor"):
         kdl.load(path)
+
+
+def test_an_op_layer_multiplying_the_batch_dimension_is_refused(tmp_path):
+    # Hostile review: (None, 3) tiled by [2**14, 2**14] reports 49,152 values
+    # per example, yet one row would allocate 3.2 GB when predicting.
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, tf.tile(inputs, [2, 2]))
+    path = kdl.save(model, tmp_path / "tile.keras")
+    assert kdl.load(path).predict(tf.ones([1, 3]), verbose=0).shape == (2, 6)
+
+    def edit(config):
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] == "TFOpLambda":
+                layer["inbound_nodes"][0][3]["multiples"] = [2**14, 2**14]
+
+    evil = _rewrite(path, tmp_path / "evil.keras", edit)
+    with pytest.raises(ValueError, match=r"\(Tile\) computes a tensor of shape "):
+        kdl.load(evil)
 
 
 def test_a_savedmodel_declaring_a_huge_variable_is_refused(tmp_path):
