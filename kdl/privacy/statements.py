@@ -397,7 +397,10 @@ def statement(
             :func:`dp_optimizer`), or a dict like :func:`privacy_params`
             returns.
         num_examples: int or None. Training examples, for a plan or for steps
-            no fit recorded (train_on_batch). Defaults to `None`.
+            no fit recorded: required after a custom loop calling
+            ``train_step`` (kdl saw no rows); ``train_on_batch`` steps are
+            counted on the distinct rows they saw, or this when smaller.
+            Defaults to `None`.
         batch_size: int or None. Batch size, likewise. Defaults to `None`.
         epochs: int or None. Epochs of a plan. Defaults to `None`.
         delta: float or None. Delta to report epsilon at; None takes the one
