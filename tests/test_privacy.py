@@ -440,15 +440,18 @@ def test_statement_of_params_and_warning_for_unplanned_steps():
     assert result.epsilon == pytest.approx(
         _independent_epsilon(20, 10, 3, 1.0, 1e-5), rel=1e-6
     )
-    # A model that recorded no training: the plan, with the old warning when
-    # its optimizer took more steps than planned (train_on_batch).
+    # train_on_batch: its steps and the distinct rows it gave them (10 rows
+    # three times: sampled from 10 examples, not the 20 planned).
     untracked = privacy.make_private(
         _mlp(), noise_multiplier=1.0, num_examples=20, batch_size=10, epochs=1
     )
     for _ in range(3):
         untracked.train_on_batch(x[:10], y[:10])
-    with pytest.warns(UserWarning, match="took 3 steps"):
-        assert privacy.statement(untracked).steps == 3
+    result = privacy.statement(untracked)
+    assert (result.steps, result.num_examples, result.batch_size) == (3, 10, 10)
+    assert result.epsilon == pytest.approx(
+        _independent_epsilon(10, 10, 3, 1.0, 1e-5), rel=1e-6
+    )
 
 
 # === Saving and loading ===

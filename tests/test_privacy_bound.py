@@ -94,6 +94,45 @@ def test_concatenated_augmented_copy_is_refused_unless_examples_given(data):
     assert result.epsilon == pytest.approx(_true_epsilon((N, 20, 20, 1.0)), rel=1e-6)
 
 
+def _jitter(a, b):
+    return a + tf.random.normal(tf.shape(a), stddev=0.01), b
+
+
+def test_rows_repeated_before_an_augmenting_map_are_refused(data):
+    # A hostile review's break: the source repeats 40 rows ten times, then an
+    # augmenting map makes the copies distinct (stated 3.50, true 26.5).
+    x, y = data[0][:40], data[1][:40]
+    repeated = tf.data.Dataset.from_tensor_slices(
+        (np.repeat(x, 10, axis=0), np.repeat(y, 10))
+    ).map(_jitter)
+    index = tf.data.Dataset.range(400).map(
+        lambda i: (tf.gather(x, i % 40), tf.gather(y, i % 40))
+    )
+    for ds, ops in [(repeated, "MapDataset"), (index, "MapDataset, RangeDataset")]:
+        private = _private()
+        with pytest.raises(ValueError, match=f"num_examples=.* its {ops} can"):
+            private.fit(ds.batch(40), epochs=1, verbose=0)
+        private.fit(ds.batch(40), epochs=1, verbose=0, num_examples=40)
+        result = privacy.statement(private)
+        true = _true_epsilon((40, 40, 10, 1.0))  # 10 steps, every row each
+        assert result.epsilon == pytest.approx(true, rel=1e-6)
+        assert result.num_examples_given
+    assert true > 3 * _true_epsilon((400, 40, 10, 1.0))  # counting 400 rows
+
+
+def test_plain_slices_pipeline_is_counted_and_a_map_is_not(data):
+    x, y = data
+    plain = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(N, seed=0)
+    private = _private()
+    private.fit(plain.batch(20).prefetch(2), epochs=1, verbose=0)
+    result = privacy.statement(private)
+    assert result.epsilon == pytest.approx(_true_epsilon((N, 20, 10, 1.0)), rel=1e-6)
+    # Even a one-to-one map (normalization) is refused: kdl cannot tell it
+    # from a map that makes copies.
+    with pytest.raises(ValueError, match="MapDataset"):
+        _private().fit(plain.map(lambda a, b: (a / 2, b)).batch(20), verbose=0)
+
+
 def test_duplicated_rows_count_the_same_in_arrays_and_tf_data(data):
     x, y = data
     x3, y3 = np.concatenate([x] * 3), np.concatenate([y] * 3)
@@ -138,10 +177,28 @@ def test_fit_then_train_on_batch_counts_every_step(data):
     private.fit(x, y, batch_size=10, epochs=1, verbose=0, steps_per_epoch=20)
     for i in range(10):
         private.train_on_batch(x[i * 10 : i * 10 + 10], y[i * 10 : i * 10 + 10])
-    with pytest.warns(UserWarning, match="took 10 step"):
-        result = privacy.statement(private)
+    result = privacy.statement(private)
     assert result.steps == 30
-    assert result.epsilon == pytest.approx(_true_epsilon((N, 10, 30, 1.0)), rel=1e-6)
+    # The 10 train_on_batch steps saw 100 distinct rows.
+    true = _true_epsilon((N, 10, 20, 1.0), (100, 10, 10, 1.0))
+    assert result.epsilon == pytest.approx(true, rel=1e-6)
+
+
+def test_train_on_batch_on_the_same_rows_counts_those_rows(data):
+    # A hostile review's break: 10 calls on the same 40 rows were counted
+    # against the planned 400 examples (stated 4.03, true 34.9).
+    x, y = data
+    private = _private(num_examples=400, batch_size=40, epochs=1)
+    for _ in range(10):
+        private.train_on_batch(x[:40], y[:40])
+    result = privacy.statement(private)
+    true = _true_epsilon((40, 40, 10, 1.0))
+    assert result.num_examples == 40 and result.epsilon == pytest.approx(true)
+    assert true > 3 * _true_epsilon((400, 40, 10, 1.0))  # the plan's figure
+    # A custom loop calling train_step: rows unseen, so num_examples needed.
+    private.train_step((tf.constant(x[:40]), tf.constant(y[:40])))
+    with pytest.raises(ValueError, match="'num_examples' .* did not see"):
+        privacy.statement(private)
 
 
 def test_train_on_batch_records_the_batch_it_ran(data):
@@ -275,18 +332,34 @@ def _private_builder(units: int = 8):
 
 
 @pytest.mark.slow
-def test_tune_best_model_is_void_not_its_plan(data, tmp_path):
-    # Composing every trial's cost is not done (issue 30, ask 4): the best
-    # model's weights come from a trial checkpoint that no DP step of the
-    # returned model produced, so its statement is void, never the plan.
+def test_tune_best_model_composes_every_trial(data, tmp_path):
+    # The best model's statement counts what every trial trained on the same
+    # data (issue 30, ask 4): 3 trials of 160 rows in batches of 20, each 1
+    # epoch = 8 steps (EarlyStopping cannot stop a 1-epoch trial early).
     x, y = data
-    result = kdl.tune(_private_builder, x, y, space={"units": kdl.Choice([4, 8])},
-                      max_trials=2, epochs=1, batch_size=20, validation_split=0.2,
-                      directory=tmp_path / "tune", algorithm="random", seed=0,
+    result = kdl.tune(_private_builder, x, y, space={"units": kdl.Choice([4, 8, 6])},
+                      max_trials=3, epochs=1, batch_size=20, validation_split=0.2,
+                      directory=tmp_path / "tune", algorithm="grid", seed=0,
                       verbose=0)  # fmt: skip
-    statement = _quiet_statement(result.best_model, num_examples=N)
-    assert statement.void and math.isinf(statement.epsilon)
-    assert math.isfinite(_true_epsilon((160, 20, 8, 1.0)))  # what one trial cost
+    statement = privacy.statement(result.best_model)
+    true = _true_epsilon(*[(160, 20, 8, 1.0)] * 3)
+    assert statement.void is None and statement.search_trials == 3
+    assert statement.epsilon == pytest.approx(true, rel=1e-6)
+    assert statement.epsilon > _true_epsilon((160, 20, 8, 1.0))  # one trial
+    assert "search of 3 trials" in statement.text
+    # The same through kdl.privacy.search_epsilon: (noise, rate, steps).
+    composed = privacy.search_epsilon([[(1.0, 20 / 160, 8)]] * 3, DELTA)
+    assert composed == pytest.approx(true, rel=1e-9)
+    # Weights changed after the search: void.
+    result.best_model.set_weights([w * 0 for w in result.best_model.get_weights()])
+    assert privacy.statement(result.best_model).void
+
+
+def test_search_epsilon_composes_trials_like_dp_accounting():
+    trials = [[(1.1, 0.05, 300)], [(0.8, 0.1, 50), (1.1, 0.05, 10)]]
+    true = _true_epsilon((100, 5, 300, 1.1), (100, 10, 50, 0.8), (100, 5, 10, 1.1))
+    assert privacy.search_epsilon(trials, DELTA) == pytest.approx(true, rel=1e-9)
+    assert math.isinf(privacy.search_epsilon([[(0.0, 0.1, 1)]], DELTA))
 
 
 def test_num_examples_cannot_exceed_the_distinct_rows(data):

@@ -50,6 +50,7 @@ from kdl.privacy.fine_tuning import (
 )
 from kdl.privacy.membership import AuditResult, audit
 from kdl.privacy.norms import gradient_norms, tf_privacy_registry, unsupported_layers
+from kdl.privacy.search_cost import search_epsilon
 from kdl.privacy.statements import (
     STATEMENT_JSON,
     STATEMENT_TEXT,
@@ -74,6 +75,7 @@ __all__ = [
     "tf_privacy_registry",
     "epsilon",
     "noise_for_epsilon",
+    "search_epsilon",
     "statement",
     "save_statement",
     "PrivacyStatement",

@@ -116,6 +116,15 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
             object.__setattr__(self, "kdl_open_session", None)
             _tracking.end_session(self, recorder)
 
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        """``Model.train_on_batch`` that counts the distinct rows it trained
+        on (issue 30): the sampling rate of steps no fit ran is their batch
+        over the distinct rows they saw, not the planned examples."""
+        rows = _tracking.batch_rows(x, y)
+        result = super().train_on_batch(x, y, *args, **kwargs)
+        self.kdl_ledger.see_rows(rows)
+        return result
+
     def train_step(self, data):
         # The step records what it ran with, in the graph (issue 30).
         self.kdl_ledger.check_weights(self)

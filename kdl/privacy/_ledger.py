@@ -88,6 +88,11 @@ class Ledger:
             self.seg_batch = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.seg_noise = tf.Variable(_NO_NOISE_YET, dtype=tf.float32,
                                          trainable=False)  # fmt: skip
+        # The rows train_on_batch gave the open segment's steps (hashed in
+        # Python: train_on_batch is an eager call per step anyway), and how
+        # many steps they were given to.
+        self.seg_rows: set = set()
+        self.seg_seen = 0
 
     # --- In the step (traced) ---
 
@@ -113,14 +118,24 @@ class Ledger:
 
     # --- Between steps (eager) ---
 
+    def see_rows(self, rows: set) -> None:
+        """Adds the row fingerprints train_on_batch gave one step."""
+        self.seg_rows |= rows
+        self.seg_seen += 1
+
     def segment(self) -> dict:
-        """The open segment: {"steps", "batch_size", "noise_multiplier"}."""
+        """The open segment: {"steps", "batch_size", "noise_multiplier",
+        "rows"}; rows: the distinct rows its steps trained on, when
+        train_on_batch gave every step (None when some step's rows were not
+        seen: a custom loop calling train_step)."""
         # The shortest decimal of the float32 recorded: 1.1, not 1.10000002.
         noise = float(str(self.seg_noise.numpy()))
+        steps = int(self.seg_steps.numpy())
         return {
-            "steps": int(self.seg_steps.numpy()),
+            "steps": steps,
             "batch_size": int(self.seg_batch.numpy()),
             "noise_multiplier": None if noise == _NO_NOISE_YET else noise,
+            "rows": len(self.seg_rows) if steps and self.seg_seen == steps else None,
         }
 
     def close_segment(self) -> dict:
@@ -129,6 +144,7 @@ class Ledger:
         self.seg_steps.assign(0)
         self.seg_batch.assign(0)
         self.seg_noise.assign(_NO_NOISE_YET)
+        self.seg_rows, self.seg_seen = set(), 0
         return segment
 
     def weights_hex(self) -> str:

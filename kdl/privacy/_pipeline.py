@@ -1,11 +1,22 @@
 """Examples are the unit of privacy: what a private fit can count (issue 30).
 
-- :func:`copying_ops` finds the operations of a ``tf.data`` pipeline that
-  can yield one example more than once per pass (``repeat``,
-  ``concatenate``, ``flat_map``, ``interleave``, sampling from several
-  datasets): after an augmenting ``map`` the copies differ, so counting
-  distinct rows would count one person several times. The pipeline's own
-  graph (``tf.raw_ops.DatasetToGraphV2``) says which operations it has.
+- :func:`uncountable_ops` finds the operations of a ``tf.data`` pipeline
+  after which kdl cannot count the distinct private examples by hashing the
+  rows the pipeline yields. kdl counts only pipelines that pass the rows of
+  an in-memory source (``from_tensor_slices``, ``from_tensors``) through
+  unchanged: ``shuffle``, ``batch``, ``prefetch``, ``cache``, ``take``,
+  ``skip``, ``filter``, ``shard``, ``zip``, options. Every other operation
+  is refused unless the caller gives ``num_examples=``: ``repeat``,
+  ``concatenate``, ``flat_map``, ``interleave`` and sampling can yield one
+  example several times per pass; a ``map`` (or a ``range``, a generator,
+  files) can turn one example into several distinct rows (a source that
+  repeats rows before an augmenting ``map``, ``range(400).map(lambda i:
+  gather(x, i % 40))``), so hashing the rows it yields would count one
+  person several times and understate epsilon. No program can count the
+  distinct examples behind an arbitrary ``map``, so kdl does not try: a
+  ``map`` that is one-to-one (normalization) is refused too, and the caller
+  gives ``num_examples``. The pipeline's own graph
+  (``tf.raw_ops.DatasetToGraphV2``) says which operations it has.
 - :func:`check_overlap` refuses validation data that shares rows with the
   training data: selecting weights on it would select on training data
   without DP-SGD's noise.
@@ -16,56 +27,75 @@ A light module (no TensorFlow Privacy).
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 
 from kdl import _validation as v
 from kdl.backend import keras, tf
 
-__all__ = ["copying_ops", "refuse_copies", "check_overlap", "row_hashes"]
+__all__ = ["uncountable_ops", "refuse_uncountable", "check_overlap", "row_hashes"]
 
-# tf.data kernels that can yield an element of their input more than once
-# per pass, or mix several inputs (prefix match: V2, V3, ... variants).
-_COPYING = (
-    "RepeatDataset",
-    "ConcatenateDataset",
-    "FlatMapDataset",
-    "InterleaveDataset",
-    "ParallelInterleaveDataset",
-    "LegacyParallelInterleaveDataset",
-    "DirectedInterleaveDataset",
-    "ExperimentalDirectedInterleaveDataset",
-    "ChooseFastestBranchDataset",
-    "SampleFromDatasets",
-)
+# tf.data kernels (version suffix V2, V3, ... dropped) that yield the rows of
+# an in-memory source unchanged, each row at most once per pass: hashing the
+# rows such a pipeline yields counts its distinct examples.
+_PASS_THROUGH = frozenset(
+    {
+        "TensorSliceDataset", "TensorDataset", "ShuffleDataset", "BatchDataset",
+        "PaddedBatchDataset", "ParallelBatchDataset", "RebatchDataset",
+        "PrefetchDataset", "CacheDataset", "TakeDataset", "SkipDataset",
+        "FilterDataset", "ShardDataset", "ZipDataset", "OptionsDataset",
+        "ModelDataset", "MaxIntraOpParallelismDataset",
+        "ExperimentalMaxIntraOpParallelismDataset", "PrivateThreadPoolDataset",
+        "ExperimentalPrivateThreadPoolDataset", "AssertCardinalityDataset",
+        "FinalizeDataset", "AssertNextDataset", "ExperimentalAssertNextDataset",
+    }
+)  # fmt: skip
 
 
-def copying_ops(dataset) -> list[str]:
-    """The operations of ``dataset``'s pipeline that may copy examples."""
+def _dataset_ops(dataset) -> list[str] | None:
+    """The tf.data operations of ``dataset``'s pipeline (None: unreadable,
+    e.g. a generator's Python function)."""
     from tensorflow.core.framework import graph_pb2
 
-    variant = tf.data.experimental.to_variant(dataset)
-    graph = graph_pb2.GraphDef.FromString(
-        tf.raw_ops.DatasetToGraphV2(input_dataset=variant).numpy()
-    )
+    try:
+        variant = tf.data.experimental.to_variant(dataset)
+        graph = graph_pb2.GraphDef.FromString(
+            tf.raw_ops.DatasetToGraphV2(input_dataset=variant).numpy()
+        )
+    except (tf.errors.OpError, ValueError, TypeError):
+        return None
     ops = [node.op for node in graph.node]
-    for function in graph.library.function:  # the datasets made inside map fns
+    for function in graph.library.function:  # datasets made inside functions
         ops += [node.op for node in function.node_def]
-    return sorted({op for op in ops if op.startswith(_COPYING)})
+    return [op for op in ops if "Dataset" in op]
 
 
-def refuse_copies(func, copies) -> None:
+def uncountable_ops(dataset) -> list[str]:
+    """The operations of ``dataset``'s pipeline after which kdl cannot count
+    its distinct examples (empty: the rows it yields are the source's)."""
+    ops = _dataset_ops(dataset)
+    if ops is None:
+        return ["an operation tf.data cannot serialize (e.g. from_generator)"]
+    return sorted({op for op in ops if re.sub(r"V\d+$", "", op) not in _PASS_THROUGH})
+
+
+def refuse_uncountable(func, ops) -> None:
     v.fail(
         func,
         "x",
-        "a tf.data pipeline whose examples kdl can count as distinct, or "
+        "a tf.data pipeline whose examples kdl can count as distinct (the rows "
+        "of from_tensor_slices or from_tensors through shuffle, batch, "
+        "prefetch, cache, take, skip, filter, shard or zip only), or "
         "num_examples= (the number of distinct private examples, which the "
         "statement records as given): its "
-        + ", ".join(copies)
-        + " can yield one example several times per pass (e.g. repeat(3) or "
-        "an augmented copy concatenated), so counting its rows would count one "
-        "person as several examples and understate epsilon",
-        "a pipeline with " + ", ".join(copies),
+        + ", ".join(ops)
+        + " can yield one example several times per pass or turn one example "
+        "into several distinct rows (repeat(3), an augmented copy "
+        "concatenated, a map over repeated rows or over range), so counting "
+        "its rows could count one person as several examples and understate "
+        "epsilon",
+        "a pipeline with " + ", ".join(ops),
     )
 
 

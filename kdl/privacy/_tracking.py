@@ -37,6 +37,7 @@ __all__ = [
     "close_outside_fit",
     "remember_weights",
     "adopt_known",
+    "batch_rows",
 ]
 
 FIT = "PrivateModel.fit"
@@ -154,9 +155,9 @@ def _examples(model, x, y, info, batch_size, validation_split, given, func):
     """(examples sampled from, batch size, training row fingerprints)."""
     if info.is_dataset:
         _check_finite(x, func)
-        copies = _pipeline.copying_ops(x)
-        if copies and given is None:
-            _pipeline.refuse_copies(func, copies)
+        uncountable = _pipeline.uncountable_ops(x)
+        if uncountable and given is None:
+            _pipeline.refuse_uncountable(func, uncountable)
         num_examples, batch, labels, rows = _count_dataset(x, func)
         if labels:
             _check_labels(model, np.concatenate(labels), func)
@@ -213,10 +214,16 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
     }
 
 
+def batch_rows(x, y) -> set:
+    """The row fingerprints of one train_on_batch call's x and y."""
+    return _pipeline.row_hashes(_leaves(x, y))
+
+
 def _outside_fit(segment: dict) -> dict:
-    """A session of steps no fit ran (train_on_batch, a custom loop)."""
+    """A session of steps no fit ran (train_on_batch, a custom loop): its
+    examples are the distinct rows train_on_batch gave them (None: unknown)."""
     return {
-        "num_examples": None,
+        "num_examples": segment.get("rows"),
         "batch_size": segment["batch_size"],
         "steps": segment["steps"],
         "epochs": 0,

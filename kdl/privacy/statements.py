@@ -63,6 +63,10 @@ class PrivacyStatement:
             weights are not the ones the recorded DP steps produced.
         num_examples_given: bool. A session's number of examples was given
             by the caller (``fit(..., num_examples=)``), not counted.
+        post_processing: tuple of str. Data-free changes declared after
+            training (:func:`bind_post_processing`).
+        search_trials: int or None. The model was chosen by ``kdl.tune``
+            among this many trials; the sessions are all the trials', composed.
     """
 
     epsilon: float
@@ -83,6 +87,7 @@ class PrivacyStatement:
     void: str | None = None
     num_examples_given: bool = False
     post_processing: tuple = ()
+    search_trials: int | None = None
 
     def to_dict(self) -> dict:
         """The statement as a JSON-ready dict (``epsilon`` inf becomes None)."""
@@ -135,6 +140,13 @@ def _training_lines(s: dict) -> list[str]:
             f"This model was trained with differentially private SGD (DP-SGD) "
             f"in {len(sessions)} sessions: {parts}. Epsilon composes them all."
         ]
+    if s["search_trials"]:
+        lines.append(
+            f"The model was chosen by a search of {s['search_trials']} trials "
+            "(kdl.tune), composed: the sessions above are every trial's "
+            "training on the same data, so the guarantee covers all the "
+            "trials' models together and any choice among them."
+        )
     if s["num_examples_given"]:
         lines.append(
             "The number of examples of a session was given by the caller "
@@ -326,41 +338,34 @@ def _steps(session) -> str:
 
 def _outside_fit_session(func, params, one, given) -> dict:
     """A session of steps no fit ran (train_on_batch, custom loops): its batch
-    size and noise as the step recorded them, its examples given or planned."""
-    n = (
-        given["num_examples"]
-        if given["num_examples"] is not None
-        else (params.get("num_examples"))
-    )
+    size and noise as the step recorded them; its examples the distinct rows
+    train_on_batch gave it (fewer when given), else the number given (the
+    plan is no evidence of what a loop trained on: issue 30)."""
+    counted = one.get("num_examples")
+    n = given["num_examples"]
+    if counted is not None:
+        n = counted if n is None else min(counted, n)
     if n is None:
         v.fail(
             func,
             "num_examples",
-            f"given: the model took {_steps(one)} of DP-SGD that no "
-            "fit recorded (train_on_batch or a custom loop); pass the number "
-            "of examples that training sampled from",
+            f"given: the model took {_steps(one)} of DP-SGD that no fit "
+            "recorded and whose rows kdl did not see (a custom loop calling "
+            "train_step); pass the number of distinct examples that training "
+            "sampled from",
             None,
-        )
-    if given["num_examples"] is None:
-        warnings.warn(
-            f"The model took {_steps(one)} of DP-SGD that no fit "
-            "recorded (train_on_batch or a custom loop); they are "
-            f"counted with the planned {n} examples (in the batches of up to "
-            f"{one['batch_size']} the step recorded). Pass num_examples of that "
-            "training if it differs.",
-            stacklevel=4,
         )
     n = v.check_int(n, "num_examples", func)
     batch = max(one["batch_size"], v.check_int(given["batch_size"] or 1,
                                                "batch_size", func))  # fmt: skip
     return dict(one, num_examples=n, batch_size=min(batch, n),
-                num_examples_given=given["num_examples"] is not None)  # fmt: skip
+                num_examples_given=counted is None or n < counted)  # fmt: skip
 
 
 def _tracked_sessions(func, params, given) -> list[dict]:
     """The recorded sessions, those outside fit completed."""
     sessions = [dict(one) for one in params["sessions"]]
-    outside = any(one.get("num_examples") is None for one in sessions)
+    outside = any(one.get("outside_fit") for one in sessions)
     if not outside:
         for key in ("num_examples", "batch_size", "epochs"):
             if given[key] is not None:
@@ -374,7 +379,7 @@ def _tracked_sessions(func, params, given) -> list[dict]:
                 )
     return [
         _outside_fit_session(func, params, one, given)
-        if one.get("num_examples") is None
+        if one.get("outside_fit")
         else one
         for one in sessions
     ]
@@ -429,6 +434,7 @@ def _summary(params, sessions, tracked) -> dict:
         "void": params.get("void"),
         "post_processing": tuple(params.get("post_processing") or ()),
         "num_examples_given": any(one.get("num_examples_given") for one in sessions),
+        "search_trials": params.get("search_trials"),
         "sessions": tuple(
             {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
             | {"restored_steps": one.get("restored_steps", 0)}
@@ -460,7 +466,10 @@ def statement(
             :func:`dp_optimizer`), or a dict like :func:`privacy_params`
             returns.
         num_examples: int or None. Training examples, for a plan or for steps
-            no fit recorded (train_on_batch). Defaults to `None`.
+            no fit recorded: required after a custom loop calling
+            ``train_step`` (kdl saw no rows); ``train_on_batch`` steps are
+            counted on the distinct rows they saw, or this when smaller.
+            Defaults to `None`.
         batch_size: int or None. Batch size, likewise. Defaults to `None`.
         epochs: int or None. Epochs of a plan. Defaults to `None`.
         delta: float or None. Delta to report epsilon at; None takes the one

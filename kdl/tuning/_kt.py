@@ -30,6 +30,7 @@ from keras_tuner.src import config as kt_config
 
 from kdl import _files
 from kdl.backend import keras
+from kdl.privacy import search_cost
 from kdl.tuning import _job as jobs
 from kdl.tuning._oracles import make_oracle
 
@@ -90,6 +91,7 @@ class SearchTuner(base_tuner.BaseTuner):
     def run_trial(self, trial):
         record = {"epochs": 0, "seconds": None, "error": None}
         start = time.perf_counter()
+        model = None
         try:
             model = self._build(trial.hyperparameters)
             history = self._fit(model, trial.hyperparameters.values)
@@ -107,6 +109,8 @@ class SearchTuner(base_tuner.BaseTuner):
             raise
         finally:
             record["seconds"] = round(time.perf_counter() - start, 3)
+            # What a private trial trained (issue 30): the search's cost.
+            record["privacy"] = search_cost.trial_record(model)
             _files.write_text(self._record_path(trial.trial_id), json.dumps(record))
 
     def _fit(self, model, values):

@@ -559,12 +559,20 @@ def _announce(job: jobs.Job, done: int, resuming: bool) -> None:
         print(f"kdl.tune: resuming, {done} trial(s) already finished", flush=True)
 
 
+def _with_search_cost(tuner, model, best_trial):
+    """A private best model's statement composes every trial (issue 30)."""
+    from kdl.privacy import search_cost
+
+    records = {tid: tuner.record(tid) for tid in tuner.oracle.trials}
+    return search_cost.with_search_cost(model, records, best_trial.trial_id)
+
+
 def _result(job: jobs.Job, tuner, best_trial) -> TuneResult:
     """The TuneResult of a finished search: table, best arguments and model."""
     oracle = tuner.oracle
     table = jobs.write_table(tuner, oracle)
     best_params = job.params(best_trial.hyperparameters.values)
-    best_model = tuner.load_model(best_trial)
+    best_model = _with_search_cost(tuner, tuner.load_model(best_trial), best_trial)
     if job.fit.verbose:
         jobs.print_summary(job, table, best_trial, best_params, oracle)
     return TuneResult(
