@@ -80,8 +80,9 @@ def save(model, path) -> Path:
     Raises:
         TypeError: if ``model`` is not a kdl.keras model (a Keras 3 model
             names `kdl.keras`), or ``path`` is not a str or Path.
-        ValueError: for an unknown suffix, or a path that is an existing folder
-            when a file format is asked for (or the reverse).
+        ValueError: for an unknown suffix, a path that is an existing folder
+            when a file format is asked for (or the reverse), or a folder
+            holding other files than a SavedModel (it would be replaced).
 
     Example:
         >>> path = save(kdl.build_mlp((64,), 10), "/tmp/mlp.keras")
@@ -97,6 +98,19 @@ def save(model, path) -> Path:
     if fmt == "savedmodel" and path.exists() and not path.is_dir():
         v.fail(
             func, "path", "a folder for a SavedModel, not an existing file", str(path)
+        )
+    if (
+        fmt == "savedmodel"
+        and path.is_dir()
+        and any(path.iterdir())
+        and not (path / "saved_model.pb").exists()
+    ):  # the folder is replaced whole: never delete the user's other files
+        v.fail(
+            func,
+            "path",
+            "a new or empty folder, or a SavedModel folder to replace (this "
+            "one holds other files, which saving would delete)",
+            str(path),
         )
 
     with atomic_path(path) as tmp:

@@ -45,6 +45,8 @@ def where(tmp_path_factory):
     (folder / "notes.txt").write_text("hello")
     (folder / "fake.keras").write_text("not a zip")
     (folder / "fake.tflite").write_text("not a flatbuffer")
+    (folder / "mine").mkdir()
+    (folder / "mine" / "notes.txt").write_text("the user's own file")
     status, _, err = run(
         "train", folder / "wine.csv", "--target", "label", "--epochs", 1,
         "--out", folder / "wine.keras", "--quiet",
@@ -76,6 +78,9 @@ MISTAKES = [
     (["privacy", "epsilon", "--examples", "9", "--batch-size", "3", "--epochs", "1",
       "--noise", "1", "--dleta", "1e-5"],
      r"^kdl privacy epsilon: .*did you mean --delta"),
+    (T + ["--out", "{tmp}/mine"], r"--out .*mine' is a folder holding other files "
+     r"\(notes\.txt\), which writing there would delete"),
+    (["rl", "CartPole-v1", "--steps", "10", "--out", "{tmp}/mine"], r"notes\.txt"),
     (["compress", "shrink", "{tmp}/wine.keras", "{tmp}/wine.csv", "--fraction", "1",
       "--out", "{tmp}/s.keras"], r"--fraction: expected a number in \(0, 1\)"),
     (["compress", "distill", "{tmp}/wine.keras", "{tmp}/wine.csv", "--student",
@@ -114,6 +119,14 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(where):
             status = cli.main(["predict", str(where["tmp"] / "wine.keras"), str(big)])
     assert status == 141, err.getvalue()
     assert "Broken pipe" not in err.getvalue()
+
+
+def test_save_never_replaces_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match=r"'path' parameter of kdl.save.*other files"):
+        kdl.save(kdl.build_mlp((3,), 2), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_train_names_both_shapes_before_fit():

@@ -135,8 +135,14 @@ def check_model_file(path: str, arg: str = "MODEL") -> Path:
     return p
 
 
-def check_out(path: str | None, suffixes, arg: str = "--out") -> Path | None:
-    """An output path with an allowed suffix ("" allows a folder)."""
+def check_out(
+    path: str | None, suffixes, arg: str = "--out", *, replaces="saved_model.pb"
+) -> Path | None:
+    """An output path with an allowed suffix ("" allows a folder). A folder
+    is written whole in place of what is there (kdl._files.atomic_path), so
+    an existing folder must be empty or hold the file ``replaces`` (what the
+    command writes there, e.g. a SavedModel's); None: the command adds its
+    files to the folder."""
     if path is None:
         return None
     p = Path(path)
@@ -146,6 +152,13 @@ def check_out(path: str | None, suffixes, arg: str = "--out") -> Path | None:
     if p.exists() and p.is_dir() != (not p.suffix):
         raise CommandError(
             f"{arg} {path!r} exists and is not what would be written there"
+        )
+    held = sorted(f.name for f in p.iterdir()) if p.is_dir() else []
+    if held and replaces is not None and replaces not in held:
+        raise CommandError(
+            f"{arg} {path!r} is a folder holding other files "
+            f"({', '.join(held[:3])}{', ...' if len(held) > 3 else ''}), which "
+            "writing there would delete: give a new or empty folder"
         )
     return p
 

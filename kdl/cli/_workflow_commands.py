@@ -119,7 +119,9 @@ def cmd_export(args) -> int:
     from kdl import datasets
 
     micro = args.micro
-    out = c.check_out(args.out, ("",) if micro else (".tflite",), arg="OUT")
+    out = c.check_out(
+        args.out, ("",) if micro else (".tflite",), arg="OUT", replaces=None
+    )
     if micro and args.quantization not in ("none", "int8"):
         raise c.CommandError(
             "kdl export --micro: the file is int8; drop --quantization"
@@ -265,7 +267,7 @@ def _check_env(env_id: str) -> None:
 
 
 def cmd_rl(args) -> int:
-    out = c.check_out(args.out, ("",))
+    out = c.check_out(args.out, ("",), replaces="agent.json")
     tflite = c.check_out(args.tflite, (".tflite",), "--tflite")
     _check_env(args.env)
     from kdl import rl
