@@ -345,6 +345,9 @@ def tune(
     seed: int | None = None,
     verbose: int = 1,
     distributed: bool = False,
+    objectives: list | tuple | None = None,
+    constraints: Mapping[str, float] | None = None,
+    max_time: float | str | None = None,
 ) -> TuneResult | None:
     """Searches a builder's arguments for the best model.
 
@@ -453,6 +456,8 @@ def tune(
         ...               verbose=0)
         >>> model = build_mlp(x.shape[1:], 10, **result.best_params)
     """
+    if objectives is not None or constraints is not None or max_time is not None:
+        return _tune_under_budgets(dict(locals()))
     v.check_choice(algorithm, "algorithm", FUNC, ALGORITHMS)
     v.check_bool(resume, "resume", FUNC)
     fit = _check_fit(
@@ -541,3 +546,68 @@ def _result(job: jobs.Job, tuner, best_trial) -> TuneResult:
         directory=job.directory,
         _rebuild=job.rebuild,
     )
+
+
+# === Under budgets: several objectives and constraints (kdl.tuning._budget) ===
+
+
+def _tune_under_budgets(call: dict):
+    """kdl.tune with objectives, constraints or max_time: an Optuna search.
+
+    ``call`` holds tune's arguments by name.
+    """
+    from kdl import _run_folder
+    from kdl.tuning import _budget
+
+    job, budget = _budget_job(call, _budget)
+    with _run_folder.FolderLock(FUNC, "search folder") as lock:
+        _budget.prepare(job, budget, call["resume"], lock)
+        return _budget.search(job, budget)
+
+
+def _budget_job(call: dict, _budget):
+    """Checks a search under budgets: the job and the budget, before any trial."""
+    objectives, constraints = call["objectives"], call["constraints"]
+    x, y, algorithm = call["x"], call["y"], call["algorithm"]
+    if objectives is None and constraints is None:
+        v.fail(
+            FUNC, "max_time", "given with objectives or constraints", call["max_time"]
+        )
+    objectives, constraints = _budget.check_objectives(objectives, constraints)
+    max_time = _budget.parse_time(call["max_time"])
+    v.check_choice(algorithm, "algorithm", FUNC, _budget.ALGORITHMS)
+    v.check_bool(call["resume"], "resume", FUNC)
+    if call["distributed"]:
+        v.fail(FUNC, "distributed", "False with objectives or constraints", True)
+    fit_args = ("objective", "direction", "epochs", "batch_size", "patience")
+    fit_args += ("validation_data", "validation_split", "seed", "verbose")
+    fit = _hold_out(_check_fit(x, y, **{name: call[name] for name in fit_args}))
+    if not isinstance(fit.validation_data, tuple):
+        v.fail(FUNC, "validation_data", "arrays (x_val, y_val) here", "a dataset")
+    space, fixed, squeeze, held = _budget.split_space(call["space"], call["fixed"])
+    build = builder_args.check_builder(call["build_fn"], space, fixed, algorithm, x, y)
+    if build.takes_hp:
+        v.fail(FUNC, "build_fn", "a builder with named arguments here", build.name)
+    sized = {"tflite_kb", "tflite_raw_kb", "latency_ms"} & {*objectives, *constraints}
+    if sized and "quantization" not in {*squeeze, *held}:
+        held["quantization"] = "int8"  # a size or latency budget: int8 by default
+    search = _check_search(
+        algorithm,
+        10 if call["max_trials"] is None else call["max_trials"],
+        3,
+        call["max_consecutive_failures"],
+        call["directory"],
+        f"tune_{build.name}_budgets",
+        False,
+    )
+    budget = _budget.Budget(
+        objectives=objectives,
+        constraints=constraints,
+        space={**build.space, **squeeze},
+        compression=held,
+        max_trials=search.max_trials,
+        max_time=max_time,
+        algorithm=algorithm,
+        directory=search.directory,
+    )
+    return jobs.Job(build, fit, search), budget
