@@ -173,3 +173,32 @@ def test_kdl_tune_max_size_kb_saves_the_best_tflite(tmp_path):
     assert 0.5 <= report["test_accuracy"] <= 1
     saved = (tmp_path / "m.tflite").read_bytes()
     assert len(gzip.compress(saved, 9)) / 1000 == report["figures"]["tflite_kb"]
+
+
+@pytest.mark.slow
+def test_compression_settings_in_the_space_shrink_and_prune_the_trial(
+    digits_flat, tmp_path
+):
+    (x, y), _ = digits_flat
+    result = tune(
+        build_mlp,
+        x[:400],
+        y[:400],
+        space={
+            "hidden_units": Choice([(64,)]),
+            "shrink": Choice([0.5]),
+            "prune_sparsity": Choice([0.8]),
+        },
+        objectives=["accuracy", "params"],
+        max_trials=1,
+        epochs=1,
+        seed=0,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
+    (row,) = result.trials.to_dict("records")
+    assert row["status"] == "completed", row["error"]
+    # Half the 64 hidden units are gone: 64*32 + 32 + 32*10 + 10 parameters.
+    assert row["params"] == 64 * 32 + 32 + 32 * 10 + 10
+    # No size or latency named: the file stays float (its size shows it).
+    assert row["tflite_raw_kb"] > row["params"] * 4 / 1000

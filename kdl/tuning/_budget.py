@@ -110,6 +110,7 @@ def parse_time(value) -> float | None:
 def split_space(space, fixed) -> tuple[dict, dict, dict, dict]:
     """(builder space, builder fixed, compression space, fixed compression)."""
     space = dict(space) if isinstance(space, Mapping) else space
+    fixed = {} if fixed is None else fixed
     fixed = dict(fixed) if isinstance(fixed, Mapping) else fixed
     if not isinstance(space, dict) or not isinstance(fixed, dict):
         return space, fixed, {}, {}  # check_builder says what is wrong
@@ -128,7 +129,8 @@ def split_space(space, fixed) -> tuple[dict, dict, dict, dict]:
 
 def _check_setting(name: str, value, arg: str) -> None:
     if name == "quantization":
-        v.check_choice(value, arg, FUNC, QUANTIZATIONS)
+        if not isinstance(value, (str, type(None))) or value not in QUANTIZATIONS:
+            v.fail(FUNC, arg, "None, 'dynamic', 'float16' or 'int8'", value)
     else:
         v.check_float(value, arg, FUNC, min_value=0.0, allow_none=True)
         if value is not None and value >= 1:
