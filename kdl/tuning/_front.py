@@ -133,7 +133,7 @@ class BudgetResult:
         Returns:
             A dict like the points of `front`, or None when no trial fits.
         """
-        func = "TuneResult.best"
+        func = "BudgetResult.best"
         v.check_float(max_size_kb, "max_size_kb", func, allow_none=True)
         v.check_float(max_latency_ms, "max_latency_ms", func, allow_none=True)
         wanted = dict(limits or {})
@@ -162,7 +162,7 @@ class BudgetResult:
 
     def __repr__(self) -> str:
         return (
-            f"TuneResult(front={len(self.front)} point(s), trials={len(self.trials)}, "
+            f"BudgetResult(front={len(self.front)} point(s), trials={len(self.trials)}, "
             f"objectives={list(self.objectives)}, constraints={self.constraints}, "
             f"directory='{self.directory}')"
         )

@@ -428,11 +428,33 @@ def tune(
             worker runs again once, then is marked failed. The chief returns
             the same TuneResult as a local search; a worker returns None when
             no trial is left. Defaults to `False`.
+        objectives: list of str or None. Search under budgets (an Optuna
+            search, kdl.tuning._budget): quantities to optimize together,
+            measured on each trial's exported .tflite file: "accuracy" (or
+            "mae", of the file in LiteRT on the validation data),
+            "tflite_kb" (gzipped) or "tflite_raw_kb", "latency_ms" (LiteRT,
+            one thread, median per example), "params", "macs", or a Keras
+            metric of the best epoch ("val_accuracy"). The first one ranks
+            `BudgetResult.best`. `space` may then also hold "quantization",
+            "prune_sparsity" and "shrink" (or `fixed` may). Defaults to
+            `None` (["accuracy", "tflite_kb"] when `constraints` is given).
+        constraints: dict or None. Quantity -> limit, a ceiling (a floor for
+            "accuracy" and other more-is-better metrics), e.g.
+            `{"tflite_kb": 20, "latency_ms": 0.1}`. A size or latency named
+            exports int8 unless "quantization" is set. Trials over a limit
+            are kept as infeasible. Defaults to `None`.
+        max_time: float, str or None. With objectives or constraints: no
+            trial starts after this many seconds (or "90s", "10m", "2h");
+            the one in flight finishes. Defaults to `None`.
 
     Returns:
         A :class:`TuneResult` with the best model, its arguments, its score
         and the table of all trials (also written to
         `directory / "trials.csv"`); None on a worker of a distributed search.
+        With objectives or constraints, a :class:`BudgetResult`: the Pareto
+        front (settings, figures, folder and .tflite of each point), every
+        trial, `best(max_size_kb=..., max_latency_ms=...)` and the plot
+        front.png.
 
     Raises:
         TypeError: for an argument of the wrong type, or a builder that does
