@@ -162,7 +162,8 @@ class BudgetResult:
 
     def __repr__(self) -> str:
         return (
-            f"BudgetResult(front={len(self.front)} point(s), trials={len(self.trials)}, "
+            f"BudgetResult(front={len(self.front)} point(s), "
+            f"trials={len(self.trials)}, "
             f"objectives={list(self.objectives)}, constraints={self.constraints}, "
             f"directory='{self.directory}')"
         )
