@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
@@ -202,3 +209,70 @@ def test_compression_settings_in_the_space_shrink_and_prune_the_trial(
     assert row["params"] == 64 * 32 + 32 + 32 * 10 + 10
     # No size or latency named: the file stays float (its size shows it).
     assert row["tflite_raw_kb"] > row["params"] * 4 / 1000
+
+
+_KILLED_SCRIPT = """
+import json
+from kdl import Choice, Float, build_mlp, datasets, tune
+
+LOG = {log!r}
+
+def build_mlp_logged(input_shape, num_outputs, *, hidden_units, learning_rate):
+    with open(LOG, "a") as f:
+        f.write(json.dumps([list(hidden_units), learning_rate]) + "\\n")
+    return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+                     learning_rate=learning_rate)
+
+def main():
+    (x, y), _ = datasets.digits(layout="flat")
+    return tune(build_mlp_logged, x[:400], y[:400], algorithm="random",
+                max_trials=3, epochs=2, seed=0, directory={directory!r},
+                objectives=["accuracy", "tflite_kb"], verbose=0,
+                constraints={{"tflite_kb": 8.0}},
+                space={{"hidden_units": Choice([(8,), (128, 128)]),
+                        "learning_rate": Float(3e-3, 1e-2, log=True)}})
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_trial_resumes_with_every_trial_once(tmp_path):
+    directory, log = tmp_path / "search", tmp_path / "builds.log"
+    script = tmp_path / "search_script.py"
+    script.write_text(
+        textwrap.dedent(_KILLED_SCRIPT).format(log=str(log), directory=str(directory))
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # The second trial has been built: it is in flight.
+        while not log.exists() or len(log.read_text().splitlines()) < 2:
+            assert process.poll() is None, "the search ended before it was killed"
+            assert time.monotonic() < deadline, "no second trial in time"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    builds = [json.loads(line) for line in log.read_text().splitlines()]
+
+    spec = importlib.util.spec_from_file_location("search_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main()
+
+    again = [json.loads(line) for line in log.read_text().splitlines()][len(builds) :]
+    assert again[0] == builds[-1]  # the killed trial, with its settings
+    assert len(builds) - 1 + len(again) == 3  # every trial once, the killed twice
+    table = result.trials
+    assert len(table) == 3 and (table["status"] == "completed").all()
+    for point in result.front:
+        assert point["tflite"].is_file()

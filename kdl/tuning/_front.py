@@ -142,7 +142,9 @@ class BudgetResult:
         if max_latency_ms is not None:
             wanted["latency_ms"] = max_latency_ms
         for name in wanted:
-            if not any(name in r["figures"] for r in self.records):
+            if name not in MEASURED and not any(
+                name in r["figures"] for r in self.records
+            ):
                 v.fail(func, "limits", "quantities the trials measured", name)
         fits = [
             r
