@@ -46,7 +46,7 @@ SPACE = {
 }
 
 
-def run(trials: int, epochs: int, directory: Path) -> dict:
+def run(trials: int, epochs: int, directory: Path, resume: bool) -> dict:
     (x, y), (x_test, y_test) = datasets.digits()
     started = time.perf_counter()
     result = kdl.tune(
@@ -61,7 +61,7 @@ def run(trials: int, epochs: int, directory: Path) -> dict:
         patience=6,
         seed=0,
         directory=directory,
-        resume=False,
+        resume=resume,
         verbose=1,
     )
     seconds = time.perf_counter() - started
@@ -126,10 +126,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--directory", type=Path, help="keep (and resume) the search folder here"
+    )
     _common.add_write_flag(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        found = run(args.trials, args.epochs, Path(tmp) / "search")
+        directory = args.directory or Path(tmp) / "search"
+        found = run(args.trials, args.epochs, directory, args.directory is not None)
         text = report(found, args.trials, args.epochs)
     print(text)
     if args.write:
