@@ -237,6 +237,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_search_killed_mid_trial_resumes_with_every_trial_once(tmp_path):
     directory, log = tmp_path / "search", tmp_path / "builds.log"
