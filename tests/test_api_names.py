@@ -66,6 +66,7 @@ EXCEPTIONS = {
     ("kdl.rl.DQNAgent", "hidden_units"): "issue 31 leaves it (dense_units)",
     ("kdl.build_seq2seq", "units"): "one encoder/decoder layer: an int",
     ("kdl.tuning.TuneResult", "directory"): "the search folder, as kdl.tune",
+    ("kdl.tuning.BudgetResult", "directory"): "the search folder, as kdl.tune",
     ("kdl.augment.TimeMask", "width"): "steps masked, not a layer width",
     ("kdl.callbacks.standard", "run_dir"): "the run folder the callbacks write",
 }

@@ -363,8 +363,26 @@ def _workflow_commands(sub, common, data):
     )
     p.add_argument("--directory", help="search folder (resumable)")
     p.add_argument("--out", help="where to save the best model")
+    _budget_args(p)
 
     _compress_export_commands(sub, common, data)
+
+
+def _budget_args(p) -> None:
+    """kdl tune under budgets: the int8 .tflite file must fit these."""
+    p.add_argument(
+        "--max-size-kb",
+        type=_positive(float),
+        help="search under a size budget: gzipped int8 .tflite at most this many KB",
+    )
+    p.add_argument(
+        "--max-latency-ms",
+        type=_positive(float),
+        help="search under a latency budget: LiteRT, one thread, median per example",
+    )
+    p.add_argument(
+        "--max-time", help='end the search after this long, e.g. "90s", "10m", "1h"'
+    )
 
 
 def _compress_export_commands(sub, common, data):

@@ -39,7 +39,12 @@ def _space(architecture: str) -> dict:
 def cmd_tune(args) -> int:
     import kdl
 
-    out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    budgets = any(
+        getattr(args, name, None) is not None
+        for name in ("max_size_kb", "max_latency_ms", "max_time")
+    )
+    # Under budgets the search keeps .tflite files: --out is one of them.
+    out = c.check_out(args.out, (".tflite",) if budgets else c.SAVE_SUFFIXES + ("",))
     c.resolve_model(args)
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "tune")
@@ -55,6 +60,8 @@ def cmd_tune(args) -> int:
         fixed["learning_rate"] = args.learning_rate
     if args.algorithm == "grid":
         space = {k: s for k, s in space.items() if isinstance(s, kdl.Choice)}
+    if budgets:
+        return _tune_under_budgets(args, data, space, fixed, out)
     result = kdl.tune(
         getattr(kdl, f"build_{args.model}"),
         x,
@@ -78,6 +85,61 @@ def cmd_tune(args) -> int:
         report.update(c.metrics(result.best_model, x_test, y_test, data.task))
     if out is not None:
         save_with_schema(args, result.best_model, out, data.schema)
+    c.show(report)
+    return 0
+
+
+def _tune_under_budgets(args, data, space, fixed, out) -> int:
+    """kdl tune --max-size-kb/--max-latency-ms/--max-time: the front's best."""
+    import shutil
+
+    import kdl
+    from kdl import export
+
+    (x, y), (x_test, y_test) = data
+    first = "mae" if data.task == "regression" else "accuracy"
+    constraints = {}
+    if args.max_size_kb is not None:
+        constraints["tflite_kb"] = args.max_size_kb
+    if args.max_latency_ms is not None:
+        constraints["latency_ms"] = args.max_latency_ms
+    result = kdl.tune(
+        getattr(kdl, f"build_{args.model}"),
+        x,
+        y,
+        space=space,
+        fixed=fixed,
+        algorithm=args.algorithm,
+        max_trials=args.trials,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        directory=args.directory,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+        objectives=[first, "tflite_kb", "latency_ms"],
+        constraints=constraints,
+        max_time=args.max_time,
+    )
+    best = result.best()
+    report = {"front": len(result.front), "directory": str(result.directory)}
+    if best is None:
+        report["best"] = "no trial met the budgets (see trials.csv)"
+        c.show(report)
+        return 1
+    report["best_params"] = {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in best["params"].items()
+    }
+    report["figures"] = {
+        k: best["figures"][k] for k in (first, "tflite_kb", "latency_ms")
+    }
+    report["tflite"] = str(best["tflite"])
+    report["data"] = c.part_described(data, args.data, "test")
+    if len(x_test):
+        found = export.evaluate_tflite(best["tflite"], x_test, y_test)
+        report[f"test_{first}"] = found[first]
+    if out is not None:
+        shutil.copyfile(best["tflite"], out)
+        report["saved"] = str(out)
     c.show(report)
     return 0
 
@@ -208,7 +270,12 @@ def cmd_privacy_epsilon(args) -> int:
 
 
 def cmd_privacy_train(args) -> int:
-    out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
+    budgets = any(
+        getattr(args, name, None) is not None
+        for name in ("max_size_kb", "max_latency_ms", "max_time")
+    )
+    # Under budgets the search keeps .tflite files: --out is one of them.
+    out = c.check_out(args.out, (".tflite",) if budgets else c.SAVE_SUFFIXES + ("",))
     c.resolve_model(args)
     data = c.load_data(args, args.data, architecture=args.model)
     c.check_architecture(args.model, data, "privacy train")

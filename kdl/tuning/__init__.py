@@ -31,6 +31,7 @@ table of trials), ``_oracles`` and ``_kt`` (the KerasTuner side).
 
 from __future__ import annotations
 
+from kdl.tuning._front import BudgetResult
 from kdl.tuning._search_space import Boolean, Choice, Float, Int
 
 # The constants kdl.tuning has always had, outside __all__ as before.
@@ -46,4 +47,4 @@ from kdl.tuning._tune import (  # noqa: F401
     tune,
 )
 
-__all__ = ["Int", "Float", "Choice", "Boolean", "TuneResult", "tune"]
+__all__ = ["Int", "Float", "Choice", "Boolean", "TuneResult", "BudgetResult", "tune"]

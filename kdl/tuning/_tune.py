@@ -361,6 +361,9 @@ def tune(
     seed: int | None = None,
     verbose: int = 1,
     distributed: bool = False,
+    objectives: list | tuple | None = None,
+    constraints: Mapping[str, float] | None = None,
+    max_time: float | str | None = None,
     callbacks=None,
     max_consecutive_failures=_keras_names.UNSET,
     **fit_kwargs,
@@ -445,6 +448,24 @@ def tune(
             worker runs again once, then is marked failed. The chief returns
             the same TuneResult as a local search; a worker returns None when
             no trial is left. Defaults to `False`.
+        objectives: list of str or None. Search under budgets (an Optuna
+            search, kdl.tuning._budget): quantities to optimize together,
+            measured on each trial's exported .tflite file: "accuracy" (or
+            "mae", of the file in LiteRT on the validation data),
+            "tflite_kb" (gzipped) or "tflite_raw_kb", "latency_ms" (LiteRT,
+            one thread, median per example), "params", "macs", or a Keras
+            metric of the best epoch ("val_accuracy"). The first one ranks
+            `BudgetResult.best`. `space` may then also hold "quantization",
+            "prune_sparsity" and "shrink" (or `fixed` may). Defaults to
+            `None` (["accuracy", "tflite_kb"] when `constraints` is given).
+        constraints: dict or None. Quantity -> limit, a ceiling (a floor for
+            "accuracy" and other more-is-better metrics), e.g.
+            `{"tflite_kb": 20, "latency_ms": 0.1}`. A size or latency named
+            exports int8 unless "quantization" is set. Trials over a limit
+            are kept as infeasible. Defaults to `None`.
+        max_time: float, str or None. With objectives or constraints: no
+            trial starts after this many seconds (or "90s", "10m", "2h");
+            the one in flight finishes. Defaults to `None`.
         callbacks: list of kdl.keras callbacks or None. Passed to every
             trial's ``fit`` after kdl's early stopping (a fresh copy per
             trial, as KerasTuner does). Defaults to `None`.
@@ -460,6 +481,10 @@ def tune(
         A :class:`TuneResult` with the best model, its arguments, its score
         and the table of all trials (also written to
         `directory / "trials.csv"`); None on a worker of a distributed search.
+        With objectives or constraints, a :class:`BudgetResult`: the Pareto
+        front (settings, figures, folder and .tflite of each point), every
+        trial, `best(max_size_kb=..., max_latency_ms=...)` and the plot
+        front.png.
 
     Raises:
         TypeError: for an argument of the wrong type, or a builder that does
@@ -483,6 +508,8 @@ def tune(
         ...               verbose=0)
         >>> model = build_mlp(x.shape[1:], 10, **result.best_params)
     """
+    if objectives is not None or constraints is not None or max_time is not None:
+        return _tune_under_budgets(dict(locals()))
     v.check_choice(algorithm, "algorithm", FUNC, ALGORITHMS)
     v.check_bool(resume, "resume", FUNC)
     max_failed = _keras_names.renamed(
@@ -584,3 +611,78 @@ def _result(job: jobs.Job, tuner, best_trial) -> TuneResult:
         directory=job.directory,
         _rebuild=job.rebuild,
     )
+
+
+# === Under budgets: several objectives and constraints (kdl.tuning._budget) ===
+
+
+def _tune_under_budgets(call: dict):
+    """kdl.tune with objectives, constraints or max_time: an Optuna search.
+
+    ``call`` holds tune's arguments by name.
+    """
+    from kdl import _run_folder
+    from kdl.tuning import _budget
+
+    job, budget = _budget_job(call, _budget)
+    with _run_folder.FolderLock(FUNC, "search folder") as lock:
+        _budget.prepare(job, budget, call["resume"], lock)
+        return _budget.search(job, budget)
+
+
+def _budget_job(call: dict, _budget):
+    """Checks a search under budgets: the job and the budget, before any trial."""
+    objectives, constraints = call["objectives"], call["constraints"]
+    x, y, algorithm = call["x"], call["y"], call["algorithm"]
+    if objectives is None and constraints is None:
+        v.fail(
+            FUNC, "max_time", "given with objectives or constraints", call["max_time"]
+        )
+    objectives, constraints = _budget.check_objectives(objectives, constraints)
+    max_time = _budget.parse_time(call["max_time"])
+    v.check_choice(algorithm, "algorithm", FUNC, _budget.ALGORITHMS)
+    v.check_bool(call["resume"], "resume", FUNC)
+    if call["distributed"]:
+        v.fail(FUNC, "distributed", "False with objectives or constraints", True)
+    extra = call["fit_kwargs"] or call["callbacks"]
+    if extra:  # not passed on to the budget search's trials yet: say so
+        v.fail(FUNC, "fit_kwargs", "empty with objectives or constraints", extra)
+    fit_args = ("objective", "direction", "epochs", "batch_size", "patience")
+    fit_args += ("validation_data", "validation_split", "seed", "verbose")
+    fit = _hold_out(_check_fit(x, y, **{name: call[name] for name in fit_args}))
+    if not isinstance(fit.validation_data, tuple):
+        v.fail(FUNC, "validation_data", "arrays (x_val, y_val) here", "a dataset")
+    space, fixed, squeeze, held = _budget.split_space(call["space"], call["fixed"])
+    build = builder_args.check_builder(call["build_fn"], space, fixed, algorithm, x, y)
+    if build.takes_hp:
+        v.fail(FUNC, "build_fn", "a builder with named arguments here", build.name)
+    sized = {"tflite_kb", "tflite_raw_kb", "latency_ms"} & {*objectives, *constraints}
+    if sized and "quantization" not in {*squeeze, *held}:
+        held["quantization"] = "int8"  # a size or latency budget: int8 by default
+    search = _check_search(
+        algorithm,
+        10 if call["max_trials"] is None else call["max_trials"],
+        3,
+        _keras_names.renamed(
+            FUNC,
+            "max_consecutive_failures",
+            "max_consecutive_failed_trials",
+            call["max_consecutive_failures"],
+            call["max_consecutive_failed_trials"],
+            3,
+        ),  # fmt: skip
+        call["directory"],
+        f"tune_{build.name}_budgets",
+        False,
+    )
+    budget = _budget.Budget(
+        objectives=objectives,
+        constraints=constraints,
+        space={**build.space, **squeeze},
+        compression=held,
+        max_trials=search.max_trials,
+        max_time=max_time,
+        algorithm=algorithm,
+        directory=search.directory,
+    )
+    return jobs.Job(build, fit, search), budget
