@@ -121,6 +121,17 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(where):
     assert "Broken pipe" not in err.getvalue()
 
 
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch):
+    from kdl.cli import _model_commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_model_commands, "cmd_info", interrupted)
+    status, out, err = run("info")
+    assert (status, out, err) == (130, "", "kdl info: interrupted\n")
+
+
 def test_save_never_replaces_a_folder_of_other_files(tmp_path):
     (tmp_path / "notes.txt").write_text("keep")
     with pytest.raises(ValueError, match=r"'path' parameter of kdl.save.*other files"):

@@ -63,7 +63,8 @@ def main(argv=None) -> int:
         argv: list of str or None. The arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        int: 0 on success, 2 for a mistake in the arguments or the data.
+        int: 0 on success, 2 for a mistake in the arguments or the data,
+        130 after Ctrl-C, 141 when the reader of stdout closed it early.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["compress"] and argv[1:2] in (["shrink"], ["distill"]):
@@ -79,6 +80,13 @@ def main(argv=None) -> int:
     )
     try:
         return _run(args, name)
+    except KeyboardInterrupt:
+        # Ctrl-C: one line, the shell's status for it; every file kdl writes
+        # is written atomically, so none is left half-written
+        if args.debug:
+            raise
+        print(f"{name}: interrupted", file=sys.stderr, flush=True)
+        return 128 + 2
     except BrokenPipeError:
         # the reader of stdout stopped (`kdl predict ... | head`): exit as a
         # C tool killed by SIGPIPE would, without a message
