@@ -163,9 +163,9 @@ def test_single_task_bad_arguments(name, kwargs, error, fragment, monkeypatch):
             r"'input_shape' parameter of build_cnn .*\(height, width, channels\)",
         ),
         (
-            lambda: kdl.build_cnn((8, 8, 1), 10, pool="min"),
+            lambda: kdl.build_cnn((8, 8, 1), 10, pooling="min"),
             ValueError,
-            r"'pool' parameter of build_cnn .*Got 'min'",
+            r"'pooling' parameter of build_cnn .*Got 'min'",
         ),
         (
             lambda: kdl.build_cnn((8, 8, 1), 10, kernel_size=0),
@@ -334,7 +334,7 @@ def test_augment_functions_check_their_options():
 
 
 def test_cnn_takes_sequences_with_1d_convolutions():
-    model = kdl.build_cnn((24, 3), 1, task="regression", pool="average")
+    model = kdl.build_cnn((24, 3), 1, task="regression", pooling="average")
     kinds = {type(layer).__name__ for layer in model.layers}
     assert {"Conv1D", "AveragePooling1D"} <= kinds
     assert model.output_shape == (None, 1)

@@ -129,7 +129,7 @@ BUILDERS = {
     "cnn": (lambda: kdl.build_cnn((8, 8, 1), 10, filters=(3, 4),
                                   dense_units=(8,)), "image"),
     "cnn_1d_average_pool": (lambda: kdl.build_cnn((8, 8), 10, filters=(3,),
-                                                  pool="average"), "rows"),
+                                                  pooling="average"), "rows"),
     "resnet_no_batch_norm": (lambda: kdl.build_resnet(
         (8, 8, 1), 10, stages=(1, 1), filters=(3, 4), batch_norm=False), "image"),
     "simple_rnn": (lambda: kdl.build_rnn((8, 8), 10, cell="simple", units=(4,)),

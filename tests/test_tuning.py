@@ -556,7 +556,7 @@ def test_search_stops_after_consecutive_failures_and_on_a_fatal_builder(
             y,
             space=space,
             algorithm="grid",
-            max_consecutive_failures=2,
+            max_consecutive_failed_trials=2,
             directory=tmp_path / "a",
             verbose=0,
         )

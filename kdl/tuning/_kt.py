@@ -367,7 +367,7 @@ def run_search(tuner: SearchTuner) -> None:
 
     Raises:
         The builder's fatal error itself (TypeError, ValueError), or
-        RuntimeError after ``max_consecutive_failures`` failed trials in a row.
+        RuntimeError after ``max_consecutive_failed_trials`` failed trials in a row.
     """
     job = tuner.job
     try:
