@@ -105,6 +105,7 @@ def test_build_cnn_takes_keras_pooling_name():
         kdl.build_cnn((8, 8, 1), 10, pooling="mean")
 
 
+@pytest.mark.slow
 def test_tune_takes_callbacks_class_weight_and_keras_tuner_names(small, tmp_path):
     x, y = small
     count = _Count(tmp_path / "epochs.txt")
