@@ -11,14 +11,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_collection_modifyitems(config, items):
-    """The heavy tier first, the rest in file order.
+    """The heavy tier first, then the other slow tests, then the rest, each
+    tier in file order.
 
-    Under ``-n 2`` a multi-minute test started last keeps one worker busy
-    while the other idles (the suite's tail); started first, the short tests
-    fill the other worker meanwhile. Tests never depend on their order (each
-    starts seeded from a clear session).
+    Under ``-n 2`` a minute-long test started last keeps one worker busy
+    while the other idles (the suite's tail); started early, the short tests
+    fill the other worker meanwhile, and the run ends on short tests that
+    split evenly between the workers. Tests never depend on their order (each
+    starts seeded from a clear session; the module fixtures used by both
+    slow and fast tests are cheap, and trained models are session fixtures).
     """
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("heavy") is None,
+            item.get_closest_marker("slow") is None,
+        )
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -628,13 +628,20 @@ def test_pruned_and_shrunk_sunspots_gru_keep_their_mae():
     def mae(m):
         return float(np.mean(np.abs(m.predict(x_test, verbose=0) - y_test)))
 
-    pruned = compression.prune(model, x, y, verbose=0)
+    # The GRU itself forecasts: it beats repeating the last year's value
+    # (measured 0.086-0.089 against 0.163 on model seeds 0-2).
+    naive = float(np.mean(np.abs(x_test[:, -1, 0] - y_test[:, 0])))
+    assert mae(model) < naive, (mae(model), naive)
+    # 30 epochs (210 steps) instead of the default 1,500 steps: MAE ratios
+    # measured on model seeds 0-2, prune 0.98/1.00/0.96, shrink 1.00/1.02/1.01
+    pruned = compression.prune(model, x, y, epochs=30, verbose=0)
     cell = pruned.get_layer("gru1").cell
     # one input feature: the input kernel (fan-in 1) stays dense
     assert np.mean(cell.kernel.numpy() == 0) == 0
     assert np.mean(cell.recurrent_kernel.numpy() == 0) == pytest.approx(0.8, abs=0.01)
     assert mae(pruned) <= 1.05 * mae(model)
-    assert mae(compression.shrink(model, x, y, verbose=0)) <= 1.05 * mae(model)
+    shrunk = compression.shrink(model, x, y, epochs=30, verbose=0)
+    assert mae(shrunk) <= 1.05 * mae(model)
 
 
 # === Collaborative optimization (issue 15) ===

@@ -21,12 +21,9 @@ def _same(a, b):
 
 
 @pytest.fixture(scope="module")
-def teacher(digits_image):
-    (x, y), _ = digits_image
-    keras.utils.set_random_seed(0)
-    model = kdl.build_cnn((8, 8, 1), 10, batch_norm=True)
-    model.fit(x, y, epochs=15, verbose=0)
-    return model
+def teacher(digits_cnn):
+    """The default digits CNN with batch norm, 15 epochs (conftest's, shared)."""
+    return digits_cnn
 
 
 def _student():

@@ -258,8 +258,10 @@ def test_pruned_int8_cnn_is_much_smaller_and_as_accurate(
         float_path, x_test, y_test, latency_samples=0
     )["accuracy"]
     # prune's defaults: 80%, blocks of 16 input rows in conv2 (288 inputs a
-    # filter) and dense1 (256): runs of zeros in the file, which gzip packs
-    pruned = compression.prune(model, x, y, verbose=0)
+    # filter) and dense1 (256): runs of zeros in the file, which gzip packs.
+    # 12 epochs instead of the default 37 (1,500 steps): on model seeds 0-2
+    # the int8 files lost 0.3 points or none, 13.5-13.7x and 16.6-16.9x smaller
+    pruned = compression.prune(model, x, y, epochs=12, verbose=0)
     assert compression.sparsity(pruned)["overall"] == pytest.approx(0.8, abs=0.01)
     clustered = compression.cluster(pruned, x, y, preserve_sparsity=True, verbose=0)
     # the goals of issue 15: 10x and 15x
