@@ -74,15 +74,18 @@ def test_privacy_train_follows_the_plan_and_warns_on_raw_scales(tmp_path):
     result = result_of(out)
     # make_private's plan: a quarter of 455 training rows, 40 epochs.
     assert (result["batch_size"], result["epochs"]) == (113, 40)
-    # The fix the warning names: columns scaled to similar ranges (by bounds
-    # known without the data; here the columns' maxima stand in for them).
+    # Columns on similar scales: no warning. (Accuracy is not asserted: on
+    # this table the default plan at epsilon 8 gave the majority class, 0.63,
+    # with raw and with max-scaled columns alike; see the closing report.)
+    # Only --epochs given: the batch size is the command's earlier 64.
     features = frame.columns.drop("target")
     frame[features] = frame[features] / frame[features].max()
     frame.to_csv(tmp_path / "scaled.csv", index=False)
     status, out, err = run(
         "privacy", "train", tmp_path / "scaled.csv", "--target", "target",
-        "--epsilon", 8,
+        "--epsilon", 8, "--epochs", 2,
     )  # fmt: skip
     assert status == 0, err
     assert "different scales" not in err
-    assert result_of(out)["accuracy"] > result["accuracy"]
+    result = result_of(out)
+    assert (result["batch_size"], result["epochs"]) == (64, 2)
