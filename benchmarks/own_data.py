@@ -268,8 +268,9 @@ def _fmt(value) -> str:
 def markdown(rows: list[dict]) -> str:
     lines = [SECTION, "", *_common.header(), ""]
     lines.append(
-        "One `kdl train FILE ...` per dataset, defaults only (20 epochs at most, "
-        "early stopping on kdl's stratified validation split); scores on the "
+        "One `kdl train FILE ...` per dataset, defaults only (tables: at least "
+        "1,000 optimizer steps, at most 500 epochs; series and images: 20 epochs "
+        "at most; early stopping on kdl's validation split); scores on the "
         "held-out 20% test part. Baselines fitted on the same training part "
         "(kdl.baselines). Accuracy: higher is better; MAE: lower is better."
     )

@@ -42,6 +42,22 @@ def save_with_schema(args, model, path, schema) -> None:
     c.note(args, f"saved {saved} and {datasets.schema_path(saved).name}")
 
 
+VALIDATION_SPLIT = 0.1
+
+
+def _epochs_and_patience(args, x) -> dict:
+    """kdl train's --epochs and --patience, or their defaults: on a table
+    (2-D x), enough steps for a small one (kdl._table_epochs)."""
+    from kdl import _table_epochs
+
+    epochs, patience = args.epochs, args.patience
+    if epochs is None and np.ndim(x) == 2:
+        epochs, planned = _table_epochs.plan(len(x), args.batch_size, VALIDATION_SPLIT)
+        patience = planned if patience is None else patience
+    chosen = {"epochs": epochs or _table_epochs.EPOCHS}
+    return chosen if patience is None else {**chosen, "patience": patience}
+
+
 def cmd_train(args) -> int:
     import kdl
 
@@ -56,13 +72,12 @@ def cmd_train(args) -> int:
         model,
         x,
         y,
-        validation_split=0.1,
-        epochs=args.epochs,
+        validation_split=VALIDATION_SPLIT,
         batch_size=args.batch_size,
         run_dir=args.run_dir,
         seed=args.seed,
         verbose=0 if args.quiet else 2,
-        **({} if args.patience is None else {"patience": args.patience}),
+        **_epochs_and_patience(args, x),
     )
     result = {"data": c.part_described(data, args.data, "test")}
     if len(x_test):

@@ -205,7 +205,7 @@ def _add(sub, name, help_text, example, parents):
     )
 
 
-def _training_args(p, *, epochs=20, batch_size=32):
+def _training_args(p, *, epochs=20, batch_size=32, epochs_help=None):
     p.add_argument(
         "--model",
         choices=ARCHITECTURES,
@@ -216,7 +216,7 @@ def _training_args(p, *, epochs=20, batch_size=32):
         "--epochs",
         type=_positive(int),
         default=epochs,
-        help=f"most epochs (default {epochs})",
+        help=epochs_help or f"most epochs (default {epochs})",
     )
     p.add_argument(
         "--batch-size",
@@ -295,7 +295,13 @@ def _model_commands(sub, common, data):
         [common, data],
     )
     p.add_argument("data", help="built-in dataset name or path")
-    _training_args(p)
+    _training_args(
+        p,
+        epochs=None,
+        epochs_help="most epochs (default 20; on a table of feature columns, "
+        "enough epochs for 1,000 steps, at most 500, and a patience of at least "
+        "100 steps)",
+    )
     _train_options(p)
     p.add_argument("--run-dir", help="run folder (resumable, TensorBoard logs)")
     p.add_argument(
@@ -619,7 +625,13 @@ def _privacy_commands(sub, common, data):
         [common, data],
     )
     t.add_argument("data")
-    _training_args(t, epochs=15, batch_size=64)
+    _training_args(
+        t,
+        epochs=None,
+        batch_size=None,
+        epochs_help="epochs (default: make_private's plan, 40; 15 when only "
+        "--batch-size is given)",
+    )
     t.add_argument("--epsilon", type=_positive(float), required=True)
     t.add_argument("--delta", type=_positive(float), default=None)
     t.add_argument(
