@@ -466,7 +466,7 @@ MISTAKES = [
         ["export", "{tmp}/bare.keras", "{tmp}/o.tflite", "--quantization", "int8"],
         r"give --data, the data to use$",
     ),
-    (["evaluate", "{model}"], r"give DATA, the data to use \(it was trained on"),
+    (["evaluate", "{tmp}/bare.keras"], r"give DATA, the data to use$"),
     (["export", "{model}", "{tmp}/o.onnx"], "OUT .*o.onnx' must end in .tflite"),
     (["info", "{tmp}/cut.tflite"], "cut.tflite"),
     (["rl", "NoSuchEnv-v0"], "not a registered Gymnasium environment"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import sys
 
@@ -119,6 +120,13 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(where):
             status = cli.main(["predict", str(where["tmp"] / "wine.keras"), str(big)])
     assert status == 141, err.getvalue()
     assert "Broken pipe" not in err.getvalue()
+
+
+def test_evaluate_without_data_scores_the_recorded_held_out_part(where):
+    status, out, err = run("evaluate", where["tmp"] / "wine.keras")
+    assert status == 0, err
+    assert "the held-out 20% of wine.csv" in json.loads(out)["data"]
+    assert "wine.csv, the data it was trained on" in err
 
 
 def test_ctrl_c_is_one_line_and_status_130(monkeypatch):

@@ -102,7 +102,7 @@ def _model_and_schema(args, command: str):
     path = c.check_model_file(args.model)
     schema = datasets.read_schema(path)
     if command == "evaluate":
-        c.data_from_schema(args, schema, command)
+        c.data_from_schema(args, schema, command, recorded=True)
     if schema is None and Path(args.data).suffix.lower() == ".csv":
         raise c.CommandError(
             f"kdl {command}: {args.model} has no {datasets.schema_path(path).name} "

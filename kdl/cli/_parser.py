@@ -324,8 +324,8 @@ def _model_commands(sub, common, data):
     p.add_argument(
         "data",
         nargs="?",
-        help="built-in dataset name or path (default: the built-in dataset "
-        "the model was trained on)",
+        help="built-in dataset name or path (default: the data the model was "
+        "trained on, recorded in MODEL.data.json, if it is still there)",
     )
     p.add_argument(
         "--all",
