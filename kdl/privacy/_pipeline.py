@@ -100,10 +100,27 @@ def refuse_uncountable(func, ops) -> None:
 
 
 def row_hashes(leaves) -> set:
-    """A 16-byte hash of each row (all leaves of the row together)."""
-    seen = set()
-    n = int(np.shape(leaves[0])[0]) if leaves else 0
+    """A fingerprint of each row (all leaves of the row together).
+
+    Numeric rows are hashed in one vectorized call, TensorFlow's
+    ``tf.fingerprint`` (farmhash64) over each row's bytes: fast enough for
+    every private fit (issue 30's speed goal). Two rows with the same 64-bit
+    fingerprint would count as one example: fewer examples, a larger epsilon,
+    never a smaller one. Other rows (strings) are hashed one by one.
+    """
+    if not leaves or not int(np.shape(leaves[0])[0]):
+        return set()
     leaves = [_as_model_sees(leaf) for leaf in leaves]
+    n = int(leaves[0].shape[0])
+    if all(leaf.dtype.kind in "fi" for leaf in leaves):
+        rows = np.concatenate(
+            [np.ascontiguousarray(leaf).reshape(n, -1).view(np.uint8)
+             .reshape(n, -1) for leaf in leaves],
+            axis=1,
+        )  # fmt: skip
+        prints = tf.fingerprint(tf.constant(rows)).numpy()
+        return set(prints.view(np.int64).ravel().tolist())
+    seen = set()
     for i in range(n):
         digest = hashlib.blake2b(digest_size=16)
         for leaf in leaves:

@@ -22,7 +22,7 @@ import numpy as np
 from kdl import _validation as v
 from kdl._files import read_json, write_json
 from kdl.backend import keras, tf
-from kdl.privacy import _ledger, _pipeline
+from kdl.privacy import _pipeline
 
 __all__ = [
     "FIT",
@@ -254,7 +254,7 @@ def remember_weights(model, fingerprint: str) -> None:
 def adopt_known(model) -> None:
     """Takes the current weights as the last DP step's when a DP step made
     them (EarlyStopping restored an epoch's weights, a backup was loaded)."""
-    current = _ledger.fingerprint_hex(_ledger.parameters(model))
+    current = model.kdl_ledger.current_hex(model)
     if current in _known(model):
         model.kdl_ledger.adopt(model)
 
@@ -269,7 +269,7 @@ def void_reason(model) -> str | None:
             "produced (changed by set_weights, load_weights or training "
             "through another model sharing the layers)"
         )
-    current = _ledger.fingerprint_hex(_ledger.parameters(model))
+    current = model.kdl_ledger.current_hex(model)
     if current != ledger.weights_hex() and current not in _known(model):
         return (
             "the weights were changed after the last DP step by something "
