@@ -425,6 +425,11 @@ BAD_TFLITE_ARGUMENTS = [
         "'representative_data' parameter.*calibrate int8",
     ),
     (
+        {"quantization": "int8", "representative_data": np.full((8, 4), np.nan)},
+        ValueError,
+        "'representative_data' parameter.*finite values.*32 non-finite",
+    ),
+    (
         {"check_data": np.zeros((3, 5))},
         ValueError,
         r"shape \(n, 4\) for input 'inputs'",

@@ -115,6 +115,17 @@ def _check_data(
         if check_data is None
         else _arrays.as_inputs(specs, check_data, func, "check_data")
     )
+    for name, value in (representative or {}).items():
+        # NaN or inf calibrate no range: the converter leaves the input
+        # without scales and the file fails on the device, not here.
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            v.fail(
+                func,
+                "representative_data",
+                "finite values (no NaN or inf) to calibrate int8 ranges",
+                f"{bad} non-finite value(s) in input {name!r}",
+            )
     return representative, check, quantize_aware
 
 
