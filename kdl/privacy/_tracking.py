@@ -22,7 +22,7 @@ import numpy as np
 from kdl import _validation as v
 from kdl._files import read_json, write_json
 from kdl.backend import keras, tf
-from kdl.privacy import _ledger, _pipeline
+from kdl.privacy import _fresh, _ledger, _pipeline
 
 __all__ = [
     "FIT",
@@ -395,6 +395,7 @@ def end_session(model, recorder: SessionRecorder) -> None:
     session["end_iteration"] = iterations(model)
     session["kept_epoch"] = recorder.kept_epoch()
     adopt_known(model)  # EarlyStopping put back an earlier epoch's weights
+    _fresh.remember_trained(model)  # a copy of them is not a fresh start
     if session["steps"] == 0 and session["epochs"] == 0:
         return
     model.privacy["sessions"] = list(model.privacy.get("sessions") or []) + [session]

@@ -214,6 +214,21 @@ def _check_fresh(model, public_pretraining, func):
         ", or, if it was adapted on public data only, declare that with "
         "make_private(..., public_pretraining=True)",
     )
+    copied = _fresh.trained_elsewhere(model)
+    if copied:
+        # Weights copied from (or layers shared with) a model a private fit
+        # trained: a second run from them would not count the first one.
+        v.fail(
+            func,
+            "model",
+            "a model whose weights were not trained yet: "
+            f"{copied} of its weight tensors are weights a private fit in "
+            "this process produced (copied with set_weights, or layers shared "
+            "with that model), so they already encode its training data. "
+            "Keep training the private model itself, or declare them public "
+            "with make_private(..., public_pretraining=True)",
+            model.name,
+        )
     steps = _was_trained(model)
     signs = [] if steps else _fresh.trained_signs(model)
     if signs:
@@ -686,12 +701,9 @@ def compile_private(model, optimizer, *, loss, metrics=None, func=None):
         v.fail(func, "optimizer", "a new DP optimizer for a new model (each "
                "model needs its own, untrained)", type(optimizer).__name__)  # fmt: skip
     check_layers(model, func)
-    _check_adapted(
-        model,
-        func,
-        ", or adapt it on public data, build with a plain optimizer and use "
-        "kdl.privacy.make_private(..., public_pretraining=True)",
-    )
+    # make_private's checks: a model over layers already trained (privately
+    # or not, e.g. keras.Model(p.inputs, p.outputs)) is refused the same way.
+    _check_fresh(model, False, func)
     loss = loss_object(loss, func, arg="loss")
     params = {
         "l2_norm_clip": float(optimizer.l2_norm_clip),

@@ -1,0 +1,170 @@
+"""kdl.privacy, hostile review of issue 30 (round 2): paths that started a
+private run from weights already trained, or bound a statement to weights no
+DP step produced. Each ends in a refusal or a void statement; where a
+statement stays valid, its epsilon is checked against dp_accounting.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import kdl
+from kdl import privacy
+from kdl.backend import keras
+
+N, DELTA = 200, 1e-5
+
+
+def _true_epsilon(n, batch, steps, noise, delta=DELTA):
+    """One session on dp_accounting alone (RDP, Poisson sampling)."""
+    import dp_accounting
+    from dp_accounting import rdp
+
+    event = dp_accounting.PoissonSampledDpEvent(
+        batch / n, dp_accounting.GaussianDpEvent(noise)
+    )
+    return rdp.RdpAccountant().compose(event, steps).get_epsilon(delta)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(N, 8)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int64")
+    return x, y
+
+
+def _mlp():
+    return kdl.build_mlp((8,), 2, hidden_units=(8,), optimizer="sgd",
+                         learning_rate=0.1)  # fmt: skip
+
+
+def _trained_private(x, y):
+    private = privacy.make_private(_mlp(), noise_multiplier=1.0, delta=DELTA)
+    private.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    return private
+
+
+def _dp_sgd():
+    return privacy.dp_optimizer("sgd", noise_multiplier=1.0, learning_rate=0.1)
+
+
+def _compile_private(model):
+    return privacy.compile_private(
+        model, _dp_sgd(), loss="sparse_categorical_crossentropy"
+    )
+
+
+def test_compile_private_refuses_layers_a_private_fit_trained(data):
+    # Review item 1 (C7): a second private model over p's trained layers
+    # would state 1 session although its weights carry p's as well.
+    x, y = data
+    private = _trained_private(x, y)
+    with pytest.raises(ValueError, match=r"compile_private.*trained"):
+        _compile_private(keras.Model(private.inputs, private.outputs))
+    # p itself still states its own session, exactly.
+    s = privacy.statement(private)
+    assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 4, 1.0), rel=1e-3)
+
+
+@pytest.mark.parametrize("how", ["shared", "clone"])
+def test_compile_private_refuses_weights_trained_without_dp(data, how):
+    # Review item 2 (C19, C20): trained without DP (true epsilon: infinite).
+    x, y = data
+    plain = _mlp()
+    plain.fit(x, y, batch_size=50, epochs=3, verbose=0)
+    if how == "shared":
+        model = keras.Model(plain.inputs, plain.outputs)
+    else:
+        model = keras.models.clone_model(plain)
+        model.set_weights(plain.get_weights())
+    with pytest.raises(ValueError, match=r"compile_private.*prior training"):
+        _compile_private(model)
+
+
+def _no_bias_mlp():
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(8, activation="relu", use_bias=False)(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax", use_bias=False)(hidden)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss="sparse_categorical_crossentropy")  # fmt: skip
+    return model
+
+
+def test_make_private_refuses_dp_trained_weights_copied_to_a_fresh_model(data):
+    # Review item 12 (C4): no bias, kernels inside their initializer's
+    # range: only the registry of DP-trained weights can tell.
+    x, y = data
+    private = privacy.make_private(_no_bias_mlp(), noise_multiplier=1.0)
+    private.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    copy = _no_bias_mlp()
+    copy.set_weights(private.get_weights())
+    with pytest.raises(ValueError, match=r"make_private.*private fit"):
+        privacy.make_private(copy, noise_multiplier=1.0)
+    # Declared public: accepted, and the statement says so.
+    again = privacy.make_private(copy, noise_multiplier=1.0, public_pretraining=True)
+    assert privacy.privacy_params(again)["public_pretraining"] is True
+    # A fresh model of the same shape is still accepted.
+    privacy.make_private(_no_bias_mlp(), noise_multiplier=1.0)
+
+
+def test_fine_tune_result_voids_weights_no_dp_step_produced(data):
+    # Review item 3 (G4): a model trained without DP handed as final_model.
+    x, y = data
+    private = _trained_private(x, y)
+    plain = _mlp()
+    plain.fit(x, y, batch_size=50, epochs=2, verbose=0)
+    result = privacy.private_fine_tune_result(private, plain)
+    s = privacy.statement(result)
+    assert s.void and math.isinf(s.epsilon)
+    # The DP-trained model's own weights (as a functional copy) stay valid.
+    same = privacy.private_fine_tune_result(
+        private, keras.Model(private.inputs, private.outputs)
+    )
+    s = privacy.statement(same)
+    assert not s.void
+    assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 4, 1.0), rel=1e-3)
+
+
+def test_bind_post_processing_keeps_a_void_from_training(data):
+    # Review item 4 (G5): plain training through shared layers voids the
+    # statement; a later "post-processing" must not make it valid again.
+    x, y = data
+    private = _trained_private(x, y)
+    plain = keras.Model(private.inputs, private.outputs)
+    plain.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss="sparse_categorical_crossentropy")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(x, y, epochs=1, verbose=0)
+    assert privacy.statement(private).void
+
+    def rounding(model):
+        model.set_weights([np.round(w, 2) for w in model.get_weights()])
+
+    privacy.bind_post_processing(private, "rounding", rounding)
+    s = privacy.statement(private)
+    assert s.void and math.isinf(s.epsilon)
+
+
+def test_bind_post_processing_applies_a_data_free_transform(data):
+    x, y = data
+    private = _trained_private(x, y)
+    before = [np.round(w, 2) for w in private.get_weights()]
+
+    def rounding(model):
+        model.set_weights([np.round(w, 2) for w in model.get_weights()])
+
+    privacy.bind_post_processing(private, "rounding", rounding)
+    for got, want in zip(private.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    s = privacy.statement(private)
+    assert not s.void and "rounding" in s.text
+    assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 4, 1.0), rel=1e-3)
+    with pytest.raises(TypeError, match="transform.*bind_post_processing"):
+        privacy.bind_post_processing(private, "rounding", None)
