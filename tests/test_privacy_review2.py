@@ -14,7 +14,7 @@ import pytest
 
 import kdl
 from kdl import privacy
-from kdl.backend import keras
+from kdl.backend import keras, tf
 
 N, DELTA = 200, 1e-5
 
@@ -168,3 +168,41 @@ def test_bind_post_processing_applies_a_data_free_transform(data):
     assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 4, 1.0), rel=1e-3)
     with pytest.raises(TypeError, match="transform.*bind_post_processing"):
         privacy.bind_post_processing(private, "rounding", None)
+
+
+class _RunningMean(keras.layers.Layer):
+    """The reviewer's layer (H2): a running mean of the inputs, updated from
+    each training batch without noise."""
+
+    def build(self, shape):
+        self.mean = self.add_weight(name="mean", shape=(shape[-1],),
+                                    initializer="zeros", trainable=False)  # fmt: skip
+
+    def call(self, inputs, training=None):
+        if training:
+            self.mean.assign(0.9 * self.mean + 0.1 * tf.reduce_mean(inputs, 0))
+        return inputs - self.mean
+
+
+def _running_mean_model():
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(8, activation="relu")(_RunningMean()(inputs))
+    outputs = keras.layers.Dense(2, activation="softmax")(hidden)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss="sparse_categorical_crossentropy")  # fmt: skip
+    return model
+
+
+def test_layers_with_state_updated_in_training_are_refused():
+    # Review item 5 (H2): the running mean is a raw data statistic (true
+    # epsilon: infinite); refused like BatchNormalization.
+    with pytest.raises(ValueError, match=r"make_private.*running mean"):
+        privacy.make_private(_running_mean_model(), noise_multiplier=1.0)
+    with pytest.raises(ValueError, match=r"compile_private.*running mean"):
+        _compile_private(_running_mean_model())
+    # Frozen layers (non-trainable weights of a frozen layer) stay accepted.
+    frozen = _mlp()
+    frozen.layers[1].trainable = False
+    frozen.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    privacy.make_private(frozen, noise_multiplier=1.0)
