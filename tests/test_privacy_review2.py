@@ -206,3 +206,39 @@ def test_layers_with_state_updated_in_training_are_refused():
     frozen.layers[1].trainable = False
     frozen.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     privacy.make_private(frozen, noise_multiplier=1.0)
+
+
+class _KeepLowestTrainingLoss(keras.callbacks.Callback):
+    """The reviewer's callback (G16): selection on the training loss (here
+    the first epoch under a loose threshold, so the pick is not the last)."""
+
+    def __init__(self):
+        super().__init__()
+        self.best, self.kept = math.inf, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.kept is None and logs["loss"] < 10.0:
+            self.best, self.kept = logs["loss"], self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        self.model.set_weights(self.kept)
+
+
+def test_weights_selected_by_an_unknown_callback_void_the_statement(data):
+    # Review item 11 (G16): an earlier epoch's DP weights chosen on the
+    # training loss: the choice is not private (true epsilon: infinite).
+    x, y = data
+    private = privacy.make_private(_mlp(), noise_multiplier=1.0, delta=DELTA)
+    keep = _KeepLowestTrainingLoss()
+    private.fit(x, y, batch_size=50, epochs=3, verbose=0, callbacks=[keep])
+    s = privacy.statement(private)
+    last = keep.best < math.inf and all(
+        np.array_equal(a, b) for a, b in zip(keep.kept, private.get_weights())
+    )
+    assert s.void and math.isinf(s.epsilon)
+    assert last  # the callback did restore its pick
+    # Without the callback the same run states its epsilon exactly.
+    plain = privacy.make_private(_mlp(), noise_multiplier=1.0, delta=DELTA)
+    plain.fit(x, y, batch_size=50, epochs=3, verbose=0)
+    s = privacy.statement(plain)
+    assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 12, 1.0), rel=1e-3)

@@ -270,7 +270,12 @@ def void_reason(model) -> str | None:
             "through another model sharing the layers)"
         )
     current = _ledger.fingerprint_hex(_ledger.parameters(model))
-    if current != ledger.weights_hex() and current not in _known(model):
+    # An earlier epoch's weights are the DP steps' only while fit runs (a
+    # restore kdl adopts at its end); set afterwards, they were selected by
+    # something kdl did not see (review of issue 30, item 11).
+    during_fit = getattr(model, "kdl_open_session", None) is not None
+    known = _known(model) if during_fit else []
+    if current != ledger.weights_hex() and current not in known:
         return (
             "the weights were changed after the last DP step by something "
             "other than DP-SGD (set_weights, load_weights, or training "
@@ -371,6 +376,17 @@ class SessionRecorder(keras.callbacks.Callback):
             path, {"steps": steps, "fingerprint": self.model.kdl_ledger.weights_hex()}
         )
 
+    def restored(self) -> bool:
+        """Whether an EarlyStopping (checked by check_selection: held-out
+        monitor) restored its best weights; any other callback that sets an
+        earlier epoch's weights selected them unseen (review 30, item 11)."""
+        return any(
+            isinstance(cb, keras.callbacks.EarlyStopping)
+            and cb.restore_best_weights
+            and cb.best_weights is not None
+            for cb in self.callbacks
+        )
+
     def kept_epoch(self):
         """The 1-based epoch whose weights the model holds after fit."""
         kept = self.session["last_epoch"]
@@ -394,7 +410,8 @@ def end_session(model, recorder: SessionRecorder) -> None:
     _closed(session, segment)
     session["end_iteration"] = iterations(model)
     session["kept_epoch"] = recorder.kept_epoch()
-    adopt_known(model)  # EarlyStopping put back an earlier epoch's weights
+    if recorder.restored():  # EarlyStopping put back an earlier epoch's weights
+        adopt_known(model)
     _fresh.remember_trained(model)  # a copy of them is not a fresh start
     if session["steps"] == 0 and session["epochs"] == 0:
         return
