@@ -242,3 +242,21 @@ def test_weights_selected_by_an_unknown_callback_void_the_statement(data):
     plain.fit(x, y, batch_size=50, epochs=3, verbose=0)
     s = privacy.statement(plain)
     assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 12, 1.0), rel=1e-3)
+
+
+def test_validation_rows_an_earlier_session_trained_on_are_refused(data):
+    # Review item 8 (I1): session 1 trains on all rows; kdl.train then
+    # selects on rows 0-39 (true epsilon of the selection: infinite).
+    x, y = data
+    private = privacy.make_private(_mlp(), noise_multiplier=1.0, delta=DELTA)
+    private.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"validation_data.*training rows"):
+        kdl.train(private, x[40:], y[40:], validation_data=(x[:40], y[:40]),
+                  epochs=2, batch_size=40, run_dir=False, verbose=0)  # fmt: skip
+    # Fresh rows as validation data are accepted, and both sessions count.
+    rng = np.random.default_rng(7)
+    xv = rng.normal(size=(40, 8)).astype("float32")
+    yv = (xv[:, 0] + xv[:, 1] > 0).astype("int64")
+    private.fit(x, y, batch_size=50, epochs=1, verbose=0, validation_data=(xv, yv))
+    s = privacy.statement(private)
+    assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 8, 1.0), rel=1e-3)

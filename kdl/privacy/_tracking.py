@@ -192,8 +192,13 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
         v.fail(func, "num_examples", f"at most the {counted} distinct rows the "
                "data holds (the distinct private examples it was made from)",
                given)  # fmt: skip
-    _pipeline.check_overlap(func, rows, x, y, info, validation_split,
+    # Rows earlier sessions (fit or train_on_batch) trained on count as
+    # training rows too: validating on them selects on training data
+    # (review of issue 30, item 8). Kept for the model's life in this process.
+    earlier = trained_rows(model) | model.kdl_ledger.seg_rows
+    _pipeline.check_overlap(func, rows | earlier, x, y, info, validation_split,
                             validation_data)  # fmt: skip
+    object.__setattr__(model, "kdl_trained_rows", earlier | rows)
     close_outside_fit(model)
     return {
         "num_examples": counted if given is None else given,
@@ -212,6 +217,12 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
         "noise_multiplier": model.privacy.get("noise_multiplier"),
         "l2_norm_clip": model.privacy.get("l2_norm_clip"),
     }
+
+
+def trained_rows(model) -> set:
+    """The row fingerprints every earlier private session of ``model`` in
+    this process trained on."""
+    return set(getattr(model, "kdl_trained_rows", None) or ())
 
 
 def batch_rows(x, y) -> set:
