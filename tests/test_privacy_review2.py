@@ -260,3 +260,14 @@ def test_validation_rows_an_earlier_session_trained_on_are_refused(data):
     private.fit(x, y, batch_size=50, epochs=1, verbose=0, validation_data=(xv, yv))
     s = privacy.statement(private)
     assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 8, 1.0), rel=1e-3)
+
+
+def test_kept_epoch_wording_names_the_last_session(data):
+    # Review text bug (B1): two fits of one epoch each said "after epoch 1 of
+    # the 2 trained", which describes weights after the first epoch.
+    x, y = data
+    private = _trained_private(x, y)
+    private.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    s = privacy.statement(private)
+    assert "after epoch 1 of the last session (1 epoch(s) in it, 2 in all)" in s.text
+    assert s.epsilon == pytest.approx(_true_epsilon(N, 50, 8, 1.0), rel=1e-3)
