@@ -376,16 +376,21 @@ class SessionRecorder(keras.callbacks.Callback):
         remember_weights(self.model, self.model.kdl_ledger.weights_hex())
         self.save_reached()
 
-    def save_reached(self):
-        """Writes the steps reached so far, while the backup folder exists."""
+    def save_reached(self, crashed=False):
+        """Writes the steps reached so far, while the backup folder exists.
+
+        After a crash the fingerprint stays the last epoch end's: the backup
+        BackupAndRestore resumes from holds those weights, not the ones the
+        interrupted epoch reached (review of issue 30, E1/E2)."""
         path = self.steps_file()
         if path is None or not path.parent.is_dir():
             return  # no backup, or BackupAndRestore removed it at the end
-        previous = read_json(path)
-        steps = max(iterations(self.model), int((previous or {}).get("steps", 0)))
-        write_json(
-            path, {"steps": steps, "fingerprint": self.model.kdl_ledger.weights_hex()}
-        )
+        previous = read_json(path) or {}
+        steps = max(iterations(self.model), int(previous.get("steps", 0)))
+        fingerprint = self.model.kdl_ledger.weights_hex()
+        if crashed and previous.get("fingerprint"):
+            fingerprint = previous["fingerprint"]
+        write_json(path, {"steps": steps, "fingerprint": fingerprint})
 
     def restored(self) -> bool:
         """Whether an EarlyStopping (checked by check_selection: held-out
@@ -417,7 +422,7 @@ def end_session(model, recorder: SessionRecorder) -> None:
     segment = model.kdl_ledger.close_segment()
     if recorder.start is None:  # fit stopped before training began
         return
-    recorder.save_reached()  # a crash: the resumed run must count these steps
+    recorder.save_reached(crashed=True)  # the resumed run counts these steps
     _closed(session, segment)
     session["end_iteration"] = iterations(model)
     session["kept_epoch"] = recorder.kept_epoch()
