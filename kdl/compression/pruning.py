@@ -125,16 +125,23 @@ def _prune_at_once(model, target_sparsity, block_size, func):
         )
     c.require_kernels(model, func)
     pruned = _copy_keeping_class(model)
-    to_prune = kernel_filter(pruned)
-    for layer in c.layers(pruned):
-        chosen = {id(k) for k in to_prune(layer)}
-        for kernel, variable in zip(c.kernels(layer), c.kernel_variables(layer)):
-            if id(kernel) in chosen:
-                _zero_smallest(variable, target)
+
+    def zero_smallest(model):
+        to_prune = kernel_filter(model)
+        for layer in c.layers(model):
+            chosen = {id(k) for k in to_prune(layer)}
+            for kernel, variable in zip(c.kernels(layer), c.kernel_variables(layer)):
+                if id(kernel) in chosen:
+                    _zero_smallest(variable, target)
+
     if c.is_private(pruned):  # data-free post-processing keeps the statement
         from kdl import privacy
 
-        privacy.bind_post_processing(pruned, "one-shot magnitude pruning")
+        privacy.bind_post_processing(
+            pruned, "one-shot magnitude pruning", zero_smallest
+        )
+    else:
+        zero_smallest(pruned)
     return pruned
 
 

@@ -86,3 +86,34 @@ def trained_signs(model) -> list[str]:
         for one in _cells(layer):
             signs += _layer_signs(one)
     return signs
+
+
+# --- Weights DP training produced, process-wide (issue 30, review 2) ---
+#
+# A private model's trained weights copied into a fresh model (set_weights,
+# a no-bias model the initializer-range check cannot judge) or a new model
+# over its layers would start a second private run from weights that already
+# encode the data. Each weight tensor a private fit left is remembered by its
+# fingerprint (farmhash64, kdl.privacy._ledger); make_private and
+# compile_private refuse a model holding one. Tensors whose values are all
+# equal (a frozen zero bias) are not remembered: a fresh model has them too.
+
+_TRAINED: set[int] = set()
+
+
+def _distinct_tensors(model) -> list:
+    from kdl.privacy import _ledger
+
+    weights = [w for w in _ledger.parameters(model) if w.shape.num_elements()]
+    weights = [w for w in weights if np.ptp(np.asarray(w.numpy())) > 0]
+    return [int(x) for x in _ledger.fingerprint(weights).numpy()]
+
+
+def remember_trained(model) -> None:
+    """Remembers ``model``'s weights as weights training produced."""
+    _TRAINED.update(_distinct_tensors(model))
+
+
+def trained_elsewhere(model) -> int:
+    """How many of ``model``'s weight tensors a private fit produced."""
+    return sum(one in _TRAINED for one in _distinct_tensors(model))

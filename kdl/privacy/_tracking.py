@@ -22,7 +22,7 @@ import numpy as np
 from kdl import _validation as v
 from kdl._files import read_json, write_json
 from kdl.backend import keras, tf
-from kdl.privacy import _pipeline
+from kdl.privacy import _fresh, _pipeline
 
 __all__ = [
     "FIT",
@@ -192,8 +192,13 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
         v.fail(func, "num_examples", f"at most the {counted} distinct rows the "
                "data holds (the distinct private examples it was made from)",
                given)  # fmt: skip
-    _pipeline.check_overlap(func, rows, x, y, info, validation_split,
+    # Rows earlier sessions (fit or train_on_batch) trained on count as
+    # training rows too: validating on them selects on training data
+    # (review of issue 30, item 8). Kept for the model's life in this process.
+    earlier = trained_rows(model) | model.kdl_ledger.seg_rows
+    _pipeline.check_overlap(func, rows | earlier, x, y, info, validation_split,
                             validation_data)  # fmt: skip
+    object.__setattr__(model, "kdl_trained_rows", earlier | rows)
     close_outside_fit(model)
     return {
         "num_examples": counted if given is None else given,
@@ -212,6 +217,12 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
         "noise_multiplier": model.privacy.get("noise_multiplier"),
         "l2_norm_clip": model.privacy.get("l2_norm_clip"),
     }
+
+
+def trained_rows(model) -> set:
+    """The row fingerprints every earlier private session of ``model`` in
+    this process trained on."""
+    return set(getattr(model, "kdl_trained_rows", None) or ())
 
 
 def batch_rows(x, y) -> set:
@@ -270,7 +281,12 @@ def void_reason(model) -> str | None:
             "through another model sharing the layers)"
         )
     current = model.kdl_ledger.current_hex(model)
-    if current != ledger.weights_hex() and current not in _known(model):
+    # An earlier epoch's weights are the DP steps' only while fit runs (a
+    # restore kdl adopts at its end); set afterwards, they were selected by
+    # something kdl did not see (review of issue 30, item 11).
+    during_fit = getattr(model, "kdl_open_session", None) is not None
+    known = _known(model) if during_fit else []
+    if current != ledger.weights_hex() and current not in known:
         return (
             "the weights were changed after the last DP step by something "
             "other than DP-SGD (set_weights, load_weights, or training "
@@ -360,15 +376,31 @@ class SessionRecorder(keras.callbacks.Callback):
         remember_weights(self.model, self.model.kdl_ledger.weights_hex())
         self.save_reached()
 
-    def save_reached(self):
-        """Writes the steps reached so far, while the backup folder exists."""
+    def save_reached(self, crashed=False):
+        """Writes the steps reached so far, while the backup folder exists.
+
+        After a crash the fingerprint stays the last epoch end's: the backup
+        BackupAndRestore resumes from holds those weights, not the ones the
+        interrupted epoch reached (review of issue 30, E1/E2)."""
         path = self.steps_file()
         if path is None or not path.parent.is_dir():
             return  # no backup, or BackupAndRestore removed it at the end
-        previous = read_json(path)
-        steps = max(iterations(self.model), int((previous or {}).get("steps", 0)))
-        write_json(
-            path, {"steps": steps, "fingerprint": self.model.kdl_ledger.weights_hex()}
+        previous = read_json(path) or {}
+        steps = max(iterations(self.model), int(previous.get("steps", 0)))
+        fingerprint = self.model.kdl_ledger.weights_hex()
+        if crashed and previous.get("fingerprint"):
+            fingerprint = previous["fingerprint"]
+        write_json(path, {"steps": steps, "fingerprint": fingerprint})
+
+    def restored(self) -> bool:
+        """Whether an EarlyStopping (checked by check_selection: held-out
+        monitor) restored its best weights; any other callback that sets an
+        earlier epoch's weights selected them unseen (review 30, item 11)."""
+        return any(
+            isinstance(cb, keras.callbacks.EarlyStopping)
+            and cb.restore_best_weights
+            and cb.best_weights is not None
+            for cb in self.callbacks
         )
 
     def kept_epoch(self):
@@ -390,11 +422,13 @@ def end_session(model, recorder: SessionRecorder) -> None:
     segment = model.kdl_ledger.close_segment()
     if recorder.start is None:  # fit stopped before training began
         return
-    recorder.save_reached()  # a crash: the resumed run must count these steps
+    recorder.save_reached(crashed=True)  # the resumed run counts these steps
     _closed(session, segment)
     session["end_iteration"] = iterations(model)
     session["kept_epoch"] = recorder.kept_epoch()
-    adopt_known(model)  # EarlyStopping put back an earlier epoch's weights
+    if recorder.restored():  # EarlyStopping put back an earlier epoch's weights
+        adopt_known(model)
+    _fresh.remember_trained(model)  # a copy of them is not a fresh start
     if session["steps"] == 0 and session["epochs"] == 0:
         return
     model.privacy["sessions"] = list(model.privacy.get("sessions") or []) + [session]

@@ -214,6 +214,21 @@ def _check_fresh(model, public_pretraining, func):
         ", or, if it was adapted on public data only, declare that with "
         "make_private(..., public_pretraining=True)",
     )
+    copied = _fresh.trained_elsewhere(model)
+    if copied:
+        # Weights copied from (or layers shared with) a model a private fit
+        # trained: a second run from them would not count the first one.
+        v.fail(
+            func,
+            "model",
+            "a model whose weights were not trained yet: "
+            f"{copied} of its weight tensors are weights a private fit in "
+            "this process produced (copied with set_weights, or layers shared "
+            "with that model), so they already encode its training data. "
+            "Keep training the private model itself, or declare them public "
+            "with make_private(..., public_pretraining=True)",
+            model.name,
+        )
     steps = _was_trained(model)
     signs = [] if steps else _fresh.trained_signs(model)
     if signs:
@@ -279,6 +294,43 @@ def check_layers(model, func):
             )
 
 
+def _updated_state(layer) -> list:
+    """Floating-point non-trainable weights of a trainable ``layer`` (not of
+    a frozen layer inside it): state that a train step may assign from the
+    batch (a running mean), with no clipping and no noise."""
+    frozen = {id(w) for sub in layer.submodules
+              if isinstance(sub, keras.layers.Layer) and not sub.trainable
+              for w in sub.weights}  # fmt: skip
+    return [w for w in layer.non_trainable_weights
+            if w.dtype.is_floating and id(w) not in frozen]  # fmt: skip
+
+
+def check_state(model, func):
+    """Refuses trainable layers holding non-trainable float weights (review
+    of issue 30): like BatchNormalization's moving statistics, a custom
+    layer's running mean updated in ``call(training=True)`` leaks the data
+    without noise. Preprocessing layers are checked by ``_check_adapted``."""
+    base = keras.layers.experimental.preprocessing.PreprocessingLayer
+    for layer in walk_layers(model):
+        if not layer.trainable or isinstance(layer, (base, keras.Model)):
+            continue
+        state = _updated_state(layer)
+        if state:
+            v.fail(
+                func,
+                "model",
+                "a model whose trainable layers hold no non-trainable "
+                "weights: a training step may update such state from the "
+                "batch (a running mean, like BatchNormalization's) without "
+                f"clipping or noise ({layer.name}: "
+                f"{', '.join(w.name for w in state[:3])}). Keep constants "
+                "as tensors, not weights, or freeze the layer "
+                "(layer.trainable = False)",
+                layer.name,
+                error=UnsupportedModelError,
+            )
+
+
 def _check_model(model, func, public_pretraining=False):
     v.check_keras_model(model, "model", func)
     if is_private(model) and not public_pretraining:
@@ -295,6 +347,7 @@ def _check_model(model, func, public_pretraining=False):
             func, "model", "a compiled model (every kdl builder compiles)", model.name
         )
     check_layers(model, func)
+    check_state(model, func)
     _check_fresh(model, public_pretraining, func)
 
 
@@ -686,12 +739,10 @@ def compile_private(model, optimizer, *, loss, metrics=None, func=None):
         v.fail(func, "optimizer", "a new DP optimizer for a new model (each "
                "model needs its own, untrained)", type(optimizer).__name__)  # fmt: skip
     check_layers(model, func)
-    _check_adapted(
-        model,
-        func,
-        ", or adapt it on public data, build with a plain optimizer and use "
-        "kdl.privacy.make_private(..., public_pretraining=True)",
-    )
+    check_state(model, func)
+    # make_private's checks: a model over layers already trained (privately
+    # or not, e.g. keras.Model(p.inputs, p.outputs)) is refused the same way.
+    _check_fresh(model, False, func)
     loss = loss_object(loss, func, arg="loss")
     params = {
         "l2_norm_clip": float(optimizer.l2_norm_clip),

@@ -20,6 +20,7 @@ from __future__ import annotations
 from kdl import _validation as v
 from kdl._model_utils import compile_like, copy_model
 from kdl.backend import keras
+from kdl.privacy import _ledger
 from kdl.privacy.dp_training import (
     METHODS,
     check_layers,
@@ -191,6 +192,14 @@ def private_fine_tune_setup(
     return _private_on(new_model, params, source, learning_rate, func)
 
 
+def _same_weights(trained, final_model) -> bool:
+    """Whether each trainable weight of ``final_model`` is one of
+    ``trained``'s weights (by value: strip_pruning keeps the tensors)."""
+    produced = {int(x) for x in _ledger.fingerprint(_ledger.parameters(trained))}
+    final = _ledger.fingerprint(final_model.trainable_weights).numpy()
+    return all(int(x) in produced for x in final)
+
+
 def private_fine_tune_result(trained, final_model):
     """The final compressed model, private with the whole training history.
 
@@ -217,25 +226,36 @@ def private_fine_tune_result(trained, final_model):
     if not is_private(trained):
         v.fail(func, "trained", "a model from private_fine_tune_setup", trained.name)
     check_layers(final_model, func)
-    final_model = copy_model(final_model)  # its own layers, each called once
     params = privacy_params(trained)
+    if not params.get("void") and not _same_weights(trained, final_model):
+        params["void"] = (
+            "final_model's trainable weights are not ones the recorded DP "
+            "steps produced (private_fine_tune_result was given a model other "
+            "than the DP-trained one)"
+        )
+    final_model = copy_model(final_model)  # its own layers, each called once
     params["sessions"] = _inherited_sessions(params)
     params["method"] = _fine_tune_method(final_model, "auto", func)
     return _private_on(final_model, params, trained, None, func)
 
 
-def bind_post_processing(model, what: str) -> None:
-    """Binds a private model's statement to weights changed without data.
+def bind_post_processing(model, what: str, transform) -> None:
+    """Applies a data-free transform to a private model's weights and binds
+    the statement to the result.
 
     For kdl's own data-free transforms of a private model's weights (one-shot
     magnitude pruning): post-processing keeps the DP guarantee, so the
-    statement holds for the new weights; it names ``what`` was done. A model
-    whose statement is already void stays void.
+    statement holds for the new weights; it names ``what`` was done. kdl
+    applies ``transform`` itself, after checking the weights are the ones the
+    recorded DP steps produced: a statement void before (weights changed by
+    anything else, e.g. training through another model sharing the layers)
+    stays void, since kdl cannot tell a data-free change from training.
 
     Args:
-        model: kdl.keras.Model. A private model whose weights were just
-            post-processed without reading any data.
+        model: kdl.keras.Model. A private model.
         what: str. The post-processing, as the statement will name it.
+        transform: callable. ``transform(model)`` changes the weights in
+            place without reading any data.
 
     Raises:
         ValueError, TypeError: for a bad argument, naming it.
@@ -246,14 +266,12 @@ def bind_post_processing(model, what: str) -> None:
         v.fail(func, "model", "a model from kdl.privacy.make_private", model.name)
     if not isinstance(what, str) or not what:
         v.fail(func, "what", "a non-empty str", what, error=TypeError)
-    # Void already (a declared void, or DP steps that found foreign weights);
-    # the change being bound here is the only one the fingerprint may show.
-    foreign = int(model.kdl_ledger.foreign.numpy())
-    void = model.privacy.get("void") or (
-        f"{foreign} DP step(s) started from weights no DP step produced"
-        if foreign
-        else None
-    )
+    if not callable(transform):
+        v.fail(func, "transform", "a callable", transform, error=TypeError)
+    # Void already (declared, foreign DP steps, or weights that are not the
+    # DP steps'): the transform is applied, the statement stays void.
+    void = privacy_params(model).get("void")
+    transform(model)
     if void:
         model.privacy["void"] = void
         return

@@ -271,7 +271,15 @@ def epsilon_words(epsilon: float, delta: float) -> str:
 
 def _weights_lines(s: dict) -> list[str]:
     lines = []
-    if s["kept_epoch"] is not None:
+    sessions = s.get("sessions") or ()
+    if s["kept_epoch"] is not None and len(sessions) > 1:
+        # kept_epoch counts the last session's epochs, not all sessions'.
+        lines.append(
+            f"Weights kept: those after epoch {s['kept_epoch']} of the last "
+            f"session ({sessions[-1]['epochs']} epoch(s) in it, {s['epochs']} in "
+            "all); every step of every epoch is counted above."
+        )
+    elif s["kept_epoch"] is not None:
         lines.append(
             f"Weights kept: those after epoch {s['kept_epoch']} of the "
             f"{s['epochs']} trained; every step of every epoch is counted above."
