@@ -43,7 +43,10 @@ _STATEFUL_OK = re.compile(
     r"|Stateful(Uniform|StandardNormal|TruncatedNormal|RandomBinomial)\w*"
     r"|RngReadAndSkip|RngSkip|NonDeterministicInts|TensorArray\w*|Stack\w*"
     r"|(Anonymous)?(Mutable)?(Dense)?HashTable\w*|LookupTable\w*|InitializeTableV2"
-    r"|MutexV2|MutexLock|ConsumeMutexLock|Timestamp)"
+    r"|MutexV2|MutexLock|ConsumeMutexLock|Timestamp"
+    # adapt_step of adapted preprocessing layers pulls from the iterator it
+    # is given; an iterator over files needs dataset ops, refused by name.
+    r"|IteratorGetNext|IteratorGetNextSync)"
 )
 _FILE_OPS = re.compile(r"File|Dataset|Reader|Immutable|Summary|Print|Debug|PyFunc")
 _CHECKPOINT_OPS = frozenset(

@@ -200,7 +200,12 @@ def _keras_tables():
         for name, obj in vars(activations).items()
         if callable(obj)
         and not isinstance(obj, type)
-        and getattr(obj, "__module__", "") == activations.__name__
+        # tf_keras also takes TensorFlow's own math by these names
+        # (leaky_relu, relu6, silu, log_softmax from tf.nn).
+        and (
+            getattr(obj, "__module__", "") == activations.__name__
+            or getattr(obj, "__module__", "").startswith("tensorflow.python.ops.nn_")
+        )
         and name not in _NOT_OBJECTS
         and not name.startswith("_")
     )
@@ -539,8 +544,8 @@ def _check_paths(entry, where, path, func):
             )
 
 
-def _check_tree(config, label, allow, path, func):
-    names = _layer_names(config)
+def _check_tree(config, label, allow, path, func, names=frozenset()):
+    names = _layer_names(config) | names
     for node, where in nodes(config, label):
         if not isinstance(node, dict):
             continue
@@ -602,8 +607,11 @@ def check_model_file(
     if not configs:
         return
     allow = _AllowList(custom_objects, more_objects)
+    # A SavedModel keeps each layer's config apart: an op layer's inbound
+    # node names a layer of another entry (review of issue 29).
+    names = set().union(*(_layer_names(config) for _, config in configs))
     for label, config in configs:
-        _check_tree(config, label, allow, path, func)
+        _check_tree(config, label, allow, path, func, names)
     _check_claims(configs, stored, path, func)
 
 

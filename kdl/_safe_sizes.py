@@ -110,6 +110,8 @@ _BOUNDED = re.compile(
     r"|ExpandDims|Transpose|Shape|ShapeN|Size|Rank|Sum|Prod|Max|Min|Mean|All"
     r"|Any|ArgMax|ArgMin|StridedSlice|Slice|Unpack|Split|SplitV|Assert"
     r"|(Stateful)?PartitionedCall|If|StatelessIf|While|StatelessWhile|Case"
+    r"|ConcatOffset|EmptyTensorList|TensorList(Length|ElementShape|Reserve"
+    r"|SetItem|GetItem|PushBack|PopBack|Stack|FromTensor|Gather|Scatter\w*)"
 )
 
 
@@ -510,11 +512,19 @@ class _Walk:
         if shape is not None and None not in shape:
             return
         deciding = max((a.source for a in args), default=CONST)
+        if op in _SHAPE_ARG and len(args) > _SHAPE_ARG[op]:
+            deciding = args[_SHAPE_ARG[op]].source  # not the seed or the values
         if op in _SHAPE_ARG or op in _SIZED:
             if deciding == CONST:
                 why = "computed from constants kdl does not fold (TensorFlow would"
                 self.report(where, op, f"a tensor whose size is {why} compute it)")
-            if deciding == STATE or self.load_time:
+            # In a serving function an output whose size depends on the
+            # model's own variables is as legitimate as one that depends on
+            # the input (Einsum of a weight, bincount, a random op seeded from
+            # a variable); only a shape argument read from a variable, and any
+            # unknown size in the functions that run while loading, are
+            # refused (review of issue 29: Keras' own SavedModels were).
+            if self.load_time or (deciding == STATE and op in _SHAPE_ARG):
                 why = "read from values stored in the file"
                 self.report(where, op, f"a tensor whose size is {why}")
         elif not (_BOUNDED.fullmatch(op) or op in _SAME or op in self.library):

@@ -622,3 +622,60 @@ def test_the_cli_refuses_a_crafted_file(saved, tmp_path, canary, capsys):
     assert cli.main(["info", str(path)]) == 2
     assert re.search(r"refused to load .*safe_mode=False", capsys.readouterr().err)
     assert not canary[1].exists()
+
+
+def _legit_keras_models():
+    from kdl.backend import keras
+
+    layers = keras.layers
+    ids = keras.Input((12,), dtype="int32")
+    embedded = layers.Embedding(50, 16)(ids)
+    words = keras.Input((1,), dtype="string")
+    norm = layers.Normalization()
+    norm.adapt(np.random.default_rng(0).random((8, 3)))
+    wide = keras.Input((10,))
+    rng = np.random.default_rng(1)
+    return {
+        "augmenting CNN": (
+            kdl.build_cnn((8, 8, 1), 10, augmentation={"flip": None, "zoom": 0.1}),
+            rng.random((4, 8, 8, 1), dtype=np.float32),
+        ),
+        "attention": (
+            keras.Model(ids, layers.MultiHeadAttention(2, 8)(embedded, embedded)),
+            rng.integers(0, 50, (3, 12)).astype("int32"),
+        ),
+        "lookup": (
+            keras.Model(
+                words,
+                layers.StringLookup(vocabulary=["a", "b"], output_mode="one_hot")(
+                    words
+                ),
+            ),
+            np.array([["a"], ["b"], ["c"]]),
+        ),
+        "adapted normalization": (
+            keras.Sequential([layers.Input((3,)), norm, layers.Dense(1)]),
+            rng.random((4, 3), dtype=np.float32),
+        ),
+        "slice of an input": (
+            keras.Model(wide, layers.Dense(1, activation="leaky_relu")(wide[:, :3])),
+            rng.random((4, 10), dtype=np.float32),
+        ),
+    }
+
+
+@pytest.mark.slow
+def test_ordinary_keras_savedmodels_load_in_safe_mode(tmp_path):
+    # A README-only review of issue 29 found these refused as SavedModels
+    # (sizes read from weights, adapt_step's iterator, an op layer whose
+    # input is another entry of the metadata, tf.nn activation names).
+    for name, (model, x) in _legit_keras_models().items():
+        path = tmp_path / name.replace(" ", "_")
+        model.save(path, save_format="tf")
+        loaded = kdl.load(path)
+        np.testing.assert_allclose(
+            np.asarray(loaded.predict(x, verbose=0)),
+            model.predict(x, verbose=0),
+            atol=1e-5,
+            err_msg=name,
+        )
