@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: lint
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=60
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow"
