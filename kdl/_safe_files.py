@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kdl import _safe_graph
 from kdl._safe_common import corrupt as _corrupt
+from kdl._safe_common import real_bytes
 from kdl._safe_common import refuse as _refuse
 from kdl.backend import keras
 
@@ -221,7 +222,7 @@ def _check_budget(infos, path, func):
             f"{MAX_ENTRIES:,}; a Keras model file holds 3 and its assets).",
         )
     total = sum(info.file_size for info in infos)
-    size = Path(path).stat().st_size
+    size = real_bytes(path, func)
     limit = min(MAX_TOTAL, TOTAL_RATIO * size + TOTAL_SLACK)
     if total > limit:
         _refuse(
@@ -396,7 +397,7 @@ def _read_h5(path, func):
             "h5",
             "it is not an HDF5 file; the file is corrupt or not a model.",
         )
-    stored = path.stat().st_size
+    stored = real_bytes(path, func)
     configs = []
     try:
         with h5py.File(path, "r") as f:
@@ -451,7 +452,7 @@ def _savedmodel_metadata(path, func):
     the model, in any function.
     """
     saved, metadata = _savedmodel_protos(path, func)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    size = real_bytes(path, func)
     _safe_graph.check_graph(saved, path, func, TENSOR_RATIO * size + TENSOR_SLACK)
     _check_variables(saved, _stored_variables(path), path, func)
     if metadata is not None:
@@ -469,6 +470,7 @@ def _savedmodel_metadata(path, func):
 
 def _read_savedmodel(path, func):
     """The Keras metadata of a SavedModel folder (none if Keras did not write it)."""
+    real_bytes(path, func)  # refuses a symlink before reading anything
     if (
         not (path / "saved_model.pb").exists()
         and not (path / "saved_model.pbtxt").exists()
@@ -492,9 +494,9 @@ def _read_savedmodel(path, func):
 def _stored_variables(path: Path) -> int:
     """Bytes in a SavedModel's ``variables`` folder."""
     variables = path / "variables"
-    if not variables.is_dir():
+    if not variables.is_dir() or variables.is_symlink():
         return 0
-    return sum(f.stat().st_size for f in variables.rglob("*") if f.is_file())
+    return real_bytes(variables)
 
 
 def _check_variables(saved, stored: int, path, func):

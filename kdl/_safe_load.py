@@ -44,7 +44,7 @@ from pathlib import Path
 
 from kdl import _safe_symbols
 from kdl._model_format import model_format
-from kdl._safe_common import corrupt, refuse
+from kdl._safe_common import corrupt, real_bytes, refuse
 from kdl._safe_files import (  # noqa: F401
     MAX_ENTRIES,
     MAX_INPUT_VALUES,
@@ -120,8 +120,7 @@ def variable_budget(path, func: str = "kdl.load"):
     same as for tensors the file declares) holds for every layer type.
     """
     path = Path(path)
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    limit = TENSOR_RATIO * sum(p.stat().st_size for p in files) + TENSOR_SLACK
+    limit = TENSOR_RATIO * real_bytes(path, func) + TENSOR_SLACK
     total = 0
 
     def creator(next_creator, **kwargs):

@@ -110,6 +110,12 @@ _BOUNDED = re.compile(
     r"|ExpandDims|Transpose|Shape|ShapeN|Size|Rank|Sum|Prod|Max|Min|Mean|All"
     r"|Any|ArgMax|ArgMin|StridedSlice|Slice|Unpack|Split|SplitV|Assert"
     r"|(Stateful)?PartitionedCall|If|StatelessIf|While|StatelessWhile|Case"
+    # TensorLists (Keras while loops: RNNs, seq2seq): an empty list allocates
+    # nothing; its elements are tensors checked where they are computed.
+    r"|EmptyTensorList|TensorList(PushBack\w*|PopBack|Length|GetItem|SetItem"
+    r"|Stack|FromTensor|ElementShape|Gather|Concat\w*|Split|Scatter\w*)"
+    # cond branches and gradients: an empty optional, index/shape bookkeeping.
+    r"|Optional(None|FromValue|GetValue|HasValue)|InvertPermutation|ConcatOffset"
 )
 
 
