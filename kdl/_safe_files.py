@@ -37,6 +37,8 @@ MAX_ENTRIES = 1_000
 TOTAL_RATIO = 20  # all entries uncompressed / the file's size
 TOTAL_SLACK = 64 * 2**20
 MAX_TOTAL = 32 * 2**30  # whatever the file's size
+MAX_JSON = 16 * 2**20  # a model's configuration text (config.json, model_config)
+JSON_RATIO = 100  # its text / the bytes storing it
 # Values per example of one model input (float32: 1 GiB).
 MAX_INPUT_VALUES = 2**28
 BOMB_RATIO = 100  # uncompressed / compressed size of one zip entry
@@ -179,6 +181,20 @@ def _check_h5(h5file, stored: int, path, func, where=""):
 
 
 # === Reading the configuration of each format ===
+
+
+def _check_json_size(size: int, name, stored: int, path, func):
+    """Refuses a configuration whose parsing would take far more memory than
+    the file: json builds ~70 bytes of Python objects per byte of text."""
+    limit = min(MAX_JSON, JSON_RATIO * max(stored, 1))
+    if size > limit:
+        _refuse(
+            func,
+            path,
+            f"its {name} is {size:,} bytes of JSON (at most {limit:,}: "
+            f"{JSON_RATIO}x its {stored:,} stored bytes, never over "
+            f"{MAX_JSON // 2**20} MiB).",
+        )
 
 
 def _parse_json(raw, name, path, fmt, func):
@@ -367,6 +383,13 @@ def _read_keras(path, func):
                     "the archive holds no config.json, "
                     "so it is not a Keras model file.",
                 )
+            _check_json_size(
+                entries["config.json"].file_size,
+                "config.json",
+                entries["config.json"].compress_size,
+                path,
+                func,
+            )
             config = _parse_json(
                 archive.read("config.json"), "config.json", path, "keras", func
             )
@@ -405,6 +428,7 @@ def _read_h5(path, func):
             for key in ("model_config", "training_config"):
                 raw = f.attrs.get(key)
                 if raw is not None:
+                    _check_json_size(len(raw), key, stored, path, func)
                     configs.append((key, _parse_json(raw, key, path, "h5", func)))
     except OSError as err:
         _corrupt(
