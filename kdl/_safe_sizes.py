@@ -516,6 +516,10 @@ class _Walk:
         if shape is not None and None not in shape:
             return
         deciding = max((a.source for a in args), default=CONST)
+        if op in _SHAPE_ARG and len(args) > _SHAPE_ARG[op]:
+            # only the shape argument decides the size (not a random op's
+            # key and counter, read from a generator's state)
+            deciding = args[_SHAPE_ARG[op]].source
         if op in _SHAPE_ARG or op in _SIZED:
             if deciding == CONST:
                 why = "computed from constants kdl does not fold (TensorFlow would"

@@ -521,6 +521,9 @@ BUILDERS = {
         (5, 3), 1, task="binary", units=(3, 3), bidirectional=True
     ),
     "seq2seq": lambda: kdl.build_seq2seq(7, 8, units=4, embedding_dim=3),
+    "seq2seq attention": lambda: kdl.build_seq2seq(
+        7, 8, units=4, embedding_dim=3, attention=True
+    ),
     "multitask": lambda: kdl.build_multitask(
         (4,), {"digit": ("classification", 3), "size": ("regression", 1)}
     ),
@@ -538,7 +541,11 @@ def test_every_builder_passes_and_loads_in_safe_mode(tmp_path, builder, fmt):
 
 @pytest.mark.parametrize(
     "builder",
-    ["mlp", pytest.param("lstm bidirectional", marks=pytest.mark.slow)],
+    ["mlp"]
+    + [
+        pytest.param(name, marks=pytest.mark.slow)
+        for name in ("lstm bidirectional", "cnn", "seq2seq", "seq2seq attention")
+    ],
 )
 def test_keras_savedmodels_pass(tmp_path, builder):
     path = kdl.save(BUILDERS[builder](), tmp_path / "model")
