@@ -538,6 +538,33 @@ def _check_paths(entry, where, path, func):
             )
 
 
+# Counts of lookup/encoding layers that size what loading builds or predicting
+# outputs (issue 29: num_oov_indices=2**26 made loading run for minutes).
+MAX_COUNTS = {
+    "num_oov_indices": 1000,
+    "max_tokens": 10**6,
+    "num_tokens": 10**6,
+    "num_bins": 10**6,
+}
+
+
+def _check_counts(entry, where, path, func):
+    """Refuses a layer config whose count argument is past :data:`MAX_COUNTS`."""
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return
+    for key, limit in MAX_COUNTS.items():
+        value = config.get(key)
+        if isinstance(value, (int, float)) and value > limit:
+            _refuse(
+                func,
+                path,
+                f"its config entry {where} ({entry['class_name']!r} layer "
+                f"{config.get('name')!r}) sets {key!r} to {value!r} (at most "
+                f"{limit:,}); loading or predicting would build that many.",
+            )
+
+
 def _check_tree(config, label, allow, path, func):
     names = _layer_names(config)
     for node, where in nodes(config, label):
@@ -546,6 +573,7 @@ def _check_tree(config, label, allow, path, func):
         if "class_name" in node:
             _check_entry(node, where or "(the model)", allow, names, path, func)
             _check_paths(node, where or "(the model)", path, func)
+            _check_counts(node, where or "(the model)", path, func)
         for key, value in node.items():
             if isinstance(value, str) and isinstance(key, str):
                 sub = f"{where}.{key}" if where else key

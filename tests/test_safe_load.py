@@ -698,3 +698,15 @@ def test_tensor_lists_pass_the_size_check():
     }
     assert "EmptyTensorList" in ops
     _safe_sizes.check_sizes(meta, 0, "loop", "kdl.load", 10**6)
+
+
+@pytest.mark.parametrize("key", ["num_oov_indices", "num_tokens"])
+def test_huge_lookup_counts_are_refused(saved, tmp_path, key):
+    def edit(config, fmt):
+        _dense(config, fmt)[1]["config"][key] = 2**26
+
+    path = craft(saved, tmp_path, "keras", edit)
+    with pytest.raises(
+        ValueError, match=rf"layer 'dense\w*'\) sets '{key}' to 67108864"
+    ):
+        _safe_load.check_model_file(path)
