@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kdl import _safe_graph
 from kdl._safe_common import corrupt as _corrupt
+from kdl._safe_common import real_bytes
 from kdl._safe_common import refuse as _refuse
 from kdl.backend import keras
 
@@ -36,6 +37,8 @@ MAX_ENTRIES = 1_000
 TOTAL_RATIO = 20  # all entries uncompressed / the file's size
 TOTAL_SLACK = 64 * 2**20
 MAX_TOTAL = 32 * 2**30  # whatever the file's size
+MAX_JSON = 16 * 2**20  # a model's configuration text (config.json, model_config)
+JSON_RATIO = 100  # its text / the bytes storing it
 # Values per example of one model input (float32: 1 GiB).
 MAX_INPUT_VALUES = 2**28
 BOMB_RATIO = 100  # uncompressed / compressed size of one zip entry
@@ -180,6 +183,20 @@ def _check_h5(h5file, stored: int, path, func, where=""):
 # === Reading the configuration of each format ===
 
 
+def _check_json_size(size: int, name, stored: int, path, func):
+    """Refuses a configuration whose parsing would take far more memory than
+    the file: json builds ~70 bytes of Python objects per byte of text."""
+    limit = min(MAX_JSON, JSON_RATIO * max(stored, 1))
+    if size > limit:
+        _refuse(
+            func,
+            path,
+            f"its {name} is {size:,} bytes of JSON (at most {limit:,}: "
+            f"{JSON_RATIO}x its {stored:,} stored bytes, never over "
+            f"{MAX_JSON // 2**20} MiB).",
+        )
+
+
 def _parse_json(raw, name, path, fmt, func):
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
@@ -221,7 +238,7 @@ def _check_budget(infos, path, func):
             f"{MAX_ENTRIES:,}; a Keras model file holds 3 and its assets).",
         )
     total = sum(info.file_size for info in infos)
-    size = Path(path).stat().st_size
+    size = real_bytes(path, func)
     limit = min(MAX_TOTAL, TOTAL_RATIO * size + TOTAL_SLACK)
     if total > limit:
         _refuse(
@@ -366,6 +383,13 @@ def _read_keras(path, func):
                     "the archive holds no config.json, "
                     "so it is not a Keras model file.",
                 )
+            _check_json_size(
+                entries["config.json"].file_size,
+                "config.json",
+                entries["config.json"].compress_size,
+                path,
+                func,
+            )
             config = _parse_json(
                 archive.read("config.json"), "config.json", path, "keras", func
             )
@@ -396,7 +420,7 @@ def _read_h5(path, func):
             "h5",
             "it is not an HDF5 file; the file is corrupt or not a model.",
         )
-    stored = path.stat().st_size
+    stored = real_bytes(path, func)
     configs = []
     try:
         with h5py.File(path, "r") as f:
@@ -404,6 +428,7 @@ def _read_h5(path, func):
             for key in ("model_config", "training_config"):
                 raw = f.attrs.get(key)
                 if raw is not None:
+                    _check_json_size(len(raw), key, stored, path, func)
                     configs.append((key, _parse_json(raw, key, path, "h5", func)))
     except OSError as err:
         _corrupt(
@@ -451,7 +476,7 @@ def _savedmodel_metadata(path, func):
     the model, in any function.
     """
     saved, metadata = _savedmodel_protos(path, func)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    size = real_bytes(path, func)
     _safe_graph.check_graph(saved, path, func, TENSOR_RATIO * size + TENSOR_SLACK)
     _check_variables(saved, _stored_variables(path), path, func)
     if metadata is not None:
@@ -469,6 +494,7 @@ def _savedmodel_metadata(path, func):
 
 def _read_savedmodel(path, func):
     """The Keras metadata of a SavedModel folder (none if Keras did not write it)."""
+    real_bytes(path, func)  # refuses a symlink before reading anything
     if (
         not (path / "saved_model.pb").exists()
         and not (path / "saved_model.pbtxt").exists()
@@ -492,9 +518,9 @@ def _read_savedmodel(path, func):
 def _stored_variables(path: Path) -> int:
     """Bytes in a SavedModel's ``variables`` folder."""
     variables = path / "variables"
-    if not variables.is_dir():
+    if not variables.is_dir() or variables.is_symlink():
         return 0
-    return sum(f.stat().st_size for f in variables.rglob("*") if f.is_file())
+    return real_bytes(variables)
 
 
 def _check_variables(saved, stored: int, path, func):

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from kdl import _safe_symbols
 from kdl._model_format import model_format
-from kdl._safe_common import corrupt, refuse
+from kdl._safe_common import corrupt, real_bytes, refuse
 from kdl._safe_files import (  # noqa: F401
     MAX_ENTRIES,
     MAX_INPUT_VALUES,
@@ -120,8 +120,7 @@ def variable_budget(path, func: str = "kdl.load"):
     same as for tensors the file declares) holds for every layer type.
     """
     path = Path(path)
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    limit = TENSOR_RATIO * sum(p.stat().st_size for p in files) + TENSOR_SLACK
+    limit = TENSOR_RATIO * real_bytes(path, func) + TENSOR_SLACK
     total = 0
 
     def creator(next_creator, **kwargs):
@@ -544,6 +543,33 @@ def _check_paths(entry, where, path, func):
             )
 
 
+# Counts of lookup/encoding layers that size what loading builds or predicting
+# outputs (issue 29: num_oov_indices=2**26 made loading run for minutes).
+MAX_COUNTS = {
+    "num_oov_indices": 1000,
+    "max_tokens": 10**6,
+    "num_tokens": 10**6,
+    "num_bins": 10**6,
+}
+
+
+def _check_counts(entry, where, path, func):
+    """Refuses a layer config whose count argument is past :data:`MAX_COUNTS`."""
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return
+    for key, limit in MAX_COUNTS.items():
+        value = config.get(key)
+        if isinstance(value, (int, float)) and value > limit:
+            _refuse(
+                func,
+                path,
+                f"its config entry {where} ({entry['class_name']!r} layer "
+                f"{config.get('name')!r}) sets {key!r} to {value!r} (at most "
+                f"{limit:,}); loading or predicting would build that many.",
+            )
+
+
 def _check_tree(config, label, allow, path, func, names=frozenset()):
     names = _layer_names(config) | names
     for node, where in nodes(config, label):
@@ -552,6 +578,7 @@ def _check_tree(config, label, allow, path, func, names=frozenset()):
         if "class_name" in node:
             _check_entry(node, where or "(the model)", allow, names, path, func)
             _check_paths(node, where or "(the model)", path, func)
+            _check_counts(node, where or "(the model)", path, func)
         for key, value in node.items():
             if isinstance(value, str) and isinstance(key, str):
                 sub = f"{where}.{key}" if where else key

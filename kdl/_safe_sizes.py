@@ -110,8 +110,12 @@ _BOUNDED = re.compile(
     r"|ExpandDims|Transpose|Shape|ShapeN|Size|Rank|Sum|Prod|Max|Min|Mean|All"
     r"|Any|ArgMax|ArgMin|StridedSlice|Slice|Unpack|Split|SplitV|Assert"
     r"|(Stateful)?PartitionedCall|If|StatelessIf|While|StatelessWhile|Case"
-    r"|ConcatOffset|EmptyTensorList|TensorList(Length|ElementShape|Reserve"
-    r"|SetItem|GetItem|PushBack|PopBack|Stack|FromTensor|Gather|Scatter\w*)"
+    # TensorLists (Keras while loops: RNNs, seq2seq): an empty list allocates
+    # nothing; its elements are tensors checked where they are computed.
+    r"|EmptyTensorList|TensorList(PushBack\w*|PopBack|Length|GetItem|SetItem"
+    r"|Stack|FromTensor|ElementShape|Gather|Concat\w*|Split|Scatter\w*)"
+    # cond branches and gradients: an empty optional, index/shape bookkeeping.
+    r"|Optional(None|FromValue|GetValue|HasValue)|InvertPermutation|ConcatOffset"
 )
 
 
@@ -513,7 +517,9 @@ class _Walk:
             return
         deciding = max((a.source for a in args), default=CONST)
         if op in _SHAPE_ARG and len(args) > _SHAPE_ARG[op]:
-            deciding = args[_SHAPE_ARG[op]].source  # not the seed or the values
+            # only the shape argument decides the size (not a random op's
+            # key and counter, read from a generator's state)
+            deciding = args[_SHAPE_ARG[op]].source
         if op in _SHAPE_ARG or op in _SIZED:
             if deciding == CONST:
                 why = "computed from constants kdl does not fold (TensorFlow would"

@@ -275,6 +275,36 @@ def _argument_problem(kind, config) -> tuple[str, object, str | None]:
     return "function", value, tf_function_problem(value)
 
 
+# Op layers whose output size is read from a tensor's values (issue 29:
+# tf.range(n) with n computed from the input allocated GBs at predict): the
+# first three take their size from their first (tensor) argument, the others
+# from a keyword argument that is refused when it is a tensor.
+_SIZE_FIRST = frozenset({"range", "fill", "zeros", "ones"})
+_SIZE_KEYWORD = frozenset({"tile", "broadcast_to", "reshape"})
+
+
+def _kwargs_name_a_layer(node, layer_names) -> bool:
+    """True if a keyword-argument dict inside ``node`` references a layer."""
+    if isinstance(node, dict):
+        return _names_a_layer(node, layer_names)
+    if isinstance(node, list):
+        return any(_kwargs_name_a_layer(v, layer_names) for v in node)
+    return False
+
+
+def _check_value_sized(value, nodes, where, layer_names, path, func):
+    if value in _SIZE_FIRST or (
+        value in _SIZE_KEYWORD and _kwargs_name_a_layer(nodes, layer_names)
+    ):
+        refuse(
+            func,
+            path,
+            f"its config entry {where} is a TFOpLambda layer calling "
+            f"tf.{value} with a size computed from a tensor (not a constant); "
+            "its output size would be read from the data while predicting.",
+        )
+
+
 def check_symbol_layer(kind, entry, where, layer_names, path, func) -> None:
     """Refuses an op layer entry whose arguments name code outside the allow-list.
 
@@ -312,6 +342,8 @@ def check_symbol_layer(kind, entry, where, layer_names, path, func) -> None:
             f"its config entry {where} is a {kind} layer ({argument} {value!r}) "
             "called on constants only, which would run while the file loads.",
         )
+    if kind == "TFOpLambda":
+        _check_value_sized(value, nodes, where, layer_names, path, func)
 
 
 def symbol_layer_kind(obj) -> str | None:

@@ -521,6 +521,9 @@ BUILDERS = {
         (5, 3), 1, task="binary", units=(3, 3), bidirectional=True
     ),
     "seq2seq": lambda: kdl.build_seq2seq(7, 8, units=4, embedding_dim=3),
+    "seq2seq attention": lambda: kdl.build_seq2seq(
+        7, 8, units=4, embedding_dim=3, attention=True
+    ),
     "multitask": lambda: kdl.build_multitask(
         (4,), {"digit": ("classification", 3), "size": ("regression", 1)}
     ),
@@ -538,7 +541,11 @@ def test_every_builder_passes_and_loads_in_safe_mode(tmp_path, builder, fmt):
 
 @pytest.mark.parametrize(
     "builder",
-    ["mlp", pytest.param("lstm bidirectional", marks=pytest.mark.slow)],
+    ["mlp"]
+    + [
+        pytest.param(name, marks=pytest.mark.slow)
+        for name in ("lstm bidirectional", "cnn", "seq2seq", "seq2seq attention")
+    ],
 )
 def test_keras_savedmodels_pass(tmp_path, builder):
     path = kdl.save(BUILDERS[builder](), tmp_path / "model")
@@ -679,3 +686,84 @@ def test_ordinary_keras_savedmodels_load_in_safe_mode(tmp_path):
             atol=1e-5,
             err_msg=name,
         )
+
+
+def test_a_hole_before_a_keras_archive_gets_no_budget(saved, tmp_path):
+    path = tmp_path / "sparse.keras"
+    with open(path, "wb") as f:  # 1 GiB of hole (no disk), then the archive
+        f.truncate(1 << 30)
+        f.seek(1 << 30)
+        f.write(saved["keras"].read_bytes())
+    with pytest.raises(ValueError, match=r"starts at byte 1,073,741,824"):
+        _safe_load.check_model_file(path)
+
+
+def test_a_symlink_in_a_savedmodel_folder_is_refused(tmp_path):
+    folder = tmp_path / "model"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"")
+    (folder / "variables" / "pad").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match=r"holds the symlink 'variables/pad'"):
+        kdl.load(folder)
+
+
+def test_a_sparse_file_counts_its_real_bytes(tmp_path):
+    from kdl._safe_common import real_bytes
+
+    path = tmp_path / "sparse.h5"
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)
+    assert real_bytes(path) < 1 << 20
+
+
+def test_a_huge_config_json_is_refused_before_parsing(saved, tmp_path):
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(saved["keras"]) as zin:
+        entries = {n: zin.read(n) for n in zin.namelist()}
+    entries["config.json"] = entries["config.json"] + b" " * (4 << 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name, data in entries.items():
+            zout.writestr(name, data)
+    with pytest.raises(ValueError, match=r"its config.json is [\d,]+ bytes of JSON"):
+        _safe_load.check_model_file(path)
+
+
+def test_tensor_lists_pass_the_size_check():
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from kdl import _safe_sizes
+    from kdl.backend import tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3])])
+    def loop(x):
+        raw = tf.raw_ops
+        items = raw.EmptyTensorList(
+            element_shape=[3], max_num_elements=-1, element_dtype=tf.float32
+        )
+        items = raw.TensorListPushBack(input_handle=items, tensor=x[0])
+        return raw.TensorListStack(
+            input_handle=items,
+            element_shape=[3],
+            element_dtype=tf.float32,
+            num_elements=-1,
+        )
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.graph_def.CopyFrom(loop.get_concrete_function().graph.as_graph_def())
+    ops = {n.op for n in meta.graph_def.node} | {
+        n.op for f in meta.graph_def.library.function for n in f.node_def
+    }
+    assert "EmptyTensorList" in ops
+    _safe_sizes.check_sizes(meta, 0, "loop", "kdl.load", 10**6)
+
+
+@pytest.mark.parametrize("key", ["num_oov_indices", "num_tokens"])
+def test_huge_lookup_counts_are_refused(saved, tmp_path, key):
+    def edit(config, fmt):
+        _dense(config, fmt)[1]["config"][key] = 2**26
+
+    path = craft(saved, tmp_path, "keras", edit)
+    with pytest.raises(
+        ValueError, match=rf"layer 'dense\w*'\) sets '{key}' to 67108864"
+    ):
+        _safe_load.check_model_file(path)

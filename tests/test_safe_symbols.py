@@ -641,3 +641,25 @@ def test_weights_only_building_reveals_are_refused_before_allocation(
     path = _rewrite(functional[fmt], tmp_path / f"wide.{fmt}", edit)
     with pytest.raises(ValueError, match=r"would allocate more than [\d,]+ bytes"):
         kdl.load(path)
+
+
+@pytest.mark.parametrize("op", ["range", "reshape"])
+def test_op_layers_sized_by_tensor_values_are_refused(tmp_path, op):
+    inputs = keras.Input((4,))
+    if op == "range":
+        n = tf.cast(tf.reduce_max(inputs), tf.int32)
+        sized = tf.cast(tf.reduce_sum(tf.range(n)), tf.float32) * inputs
+    else:
+        sized = tf.reshape(inputs, tf.shape(inputs))
+    path = tmp_path / "sized.keras"
+    keras.Model(inputs, keras.layers.Dense(2)(sized)).save(path)
+    with pytest.raises(ValueError, match=rf"calling tf.{op} with a size computed"):
+        _safe_load.check_model_file(path)
+
+
+def test_an_op_layer_of_constant_size_passes(tmp_path):
+    inputs = keras.Input((4,))
+    shaped = tf.reshape(tf.tile(inputs, [1, 2]), [-1, 2, 4])
+    path = tmp_path / "constant.keras"
+    keras.Model(inputs, keras.layers.Flatten()(shaped)).save(path)
+    _safe_load.check_model_file(path)
