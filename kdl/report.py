@@ -34,28 +34,25 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import gzip
 import io
-import logging
 import os
-import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from kdl import _arrays, _keras_names, export
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl import baselines as kdl_baselines
 from kdl._files import atomic_path, write_text
 from kdl._label_placement import place_labels
-from kdl.backend import tf
+from kdl._measure import (
+    litert_version,
+    measure_keras,
+    measure_tflite,
+    no_retracing_warning,
+)
 from kdl.compression.variants import STANDARD_VARIANTS, Variants, standard_variants
-from kdl.export import _signatures as sig
 
 __all__ = [
     "Report",
@@ -87,121 +84,6 @@ COLUMNS = (
     "epsilon",
     "source",
 )
-
-
-def _gzip_size(data: bytes) -> int:
-    return len(gzip.compress(data, 9))
-
-
-class _DropRetracingWarning(logging.Filter):
-    """Drops TensorFlow's "triggered tf.function retracing" warning.
-
-    TensorFlow keys its retracing detector by a function's code, which every
-    model's Keras ``predict_function`` (and the latency function below)
-    shares: measuring a few models in a row, each traced once, looks to it
-    like one function retraced in a loop (issue 13).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _no_retracing_warning():
-    logger, dropper = tf.get_logger(), _DropRetracingWarning()
-    logger.addFilter(dropper)
-    try:
-        yield
-    finally:
-        logger.removeFilter(dropper)
-
-
-def _counts(model) -> dict:
-    """Parameters and multiply-adds per example of a Keras model."""
-    from kdl.compression import multiply_adds
-
-    return {
-        "parameters": int(model.count_params()),
-        "multiply_adds": multiply_adds(model)["total"],
-    }
-
-
-# === Measuring one variant ===
-
-
-def _measure_keras(model, x, y, *, latency_samples: int, warmup: int = 5) -> dict:
-    specs = sig.input_specs(model, "kdl.report.compare")
-    inputs = _arrays.as_inputs(specs, x, "kdl.report.compare", "x")
-    values = list(inputs.values())
-    predictions = sig.keras_outputs(model, inputs)
-    kinds = sig.output_kinds(model)
-    names = sig.output_names(model)
-    labels = (
-        {_arrays.safe_name(k): value for k, value in y.items()}
-        if isinstance(y, dict)
-        else {names[0]: y}
-    )
-    result = {}
-    for name in names:
-        rows = _arrays.metric_rows(kinds[name], predictions[name], labels[name])
-        for metric, value in rows.items():
-            result[metric if len(names) == 1 else f"{name}_{metric}"] = value
-
-    with tempfile.TemporaryDirectory(prefix="kdl-report-") as tmp:
-        weights = os.path.join(tmp, "weights.h5")
-        model.save_weights(weights)
-        with open(weights, "rb") as f:
-            data = f.read()
-    result["bytes"], result["gzip_bytes"] = len(data), _gzip_size(data)
-
-    call = tf.function(
-        lambda *args: model(args[0] if len(args) == 1 else list(args), training=False)
-    )
-    count = len(values[0])
-    times = []
-    for i in range(min(latency_samples, count) + warmup):
-        j = (i - warmup) % count
-        one = [tf.constant(value[j : j + 1]) for value in values]
-        start = time.perf_counter()
-        call(*one)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000.0)
-    result["latency_ms_median"] = float(np.median(times)) if times else None
-    result["latency_ms_p90"] = float(np.percentile(times, 90)) if times else None
-    return {**result, **_counts(model)}
-
-
-def _measure_tflite(path, x, y, *, latency_samples: int, source=None) -> dict:
-    result = export.evaluate_tflite(path, x, y, latency_samples=latency_samples)
-    data = Path(path).read_bytes()
-    result["gzip_bytes"] = _gzip_size(data)
-    result.update(_litert_profile(data))
-    counts = {"parameters": None, "multiply_adds": None}
-    return {**result, **(counts if source is None else _counts(source))}
-
-
-def _litert_version() -> str:
-    from kdl import profiling
-
-    return profiling.litert_version()
-
-
-def _litert_profile(data: bytes) -> dict:
-    """All-threads latency, XNNPACK's share of the ops, the slowest op."""
-    from kdl import profiling
-
-    result = profiling.profile(data, rounds=7, per_round=10)
-    builtin = [op["op"] for op in result["op_profile"] if not op["delegated"]]
-    slowest = profiling.slowest(result, 1)
-    return {
-        "latency_ms_all_threads": list(result["latency_ms"].values())[-1],
-        "delegated": f"{result['delegated']}/{result['ops']}"
-        + (f" (not {', '.join(builtin)})" if builtin else ""),
-        "slowest_op": (
-            f"{slowest[0]['op']} {slowest[0]['share']:.0%}" if slowest else None
-        ),
-        "litert": result["litert"],
-    }
 
 
 # === The report ===
@@ -269,7 +151,7 @@ class Report:
         lines.append(
             f"Ratios are each figure divided by that of "
             f"{self.baseline!r}. Files are measured in the LiteRT "
-            f"interpreter (LiteRT {_litert_version()}; one thread, and all threads;"
+            f"interpreter (LiteRT {litert_version()}; one thread, and all threads;"
             " XNNPACK ops: the ops "
             "LiteRT's default delegate took, slowest op: its share of the "
             "summed one-op times, kdl.profiling); Keras models in TensorFlow "
@@ -534,12 +416,12 @@ def _check_compare_args(
 def _measure_all(variants, x, y, *, sources, latency_samples, verbose) -> dict:
     """{variant: result dict} for every variant, measured the same way."""
     results = {}
-    with _no_retracing_warning():
+    with no_retracing_warning():
         for key, value in variants.items():
             if verbose:
                 print(f"compare: measuring {key!r}...", flush=True)
             if isinstance(value, (str, os.PathLike)):
-                results[key] = _measure_tflite(
+                results[key] = measure_tflite(
                     value,
                     x,
                     y,
@@ -548,7 +430,7 @@ def _measure_all(variants, x, y, *, sources, latency_samples, verbose) -> dict:
                 )
                 results[key]["source"] = str(value)
             else:
-                results[key] = _measure_keras(
+                results[key] = measure_keras(
                     value, x, y, latency_samples=latency_samples
                 )
                 results[key]["source"] = f"Keras model {value.name!r}"

@@ -37,14 +37,16 @@ from kdl.tuning._search_space import Boolean, Choice, Float, Int
 # The constants kdl.tuning has always had, outside __all__ as before.
 from kdl.tuning._tune import (  # noqa: F401
     ALGORITHMS,
+    TRIALS_CSV,
+    TuneResult,
+    tune,
+)
+from kdl.tuning._tune_checks import (  # noqa: F401
     COARSE_BELOW,
     DEFAULT_ROOT,
     DEFAULT_SPLIT,
     DIRECTIONS,
     KERASTUNER_ENV,
-    TRIALS_CSV,
-    TuneResult,
-    tune,
 )
 
 __all__ = ["Int", "Float", "Choice", "Boolean", "TuneResult", "BudgetResult", "tune"]

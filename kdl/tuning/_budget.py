@@ -23,6 +23,7 @@ from pathlib import Path
 
 from kdl import _files
 from kdl import _validation as v
+from kdl.tuning import _budget_output as output
 from kdl.tuning import _front as fr
 from kdl.tuning import _job as jobs
 from kdl.tuning import _search_space as spaces
@@ -455,7 +456,7 @@ def search(job, budget: Budget) -> fr.BudgetResult:
     study, storage = _study(job, budget, len(records))
     _recover(study, storage, budget)
     records = load_records(budget.directory)
-    _announce(job, budget, len(records))
+    output.announce(job, budget, len(records))
     stopped, failures = "max_trials", 0
     while len(records) < budget.max_trials:
         elapsed = time.perf_counter() - started
@@ -465,7 +466,7 @@ def search(job, budget: Budget) -> fr.BudgetResult:
         record = _one(job, budget, study)
         records.append(record)
         fr.write_table(records, budget.directory, jobs.TRIALS_CSV)
-        _report(job, budget, record)
+        output.report(job, budget, record)
         failures = 0 if record["status"] == "completed" else failures + 1
         if failures >= job.search.max_failures:
             raise RuntimeError(
@@ -496,60 +497,8 @@ def result(job, budget: Budget, records: list, stopped: str) -> fr.BudgetResult:
         records=records,
     )
     if job.fit.verbose:
-        _summary(found)
+        output.summary(found)
     return found
-
-
-# === What it prints ===
-
-
-def _announce(job, budget: Budget, done: int) -> None:
-    if not job.fit.verbose:
-        return
-    limits = ", ".join(f"{k} <= {val:g}" for k, val in budget.constraints.items())
-    print(
-        f"kdl.tune: {budget.algorithm} search of {job.build.name} for "
-        f"{', '.join(budget.objectives)}"
-        + (f" under {limits}" if limits else "")
-        + f", up to {budget.max_trials} trials, in {budget.directory}",
-        flush=True,
-    )
-    if done:
-        print(f"kdl.tune: resuming, {done} trial(s) already finished", flush=True)
-
-
-def _report(job, budget: Budget, record: Mapping) -> None:
-    if not job.fit.verbose:
-        return
-    args = ", ".join(
-        f"{k}={jobs.format_value(val)}" for k, val in record["params"].items()
-    )
-    if record["status"] != "completed":
-        outcome = f"failed: {record['error']}"
-    else:
-        shown = list(budget.objectives) + [
-            k for k in budget.constraints if k not in budget.objectives
-        ]
-        outcome = ", ".join(f"{k}={record['figures'][k]:.4g}" for k in shown)
-        outcome += "" if record["feasible"] else " (infeasible)"
-    print(f"trial {record['number']}: {args} -> {outcome}", flush=True)
-
-
-def _summary(found: fr.BudgetResult) -> None:
-    import pandas as pd
-
-    print(
-        f"\nkdl.tune: {len(found.trials)} trials, stopped by {found.stopped}; "
-        f"the front ({len(found.front)} point(s)):",
-        flush=True,
-    )
-    rows = [
-        {"trial": p["trial"], **{k: p["figures"][k] for k in found.objectives}}
-        for p in found.front
-    ]
-    with pd.option_context("display.width", 200):
-        print(pd.DataFrame(rows).to_string(index=False), flush=True)
-    print(f"(every trial in {found.directory / jobs.TRIALS_CSV})", flush=True)
 
 
 # === The folder ===
