@@ -277,3 +277,111 @@ def test_a_search_killed_mid_trial_resumes_with_every_trial_once(tmp_path):
     assert len(table) == 3 and (table["status"] == "completed").all()
     for point in result.front:
         assert point["tflite"].is_file()
+
+
+# === A private search states what every trial cost (issue 24, item 5) ===
+
+
+def _private_mlp(learning_rate=1e-2):
+    from kdl import privacy
+
+    model = build_mlp((64,), 10, learning_rate=learning_rate)
+    return privacy.make_private(model, noise_multiplier=1.5, l2_norm_clip=1.0)
+
+
+def _independent_epsilon(noise, rate, steps, trials, delta=1e-5):
+    """dp_accounting directly: ``trials`` runs of ``steps`` Poisson-sampled
+    Gaussian steps composed."""
+    import dp_accounting
+    from dp_accounting import rdp
+
+    accountant = rdp.RdpAccountant()
+    event = dp_accounting.PoissonSampledDpEvent(
+        rate, dp_accounting.GaussianDpEvent(noise)
+    )
+    accountant.compose(dp_accounting.SelfComposedDpEvent(event, steps * trials))
+    return accountant.get_epsilon(delta)
+
+
+@pytest.mark.slow
+def test_a_private_search_states_every_trials_cost_within_its_epsilon(
+    digits_flat, tmp_path
+):
+    import numpy as np
+
+    from kdl import lite
+
+    (x, y), _ = digits_flat
+    # Distinct rows only (the digits repeat a few): each row one example.
+    _, keep = np.unique(np.c_[x, y], axis=0, return_index=True)
+    x, y = x[np.sort(keep)], y[np.sort(keep)]
+    n_train = int(np.floor(len(x) * 0.8))  # kdl.tune holds out 20%
+    batch, steps = 64, -(-n_train // 64)  # one epoch
+    rate = batch / n_train
+    two = _independent_epsilon(1.5, rate, steps, 2)
+    three = _independent_epsilon(1.5, rate, steps, 3)
+    budget = (two + three) / 2  # room for two trials, not three
+    found = tune(
+        _private_mlp,
+        x,
+        y,
+        space={"learning_rate": Float(3e-3, 3e-2, log=True)},
+        objectives=["accuracy", "tflite_kb"],
+        constraints={"epsilon": budget},
+        algorithm="random",
+        max_trials=5,
+        epochs=1,
+        batch_size=batch,
+        seed=0,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
+    assert len(found.records) == 2  # capped by the epsilon budget, not 5
+    for record in found.records:
+        file = lite.load(tmp_path / "s" / record["folder"] / "model.tflite")
+        stated = file.metadata["privacy"]["epsilon"]
+        # Each file states the whole search (the trials to come as planned),
+        # never its own trial alone.
+        assert stated == pytest.approx(two, rel=1e-6)
+        assert stated > _independent_epsilon(1.5, rate, steps, 1) * 1.2
+        assert stated <= budget
+        assert "search of 2 trials" in file.metadata["privacy"]["text"]
+    first = lite.load(tmp_path / "s" / found.records[0]["folder"] / "model.tflite")
+    assert "1 of those trials had not run" in first.metadata["privacy"]["text"]
+
+
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"objectives": ["accuracy", "epsilon"]}, "constraints={'epsilon'"),
+        (
+            {
+                "space": {
+                    "learning_rate": Float(3e-3, 3e-2, log=True),
+                    "quantization": Choice([None, "int8"]),
+                }
+            },
+            "int8 calibrates",
+        ),
+        ({"build_fn": build_mlp}, "does not return a private model"),
+    ],
+)
+def test_a_private_search_refuses_what_it_cannot_account(
+    digits_flat, tmp_path, changes, says
+):
+    (x, y), _ = digits_flat
+    options = dict(
+        build_fn=_private_mlp,
+        space={"learning_rate": Float(3e-3, 3e-2, log=True)},
+        objectives=["accuracy", "tflite_kb"],
+        constraints={"epsilon": 50.0},
+        max_trials=2,
+        epochs=1,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
+    options.update(changes)
+    build_fn = options.pop("build_fn")
+    with pytest.raises(ValueError, match=r"kdl\.tune") as err:
+        tune(build_fn, x, y, **options)
+    assert says in str(err.value)

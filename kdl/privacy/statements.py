@@ -67,6 +67,8 @@ class PrivacyStatement:
             training (:func:`bind_post_processing`).
         search_trials: int or None. The model was chosen by ``kdl.tune``
             among this many trials; the sessions are all the trials', composed.
+        planned_trials: int. Of those trials, how many had not run when the
+            statement was made (a search under budgets): counted as planned.
     """
 
     epsilon: float
@@ -88,6 +90,7 @@ class PrivacyStatement:
     num_examples_given: bool = False
     post_processing: tuple = ()
     search_trials: int | None = None
+    planned_trials: int = 0
 
     def to_dict(self) -> dict:
         """The statement as a JSON-ready dict (``epsilon`` inf becomes None)."""
@@ -146,6 +149,12 @@ def _training_lines(s: dict) -> list[str]:
             "(kdl.tune), composed: the sessions above are every trial's "
             "training on the same data, so the guarantee covers all the "
             "trials' models together and any choice among them."
+        )
+    if s["planned_trials"]:
+        lines.append(
+            f"{s['planned_trials']} of those trials had not run when this "
+            "statement was made: each is counted as its plan (the most it may "
+            "train), so the figure holds however the search goes on."
         )
     if s["num_examples_given"]:
         lines.append(
@@ -443,6 +452,7 @@ def _summary(params, sessions, tracked) -> dict:
         "post_processing": tuple(params.get("post_processing") or ()),
         "num_examples_given": any(one.get("num_examples_given") for one in sessions),
         "search_trials": params.get("search_trials"),
+        "planned_trials": int(params.get("planned_trials") or 0),
         "sessions": tuple(
             {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
             | {"restored_steps": one.get("restored_steps", 0)}

@@ -26,6 +26,7 @@ from kdl import _validation as v
 from kdl.tuning import _budget_output as output
 from kdl.tuning import _front as fr
 from kdl.tuning import _job as jobs
+from kdl.tuning import _private_search as private
 from kdl.tuning import _search_space as spaces
 
 FUNC = jobs.FUNC
@@ -54,6 +55,7 @@ class Budget:
     max_time: float | None
     algorithm: str
     directory: Path
+    privacy_plan: dict | None = None  # a private builder's (_private_search)
 
 
 # === Checks (all before any import of Optuna or training) ===
@@ -63,15 +65,11 @@ def _names(value, arg: str) -> None:
     for name in value:
         if not isinstance(name, str) or not name:
             v.fail(FUNC, arg, "names of measured quantities or metrics", name)
-        if name == "epsilon":
-            # Hook: private search accounting (kdl.privacy) is not wired in yet.
-            v.fail(
-                FUNC,
-                arg,
-                "without 'epsilon' (a private search's accounting is not "
-                "supported by kdl.tune yet)",
-                name,
-            )
+        if name == "epsilon" and arg == "objectives":
+            # One cost for the whole search, the same for every trial.
+            v.fail(FUNC, arg, "without 'epsilon': a private search's epsilon "
+                   "is one budget for all its trials, give it as "
+                   "constraints={'epsilon': ...}", name)  # fmt: skip
 
 
 def check_objectives(objectives, constraints) -> tuple[tuple, dict]:
@@ -176,24 +174,36 @@ def trial_params(trial, budget: Budget) -> dict:
     }
 
 
-def trial_epsilon(job, model) -> float | None:
-    """The privacy cost of a trial: None (no DP trial yet).
+def trial_epsilon(model) -> float | None:
+    """The epsilon a private trial's file states (the search's whole cost,
+    :mod:`kdl.tuning._private_search`); None for a model that is not private."""
+    if not hasattr(model, "privacy"):
+        return None
+    from kdl import privacy
 
-    Hook for kdl.privacy: a private trial's epsilon goes here, and the
-    search's total goes through kdl.privacy's composition (issue 24, item 5).
-    """
-    return None
+    return (
+        float(privacy.statement(model).epsilon) if privacy.is_private(model) else None
+    )
 
 
-def _train(job, params: dict):
-    """Builds and trains one model; returns it and its best epoch's logs."""
+def _build(job, budget: Budget, params: dict):
+    """Builds one trial's model; plans a private search at its first model."""
+    from kdl.backend import keras
+
+    if job.fit.seed is not None:
+        keras.utils.set_random_seed(job.fit.seed)
+    model = job.call_builder(params)
+    v.check_keras_model(model, "build_fn", FUNC)
+    if budget.privacy_plan is None:
+        budget.privacy_plan = private.plan_search(job, budget, model, BudgetError)
+    return model
+
+
+def _train(job, model):
+    """Trains one model; returns it and its best epoch's logs."""
     from kdl.backend import keras
 
     fit = job.fit
-    if fit.seed is not None:
-        keras.utils.set_random_seed(fit.seed)
-    model = job.call_builder(params)
-    v.check_keras_model(model, "build_fn", FUNC)
     mode = "max" if fr.direction(fit.objective) == "max" else "min"
     stop = keras.callbacks.EarlyStopping(
         monitor=fit.objective,
@@ -253,11 +263,11 @@ def _measure(model, path: Path, job) -> dict:
         params=int(model.count_params()),
         macs=int(multiply_adds(model)["total"]),
     )
-    figures["epsilon"] = trial_epsilon(job, model)
+    figures["epsilon"] = trial_epsilon(model)
     return figures
 
 
-def run_trial(job, budget: Budget, trial, folder: Path) -> dict:
+def run_trial(job, budget: Budget, trial, folder: Path, earlier: list) -> dict:
     """Trains, compresses, exports and measures one trial; returns its record."""
     from kdl import export
 
@@ -269,9 +279,14 @@ def run_trial(job, budget: Budget, trial, folder: Path) -> dict:
     builder = {k: val for k, val in params.items() if k not in COMPRESSION}
     record = {"number": trial.number + 1, "folder": _relative(folder), "params": params}
     started = time.perf_counter()
-    model, logs = _train(job, builder)
+    model, logs = _train(job, _build(job, budget, builder))
     model = _compress(model, job, settings)
     record["train_seconds"] = time.perf_counter() - started
+    if budget.privacy_plan is not None:  # the search's cost, on the file
+        record["privacy"] = private.trial_privacy(model, budget.privacy_plan)
+        private.state_search_cost(
+            model, budget.privacy_plan, earlier, record["privacy"]
+        )
     started = time.perf_counter()
     x_train, x_val = job.fit.x, job.fit.validation_data[0]
     path = export.to_tflite(
@@ -407,7 +422,7 @@ def _folder_name(number: int) -> str:
     return f"trial_{number + 1:04d}"
 
 
-def _one(job, budget: Budget, study) -> dict:
+def _one(job, budget: Budget, study, earlier: list) -> dict:
     """Asks Optuna for one trial, runs it, records it, tells Optuna."""
     from optuna.trial import TrialState
 
@@ -415,7 +430,7 @@ def _one(job, budget: Budget, study) -> dict:
     folder = budget.directory / "trials" / _folder_name(trial.number)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        record = run_trial(job, budget, trial, folder)
+        record = run_trial(job, budget, trial, folder, earlier)
     except BudgetError:
         study.tell(trial, state=TrialState.FAIL)
         raise
@@ -430,6 +445,8 @@ def _one(job, budget: Budget, study) -> dict:
             "violations": {},
             "feasible": False,
         }
+        if budget.privacy_plan is not None:  # it may have trained: its plan
+            record["privacy"] = private.planned_record(budget.privacy_plan)
     _files.write_json(
         folder / RECORD, {**record, "params": json_params(record["params"])}
     )
@@ -463,7 +480,7 @@ def search(job, budget: Budget) -> fr.BudgetResult:
         if budget.max_time is not None and elapsed >= budget.max_time:
             stopped = "max_time"
             break
-        record = _one(job, budget, study)
+        record = _one(job, budget, study, records)
         records.append(record)
         fr.write_table(records, budget.directory, jobs.TRIALS_CSV)
         output.report(job, budget, record)

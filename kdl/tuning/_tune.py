@@ -401,7 +401,10 @@ def _budget_job(call: dict, _budget):
         v.fail(FUNC, "build_fn", "a builder with named arguments here", build.name)
     sized = {"tflite_kb", "tflite_raw_kb", "latency_ms"} & {*objectives, *constraints}
     if sized and "quantization" not in {*squeeze, *held}:
-        held["quantization"] = "int8"  # a size or latency budget: int8 by default
+        # A size or latency budget: int8 by default ("dynamic" for a private
+        # builder, whose int8 calibration would read the private data).
+        held["quantization"] = "int8"
+        held["default_quantization"] = True
     search = check_search(
         algorithm,
         10 if call["max_trials"] is None else call["max_trials"],

@@ -1,0 +1,198 @@
+"""A search under budgets over private trials: its whole cost, planned and stated.
+
+When the builder returns a private model (``kdl.privacy.make_private``),
+every trial trains with DP-SGD on the same private data, and choosing among
+the trials looks at all of them: what the chosen model reveals is bounded by
+every trial's training composed (:mod:`kdl.privacy.search_cost`), never by
+its own training alone (issue 24, item 5).
+
+The number of trials a search runs is bounded (``max_trials``, or fewer when
+``constraints={"epsilon": B}`` allows fewer), so its cost is known before the
+first trial trains: each trial is planned as one fit of ``epochs`` epochs in
+batches of ``batch_size`` over the distinct training rows, at the builder's
+noise multiplier. Each trial's ``.tflite`` file states the search's cost
+when it was written: the trials that ran, as they ran, and the trials still
+to come, as planned. A trial may train less than its plan (early stopping:
+fewer steps), never more: a trial whose recorded training exceeds the plan
+(more steps, less noise, a higher sampling rate) voids the statements of the
+files written after it. A search that stops early (``max_time``, failures)
+states more than it cost, never less.
+
+Selection among trials reads the held-out validation data, as checkpoint
+selection does in ``kdl.train``: the statement covers the training data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kdl import _files
+from kdl import _validation as v
+
+__all__ = ["plan_search", "trial_privacy", "state_search_cost", "PLAN_FILE"]
+
+FUNC = "kdl.tune"
+PLAN_FILE = "privacy_plan.json"
+# Compression a private trial cannot have: each reads the training data
+# without DP-SGD's noise (int8 calibration ranges; fine-tuning).
+_NOT_PRIVATE = {
+    "int8": "int8 calibrates its ranges on the training data without noise",
+    "prune_sparsity": "pruning fine-tunes on the training data without DP-SGD",
+    "shrink": "shrinking fine-tunes on the training data without DP-SGD",
+}
+
+
+def _is_private(model) -> bool:
+    if not hasattr(model, "privacy"):  # cheap test before importing kdl.privacy
+        return False
+    from kdl import privacy
+
+    return privacy.is_private(model)
+
+
+def _distinct_rows(x, y) -> int:
+    rows = np.asarray(x).reshape(len(x), -1)
+    rows = np.concatenate([rows, np.asarray(y).reshape(len(y), -1)], axis=1)
+    return int(np.unique(rows, axis=0).shape[0])
+
+
+def _trial_plan(job, model) -> dict:
+    """One trial's planned session: what every trial may train at most."""
+    fit = job.fit
+    n = _distinct_rows(fit.x, fit.y)
+    batch = min(n, int(fit.batch_size or 32))  # what model.fit uses
+    return {
+        "num_examples": n,
+        "batch_size": batch,
+        "epochs": int(fit.epochs),
+        "steps": int(fit.epochs) * math.ceil(len(fit.x) / batch),
+        "noise_multiplier": float(model.privacy["noise_multiplier"]),
+        "planned": True,
+    }
+
+
+def _epsilon(sessions: list, delta: float) -> float:
+    from kdl.privacy import search_cost
+
+    runs = [
+        (s["noise_multiplier"], s["batch_size"] / s["num_examples"], s["steps"])
+        for s in sessions
+    ]
+    return search_cost.search_epsilon([runs], delta)
+
+
+def _trials_within(plan: dict, delta: float, limit: float | None, most: int) -> int:
+    """How many planned trials fit under epsilon ``limit`` (all when None)."""
+    if limit is None:
+        return most
+    fits = 0
+    while fits < most and _epsilon([plan] * (fits + 1), delta) <= limit:
+        fits += 1
+    return fits
+
+
+def _check_compression(budget, error) -> None:
+    settings = dict(budget.compression)
+    for name, spec in budget.space.items():
+        values = getattr(spec, "values", None)
+        settings[name] = values if values is not None else [spec]
+    for name, why in _NOT_PRIVATE.items():
+        key = "quantization" if name == "int8" else name
+        values = settings.get(key)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        if any(value == name if key == "quantization" else value for value in values):
+            v.fail(FUNC, "space", f"free of {key}={values!r} for a private "
+                   f"builder ({why}; use None, 'dynamic' or 'float16')",
+                   key, error=error)  # fmt: skip
+
+
+def plan_search(job, budget, model, error=ValueError) -> dict | None:
+    """The search's privacy plan (None for a builder that is not private).
+
+    Made when the first trial's model is built, before it trains; kept in the
+    search folder so a resumed search keeps its plan. Caps ``max_trials`` at
+    the trials that fit ``constraints["epsilon"]``.
+    """
+    limit = budget.constraints.get("epsilon")
+    if not _is_private(model):
+        if limit is not None:
+            v.fail(FUNC, "constraints", "without 'epsilon' for a builder that "
+                   "does not return a private model (kdl.privacy.make_private)",
+                   "epsilon", error=error)  # fmt: skip
+        return None
+    path = budget.directory / PLAN_FILE
+    saved = _files.read_json(path) if path.exists() else None
+    if saved is not None:
+        budget.max_trials = min(budget.max_trials, saved["trials"])
+        return saved
+    if budget.compression.pop("default_quantization", False):
+        budget.compression["quantization"] = "dynamic"  # int8 would calibrate
+    _check_compression(budget, error)
+    delta = float(model.privacy.get("delta") or 1e-5)
+    trial = _trial_plan(job, model)
+    trials = _trials_within(trial, delta, limit, budget.max_trials)
+    if trials == 0:
+        one = _epsilon([trial], delta)
+        v.fail(FUNC, "constraints", f"an epsilon budget one trial fits in (one "
+               f"trial as planned costs epsilon {one:.3g}: fewer epochs, more "
+               "noise or a smaller batch)", limit, error=error)  # fmt: skip
+    if trials < budget.max_trials and job.fit.verbose:
+        print(f"kdl.tune: epsilon {limit:g} allows {trials} trial(s) of this plan, "
+              f"not {budget.max_trials}", flush=True)  # fmt: skip
+    budget.max_trials = trials
+    plan = {"trial": trial, "trials": trials, "delta": delta}
+    plan["epsilon"] = _epsilon([trial] * trials, delta)
+    _files.write_json(path, plan)
+    return plan
+
+
+def _exceeds(session: dict, plan: dict) -> bool:
+    rate = session["batch_size"] / session["num_examples"]
+    planned_rate = plan["batch_size"] / plan["num_examples"]
+    return (
+        (session.get("noise_multiplier") or 0.0) < plan["noise_multiplier"]
+        or rate > planned_rate * (1 + 1e-9)
+        or int(session.get("multiplicity", 1)) > 1
+    )
+
+
+def trial_privacy(model, plan: dict) -> dict:
+    """A trial's privacy record; void when it trained beyond the plan."""
+    from kdl.privacy import search_cost
+
+    record = search_cost.trial_record(model) or {"private": False}
+    sessions = record.get("sessions") or []
+    steps = sum(int(s.get("steps") or 0) for s in sessions)
+    if record.get("private") and (
+        steps > plan["trial"]["steps"]
+        or any(_exceeds(s, plan["trial"]) for s in sessions)
+    ):
+        record["void"] = (
+            f"a trial trained beyond the search's privacy plan ({steps} steps; "
+            f"planned {plan['trial']['steps']} at noise "
+            f"{plan['trial']['noise_multiplier']:g})"
+        )
+    return record
+
+
+def planned_record(plan: dict) -> dict:
+    """The record of a trial that failed or has not run: its plan."""
+    return {"private": True, "sessions": [dict(plan["trial"])], "void": None}
+
+
+def state_search_cost(model, plan: dict, earlier: list, own: dict) -> int:
+    """Puts the search's whole cost on ``model`` before its file is written:
+    ``earlier`` trials' records as they ran, its own, the rest as planned.
+    Returns how many trials are counted as planned."""
+    from kdl.privacy import search_cost
+
+    records = {str(r["number"]): r for r in earlier}
+    records["this"] = {"privacy": own}
+    planned = max(0, plan["trials"] - len(records))
+    for k in range(planned):
+        records[f"planned {k + 1}"] = {"privacy": planned_record(plan)}
+    search_cost.with_search_cost(model, records, "this")
+    model.privacy["planned_trials"] = planned
+    return planned
