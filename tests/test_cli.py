@@ -257,7 +257,7 @@ def test_tune(tmp_path):
     )
     assert status == 0, err
     result = result_of(out)
-    assert set(result["best_params"]) == {"hidden_units", "dropout", "learning_rate"}
+    assert set(result["best_params"]) == {"dense_units", "dropout", "learning_rate"}
     assert (tmp_path / "best.keras.data.json").is_file()
 
 

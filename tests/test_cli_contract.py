@@ -60,7 +60,7 @@ COMMANDS = [
     ["evaluate", "wine.keras", "wine.csv"],
     ["compress", "shrink", "wine.keras", "wine.csv", "--epochs", "1",
      "--out", "small.keras"],
-    ["compress", "distill", "wine.keras", "wine.csv", "--set", "hidden_units=(8,)",
+    ["compress", "distill", "wine.keras", "wine.csv", "--set", "dense_units=(8,)",
      "--epochs", "1", "--out", "student.keras"],
     ["info", "wine.keras"],
     ["export", "wine.keras", "wine.tflite", "--quantization", "dynamic"],

@@ -35,7 +35,7 @@ def small():
 
 
 def _mlp():
-    return kdl.build_mlp((8,), 2, hidden_units=(8,))
+    return kdl.build_mlp((8,), 2, dense_units=(8,))
 
 
 def test_train_passes_fit_arguments_on(small, tmp_path):
@@ -111,7 +111,7 @@ def test_tune_takes_callbacks_class_weight_and_keras_tuner_names(small, tmp_path
     count = _Count(tmp_path / "epochs.txt")
     with pytest.deprecated_call(match="max_consecutive_failed_trials"):
         result = kdl.tune(
-            kdl.build_mlp, x, y, space={"hidden_units": kdl.Choice([(4,), (8,)])},
+            kdl.build_mlp, x, y, space={"dense_units": kdl.Choice([(4,), (8,)])},
             algorithm="grid", epochs=1, directory=tmp_path / "t", verbose=0,
             callbacks=[count], class_weight={0: 1.0, 1: 2.0},
             max_consecutive_failures=2,
@@ -121,12 +121,12 @@ def test_tune_takes_callbacks_class_weight_and_keras_tuner_names(small, tmp_path
     assert (tmp_path / "epochs.txt").read_text().split() == ["0", "0"]
     assert count.epochs == 0
     with pytest.raises(TypeError, match="'epochz' parameter of kdl.tune"):
-        kdl.tune(kdl.build_mlp, x, y, space={"hidden_units": kdl.Choice([(4,)])},
+        kdl.tune(kdl.build_mlp, x, y, space={"dense_units": kdl.Choice([(4,)])},
                  directory=tmp_path / "u", epochz=3)  # fmt: skip
 
 
 def test_builders_take_keras_loss():
-    model = kdl.build_mlp((8,), 1, task="regression", hidden_units=(4,), loss="mae")
+    model = kdl.build_mlp((8,), 1, task="regression", dense_units=(4,), loss="mae")
     assert model.loss == "mae"
     huber = keras.losses.Huber()
     assert kdl.build_gru((5, 2), 1, task="regression", loss=huber).loss is huber

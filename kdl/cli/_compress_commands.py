@@ -37,7 +37,7 @@ def _training(args) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        holdout=args.holdout,
+        validation_split=args.validation_split,
         verbose=0 if args.quiet else 2,
     )
 

@@ -109,7 +109,7 @@ def cnn_body(
         x = keras.layers.Dropout(dropout, name="conv_dropout")(x)
     return mlp_body(
         x,
-        hidden_units=dense_units,
+        dense_units=dense_units,
         activation=activation,
         dropout=dropout,
         regularizer=regularizer,

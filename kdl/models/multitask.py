@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.models import _blocks, _compile, _normalize, _strategy
@@ -14,9 +15,9 @@ FUNC = "build_multitask"
 TRUNKS = {"mlp": mlp_body, "cnn": cnn_body, "resnet": resnet_body, "rnn": rnn_body}
 _TRUNK_RANKS = {"mlp": (1, 2, 3), "cnn": (2, 3), "resnet": (2, 3), "rnn": (2,)}
 # trunk_kwargs the trunks accept, and how each is checked
-_INT_TUPLES = ("hidden_units", "filters", "dense_units", "stages", "units")
+_INT_TUPLES = ("filters", "dense_units", "stages", "units")
 _TRUNK_ARGS = {
-    "mlp": ("hidden_units", "activation"),
+    "mlp": ("dense_units", "activation"),
     "cnn": (
         "filters",
         "kernel_size",
@@ -30,11 +31,26 @@ _TRUNK_ARGS = {
 }
 
 
+def _renamed_trunk_kwargs(trunk_kwargs: dict) -> dict:
+    """``hidden_units`` (deprecated, issue 31) read as ``dense_units``."""
+    if "hidden_units" not in trunk_kwargs:
+        return trunk_kwargs
+    kwargs = dict(trunk_kwargs)
+    old = kwargs.pop("hidden_units")
+    kwargs["dense_units"] = _keras_names.renamed(
+        FUNC, "trunk_kwargs['hidden_units']", "trunk_kwargs['dense_units']",
+        old, kwargs.get("dense_units", old), old,
+        note="kdl's one name for dense widths",
+    )  # fmt: skip
+    return kwargs
+
+
 def _check_trunk_kwargs(trunk, trunk_kwargs):
     if trunk_kwargs is None:
         return {}
     if not isinstance(trunk_kwargs, dict):
         v.fail(FUNC, "trunk_kwargs", "a dict or None", trunk_kwargs, error=TypeError)
+    trunk_kwargs = _renamed_trunk_kwargs(trunk_kwargs)
     allowed = _TRUNK_ARGS[trunk]
     for key, value in trunk_kwargs.items():
         if key not in allowed:
@@ -179,8 +195,9 @@ def build_multitask(
             Train with ``y = {"digit": ..., "is_even": ...}``.
         trunk: str. "mlp", "cnn", "resnet" or "rnn". Defaults to `"mlp"`.
         trunk_kwargs: dict or None. Architecture options of the trunk, named
-            as in its builder (e.g. ``{"filters": (16, 32)}`` for "cnn").
-            Defaults to `None`.
+            as in its builder (e.g. ``{"filters": (16, 32)}`` for "cnn",
+            ``{"dense_units": (64,)}`` for "mlp"; ``"hidden_units"`` is the
+            deprecated name of the latter). Defaults to `None`.
         loss_weights: dict or None. Head name -> weight of its loss. Defaults
             to `None` (all 1).
         dropout: float. Defaults to `0.0`.

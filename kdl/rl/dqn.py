@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.rl._config import CLASS, bounds_scaling, check_config
@@ -59,7 +60,7 @@ class DQNAgent:
     """A deep Q-network agent for a Gymnasium environment with discrete actions.
 
     The Q-network is `kdl.build_mlp(observation_shape, num_actions,
-    task="regression", hidden_units=hidden_units)`: one linear output, the
+    task="regression", dense_units=dense_units)`: one linear output, the
     estimated return, per action. The defaults are tuned on CartPole-v1,
     where the greedy policy reaches returns near 500 (the maximum) within
     about 20,000-30,000 environment steps.
@@ -68,8 +69,8 @@ class DQNAgent:
         env: gymnasium.Env or str. The environment, or a registered id such as
             `"CartPole-v1"`. Its action space must be `Discrete` and its
             observation a 1-D `Box`.
-        hidden_units: tuple of int. Hidden layers of the Q-network. Defaults to
-            `(64, 64)`.
+        dense_units: int or tuple of int. Hidden dense layers of the
+            Q-network. Defaults to `(64, 64)`.
         gamma: float. Discount factor in [0, 1]. Defaults to `0.99`.
         learning_rate: float. Adam learning rate. Defaults to `2e-3`.
         buffer_size: int. Transitions kept in the replay buffer. Defaults to
@@ -125,6 +126,8 @@ class DQNAgent:
             `keras.utils.set_random_seed`, which seeds Python, NumPy and
             TensorFlow globally), exploration, replay sampling and the
             environment resets. Defaults to `None`.
+        hidden_units: deprecated name of `dense_units` (issue 31); removed in
+            the next release.
 
     Attributes:
         env: gymnasium.Env. The training environment.
@@ -149,7 +152,7 @@ class DQNAgent:
         self,
         env,
         *,
-        hidden_units: tuple[int, ...] = (64, 64),
+        dense_units: int | tuple[int, ...] = (64, 64),
         gamma: float = 0.99,
         learning_rate: float = 2e-3,
         buffer_size: int = 50_000,
@@ -174,9 +177,14 @@ class DQNAgent:
         observation_scaling: str | None = None,
         reward_scale: float = 1.0,
         seed: int | None = None,
+        hidden_units=_keras_names.UNSET,
     ):
+        dense_units = _keras_names.renamed(
+            CLASS, "hidden_units", "dense_units", hidden_units, dense_units,
+            (64, 64), note="kdl's one name for dense widths",
+        )  # fmt: skip
         self._config = check_config(
-            hidden_units=hidden_units,
+            dense_units=dense_units,
             gamma=gamma,
             learning_rate=learning_rate,
             buffer_size=buffer_size,
@@ -237,7 +245,7 @@ class DQNAgent:
         self.learner = QLearner(
             self.observation_shape,
             self.num_actions,
-            hidden_units=cfg["hidden_units"],
+            dense_units=cfg["dense_units"],
             learning_rate=cfg["learning_rate"],
             max_grad_norm=cfg["max_grad_norm"],
             gamma=cfg["gamma"],
@@ -604,7 +612,10 @@ class DQNAgent:
             >>> agent = DQNAgent.for_env("MountainCar-v0", seed=0)
         """
         name = env if isinstance(env, str) else env_id(env)
-        return cls(env, **{**preset(name), **overrides})
+        settings = preset(name)
+        if "hidden_units" in overrides:  # the deprecated name replaces it too
+            settings.pop("dense_units", None)
+        return cls(env, **{**settings, **overrides})
 
     @classmethod
     def load(cls, path, *, env=None) -> DQNAgent:
