@@ -66,8 +66,8 @@ COMMANDS = [
     ["export", "wine.keras", "wine.tflite", "--quantization", "dynamic"],
     ["info", "wine.tflite"],
     ["info"],
-    ["privacy", "epsilon", "--examples", "1000", "--batch-size", "50",
-     "--epochs", "2", "--noise", "1.1"],
+    ["privacy", "epsilon", "--num-examples", "1000", "--batch-size", "50",
+     "--epochs", "2", "--noise-multiplier", "1.1"],
 ]  # fmt: skip
 
 

@@ -169,7 +169,7 @@ def test_bad_budgets_are_refused_before_any_trial(
 def test_kdl_tune_max_size_kb_saves_the_best_tflite(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     argv = ["tune", "digits", "--model", "mlp", "--max-size-kb", "20"]
-    argv += ["--trials", "2", "--epochs", "3", "--seed", "0", "--quiet"]
+    argv += ["--max-trials", "2", "--epochs", "3", "--seed", "0", "--quiet"]
     argv += ["--directory", str(tmp_path / "s"), "--out", str(tmp_path / "m.tflite")]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = cli.main(argv)

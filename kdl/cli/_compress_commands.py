@@ -35,6 +35,7 @@ def _training(args) -> dict:
     """The fine-tuning arguments shrink and distill share, named as in Python."""
     return dict(
         epochs=args.epochs,
+        steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         validation_split=args.validation_split,

@@ -474,7 +474,16 @@ def _compress_export_commands(sub, common, data):
         metavar="CLUSTERS",
         help="distinct values per kernel, e.g. 16",
     )
-    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--epochs", type=int, default=None, help="fine-tuning epochs (default 2)"
+    )
+    budget.add_argument(
+        "--steps",
+        type=_positive(int),
+        default=None,
+        help="the fine-tuning budget in optimizer steps instead of --epochs",
+    )
     p.add_argument("--out", required=True)
     p.epilog = (
         "Also: kdl compress shrink MODEL DATA --fraction 0.5 --out F (removes "
@@ -523,11 +532,19 @@ def _export_command(sub, common, data) -> None:
 
 def _fine_tuning(p) -> None:
     """The fine-tuning arguments of kdl.compression.shrink and distill."""
-    p.add_argument(
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
         "--epochs",
         type=_positive(int),
         default=None,
-        help="default: enough for 1,500 steps, at least 2",
+        help="fine-tuning epochs (default: enough for --steps)",
+    )
+    budget.add_argument(
+        "--steps",
+        type=_positive(int),
+        default=None,
+        help="the fine-tuning budget in optimizer steps, rounded up to whole "
+        "epochs (default: 1,500 and at least 2 epochs, unless --epochs is given)",
     )
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument(

@@ -146,7 +146,7 @@ def _tune_under_budgets(args, data, space, fixed, out) -> int:
 
 def cmd_compress(args) -> int:
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
-    if args.epochs < 0:
+    if args.epochs is not None and args.epochs < 0:
         raise c.CommandError("kdl compress: --epochs must be 0 or more")
     path = c.check_model_file(args.model)
     schema, data = c.data_for_model(args, path, "compress")
@@ -156,15 +156,15 @@ def cmd_compress(args) -> int:
 
     model = c.load_model(path)
     (x, y), (x_test, y_test) = data
-    verbose = 0 if args.quiet else 1
+    budget = dict(
+        epochs=2 if args.epochs is None and args.steps is None else args.epochs,
+        steps=args.steps,
+        verbose=0 if args.quiet else 1,
+    )
     if args.prune is not None:
-        smaller = compression.prune(
-            model, x, y, target_sparsity=args.prune, epochs=args.epochs, verbose=verbose
-        )
+        smaller = compression.prune(model, x, y, target_sparsity=args.prune, **budget)
     else:
-        smaller = compression.cluster(
-            model, x, y, clusters=args.cluster, epochs=args.epochs, verbose=verbose
-        )
+        smaller = compression.cluster(model, x, y, clusters=args.cluster, **budget)
     result = {
         "data": c.part_described(data, args.data, "test"),
         "sparsity": compression.sparsity(smaller)["overall"],
