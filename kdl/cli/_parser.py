@@ -413,7 +413,8 @@ def _workflow_commands(sub, common, data):
         sub,
         "tune",
         "search the hyperparameters of an architecture on DATA",
-        "kdl tune wine.csv --target label --model mlp --algorithm bayesian --trials 10",
+        "kdl tune wine.csv --target label --model mlp --algorithm bayesian "
+        "--max-trials 10",
         [common, data],
     )
     p.add_argument("data", help="built-in dataset name or path")
