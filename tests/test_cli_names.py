@@ -144,7 +144,7 @@ def test_an_old_flag_and_its_new_name_together_are_refused(base, old, new, value
     assert exit_.value.code == 2
 
 
-def test_a_required_flag_may_be_given_by_its_old_name_only():
+def test_a_renamed_required_flag_is_still_required():
     with pytest.raises(SystemExit):
         _parse(["privacy", "epsilon", "--batch-size", "8", "--epochs", "2",
                 "--noise-multiplier", "1.1"])  # fmt: skip
