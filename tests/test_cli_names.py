@@ -165,3 +165,17 @@ def test_old_flags_give_the_same_result_on_stdout():
     assert new[0] == old[0] == 0
     assert old[1] == new[1]  # stdout: the same JSON, no note
     assert "--noise is deprecated" in old[2] and "deprecated" not in new[2]
+
+
+def test_set_with_an_old_builder_argument_notes_the_new_one(tmp_path):
+    from _helpers import write_wine
+
+    write_wine(tmp_path / "wine.csv")
+    status, out, err = _run(
+        "train", tmp_path / "wine.csv", "--target", "label", "--epochs", 1,
+        "--set", "hidden_units=(4,)", "--out", tmp_path / "w.keras",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "--set: build_mlp: 'hidden_units' is deprecated" in err
+    assert "use 'dense_units'" in err and "deprecated" not in out
+    assert kdl.load(tmp_path / "w.keras").get_layer("dense1").units == 4
