@@ -190,6 +190,14 @@ def test_hidden_units_is_deprecated_for_dense_units():
             (8,), {"a": ("binary", 1)}, trunk_kwargs={"hidden_units": (7,)}
         )
     assert trunk.get_layer("dense1").units == 7
+    shape, tasks = (8, 8, 1), {"a": ("binary", 1)}
+    cnn = {"filters": (4,), "pooling": "avg"}
+    avg = kdl.build_multitask(shape, tasks, trunk="cnn", trunk_kwargs=cnn)
+    assert any(isinstance(la, keras.layers.AveragePooling2D) for la in avg.layers)
+    with pytest.deprecated_call(match="'pooling'"):
+        cnn = {"filters": (4,), "pool": "average"}
+        old = kdl.build_multitask(shape, tasks, trunk="cnn", trunk_kwargs=cnn)
+    assert any(isinstance(la, keras.layers.AveragePooling2D) for la in old.layers)
 
 
 def test_dqn_agent_takes_dense_units_and_old_saves(tmp_path):

@@ -21,7 +21,7 @@ _TRUNK_ARGS = {
     "cnn": (
         "filters",
         "kernel_size",
-        "pool",
+        "pooling",
         "dense_units",
         "global_pool",
         "activation",
@@ -31,17 +31,23 @@ _TRUNK_ARGS = {
 }
 
 
+# old trunk_kwargs key -> (its name in the trunk's builder, why; issue 31)
+_RENAMED = {
+    "hidden_units": ("dense_units", "kdl's one name for dense widths"),
+    "pool": ("pooling", "the Keras name, as build_cnn"),
+}
+
+
 def _renamed_trunk_kwargs(trunk_kwargs: dict) -> dict:
-    """``hidden_units`` (deprecated, issue 31) read as ``dense_units``."""
-    if "hidden_units" not in trunk_kwargs:
-        return trunk_kwargs
+    """Deprecated keys (``hidden_units``, ``pool``) read under their new names."""
     kwargs = dict(trunk_kwargs)
-    old = kwargs.pop("hidden_units")
-    kwargs["dense_units"] = _keras_names.renamed(
-        FUNC, "trunk_kwargs['hidden_units']", "trunk_kwargs['dense_units']",
-        old, kwargs.get("dense_units", old), old,
-        note="kdl's one name for dense widths",
-    )  # fmt: skip
+    for old, (new, note) in _RENAMED.items():
+        if old in kwargs:
+            value = kwargs.pop(old)
+            kwargs[new] = _keras_names.renamed(
+                FUNC, f"trunk_kwargs[{old!r}]", f"trunk_kwargs[{new!r}]",
+                value, kwargs.get(new, value), value, note=note,
+            )  # fmt: skip
     return kwargs
 
 
@@ -67,8 +73,8 @@ def _check_trunk_kwargs(trunk, trunk_kwargs):
             )
         elif key == "kernel_size":
             v.check_int(value, arg, FUNC)
-        elif key == "pool":
-            v.check_choice(value, arg, FUNC, POOLS)
+        elif key == "pooling":
+            v.check_choice(value, arg, FUNC, (*POOLS, "avg"))
         elif key == "cell":
             v.check_choice(value, arg, FUNC, CELLS)
         elif key == "activation":
@@ -76,6 +82,9 @@ def _check_trunk_kwargs(trunk, trunk_kwargs):
         else:
             v.check_bool(value, arg, FUNC)
     kwargs = dict(trunk_kwargs)
+    if "pooling" in kwargs:  # cnn_body's own name; Keras' "avg" is "average"
+        kwargs["pool"] = {"avg": "average"}.get(kwargs["pooling"], kwargs["pooling"])
+        del kwargs["pooling"]
     for key in _INT_TUPLES:
         if key in kwargs:
             kwargs[key] = v.check_int_tuple(kwargs[key], key, FUNC, min_len=0)
@@ -196,8 +205,9 @@ def build_multitask(
         trunk: str. "mlp", "cnn", "resnet" or "rnn". Defaults to `"mlp"`.
         trunk_kwargs: dict or None. Architecture options of the trunk, named
             as in its builder (e.g. ``{"filters": (16, 32)}`` for "cnn",
-            ``{"dense_units": (64,)}`` for "mlp"; ``"hidden_units"`` is the
-            deprecated name of the latter). Defaults to `None`.
+            ``{"dense_units": (64,)}`` for "mlp"; ``"hidden_units"`` and
+            ``"pool"`` are the deprecated names of ``"dense_units"`` and
+            ``"pooling"``). Defaults to `None`.
         loss_weights: dict or None. Head name -> weight of its loss. Defaults
             to `None` (all 1).
         dropout: float. Defaults to `0.0`.
