@@ -37,7 +37,7 @@ TRIALS = 8
 SEEDS = (0, 1, 2)
 # 4 x 6 x 3 = 72 combinations: a budget of 8 trials sees a ninth of them.
 SPACE = {
-    "hidden_units": kdl.Choice([(16,), (64,), (128,), (64, 64)]),
+    "dense_units": kdl.Choice([(16,), (64,), (128,), (64, 64)]),
     "learning_rate": kdl.Choice([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
     "dropout": kdl.Choice([0.0, 0.2, 0.4]),
 }
@@ -162,7 +162,7 @@ def report(over: list, rows: dict) -> str:
         "",
         f"## Best objective for the same budget ({TRIALS} trials x {EPOCHS} epochs)",
         "",
-        "Space: hidden_units in (16,), (64,), (128,), (64, 64); learning_rate "
+        "Space: dense_units in (16,), (64,), (128,), (64, 64); learning_rate "
         "in 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2; dropout in 0, 0.2, 0.4 (72 "
         "combinations). Mean (min-max) over seeds "
         f"{', '.join(map(str, SEEDS))}; a search's seed also seeds every "

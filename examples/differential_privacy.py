@@ -53,7 +53,7 @@ def build():
     kdl.set_seed(0)
     # Plain SGD with a large step is DP-SGD's usual companion (see README).
     return kdl.build_mlp(
-        (64,), 10, hidden_units=(64,), optimizer="sgd", learning_rate=0.5
+        (64,), 10, dense_units=(64,), optimizer="sgd", learning_rate=0.5
     )
 
 

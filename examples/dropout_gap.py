@@ -33,7 +33,7 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(RATES), figsize=(12, 3.5), sharey=True)
     for ax, rate in zip(axes, RATES):
         kdl.set_seed(0)
-        model = kdl.build_mlp(x.shape[1:], 10, hidden_units=(256, 256), dropout=rate)
+        model = kdl.build_mlp(x.shape[1:], 10, dense_units=(256, 256), dropout=rate)
         history = model.fit(
             x_train,
             y_train,

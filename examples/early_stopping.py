@@ -32,7 +32,7 @@ def with_fit(x, y, x_val, y_val, run_dir):
     """Part 1: the standard callbacks in a plain Keras fit."""
     shutil.rmtree(run_dir, ignore_errors=True)  # a backup would resume an old run
     kdl.set_seed(0)
-    model = kdl.build_mlp(x.shape[1:], 10, hidden_units=(256, 256))
+    model = kdl.build_mlp(x.shape[1:], 10, dense_units=(256, 256))
     history = model.fit(
         x,
         y,
@@ -76,7 +76,7 @@ def main() -> None:
 
     # Part 2: the same in one call. resume=False moves an earlier run aside.
     kdl.set_seed(0)
-    model = kdl.build_mlp(x.shape[1:], 10, hidden_units=(256, 256))
+    model = kdl.build_mlp(x.shape[1:], 10, dense_units=(256, 256))
     result = kdl.train(
         model,
         x_small,

@@ -34,7 +34,7 @@ def main() -> None:
     bins = np.linspace(-0.6, 0.6, 61)
     for ax, (label, penalty) in zip(axes, PENALTIES.items()):
         kdl.set_seed(0)
-        model = kdl.build_mlp(x.shape[1:], 10, hidden_units=(64,), **penalty)
+        model = kdl.build_mlp(x.shape[1:], 10, dense_units=(64,), **penalty)
         model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
         accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
         # The first Dense kernel: 64 inputs (pixels) x 64 units.

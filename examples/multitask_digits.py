@@ -33,7 +33,7 @@ def main() -> None:
         x.shape[1:],
         {"digit": ("classification", 10), "is_even": ("binary", 1)},
         trunk="mlp",
-        trunk_kwargs={"hidden_units": (128,)},
+        trunk_kwargs={"dense_units": (128,)},
         loss_weights={"digit": 1.0, "is_even": 0.5},
     )
     print("outputs:", model.output_names)

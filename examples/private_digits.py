@@ -37,7 +37,7 @@ def main(out: Path) -> None:
 
     # === A normal model ===
     plain = build_mlp(
-        x.shape[1:], 10, hidden_units=(64,), optimizer="sgd", learning_rate=0.5
+        x.shape[1:], 10, dense_units=(64,), optimizer="sgd", learning_rate=0.5
     )
     kdl.train(
         plain,
@@ -53,7 +53,7 @@ def main(out: Path) -> None:
 
     # === The same model with DP-SGD, noise calibrated for epsilon = 8 ===
     model = build_mlp(
-        x.shape[1:], 10, hidden_units=(64,), optimizer="sgd", learning_rate=0.5
+        x.shape[1:], 10, dense_units=(64,), optimizer="sgd", learning_rate=0.5
     )
     private = privacy.make_private(
         model,

@@ -27,12 +27,12 @@ from kdl import build_mlp, datasets
 
 # Grid: every combination of discrete values (3 x 3 = 9 trials).
 GRID = {
-    "hidden_units": kdl.Choice([(16,), (64,), (128,)]),
+    "dense_units": kdl.Choice([(16,), (64,), (128,)]),
     "learning_rate": kdl.Choice([1e-3, 3e-3, 1e-2]),
 }
 # Bayesian: the same units, and the learning rate as a continuous range.
 BAYESIAN = {
-    "hidden_units": kdl.Choice([(16,), (64,), (128,)]),
+    "dense_units": kdl.Choice([(16,), (64,), (128,)]),
     "learning_rate": kdl.Float(1e-3, 1e-2, log=True),
 }
 

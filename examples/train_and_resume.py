@@ -42,7 +42,7 @@ class Crash(keras.callbacks.Callback):
 
 def build():
     kdl.set_seed(0)
-    return kdl.build_mlp((64,), 10, hidden_units=(64,), dropout=0.1, name="digits-mlp")
+    return kdl.build_mlp((64,), 10, dense_units=(64,), dropout=0.1, name="digits-mlp")
 
 
 def main() -> None:

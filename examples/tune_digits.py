@@ -45,7 +45,7 @@ def main(algorithm: str = "bayesian") -> None:
     x, y = x[:n], y[:n]
     epochs = pick(9, 2)
     space = {
-        "hidden_units": kdl.Choice([(32,), (128,), (64, 64)]),
+        "dense_units": kdl.Choice([(32,), (128,), (64, 64)]),
         "dropout": kdl.Float(0.0, 0.4, step=0.2),
         "learning_rate": kdl.Choice([1e-4, 1e-3, 1e-2]),
     }

@@ -28,7 +28,16 @@ class _Unset:
 UNSET = _Unset()
 
 
-def renamed(func: str, old: str, new: str, old_value, new_value, default):
+def renamed(
+    func: str,
+    old: str,
+    new: str,
+    old_value,
+    new_value,
+    default,
+    *,
+    note: str = "the Keras name",
+):
     """The value of ``new``, taking the deprecated ``old`` when only it is given.
 
     Args:
@@ -37,6 +46,7 @@ def renamed(func: str, old: str, new: str, old_value, new_value, default):
         old_value: what was passed as ``old`` (:data:`UNSET` when nothing).
         new_value: what was passed as ``new``.
         default: ``new``'s default (to tell "not given" from a value).
+        note: why ``new`` is the name, for the warning.
 
     Returns:
         The value to use.
@@ -48,7 +58,7 @@ def renamed(func: str, old: str, new: str, old_value, new_value, default):
         return new_value
     warnings.warn(
         f"{func}: '{old}' is deprecated and will be removed in the next "
-        f"release; use '{new}' (the Keras name).",
+        f"release; use '{new}' ({note}).",
         DeprecationWarning,
         stacklevel=3,
     )

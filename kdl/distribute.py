@@ -151,7 +151,7 @@ def build(builder, *args, strategy=None, **kwargs):
         The compiled model, whose variables live on the strategy's devices.
 
     Example:
-        >>> model = build(kdl.build_mlp, (64,), 10, hidden_units=(32,))
+        >>> model = build(kdl.build_mlp, (64,), 10, dense_units=(32,))
     """
     func = "kdl.distribute.build"
     if not callable(builder):

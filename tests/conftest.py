@@ -81,7 +81,7 @@ def digits_mlp(digits_flat):
 
     keras.utils.set_random_seed(0)
     (x, y), _ = digits_flat
-    model = build_mlp((64,), 10, hidden_units=(32,))
+    model = build_mlp((64,), 10, dense_units=(32,))
     model.fit(x, y, epochs=10, batch_size=32, verbose=0)
     return model
 

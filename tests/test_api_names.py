@@ -54,17 +54,16 @@ CONCEPTS = {
     "verbosity": (r"verbos|quiet|silent|progress", {"verbose"}),
 }
 # Widths: "units" (recurrent layers), "dense_units" (dense layers), "filters"
-# (convolutions), each with one type wherever it appears.
+# (convolutions), each with one type wherever it appears: a tuple default,
+# and for layer widths an int (one layer) or a tuple in the annotation.
 WIDTHS = {"units": tuple, "dense_units": tuple, "filters": tuple}
+TAKES_AN_INT_TOO = ("units", "dense_units")
 
 # (function, parameter) -> why it keeps its own name.
 EXCEPTIONS = {
     ("kdl.tune", "directory"): "KerasTuner's name for the search folder",
     ("kdl.export.to_tflite", "run_dir"): "an input: the training run to record",
     ("kdl.export.to_micro", "folder"): "issue 31 leaves it: a required output",
-    ("kdl.build_mlp", "hidden_units"): "issue 31 leaves it (dense_units)",
-    ("kdl.rl.DQNAgent", "hidden_units"): "issue 31 leaves it (dense_units)",
-    ("kdl.build_seq2seq", "units"): "one encoder/decoder layer: an int",
     ("kdl.tuning.TuneResult", "directory"): "the search folder, as kdl.tune",
     ("kdl.tuning.BudgetResult", "directory"): "the search folder, as kdl.tune",
     ("kdl.augment.TimeMask", "width"): "steps masked, not a layer width",
@@ -74,6 +73,8 @@ EXCEPTIONS = {
 DEPRECATED = {
     ("kdl.tune", "max_consecutive_failures"): "max_consecutive_failed_trials",
     ("kdl.build_cnn", "pool"): "pooling",
+    ("kdl.build_mlp", "hidden_units"): "dense_units",
+    ("kdl.rl.DQNAgent", "hidden_units"): "dense_units",
     ("kdl.report.compare", "output_dir"): "run_dir",
     ("kdl.report.standard_variants", "output_dir"): "run_dir",
     **{
@@ -134,6 +135,22 @@ def test_the_api_is_read():
         assert name in names, name
 
 
+def _width_problems(key, p) -> list[str]:
+    """A width's name, its default's type and (layer widths) its annotation."""
+    wanted = WIDTHS.get(p.name)
+    if wanted is None:
+        return [f"{key}: a width not named units, dense_units or filters"]
+    problems = []
+    if p.default not in (None, p.empty) and not isinstance(p.default, wanted):
+        problems.append(f"{key}: a width that is not a tuple")
+    annotation = str(p.annotation)
+    if p.name in TAKES_AN_INT_TOO and not re.fullmatch(
+        r"int \| tuple\[.*\]", annotation
+    ):
+        problems.append(f"{key}: a width annotated {annotation}, not int | tuple")
+    return problems
+
+
 def _problems() -> list[str]:
     problems = []
     for qualified, func in sorted(public_callables().items()):
@@ -148,15 +165,8 @@ def _problems() -> list[str]:
             for concept, (pattern, canonical) in CONCEPTS.items():
                 if not re.search(pattern, p.name):
                     continue
-                if canonical is None:  # widths
-                    wanted = WIDTHS.get(p.name)
-                    if wanted is None:
-                        problems.append(f"{key}: a width not named units, "
-                                        "dense_units or filters")  # fmt: skip
-                    elif p.default not in (None, p.empty) and not isinstance(
-                        p.default, wanted
-                    ):
-                        problems.append(f"{key}: a width that is not a tuple")
+                if canonical is None:
+                    problems += _width_problems(key, p)
                 elif p.name not in canonical:
                     problems.append(f"{key}: {concept} is named {sorted(canonical)}")
     return problems
@@ -210,3 +220,41 @@ def test_the_check_fails_on_a_new_inconsistency(monkeypatch):
     assert any("'holdout'" in p and "held-out" in p for p in problems)
     assert any("'out_dir'" in p and "output folder" in p for p in problems)
     assert any("'verbosity'" in p for p in problems)
+
+
+def test_the_check_fails_on_a_new_width_inconsistency(monkeypatch):
+    """Widths: one name per kind of layer, a tuple default, int or tuple."""
+
+    def new_builder(
+        input_shape,
+        *,
+        hidden_units=(8,),
+        units: tuple[int, ...] = (4,),
+        dense_units: int | tuple[int, ...] = 8,
+        filters: tuple[int, ...] = (4,),
+    ):
+        """A made-up builder with three inconsistent widths (filters is fine)."""
+
+    found = public_callables()
+    monkeypatch.setattr(
+        __import__(__name__, fromlist=["x"]),
+        "public_callables",
+        lambda: {**found, "kdl.build_new": new_builder},
+    )
+    problems = [p for p in _problems() if "kdl.build_new" in p]
+    assert len(problems) == 3, problems
+    assert any("'hidden_units'" in p and "not named units" in p for p in problems)
+    assert any("'units'" in p and "not int | tuple" in p for p in problems)
+    assert any("'dense_units'" in p and "not a tuple" in p for p in problems)
+
+
+def test_every_builder_names_its_widths():
+    """The builders' widths are covered: each has units or dense_units."""
+    found = public_callables()
+    builders = [name for name in found if name.startswith("kdl.build_")]
+    assert len(builders) >= 8, builders
+    for name in builders:
+        params = {p.name for p in _parameters(found[name])}
+        if name == "kdl.build_multitask":  # widths go in trunk_kwargs
+            continue
+        assert params & {"units", "dense_units", "filters"}, name

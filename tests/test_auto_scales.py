@@ -49,6 +49,6 @@ def test_default_scales_are_per_kernel_for_a_clustered_model_only(tmp_path):
 def test_per_channel_must_be_a_bool_or_none(tmp_path):
     import kdl
 
-    model = kdl.build_mlp((4,), 2, hidden_units=(8,))
+    model = kdl.build_mlp((4,), 2, dense_units=(8,))
     with pytest.raises(TypeError, match="'per_channel' parameter"):
         export.to_tflite(model, tmp_path / "m.tflite", per_channel="no", verbose=0)

@@ -116,7 +116,7 @@ def test_tune_validates_on_every_class_of_data_sorted_by_class(tmp_path, digits_
         kdl.build_mlp,
         x[order],
         y[order],
-        space={"hidden_units": kdl.Choice([(32,)])},
+        space={"dense_units": kdl.Choice([(32,)])},
         algorithm="grid",
         epochs=3,
         objective="val_accuracy",

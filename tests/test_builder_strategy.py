@@ -130,7 +130,7 @@ kdl.set_seed(0)
 model = kdl.build_mlp((64,), 10, strategy="mirrored")
 model.fit(x, y, epochs=10, verbose=0)
 out = {"base": model.evaluate(x_test, y_test, verbose=0)[1]}
-student = kdl.build_mlp((64,), 10, hidden_units=(16,), strategy="mirrored")
+student = kdl.build_mlp((64,), 10, dense_units=(16,), strategy="mirrored")
 results = {
     "prune": compression.prune(model, x, y, epochs=2, verbose=0),
     "shrink": compression.shrink(model, x, y, epochs=2, verbose=0),

@@ -143,9 +143,9 @@ def test_single_task_bad_arguments(name, kwargs, error, fragment, monkeypatch):
             r"'num_outputs' parameter of build_mlp must be an int >= 2. Got 1",
         ),
         (
-            lambda: kdl.build_mlp((64,), 10, hidden_units=(32, -3)),
+            lambda: kdl.build_mlp((64,), 10, dense_units=(32, -3)),
             ValueError,
-            r"'hidden_units' parameter of build_mlp .*Got \(32, -3\)",
+            r"'dense_units' parameter of build_mlp .*Got \(32, -3\)",
         ),
         (
             lambda: kdl.build_mlp((64,), 10, activation="relux"),
@@ -593,7 +593,7 @@ def test_normalized_model_predicts_raw_inputs_in_keras_after_load_and_tflite(tmp
 
     (x, y), (x_test, _) = datasets.digits(layout="flat")
     x, x_test = _raw(x[:, :8]), _raw(x_test[:, :8])
-    model = kdl.build_mlp((8,), 10, normalize=x, hidden_units=(32,))
+    model = kdl.build_mlp((8,), 10, normalize=x, dense_units=(32,))
     model.fit(x, y, epochs=2, verbose=0)
     expected = model.predict(x_test, verbose=0)
     reloaded = kdl.load(kdl.save(model, tmp_path / "m.keras"))

@@ -84,7 +84,7 @@ def test_mistakes_answer_before_tensorflow_is_imported(tmp_path):
         ["predict", "nowhere.keras", wine, "--out", "p.csv"],
         ["export", "nowhere.keras", "out.tflite"],
         ["compress", "nowhere.keras", wine, "--prune", "0.5", "--out", "c.keras"],
-        ["privacy", "train", wine, "--target", "colour", "--epsilon", "3"],
+        ["privacy", "train", wine, "--target", "colour", "--target-epsilon", "3"],
         ["tune", wine, "--target", "colour"],
         ["rl", "NoSuchEnv-v0"],
     ]
@@ -189,11 +189,11 @@ def test_export_info_and_evaluate_the_tflite_file(work):
     per_kernel = folder / "wine_per_kernel.tflite"
     status, out, err = run(
         "export", folder / "wine.keras", per_kernel, "--quantization", "dynamic",
-        "--per-kernel", "--data", folder / "wine.csv", "--quiet",
+        "--no-per-channel", "--data", folder / "wine.csv", "--quiet",
     )  # fmt: skip
     assert status == 0 and result_of(out)["per_channel"] is False, err
     status, out, err = run(
-        "export", folder / "wine.keras", folder / "float.tflite", "--per-kernel"
+        "export", folder / "wine.keras", folder / "float.tflite", "--no-per-channel"
     )
     assert status == 2 and "'per_channel' parameter" in err
     assert not (folder / "float.tflite").exists()
@@ -227,7 +227,7 @@ def test_compress_then_report(work):
     assert 0.35 <= result["sparsity"] < 0.45 and result["after"]["accuracy"] > 0.8
     models = [folder / "wine.keras", folder / "wine_pruned.keras"]
     status, out, err = run(
-        "report", *models, "--data", folder / "wine.csv", "--out-dir", folder / "report"
+        "report", *models, "--data", folder / "wine.csv", "--run-dir", folder / "report"
     )
     assert status == 0, err
     assert "wine_pruned.keras" in out and (folder / "report").is_dir()
@@ -245,7 +245,7 @@ def test_tune(tmp_path):
         "label",
         "--algorithm",
         "random",
-        "--trials",
+        "--max-trials",
         2,
         "--epochs",
         3,
@@ -257,7 +257,7 @@ def test_tune(tmp_path):
     )
     assert status == 0, err
     result = result_of(out)
-    assert set(result["best_params"]) == {"hidden_units", "dropout", "learning_rate"}
+    assert set(result["best_params"]) == {"dense_units", "dropout", "learning_rate"}
     assert (tmp_path / "best.keras.data.json").is_file()
 
 
@@ -266,13 +266,13 @@ def test_privacy_epsilon_and_train(tmp_path):
     status, out, err = run(
         "privacy",
         "epsilon",
-        "--examples",
+        "--num-examples",
         60000,
         "--batch-size",
         256,
         "--epochs",
         15,
-        "--noise",
+        "--noise-multiplier",
         1.1,
     )
     assert status == 0, err
@@ -284,7 +284,7 @@ def test_privacy_epsilon_and_train(tmp_path):
         "privacy",
         "train",
         "digits",
-        "--epsilon",
+        "--target-epsilon",
         3,
         "--epochs",
         2,
@@ -470,7 +470,7 @@ MISTAKES = [
     (["export", "{model}", "{tmp}/o.onnx"], "OUT .*o.onnx' must end in .tflite"),
     (["info", "{tmp}/cut.tflite"], "cut.tflite"),
     (["rl", "NoSuchEnv-v0"], "not a registered Gymnasium environment"),
-    (["privacy", "epsilon", "--examples", "100"], "required"),
+    (["privacy", "epsilon", "--num-examples", "100"], "required"),
     (
         ["compress", "{model}", "{tmp}/w.csv", "--out", "{tmp}/c.keras"],
         "one of the arguments --prune",

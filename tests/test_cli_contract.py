@@ -60,14 +60,14 @@ COMMANDS = [
     ["evaluate", "wine.keras", "wine.csv"],
     ["compress", "shrink", "wine.keras", "wine.csv", "--epochs", "1",
      "--out", "small.keras"],
-    ["compress", "distill", "wine.keras", "wine.csv", "--set", "hidden_units=(8,)",
+    ["compress", "distill", "wine.keras", "wine.csv", "--set", "dense_units=(8,)",
      "--epochs", "1", "--out", "student.keras"],
     ["info", "wine.keras"],
     ["export", "wine.keras", "wine.tflite", "--quantization", "dynamic"],
     ["info", "wine.tflite"],
     ["info"],
-    ["privacy", "epsilon", "--examples", "1000", "--batch-size", "50",
-     "--epochs", "2", "--noise", "1.1"],
+    ["privacy", "epsilon", "--num-examples", "1000", "--batch-size", "50",
+     "--epochs", "2", "--noise-multiplier", "1.1"],
 ]  # fmt: skip
 
 

@@ -76,8 +76,8 @@ MISTAKES = [
     (["evaluate", "{tmp}/wine.keras", "{tmp}/nowhere.csv"], r"nowhere\.csv"),
     (T + ["--lr", "0.01"],
      r"^kdl train: unrecognized arguments: --lr 0\.01; did you mean --learning-rate"),
-    (["privacy", "epsilon", "--examples", "9", "--batch-size", "3", "--epochs", "1",
-      "--noise", "1", "--dleta", "1e-5"],
+    (["privacy", "epsilon", "--num-examples", "9", "--batch-size", "3", "--epochs", "1",
+      "--noise-multiplier", "1", "--dleta", "1e-5"],
      r"^kdl privacy epsilon: .*did you mean --delta"),
     (T + ["--out", "{tmp}/mine"], r"--out .*mine' is a folder holding other files "
      r"\(notes\.txt\), which writing there would delete"),

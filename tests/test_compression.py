@@ -26,7 +26,7 @@ def _plain_tf_keras(model):
 
 def _trained_mlp(digits_flat, epochs=8):
     (x, y), _ = digits_flat
-    model = kdl.build_mlp((64,), 10, hidden_units=(64,))
+    model = kdl.build_mlp((64,), 10, dense_units=(64,))
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return model
 
@@ -147,7 +147,7 @@ def test_prune_bidirectional_gru_prunes_both_directions(digits_sequence):
 def test_prune_takes_a_dataset_and_refuses_a_model_without_kernels(digits_flat):
     (x, y), _ = digits_flat
     dataset = tf.data.Dataset.from_tensor_slices((x[:256], y[:256])).batch(64)
-    model = kdl.build_mlp((64,), 10, hidden_units=(16,))
+    model = kdl.build_mlp((64,), 10, dense_units=(16,))
     pruned = compression.prune(
         model, dataset, None, target_sparsity=0.5, epochs=2, verbose=0
     )
@@ -266,7 +266,7 @@ def test_prune_works_on_every_builder(case, digits_image, digits_sequence):
 
 
 def test_sparsity_counts_zeros_in_kernels_only():
-    model = kdl.build_mlp((4,), 3, hidden_units=(5,))
+    model = kdl.build_mlp((4,), 3, dense_units=(5,))
     dense1, head = model.get_layer("dense1"), model.get_layer("predictions")
     kernel = np.ones((4, 5), "float32")
     kernel[:2] = 0.0  # 10 of 20 zeros
@@ -422,7 +422,7 @@ def test_quantize_aware_leaves_augmentation_out(digits_image):
     (x, y), _ = digits_image
     x, y = x[:128], y[:128]
     nested = kdl.build_mlp(
-        (8, 8, 1), 10, hidden_units=(8,), augmentation=kdl.augment.image(flip=None)
+        (8, 8, 1), 10, dense_units=(8,), augmentation=kdl.augment.image(flip=None)
     )
     sequential = keras.Sequential(
         [
@@ -563,7 +563,7 @@ def test_bad_arguments_give_clear_errors(
     digits_flat, transform, make_model, kwargs, error, match, capsys
 ):
     (x, y), _ = digits_flat
-    model = make_model() if make_model else kdl.build_mlp((64,), 10, hidden_units=(8,))
+    model = make_model() if make_model else kdl.build_mlp((64,), 10, dense_units=(8,))
     kwargs = dict(kwargs)
     if isinstance(kwargs.get("y"), slice):
         kwargs["y"] = y[kwargs["y"]]
@@ -612,7 +612,7 @@ def test_one_shot_pruning_without_fine_tuning(digits_flat):
 )
 def test_kernels_of_small_fan_in_stay_dense_when_larger_ones_exist(hidden, dense):
     # dense1 reads 4 inputs: pruned 80% most of its units would read none
-    model = kdl.build_mlp((4,), 3, hidden_units=hidden)
+    model = kdl.build_mlp((4,), 3, dense_units=hidden)
     pruned = compression.prune(model, None, None, target_sparsity=0.8, epochs=0)
     for name, value in compression.sparsity(pruned)["layers"].items():
         assert value == (0.0 if name in dense else pytest.approx(0.8, abs=0.02))
@@ -734,7 +734,7 @@ def test_quantize_aware_preserve_must_be_known(digits_image):
 
 
 def test_multiply_adds_counts_each_layer():
-    mlp = kdl.build_mlp((64,), 10, hidden_units=(32,))
+    mlp = kdl.build_mlp((64,), 10, dense_units=(32,))
     assert compression.multiply_adds(mlp) == {
         "total": 64 * 32 + 32 * 10,
         "layers": {"dense1": 64 * 32, "predictions": 32 * 10},

@@ -50,7 +50,7 @@ def test_csv_trains_to_held_out_accuracy(wine_csv):
     data = datasets.load(wine_csv, target="label")
     (x, y), (x_test, y_test) = data
     model = kdl.build_mlp(
-        data.input_shape, data.num_outputs, normalize=x, hidden_units=(32,)
+        data.input_shape, data.num_outputs, normalize=x, dense_units=(32,)
     )
     model.fit(x, y, epochs=40, batch_size=16, verbose=0)
     assert model.evaluate(x_test, y_test, verbose=0)[1] >= 0.9

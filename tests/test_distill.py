@@ -78,9 +78,9 @@ def test_distill_binary_and_regression_students_train():
     y_binary = (x[:, 0] > 0).astype("float32")
     y_value = x[:, :1] * 2.0
     for task, y in (("binary", y_binary), ("regression", y_value)):
-        teacher = kdl.build_mlp((6,), 1, task=task, hidden_units=(32,))
+        teacher = kdl.build_mlp((6,), 1, task=task, dense_units=(32,))
         teacher.fit(x, y, epochs=20, verbose=0)
-        student = kdl.build_mlp((6,), 1, task=task, hidden_units=(4,))
+        student = kdl.build_mlp((6,), 1, task=task, dense_units=(4,))
         trained = compression.distill(teacher, student, x, y, epochs=20, verbose=0)
         loss_before = student.evaluate(x, y, verbose=0)[0]
         assert trained.evaluate(x, y, verbose=0)[0] < loss_before, task
@@ -109,9 +109,9 @@ def _multi_output():
 )
 def test_distill_bad_arguments(digits_flat, student, kwargs, error, match):
     (x, y), _ = digits_flat
-    teacher = kdl.build_mlp((64,), 10, hidden_units=(8,))
+    teacher = kdl.build_mlp((64,), 10, dense_units=(8,))
     if student == "wrong_shape":
-        student = kdl.build_mlp((64,), 3, hidden_units=(4,))
+        student = kdl.build_mlp((64,), 3, dense_units=(4,))
         y = y % 3
     elif student == "multi_output":
         student = _multi_output()
@@ -120,7 +120,7 @@ def test_distill_bad_arguments(digits_flat, student, kwargs, error, match):
 
         student = keras3.Sequential([keras3.Input((64,)), keras3.layers.Dense(10)])
     else:
-        student = kdl.build_mlp((64,), 10, hidden_units=(4,))
+        student = kdl.build_mlp((64,), 10, dense_units=(4,))
     with pytest.raises(error, match=match):
         compression.distill(teacher, student, x, y, verbose=0, **kwargs)
 
@@ -131,10 +131,10 @@ def test_small_mlp_student_within_one_point_on_a_split_of_its_own():
     # the student's own rate 1e-3 this split lost 3.9 points
     (x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat", seed=7)
     kdl.set_seed(0)
-    teacher = kdl.build_mlp((64,), 10, hidden_units=(256, 256))
+    teacher = kdl.build_mlp((64,), 10, dense_units=(256, 256))
     teacher.fit(x, y, epochs=20, verbose=0)
     kdl.set_seed(0)
-    student = kdl.build_mlp((64,), 10, hidden_units=(16,))
+    student = kdl.build_mlp((64,), 10, dense_units=(16,))
     trained = compression.distill(teacher, student, x, y, verbose=0)
     teacher_accuracy = teacher.evaluate(x_test, y_test, verbose=0)[1]
     assert trained.evaluate(x_test, y_test, verbose=0)[1] >= teacher_accuracy - 0.01

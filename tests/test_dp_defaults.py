@@ -17,7 +17,7 @@ def test_make_private_plans_batch_epochs_and_rate_when_given_none():
     import kdl
     from kdl import privacy
 
-    model = kdl.build_mlp((64,), 10, hidden_units=(16,))
+    model = kdl.build_mlp((64,), 10, dense_units=(16,))
     private = privacy.make_private(
         model, target_epsilon=8.0, delta=1e-5, num_examples=1200
     )
@@ -35,13 +35,13 @@ def test_explicit_plan_and_rate_win():
     import kdl
     from kdl import privacy
 
-    model = kdl.build_mlp((64,), 10, hidden_units=(16,))
+    model = kdl.build_mlp((64,), 10, dense_units=(16,))
     private = privacy.make_private(
         model, target_epsilon=8.0, num_examples=1200, batch_size=64, epochs=5
     )
     assert (private.privacy["batch_size"], private.privacy["epochs"]) == (64, 5)
     assert _rate(private) == pytest.approx(1e-3)
-    chosen = kdl.build_mlp((64,), 10, hidden_units=(16,), learning_rate=0.02)
+    chosen = kdl.build_mlp((64,), 10, dense_units=(16,), learning_rate=0.02)
     private = privacy.make_private(chosen, target_epsilon=8.0, num_examples=1200)
     assert _rate(private) == pytest.approx(0.02)
     # one of the two given: the user plans, and the other is still required

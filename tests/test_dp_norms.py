@@ -125,7 +125,7 @@ def test_one_dp_step_equals_hand_clipped_mean_per_layer_type(name):
 
 
 BUILDERS = {
-    "mlp": (lambda: kdl.build_mlp((8, 8, 1), 10, hidden_units=(8,)), "image"),
+    "mlp": (lambda: kdl.build_mlp((8, 8, 1), 10, dense_units=(8,)), "image"),
     "cnn": (lambda: kdl.build_cnn((8, 8, 1), 10, filters=(3, 4),
                                   dense_units=(8,)), "image"),
     "cnn_1d_average_pool": (lambda: kdl.build_cnn((8, 8), 10, filters=(3,),

@@ -37,7 +37,7 @@ def _mlp(data):
     from kdl import build_mlp
 
     (x, y), (xt, yt) = data["flat"]
-    return _fit(build_mlp((64,), 10, hidden_units=(32,)), x, y, 2), xt
+    return _fit(build_mlp((64,), 10, dense_units=(32,)), x, y, 2), xt
 
 
 def _cnn(data):
@@ -117,7 +117,7 @@ def _multitask(data):
     model = build_multitask(
         (64,),
         {"digit": ("classification", 10), "is_even": ("binary", 1)},
-        trunk_kwargs={"hidden_units": (32,)},
+        trunk_kwargs={"dense_units": (32,)},
     )
     return _fit(
         model, x, {"digit": y, "is_even": (y % 2 == 0).astype("float32")}, 2
@@ -408,7 +408,7 @@ def test_converter_crash_gives_clear_error_and_next_export_works(
 def small_mlp():
     from kdl import build_mlp
 
-    return build_mlp((4,), 3, hidden_units=(5,))
+    return build_mlp((4,), 3, dense_units=(5,))
 
 
 _FUNC = "kdl.export.to_tflite"
@@ -467,7 +467,7 @@ def test_bad_arguments_are_named(small_mlp, tmp_path, kwargs, error, match):
     if model == "regression":
         from kdl import build_mlp
 
-        model = build_mlp((4,), 1, task="regression", hidden_units=(5,))
+        model = build_mlp((4,), 1, task="regression", dense_units=(5,))
     path = kwargs.pop("path", "m.tflite")
     path = tmp_path / path if isinstance(path, str) and path else path
     with pytest.raises(error, match=match):
@@ -510,7 +510,7 @@ def test_evaluate_tflite_checks_labels_and_reports_mae(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((64, 4)).astype("float32")
     y = x.sum(1, keepdims=True)
-    model = _fit(build_mlp((4,), 1, task="regression", hidden_units=(8,)), x, y, 3)
+    model = _fit(build_mlp((4,), 1, task="regression", dense_units=(8,)), x, y, 3)
     path = export.to_tflite(model, tmp_path / "r.tflite", verbose=0)
     result = export.evaluate_tflite(path, x, y, latency_samples=5)
     keras_mae = float(np.mean(np.abs(model.predict(x, verbose=0) - y)))

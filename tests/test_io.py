@@ -26,7 +26,7 @@ def trained(digits_flat):
     """A small MLP trained for one epoch, and some held-out inputs."""
     (x, y), (x_test, _) = digits_flat
     keras.utils.set_random_seed(0)
-    model = kdl.build_mlp((64,), 10, hidden_units=(16,))
+    model = kdl.build_mlp((64,), 10, dense_units=(16,))
     model.fit(x, y, epochs=1, verbose=0)
     return model, x_test[:64]
 
@@ -51,7 +51,7 @@ def test_saving_again_replaces_the_earlier_file(trained, tmp_path, digits_flat):
     model, x = trained
     path = tmp_path / "model.keras"
     kdl.save(model, path)
-    other = kdl.build_mlp((64,), 10, hidden_units=(8,))
+    other = kdl.build_mlp((64,), 10, dense_units=(8,))
     kdl.save(other, path)
     np.testing.assert_array_equal(
         kdl.load(path).predict(x, verbose=0), other.predict(x, verbose=0)
@@ -233,10 +233,10 @@ def _run(args, **kwargs):
 def test_kdl_layers_and_qat_wrappers_load_in_a_fresh_process(tmp_path, digits_sequence):
     (x, y), (x_test, _) = digits_sequence
     model = kdl.build_mlp(
-        (8, 8), 10, hidden_units=(8,), augmentation={"noise": 0.0, "time_mask": 2}
+        (8, 8), 10, dense_units=(8,), augmentation={"noise": 0.0, "time_mask": 2}
     )
     model.fit(x[:256], y[:256], epochs=1, verbose=0)
-    plain = kdl.build_mlp((8, 8), 10, hidden_units=(8,))
+    plain = kdl.build_mlp((8, 8), 10, dense_units=(8,))
     qat = kdl.compression.quantize_aware(plain, x[:256], y[:256], epochs=1, verbose=0)
     models = {"with_kdl_layer": model, "qat": qat}
     for name, m in models.items():

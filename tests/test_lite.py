@@ -87,7 +87,7 @@ def _multitask(data, folder):
     model = build_multitask(
         (64,),
         {"digit": ("classification", 10), "is_even": ("binary", 1)},
-        trunk_kwargs={"hidden_units": (16,)},
+        trunk_kwargs={"dense_units": (16,)},
     )
     targets = {"digit": y, "is_even": (y % 2 == 0).astype("float32")}
     model = _fit(model, x, targets, 6)
@@ -251,7 +251,7 @@ def test_training_run_and_normalization_go_into_the_file(digits_flat, tmp_path):
     import kdl
 
     (x, y), (x_test, _) = digits_flat
-    model = kdl.build_mlp((64,), 10, hidden_units=(16,), normalize=x)
+    model = kdl.build_mlp((64,), 10, dense_units=(16,), normalize=x)
     history = kdl.train(
         model, x, y, epochs=1, run_dir=tmp_path / "run", validation_split=0.1, verbose=0
     )
@@ -272,7 +272,7 @@ def test_private_model_file_carries_epsilon_and_delta(digits_flat, tmp_path):
 
     (x, y), (x_test, _) = digits_flat
     private = privacy.make_private(
-        build_mlp((64,), 10, hidden_units=(16,)),
+        build_mlp((64,), 10, dense_units=(16,)),
         noise_multiplier=1.1,
         num_examples=256,
         batch_size=32,
@@ -297,7 +297,7 @@ def small_file(tmp_path_factory):
     from kdl import build_mlp
 
     folder = tmp_path_factory.mktemp("small")
-    model = build_mlp((4,), 3, hidden_units=(5,))
+    model = build_mlp((4,), 3, dense_units=(5,))
     return export.to_tflite(model, folder / "m.tflite", verbose=0)
 
 
@@ -383,7 +383,7 @@ def test_fractions_for_token_inputs_are_refused(tmp_path):
 def test_classify_needs_a_classification_output(tmp_path):
     from kdl import build_mlp
 
-    model = build_mlp((4,), 1, task="regression", hidden_units=(4,))
+    model = build_mlp((4,), 1, task="regression", dense_units=(4,))
     file = lite.load(export.to_tflite(model, tmp_path / "r.tflite", verbose=0))
     assert file.metadata["outputs"][0]["kind"] == "regression"
     with pytest.raises(ValueError, match="no classification output"):

@@ -30,7 +30,7 @@ def _trained(build, digits, layout_flat=False):
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_micro_export_matches_litert(kind, digits, tmp_path):
     build = {
-        "mlp": lambda shape: kdl.build_mlp(shape, 10, hidden_units=(32,)),
+        "mlp": lambda shape: kdl.build_mlp(shape, 10, dense_units=(32,)),
         "cnn": lambda shape: kdl.build_cnn(shape, 10, filters=(16,), dense_units=(32,)),
     }[kind]
     model, x, x_test = _trained(build, digits, layout_flat=kind == "mlp")

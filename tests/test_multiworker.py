@@ -49,7 +49,7 @@ class Pace(kdl.keras.callbacks.Callback):
 
 
 (x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
-model = distribute.build(kdl.build_mlp, (64,), 10, hidden_units=(32,),
+model = distribute.build(kdl.build_mlp, (64,), 10, dense_units=(32,),
                          learning_rate=0.01,
                          strategy=strategy)
 history = kdl.train(model, x[:512], y[:512],

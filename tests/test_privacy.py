@@ -82,7 +82,7 @@ def test_noise_for_epsilon_meets_target_within_two_percent(target):
 
 
 def _mlp():
-    return build_mlp((4,), 3, hidden_units=(8,), optimizer="sgd", learning_rate=0.1)
+    return build_mlp((4,), 3, dense_units=(8,), optimizer="sgd", learning_rate=0.1)
 
 
 PLAN = dict(num_examples=100, batch_size=10, epochs=2)
@@ -278,7 +278,7 @@ def test_auto_trains_mlp_and_cnn_fast_when_batch_size_does_not_divide(digits_ima
     (x, y), _ = digits_image
     # 50 examples in batches of 16: the last batch holds 2.
     _check_trains_any_size(
-        build_mlp((8, 8, 1), 10, hidden_units=(16,)), x[:50], y[:50], "fast"
+        build_mlp((8, 8, 1), 10, dense_units=(16,)), x[:50], y[:50], "fast"
     )
     _check_trains_any_size(
         build_cnn((8, 8, 1), 10, filters=(4,), dense_units=(16,)),
@@ -314,7 +314,7 @@ def test_noise_free_update_is_mean_of_clipped_per_example_gradients(method):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 4)).astype("float32") * 3
     y = np.array([0, 1, 2, 0, 1, 2])
-    model = build_mlp((4,), 3, hidden_units=(5,), optimizer="sgd", learning_rate=1.0)
+    model = build_mlp((4,), 3, dense_units=(5,), optimizer="sgd", learning_rate=1.0)
     grads = _per_example_gradients(model, x, y)
     norms = [math.sqrt(sum(float(np.sum(g**2)) for g in per)) for per in grads]
     clip = float(np.median(norms))  # half the gradients get clipped
@@ -343,7 +343,7 @@ def test_private_digits_mlp_reaches_80_percent_at_epsilon_8_and_resists_audit(
 ):
     (x, y), (x_test, y_test) = digits_flat
     epochs, batch = 15, 64
-    model = build_mlp((64,), 10, hidden_units=(64,), optimizer="sgd", learning_rate=0.5)
+    model = build_mlp((64,), 10, dense_units=(64,), optimizer="sgd", learning_rate=0.5)
     private = privacy.make_private(
         model,
         target_epsilon=8.0,
@@ -372,7 +372,7 @@ def test_statement_saved_in_kdl_train_run_dir(tmp_path, digits_flat):
 
     (x, y), _ = digits_flat
     x, y = x[:300], y[:300]
-    model = build_mlp((64,), 10, hidden_units=(16,), optimizer="sgd", learning_rate=0.3)
+    model = build_mlp((64,), 10, dense_units=(16,), optimizer="sgd", learning_rate=0.3)
     private = privacy.make_private(
         model,
         noise_multiplier=1.3,
@@ -492,7 +492,7 @@ def test_private_model_round_trips_through_kdl_save_and_load(tmp_path, method):
 def test_audit_detects_deliberately_overfit_model(digits_flat):
     (x, y), (x_test, y_test) = digits_flat
     x, y = x[:100], y[:100]  # a small training set, so overfitting is real
-    overfit = build_mlp((64,), 10, hidden_units=(256,), learning_rate=3e-3)
+    overfit = build_mlp((64,), 10, dense_units=(256,), learning_rate=3e-3)
     overfit.fit(x, y, batch_size=100, epochs=300, verbose=0)
     train_loss, _ = overfit.evaluate(x, y, verbose=0)
     test_loss, _ = overfit.evaluate(x_test, y_test, verbose=0)
@@ -535,7 +535,7 @@ def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_fla
     from kdl import compression, export, report
 
     (x, y), (x_test, y_test) = digits_flat
-    model = build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd", learning_rate=0.5)
+    model = build_mlp((64,), 10, dense_units=(32,), optimizer="sgd", learning_rate=0.5)
     private = privacy.make_private(
         model,
         noise_multiplier=1.0,
@@ -578,7 +578,7 @@ def test_exported_private_model_keeps_its_epsilon_in_report(tmp_path, digits_fla
 def test_compression_refuses_to_fine_tune_a_private_model_without_dp():
     from kdl import compression
 
-    model = build_mlp((8,), 2, hidden_units=(4,))
+    model = build_mlp((8,), 2, dense_units=(4,))
     private = privacy.make_private(
         model, noise_multiplier=1.0, num_examples=64, batch_size=16, epochs=1
     )

@@ -51,7 +51,7 @@ def data():
 
 
 def _mlp(optimizer="sgd"):
-    return kdl.build_mlp((8,), 2, hidden_units=(8,), optimizer=optimizer,
+    return kdl.build_mlp((8,), 2, dense_units=(8,), optimizer=optimizer,
                          learning_rate=0.1)  # fmt: skip
 
 
@@ -327,7 +327,7 @@ def test_validation_data_overlapping_training_is_refused(data, tmp_path):
 
 def _private_builder(units: int = 8):
     optimizer = privacy.dp_optimizer("sgd", noise_multiplier=1.0)
-    return kdl.build_mlp((8,), 2, hidden_units=(units,), learning_rate=0.1,
+    return kdl.build_mlp((8,), 2, dense_units=(units,), learning_rate=0.1,
                          optimizer=optimizer)  # fmt: skip
 
 

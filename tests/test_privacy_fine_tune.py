@@ -25,7 +25,7 @@ def _pruned_copy(private):
 
 def _trained_private(x, y, *, hidden: int):
     """(model, its private copy trained 2 epochs with DP-SGD, its epsilon)."""
-    model = kdl.build_mlp((64,), 10, hidden_units=(hidden,), optimizer="sgd",
+    model = kdl.build_mlp((64,), 10, dense_units=(hidden,), optimizer="sgd",
                           learning_rate=0.5)  # fmt: skip
     private = privacy.make_private(model, noise_multiplier=1.1)
     private.fit(x, y, batch_size=50, epochs=2, verbose=0)

@@ -39,7 +39,7 @@ def data():
 
 
 def _mlp():
-    return kdl.build_mlp((8,), 2, hidden_units=(8,), optimizer="sgd",
+    return kdl.build_mlp((8,), 2, dense_units=(8,), optimizer="sgd",
                          learning_rate=0.1)  # fmt: skip
 
 

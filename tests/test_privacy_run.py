@@ -33,7 +33,7 @@ def _independent_epsilon(n, batch, steps, noise, delta):
 
 
 def _mlp(**kwargs):
-    kwargs.setdefault("hidden_units", (16,))
+    kwargs.setdefault("dense_units", (16,))
     return build_mlp((64,), 10, optimizer="sgd", learning_rate=0.3, **kwargs)
 
 
@@ -247,10 +247,10 @@ def test_builder_with_dp_optimizer_matches_make_private(digits_flat, tmp_path):
     settings = dict(l2_norm_clip=1.0, noise_multiplier=1.1)
     keras.utils.set_random_seed(0)
     optimizer = privacy.dp_optimizer("sgd", learning_rate=0.5, **settings)
-    built = build_mlp((64,), 10, hidden_units=(32,), optimizer=optimizer)
+    built = build_mlp((64,), 10, dense_units=(32,), optimizer=optimizer)
     assert privacy.is_private(built) and built.privacy["method"] == "optimizer"
     keras.utils.set_random_seed(0)
-    plain = build_mlp((64,), 10, hidden_units=(32,), optimizer="sgd",
+    plain = build_mlp((64,), 10, dense_units=(32,), optimizer="sgd",
                       learning_rate=0.5)  # fmt: skip
     made = privacy.make_private(plain, method="optimizer", **settings)
     accuracies = []

@@ -21,7 +21,7 @@ def trained_mlp(digits_flat):
 
     keras.utils.set_random_seed(0)
     (x, y), _ = digits_flat
-    model = build_mlp((64,), 10, hidden_units=(64,))
+    model = build_mlp((64,), 10, dense_units=(64,))
     model.fit(x, y, epochs=10, batch_size=32, verbose=0)
     return model
 
@@ -200,7 +200,7 @@ def test_compare_of_several_models_logs_no_retracing_warning(digits_flat):
     from kdl.backend import tf
 
     (x, y), (x_test, y_test) = digits_flat
-    models = {f"m{i}": build_mlp((64,), 10, hidden_units=(4 + i,)) for i in range(6)}
+    models = {f"m{i}": build_mlp((64,), 10, dense_units=(4 + i,)) for i in range(6)}
     records = []
     handler = logging.Handler()
     handler.emit = records.append

@@ -232,8 +232,8 @@ def test_save_and_load_give_the_same_actions(trained, tmp_path):
 
 
 def test_save_replaces_an_existing_save_whole(tmp_path):
-    first = DQNAgent("CartPole-v1", hidden_units=(8,), seed=1)
-    second = DQNAgent("CartPole-v1", hidden_units=(8,), seed=2)
+    first = DQNAgent("CartPole-v1", dense_units=(8,), seed=1)
+    second = DQNAgent("CartPole-v1", dense_units=(8,), seed=2)
     folder = tmp_path / "agent"
     first.save(folder)
     second.save(folder)
@@ -248,7 +248,7 @@ def test_save_replaces_an_existing_save_whole(tmp_path):
 def test_load_rejects_a_missing_save_and_a_mismatched_env(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a saved DQNAgent"):
         DQNAgent.load(tmp_path)
-    folder = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0).save(tmp_path / "agent")
+    folder = DQNAgent("CartPole-v1", dense_units=(8,), seed=0).save(tmp_path / "agent")
     with pytest.raises(
         ValueError, match="'env' parameter of DQNAgent.load.*Acrobot-v1"
     ):
@@ -261,7 +261,7 @@ def test_load_rejects_a_missing_save_and_a_mismatched_env(tmp_path):
 def test_train_prints_progress_and_is_quiet_with_verbose_0(capsys):
     agent = DQNAgent(
         "CartPole-v1",
-        hidden_units=(8,),
+        dense_units=(8,),
         learning_starts=100,
         train_freq=50,
         gradient_steps=2,
@@ -283,7 +283,7 @@ def test_train_prints_progress_and_is_quiet_with_verbose_0(capsys):
 
 
 def test_act_explores_with_epsilon_and_is_greedy_without():
-    agent = DQNAgent("CartPole-v1", hidden_units=(8,), seed=0)
+    agent = DQNAgent("CartPole-v1", dense_units=(8,), seed=0)
     obs = np.array([0.01, -0.02, 0.03, 0.04], np.float32)
     greedy = agent.act(obs)
     assert {agent.act(obs) for _ in range(20)} == {greedy}
@@ -293,7 +293,7 @@ def test_act_explores_with_epsilon_and_is_greedy_without():
 
 def test_agent_accepts_an_env_instance_and_builds_a_kdl_q_network():
     env = gymnasium.make("Acrobot-v1")
-    agent = DQNAgent(env, hidden_units=(16, 8), seed=0)
+    agent = DQNAgent(env, dense_units=(16, 8), seed=0)
     model = agent.q_network
     assert model.input_shape == (None, 6) and model.output_shape == (None, 3)
     assert [layer.name for layer in model.layers][-1] == "predictions"
@@ -406,7 +406,7 @@ def test_evaluation_during_training_restarts_an_env_without_spec():
     # An environment without a spec cannot be copied, so evaluation plays on
     # the training environment itself; training must then start a new
     # episode instead of stepping the one the evaluation finished.
-    agent = DQNAgent(_Corridor(), hidden_units=(8,), learning_starts=1_000, seed=0)
+    agent = DQNAgent(_Corridor(), dense_units=(8,), learning_starts=1_000, seed=0)
     log = agent.train(100, verbose=0, eval_every=25, eval_episodes=2)
     assert [e[0] for e in log["evaluations"]] == [25, 50, 75, 100]
     assert [e[1] for e in log["evaluations"]] == [10.0] * 4
@@ -418,7 +418,7 @@ def test_n_step_transitions_sum_discounted_rewards():
     gamma = 0.9
     agent = DQNAgent(
         "CartPole-v1",
-        hidden_units=(8,),
+        dense_units=(8,),
         n_steps=3,
         gamma=gamma,
         learning_starts=10_000,
@@ -451,7 +451,7 @@ def test_n_step_transitions_sum_discounted_rewards():
 def test_train_evaluates_stops_early_and_keeps_the_best_weights(monkeypatch):
     agent = DQNAgent(
         "CartPole-v1",
-        hidden_units=(8,),
+        dense_units=(8,),
         learning_starts=50,
         train_freq=10,
         gradient_steps=4,
@@ -506,8 +506,8 @@ def test_unsupported_environments_get_a_clear_error(env, error, match):
     [
         ({"gamma": 1.5}, ValueError, "gamma", "<= 1.0. Got 1.5 instead"),
         ({"learning_rate": 0}, ValueError, "learning_rate", "> 0.0"),
-        ({"hidden_units": ()}, ValueError, "hidden_units", "at least 1"),
-        ({"hidden_units": "64"}, TypeError, "hidden_units", "tuple of ints"),
+        ({"dense_units": ()}, ValueError, "dense_units", "at least 1"),
+        ({"dense_units": "64"}, TypeError, "dense_units", "tuple of ints"),
         ({"batch_size": 0}, ValueError, "batch_size", "positive int"),
         (
             {"batch_size": 128, "buffer_size": 64},
@@ -556,7 +556,7 @@ def test_bad_arguments_get_a_clear_error(kwargs, error, arg, match):
 @pytest.fixture(scope="module")
 def small_agent():
     """An untrained agent with a tiny Q-network, for argument checks."""
-    return DQNAgent("CartPole-v1", hidden_units=(8,), seed=0)
+    return DQNAgent("CartPole-v1", dense_units=(8,), seed=0)
 
 
 @pytest.mark.parametrize(
@@ -624,7 +624,7 @@ def test_prioritized_replay_favours_large_errors_and_weights_them_down():
 def test_dueling_scaled_network_is_replayed_in_numpy_and_maps_bounds():
     agent = DQNAgent(
         "MountainCar-v0",
-        hidden_units=(16,),
+        dense_units=(16,),
         dueling=True,
         observation_scaling="bounds",
         seed=0,
@@ -647,7 +647,7 @@ def test_dueling_scaled_network_is_replayed_in_numpy_and_maps_bounds():
 def test_checkpoint_resumes_with_replay_target_and_optimizer(tmp_path):
     agent = DQNAgent(
         "CartPole-v1",
-        hidden_units=(8,),
+        dense_units=(8,),
         prioritized=True,
         observation_scaling="warmup",
         learning_starts=100,

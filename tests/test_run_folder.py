@@ -141,7 +141,7 @@ class Slow(kdl.keras.callbacks.Callback):
         time.sleep(0.3)
 
 (x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
-model = kdl.build_mlp((64,), 10, hidden_units=(16,))
+model = kdl.build_mlp((64,), 10, dense_units=(16,))
 history = kdl.train(model, x[:300], y[:300], validation_data=(x_test, y_test),
                     epochs=int(sys.argv[2]), run_dir=sys.argv[1],
                     early_stopping=False, tensorboard=False, callbacks=[Slow()],
@@ -197,7 +197,7 @@ def test_train_moves_a_finished_run_aside_and_keeps_the_lock(tmp_path, digits_fl
     run_dir = tmp_path / "run"
     for _ in range(2):
         kdl.train(
-            kdl.build_mlp((64,), 10, hidden_units=(8,)),
+            kdl.build_mlp((64,), 10, dense_units=(8,)),
             x[:100],
             y[:100],
             epochs=1,

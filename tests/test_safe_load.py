@@ -54,7 +54,7 @@ def canary(tmp_path, monkeypatch):
 def saved(tmp_path_factory):
     """A small MLP saved by kdl.save as .keras and .h5."""
     folder = tmp_path_factory.mktemp("saved")
-    model = kdl.build_mlp((4,), 3, hidden_units=(5,))
+    model = kdl.build_mlp((4,), 3, dense_units=(5,))
     return {fmt: kdl.save(model, folder / f"mlp.{fmt}") for fmt in ("keras", "h5")}
 
 
@@ -431,14 +431,14 @@ def test_check_loaded_refuses_anything_but_a_model(obj):
 
 
 def test_check_loaded_returns_a_model():
-    model = kdl.build_mlp((4,), 2, hidden_units=(3,))
+    model = kdl.build_mlp((4,), 2, dense_units=(3,))
     assert _safe_load.check_loaded(model, "model.keras") is model
 
 
 def test_a_savedmodel_naming_a_module_is_refused(tmp_path, canary):
     from tf_keras.protobuf import saved_metadata_pb2
 
-    path = kdl.save(kdl.build_mlp((4,), 3, hidden_units=(5,)), tmp_path / "mlp")
+    path = kdl.save(kdl.build_mlp((4,), 3, dense_units=(5,)), tmp_path / "mlp")
     metadata = saved_metadata_pb2.SavedMetadata()
     metadata.ParseFromString((path / "keras_metadata.pb").read_bytes())
     node = next(n for n in metadata.nodes if n.node_path.startswith("root.layer_with"))
@@ -503,7 +503,7 @@ def _never(names):
 
 BUILDERS = {
     "mlp": lambda: kdl.build_mlp(
-        (4,), 3, hidden_units=(5,), batch_norm=True, dropout=0.1, l1=1e-4
+        (4,), 3, dense_units=(5,), batch_norm=True, dropout=0.1, l1=1e-4
     ),
     "cnn": lambda: kdl.build_cnn(
         (8, 8, 1), 3, filters=(2,), dense_units=(4,), augmentation={"rotation": 0.1}
@@ -566,7 +566,7 @@ def _variant(name):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 4)).astype("float32")
     y = rng.integers(0, 3, 32)
-    base = kdl.build_mlp((4,), 3, hidden_units=(8,))
+    base = kdl.build_mlp((4,), 3, dense_units=(8,))
     if name == "pruned":
         return compression.prune(base, x, y, epochs=0, verbose=0)
     if name == "clustered":

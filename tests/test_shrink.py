@@ -269,6 +269,6 @@ def test_shrink_refuses_models_it_cannot_shrink(make, match):
 )
 def test_shrink_bad_arguments(digits_flat, kwargs, error, match):
     (x, y), _ = digits_flat
-    model = kdl.build_mlp((64,), 10, hidden_units=(8,))
+    model = kdl.build_mlp((64,), 10, dense_units=(8,))
     with pytest.raises(error, match=match):
         compression.shrink(model, x, y, **kwargs)

@@ -67,7 +67,7 @@ def test_privacy_train_follows_the_plan_and_warns_on_raw_scales(tmp_path):
     frame = _sklearn_csv(load_breast_cancer, tmp_path / "raw.csv")
     status, out, err = run(
         "privacy", "train", tmp_path / "raw.csv", "--target", "target",
-        "--epsilon", 8,
+        "--target-epsilon", 8,
     )  # fmt: skip
     assert status == 0, err
     assert "different scales" in err and "[0, 1]" in err
@@ -83,7 +83,7 @@ def test_privacy_train_follows_the_plan_and_warns_on_raw_scales(tmp_path):
     frame.to_csv(tmp_path / "scaled.csv", index=False)
     status, out, err = run(
         "privacy", "train", tmp_path / "scaled.csv", "--target", "target",
-        "--epsilon", 8, "--epochs", 2,
+        "--target-epsilon", 8, "--epochs", 2,
     )  # fmt: skip
     assert status == 0, err
     assert "different scales" not in err

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _small_mlp(**kwargs):
-    return kdl.build_mlp((64,), 10, hidden_units=(32,), **kwargs)
+    return kdl.build_mlp((64,), 10, dense_units=(32,), **kwargs)
 
 
 def _csv_epochs(run_dir: Path) -> list[int]:
@@ -172,7 +172,7 @@ def test_early_stopping_stops_an_overfitting_model_at_its_best_weights(
     (x, y), (x_test, y_test) = digits_flat
     # 60 training examples and a wide network with a large step: validation
     # loss bottoms out within a few epochs, then rises.
-    model = kdl.build_mlp((64,), 10, hidden_units=(256, 256), learning_rate=0.01)
+    model = kdl.build_mlp((64,), 10, dense_units=(256, 256), learning_rate=0.01)
     epochs = 60
     history = kdl.train(
         model,
@@ -204,7 +204,7 @@ def test_early_stopping_stops_an_overfitting_model_at_its_best_weights(
 
 def _seeded_run(run_dir, x, y, seed):
     kdl.set_seed(seed)
-    model = kdl.build_mlp((64,), 10, hidden_units=(32,), dropout=0.3)
+    model = kdl.build_mlp((64,), 10, dense_units=(32,), dropout=0.3)
     history = kdl.train(
         model,
         x,
@@ -321,7 +321,7 @@ def test_early_stopping_keeps_its_best_across_a_resume(tmp_path, digits_flat):
     run_dir = tmp_path / "run"
 
     def overfitting_model():
-        return kdl.build_mlp((64,), 10, hidden_units=(256, 256), learning_rate=0.01)
+        return kdl.build_mlp((64,), 10, dense_units=(256, 256), learning_rate=0.01)
 
     kwargs = dict(
         validation_data=(x_test, y_test),
@@ -446,7 +446,7 @@ class Slow(kdl.keras.callbacks.Callback):
         time.sleep(0.4)
 
 (x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
-model = kdl.build_mlp((64,), 10, hidden_units=(32,))
+model = kdl.build_mlp((64,), 10, dense_units=(32,))
 history = kdl.train(model, x[:400], y[:400], validation_data=(x_test, y_test),
                     epochs=10, run_dir=run_dir, early_stopping=False,
                     tensorboard=False, callbacks=[Slow()], verbose=0)
@@ -554,7 +554,7 @@ def test_a_nan_loss_stops_the_run_at_the_end_of_its_epoch(
     (x, y), _ = digits_flat
     targets = y[:64].astype("float32")
     targets[5] = np.nan  # one bad target: the loss of the epoch is NaN
-    model = kdl.build_mlp((64,), 1, task="regression", hidden_units=(8,))
+    model = kdl.build_mlp((64,), 1, task="regression", dense_units=(8,))
     history = kdl.train(
         model,
         x[:64],
@@ -711,7 +711,7 @@ def test_a_finished_run_is_not_moved_aside_by_a_call_with_bad_options(
 
 def test_binary_targets_are_checked_against_a_sigmoid_model(tmp_path, digits_flat):
     (x, y), _ = digits_flat
-    model = kdl.build_mlp((64,), 1, task="binary", hidden_units=(8,))
+    model = kdl.build_mlp((64,), 1, task="binary", dense_units=(8,))
     with pytest.raises(
         ValueError,
         match="'y' parameter of kdl.train must be binary targets in \\[0, 1\\]",
@@ -784,7 +784,7 @@ import kdl
 from kdl.backend import tf
 
 (x, y), (x_test, y_test) = kdl.datasets.digits(layout="flat")
-model = kdl.build_mlp((64,), 10, hidden_units=(8,))
+model = kdl.build_mlp((64,), 10, dense_units=(8,))
 kdl.train(model, x[:200], y[:200], validation_split=0.2, epochs=2, seed=0,
           run_dir=sys.argv[1], verbose=0)
 model.evaluate(x_test, y_test, verbose=0)

@@ -20,7 +20,7 @@ from kdl import Choice, Float, build_mlp, cli, export, tune
 
 # A tiny model and one far over 8 KB in int8: the search sees both.
 SPACE = {
-    "hidden_units": Choice([(8,), (128, 128)]),
+    "dense_units": Choice([(8,), (128, 128)]),
     "learning_rate": Float(3e-3, 1e-2, log=True),
 }
 LIMIT_KB = 8.0
@@ -92,16 +92,16 @@ class _Interrupting:
         self.log, self.stop_at, self.calls = log, stop_at, 0
         self.__name__ = "build_mlp"
 
-    def __call__(self, input_shape, num_outputs, *, hidden_units, learning_rate):
+    def __call__(self, input_shape, num_outputs, *, dense_units, learning_rate):
         self.calls += 1
         with open(self.log, "a") as f:
-            f.write(json.dumps([list(hidden_units), learning_rate]) + "\n")
+            f.write(json.dumps([list(dense_units), learning_rate]) + "\n")
         if self.calls == self.stop_at:
             raise KeyboardInterrupt  # what a kill leaves: a trial in flight
         return build_mlp(
             input_shape,
             num_outputs,
-            hidden_units=hidden_units,
+            dense_units=dense_units,
             learning_rate=learning_rate,
         )
 
@@ -169,7 +169,7 @@ def test_bad_budgets_are_refused_before_any_trial(
 def test_kdl_tune_max_size_kb_saves_the_best_tflite(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     argv = ["tune", "digits", "--model", "mlp", "--max-size-kb", "20"]
-    argv += ["--trials", "2", "--epochs", "3", "--seed", "0", "--quiet"]
+    argv += ["--max-trials", "2", "--epochs", "3", "--seed", "0", "--quiet"]
     argv += ["--directory", str(tmp_path / "s"), "--out", str(tmp_path / "m.tflite")]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = cli.main(argv)
@@ -192,7 +192,7 @@ def test_compression_settings_in_the_space_shrink_and_prune_the_trial(
         x[:400],
         y[:400],
         space={
-            "hidden_units": Choice([(64,)]),
+            "dense_units": Choice([(64,)]),
             "shrink": Choice([0.5]),
             "prune_sparsity": Choice([0.8]),
         },
@@ -217,10 +217,10 @@ from kdl import Choice, Float, build_mlp, datasets, tune
 
 LOG = {log!r}
 
-def build_mlp_logged(input_shape, num_outputs, *, hidden_units, learning_rate):
+def build_mlp_logged(input_shape, num_outputs, *, dense_units, learning_rate):
     with open(LOG, "a") as f:
-        f.write(json.dumps([list(hidden_units), learning_rate]) + "\\n")
-    return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+        f.write(json.dumps([list(dense_units), learning_rate]) + "\\n")
+    return build_mlp(input_shape, num_outputs, dense_units=dense_units,
                      learning_rate=learning_rate)
 
 def main():
@@ -229,7 +229,7 @@ def main():
                 max_trials=3, epochs=2, seed=0, directory={directory!r},
                 objectives=["accuracy", "tflite_kb"], verbose=0,
                 constraints={{"tflite_kb": 8.0}},
-                space={{"hidden_units": Choice([(8,), (128, 128)]),
+                space={{"dense_units": Choice([(8,), (128, 128)]),
                         "learning_rate": Float(3e-3, 1e-2, log=True)}})
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import pytest
 from kdl import Choice, build_mlp, tune
 
 SPACE = {
-    "hidden_units": Choice([(8,), (16,)]),
+    "dense_units": Choice([(8,), (16,)]),
     "learning_rate": Choice([1e-3, 1e-2]),
 }
 # Seconds without a heartbeat before the chief gives a lost worker's trial to
@@ -35,13 +35,13 @@ from kdl import Choice, build_mlp, datasets, tune
 
 LOG, OUT, DIRECTORY, MODE = sys.argv[1:5]
 
-def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3):
+def build(input_shape, num_outputs, *, dense_units=(8,), learning_rate=1e-3):
     tuner = os.environ["KERASTUNER_TUNER_ID"]
     with open(LOG, "a") as f:
-        f.write(json.dumps([tuner, list(hidden_units), learning_rate]) + "\\n")
+        f.write(json.dumps([tuner, list(dense_units), learning_rate]) + "\\n")
     if MODE == "kill" and tuner == "tuner1":
         time.sleep(600)  # a long trial: the test kills this worker here
-    model = build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+    model = build_mlp(input_shape, num_outputs, dense_units=dense_units,
                       learning_rate=learning_rate)
     if MODE == "fatal":  # a builder bug: an uncompiled model
         model = type(model)(model.inputs, model.outputs)
@@ -49,14 +49,14 @@ def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3):
 
 (x, y), _ = datasets.digits(layout="flat")
 result = tune(build, x[:300], y[:300], algorithm="grid", epochs=1, seed=0,
-              space={"hidden_units": Choice([(8,), (16,)]),
+              space={"dense_units": Choice([(8,), (16,)]),
                       "learning_rate": Choice([1e-3, 1e-2])},
               directory=DIRECTORY, distributed=True)
 with open(OUT, "w") as f:
     json.dump(None if result is None else {
         "columns": list(result.trials.columns),
         "status": list(result.trials["status"]),
-        "args": [[list(h), r] for h, r in zip(result.trials["hidden_units"],
+        "args": [[list(h), r] for h, r in zip(result.trials["dense_units"],
                                               result.trials["learning_rate"])],
         "best_params": {k: list(v) if isinstance(v, tuple) else v
                         for k, v in result.best_params.items()},
@@ -183,7 +183,7 @@ def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
     local_args = sorted(
         [list(h), r]
         for h, r in zip(
-            local.trials["hidden_units"], local.trials["learning_rate"], strict=True
+            local.trials["dense_units"], local.trials["learning_rate"], strict=True
         )
     )
 
@@ -198,7 +198,7 @@ def test_chief_and_two_workers_finish_a_search_despite_a_killed_worker(
     # its weights.
     best = chief["best_params"]
     chief_builds = [args for tuner, *args in builds if tuner == "chief"]
-    assert chief_builds == [[best["hidden_units"], best["learning_rate"]]]
+    assert chief_builds == [[best["dense_units"], best["learning_rate"]]]
     # tuner1 was killed in its first trial; tuner2 ran every trial exactly
     # once, the lost one included.
     assert [tuner for tuner, *_ in builds].count("tuner1") == 1

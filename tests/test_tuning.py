@@ -30,7 +30,7 @@ SEED = 0
 # Two sizes that both learn the digits, and one learning rate far too small
 # to learn anything in a few epochs: a working search must avoid it.
 SPACE = {
-    "hidden_units": Choice([(64,), (128,)]),
+    "dense_units": Choice([(64,), (128,)]),
     "learning_rate": Choice([1e-5, 3e-3, 1e-2]),
 }
 BAD_RATE = 1e-5
@@ -128,7 +128,7 @@ def _build_multi(input_shape, tasks, *, units=8):
 
 
 def _build_hp(hp):
-    return build_mlp((64,), 10, hidden_units=(hp.Choice("units", [8, 16]),))
+    return build_mlp((64,), 10, dense_units=(hp.Choice("units", [8, 16]),))
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def _build_hp(hp):
             dict(space={"unit": Choice([8, 16])}),
             ValueError,
             r"The 'space' parameter of kdl.tune must be a dict of arguments build_mlp "
-            r"takes \(input_shape, num_outputs, task, hidden_units.*Got 'unit'",
+            r"takes \(input_shape, num_outputs, task, dense_units.*Got 'unit'",
         ),
         (
             dict(space={"dropout": Choice([0.1])}, fixed={"dropout": 0.2}),
@@ -271,7 +271,7 @@ def test_targets_of_a_builder_without_task_and_of_regression(tmp_path):
     x = np.random.default_rng(0).normal(size=(120, 4)).astype("float32")
 
     def plain(input_shape, num_outputs, *, units=8):
-        return build_mlp(input_shape, num_outputs, hidden_units=(units,))
+        return build_mlp(input_shape, num_outputs, dense_units=(units,))
 
     # num_outputs is read as a number of classes: 1..3 is refused too.
     with pytest.raises(ValueError, match=r"'y' parameter of kdl.tune .*1, 2, 3"):
@@ -445,15 +445,15 @@ def _recording_builder(log: list):
         input_shape,
         num_outputs,
         *,
-        hidden_units=(8,),
+        dense_units=(8,),
         learning_rate=1e-3,
         batch_norm=False,
     ):
-        log.append((hidden_units, learning_rate, batch_norm))
+        log.append((dense_units, learning_rate, batch_norm))
         return build_mlp(
             input_shape,
             num_outputs,
-            hidden_units=hidden_units,
+            dense_units=dense_units,
             learning_rate=learning_rate,
             batch_norm=batch_norm,
         )
@@ -468,7 +468,7 @@ def test_grid_visits_the_cartesian_product_once_and_resumes(
     (x, y), _ = digits_flat
     x, y = x[:300], y[:300]
     space = {
-        "hidden_units": Choice([(8,), (16,)]),
+        "dense_units": Choice([(8,), (16,)]),
         "learning_rate": Choice([1e-3, 1e-2]),
         "batch_norm": Boolean(),
     }
@@ -496,7 +496,7 @@ def test_grid_visits_the_cartesian_product_once_and_resumes(
     table = result.trials
     visited = list(
         zip(
-            table["hidden_units"],
+            table["dense_units"],
             table["learning_rate"],
             table["batch_norm"],
             strict=True,
@@ -515,7 +515,7 @@ def test_grid_visits_the_cartesian_product_once_and_resumes(
 @pytest.mark.slow
 def test_failed_trial_is_recorded_and_the_search_goes_on(digits_flat, tmp_path, capsys):
     (x, y), _ = digits_flat
-    space = {"hidden_units": Choice([(0,), (16,), (-4, 8)])}
+    space = {"dense_units": Choice([(0,), (16,), (-4, 8)])}
     result = tune(
         build_mlp,
         x[:300],
@@ -529,12 +529,12 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(digits_flat, tmp_path, 
     )
     table = result.trials.set_index("trial")
     assert list(table["status"]) == ["failed", "completed", "failed"]
-    assert "'hidden_units' parameter of build_mlp" in table.loc[1, "error"]
+    assert "'dense_units' parameter of build_mlp" in table.loc[1, "error"]
     assert table.loc[1, "epochs"] == 0 and np.isnan(table.loc[1, "val_loss"])
-    assert result.best_params == {"hidden_units": (16,)}
+    assert result.best_params == {"dense_units": (16,)}
     out = capsys.readouterr().out
-    assert "trial 1/3: hidden_units=(0,) -> failed: ValueError" in out
-    assert "trial 2/3: hidden_units=(16,) -> val_loss=" in out
+    assert "trial 1/3: dense_units=(0,) -> failed: ValueError" in out
+    assert "trial 2/3: dense_units=(16,) -> val_loss=" in out
     assert "3 trials (1 completed, 2 failed)" in out  # the final table
     assert "(16,)" in out.split("kdl.tune: 3 trials")[1]
 
@@ -544,11 +544,11 @@ def test_search_stops_after_consecutive_failures_and_on_a_fatal_builder(
     digits_flat, tmp_path
 ):
     (x, y), _ = digits_flat
-    space = {"hidden_units": Choice([(0,), (-1,), (-2,)])}
+    space = {"dense_units": Choice([(0,), (-1,), (-2,)])}
     with pytest.raises(
         RuntimeError,
         match=r"2 trials in a row failed .* The last "
-        r"error: ValueError: The 'hidden_units'",
+        r"error: ValueError: The 'dense_units'",
     ):
         tune(
             build_mlp,
@@ -628,7 +628,7 @@ def test_a_trial_finished_just_before_a_kill_is_not_run_again(digits_flat, tmp_p
     (x, y), _ = digits_flat
     log = []
     common = dict(
-        space={"hidden_units": Choice([(8,), (16,), (32,)])},
+        space={"dense_units": Choice([(8,), (16,), (32,)])},
         algorithm="grid",
         epochs=1,
         seed=SEED,
@@ -657,7 +657,7 @@ def test_a_trial_started_just_before_a_kill_still_runs(digits_flat, tmp_path):
     (x, y), _ = digits_flat
     log = []
     common = dict(
-        space={"hidden_units": Choice([(8,), (16,), (32,)])},
+        space={"dense_units": Choice([(8,), (16,), (32,)])},
         algorithm="random",
         epochs=1,
         seed=SEED,
@@ -677,8 +677,8 @@ def test_a_trial_started_just_before_a_kill_still_runs(digits_flat, tmp_path):
     # Only the orphan ran (with trial 1's arguments, copied into its file),
     # then the final rebuild of the best model.
     assert len(log) == 2
-    assert log[0][0] == result.trials["hidden_units"].iloc[0]
-    assert result.trials["hidden_units"].iloc[2] == log[0][0]
+    assert log[0][0] == result.trials["dense_units"].iloc[0]
+    assert result.trials["dense_units"].iloc[2] == log[0][0]
 
 
 @pytest.mark.slow
@@ -688,7 +688,7 @@ def test_a_build_hp_function_works_too(digits_flat, tmp_path):
     def build(hp):
         units = hp.Choice("units", [8, 32])
         rate = hp.Float("learning_rate", 1e-3, 1e-2, sampling="log")
-        return build_mlp((64,), 10, hidden_units=(units,), learning_rate=rate)
+        return build_mlp((64,), 10, dense_units=(units,), learning_rate=rate)
 
     result = tune(
         build,
@@ -712,7 +712,7 @@ def test_a_build_hp_function_works_too(digits_flat, tmp_path):
 def test_same_seed_gives_the_same_random_trials(digits_flat, tmp_path):
     (x, y), _ = digits_flat
     space = {
-        "hidden_units": Choice([(8,), (16,), (32,)]),
+        "dense_units": Choice([(8,), (16,), (32,)]),
         "learning_rate": Float(1e-3, 1e-1, log=True),
         "batch_norm": Boolean(),
     }
@@ -746,17 +746,17 @@ from kdl import Choice, Float, build_mlp, datasets, tune
 
 LOG = {log!r}
 
-def build(input_shape, num_outputs, *, hidden_units=(8,), learning_rate=1e-3):
+def build(input_shape, num_outputs, *, dense_units=(8,), learning_rate=1e-3):
     with open(LOG, "a") as f:
-        f.write(json.dumps([list(hidden_units), learning_rate]) + "\\n")
-    return build_mlp(input_shape, num_outputs, hidden_units=hidden_units,
+        f.write(json.dumps([list(dense_units), learning_rate]) + "\\n")
+    return build_mlp(input_shape, num_outputs, dense_units=dense_units,
                      learning_rate=learning_rate)
 
 def main():
     (x, y), _ = datasets.digits(layout="flat")
     return tune(build, x[:600], y[:600], algorithm="random", max_trials=5,
                 epochs=3, seed=0, directory={directory!r}, resume=True,
-                space={{"hidden_units": Choice([(16,), (32,), (64,)]),
+                space={{"dense_units": Choice([(16,), (32,), (64,)]),
                         "learning_rate": Float(1e-3, 1e-2, log=True)}})
 
 if __name__ == "__main__":
@@ -821,7 +821,7 @@ def test_search_killed_with_sigkill_resumes_without_redoing_trials(tmp_path):
     assert len(again) == 5 - len(finished)
     finished_args = [
         [
-            [*map(int, values["hidden_units"].strip("(,)").split(","))],
+            [*map(int, values["dense_units"].strip("(,)").split(","))],
             values["learning_rate"],
         ]
         for values in finished.values()
@@ -836,7 +836,7 @@ def test_patience_none_runs_every_epoch_and_resume_false_moves_the_search_aside(
     (x, y), _ = digits_flat
     directory = tmp_path / "search"
     common = dict(
-        space={"hidden_units": Choice([(8,)])},
+        space={"dense_units": Choice([(8,)])},
         algorithm="grid",
         epochs=3,
         # val_loss falls every epoch; "improving" upwards, it never improves

@@ -294,7 +294,7 @@ BATCH, EPOCHS, DELTA = 64, pick(15, 1), 1e-5
 
 def build():
     kdl.set_seed(0)
-    return kdl.build_mlp((64,), 10, hidden_units=(64,), optimizer="sgd",
+    return kdl.build_mlp((64,), 10, dense_units=(64,), optimizer="sgd",
                          learning_rate=0.5)
 """),
     md("## A normal model and a private one (epsilon = 8)"),
@@ -398,7 +398,7 @@ if QUICK:
     x_train, y_train = x_train[:400], y_train[:400]
 
 space = {
-    "hidden_units": kdl.Choice([(16,), (64,), (128,)]),
+    "dense_units": kdl.Choice([(16,), (64,), (128,)]),
     "dropout": kdl.Choice([0.0, 0.2]),
     "learning_rate": kdl.Choice([1e-3, 1e-2]),
 }

@@ -35,9 +35,10 @@ def _training(args) -> dict:
     """The fine-tuning arguments shrink and distill share, named as in Python."""
     return dict(
         epochs=args.epochs,
+        steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        holdout=args.holdout,
+        validation_split=args.validation_split,
         verbose=0 if args.quiet else 2,
     )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,21 @@ def build_model(args, data, *, normalize=True, **extra):
         kwargs["normalize"] = data.train[0]
         if data.task == "regression":  # raw units out (kdl.models._target)
             kwargs["normalize_target"] = data.train[1]
-    return builder(data.input_shape, data.num_outputs, task=data.task, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        model = builder(data.input_shape, data.num_outputs, task=data.task, **kwargs)
+    _show_warnings(caught, f"{builder.__name__}:", quiet=args.quiet)
+    return model
+
+
+def _show_warnings(caught, ours: str, *, quiet: bool) -> None:
+    """A --set KEY with an old name: kdl's DeprecationWarning as one line on
+    stderr (issue 31); other warnings as Python shows them."""
+    for w in caught:
+        if not issubclass(w.category, DeprecationWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        elif str(w.message).startswith(ours) and not quiet:
+            print(f"--set: {w.message}", file=sys.stderr)
 
 
 def save_with_schema(args, model, path, schema) -> None:

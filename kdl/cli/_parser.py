@@ -40,16 +40,71 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
         parsed, extra = self.parse_known_args(args, namespace)
+        name = getattr(parsed, "command", None) or ""
+        if name == "privacy":
+            name += f" {parsed.privacy_command}"
+        where = self.commands.get(name, self)
         if extra:
-            name = getattr(parsed, "command", None) or ""
-            if name == "privacy":
-                name += f" {parsed.privacy_command}"
-            where = self.commands.get(name, self)
             where.error(
                 f"unrecognized arguments: {' '.join(extra)}{_hint(where, extra)}"
             )
+        _note_renamed_flags(where, parsed, args)
+        for flag in getattr(where, "required_flags", ()):  # new or old name
+            if getattr(parsed, flag[2:].replace("-", "_")) is None:
+                where.error(f"the following arguments are required: {flag}")
         return parsed
+
+
+class _OldFlag(argparse.Action):
+    """A flag renamed after its Python argument (issue 31): it still sets the
+    new flag's value, and parse_args notes the new name on stderr."""
+
+    def __init__(self, option_strings, dest, *, new, **kwargs):
+        self.new = new  # the new flag's option strings, the documented first
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        used = getattr(namespace, RENAMED, None) or []
+        setattr(namespace, RENAMED, [*used, (option_string, self.new)])
+
+
+RENAMED = "renamed_flags"  # where _OldFlag lists the old flags it saw
+
+
+def _old_flag(p, old: str, new: tuple, *, dest: str, value=None, **kwargs) -> None:
+    """Adds the deprecated flag ``old`` (hidden from --help) setting ``dest``;
+    ``value``: what a flag without an argument stores."""
+    p.add_argument(
+        old,
+        dest=dest,
+        action=_OldFlag,
+        new=new,
+        nargs=0 if value is not None else None,
+        const=value,
+        default=argparse.SUPPRESS,  # the new flag's default stands
+        help=argparse.SUPPRESS,
+        **kwargs,
+    )
+
+
+def _note_renamed_flags(where, parsed, args) -> None:
+    """One line on stderr per old flag used (not stdout: a script reads it);
+    an old flag together with its new name is refused."""
+    used = vars(parsed).pop(RENAMED, None) or []
+    given = {a.split("=")[0] for a in args if a.startswith("--")}
+    for old, new in used:
+        both = given.intersection(new)
+        if both:
+            where.error(f"{old} is the old name of {sorted(both)[0]}: give one")
+        if not getattr(parsed, "quiet", False):
+            print(
+                f"{where.prog}: {old} is deprecated and will be removed in the "
+                f"next release; use {new[0]} (named as the Python argument)",
+                file=sys.stderr,
+            )
 
 
 def _hint(parser, extra) -> str:
@@ -358,15 +413,20 @@ def _workflow_commands(sub, common, data):
         sub,
         "tune",
         "search the hyperparameters of an architecture on DATA",
-        "kdl tune wine.csv --target label --model mlp --algorithm bayesian --trials 10",
+        "kdl tune wine.csv --target label --model mlp --algorithm bayesian "
+        "--max-trials 10",
         [common, data],
     )
     p.add_argument("data", help="built-in dataset name or path")
     _training_args(p, epochs=10)
     p.add_argument("--algorithm", choices=ALGORITHMS, default="bayesian")
     p.add_argument(
-        "--trials", type=_positive(int), default=10, help="most trials (default 10)"
+        "--max-trials",
+        type=_positive(int),
+        default=10,
+        help="most trials (default 10)",
     )
+    _old_flag(p, "--trials", ("--max-trials",), dest="max_trials", type=_positive(int))
     p.add_argument("--directory", help="search folder (resumable)")
     p.add_argument("--out", help="where to save the best model")
     _budget_args(p)
@@ -415,7 +475,16 @@ def _compress_export_commands(sub, common, data):
         metavar="CLUSTERS",
         help="distinct values per kernel, e.g. 16",
     )
-    p.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--epochs", type=int, default=None, help="fine-tuning epochs (default 2)"
+    )
+    budget.add_argument(
+        "--steps",
+        type=_positive(int),
+        default=None,
+        help="the fine-tuning budget in optimizer steps instead of --epochs",
+    )
     p.add_argument("--out", required=True)
     p.epilog = (
         "Also: kdl compress shrink MODEL DATA --fraction 0.5 --out F (removes "
@@ -423,7 +492,11 @@ def _compress_export_commands(sub, common, data):
         "(trains a smaller student); see their --help."
     )
     _shrink_distill_commands(sub, common, data)
+    _export_command(sub, common, data)
+    _rl_report_commands(sub, common, data)
 
+
+def _export_command(sub, common, data) -> None:
     p = _add(
         sub,
         "export",
@@ -436,11 +509,15 @@ def _compress_export_commands(sub, common, data):
     p.add_argument("out", help="the .tflite file to write")
     p.add_argument("--quantization", choices=QUANTIZATIONS, default="none")
     p.add_argument(
-        "--per-kernel",
-        action="store_true",
-        help="one weight scale per kernel, not per channel (int8, dynamic): the "
-        "smallest gzipped files for pruned or clustered models",
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one weight scale per output channel (default); --no-per-channel: "
+        "one per kernel (int8, dynamic), the smallest gzipped files for pruned "
+        "or clustered models",
     )
+    _old_flag(p, "--per-kernel", ("--no-per-channel", "--per-channel"),
+              dest="per_channel", value=False)  # fmt: skip
     p.add_argument(
         "--micro",
         action="store_true",
@@ -453,16 +530,22 @@ def _compress_export_commands(sub, common, data):
         "unless the model was trained on a built-in dataset, which is then used)",
     )
 
-    _rl_report_commands(sub, common, data)
-
 
 def _fine_tuning(p) -> None:
     """The fine-tuning arguments of kdl.compression.shrink and distill."""
-    p.add_argument(
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
         "--epochs",
         type=_positive(int),
         default=None,
-        help="default: enough for 1,500 steps, at least 2",
+        help="fine-tuning epochs (default: enough for --steps)",
+    )
+    budget.add_argument(
+        "--steps",
+        type=_positive(int),
+        default=None,
+        help="the fine-tuning budget in optimizer steps, rounded up to whole "
+        "epochs (default: 1,500 and at least 2 epochs, unless --epochs is given)",
     )
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument(
@@ -472,12 +555,14 @@ def _fine_tuning(p) -> None:
         help="the first learning rate (default: kdl.compression's)",
     )
     p.add_argument(
-        "--holdout",
+        "--validation-split",
         type=_fraction,
         default=0.1,
         help="fraction of DATA's training part held out to keep the best "
         "epoch on (default 0.1; 0 keeps the last)",
     )
+    _old_flag(p, "--holdout", ("--validation-split",), dest="validation_split",
+              type=_fraction)  # fmt: skip
     p.add_argument("--out", required=True, help="where to save the new model")
 
 
@@ -508,7 +593,7 @@ def _shrink_distill_commands(sub, common, data) -> None:
         "train a small student to mimic TEACHER on DATA (knowledge "
         "distillation); the student is --student FILE, or a new --model "
         "(default mlp) built with --set KEY=VALUE like kdl train",
-        "kdl compress distill wine.keras wine.csv --set hidden_units='(16,)' "
+        "kdl compress distill wine.keras wine.csv --set dense_units='(16,)' "
         "--out wine_student.keras",
         [common, data],
     )
@@ -586,7 +671,8 @@ def _rl_report_commands(sub, common, data):
     )
     p.add_argument("models", nargs="+")
     p.add_argument("--data", required=True)
-    p.add_argument("--out-dir", help="folder for the table and plot")
+    p.add_argument("--run-dir", help="folder for the table and plot")
+    _old_flag(p, "--out-dir", ("--run-dir",), dest="run_dir")
 
 
 def _privacy_commands(sub, common, data):
@@ -594,7 +680,8 @@ def _privacy_commands(sub, common, data):
         sub,
         "privacy",
         "differential privacy: accounting and DP-SGD training",
-        "kdl privacy epsilon --examples 60000 --batch-size 256 --epochs 15 --noise 1.1",
+        "kdl privacy epsilon --num-examples 60000 --batch-size 256 --epochs 15 "
+        "--noise-multiplier 1.1",
         [common],
     )
     psub = p.add_subparsers(
@@ -603,25 +690,41 @@ def _privacy_commands(sub, common, data):
         parser_class=Parser,
         metavar="{epsilon,train}",
     )
+    _privacy_epsilon(psub, common)
+    _privacy_train(psub, common, data)
+    return psub
+
+
+def _privacy_epsilon(psub, common) -> None:
     e = _add(
         psub,
         "epsilon",
         "the epsilon of a DP-SGD training plan",
-        "kdl privacy epsilon --examples 60000 --batch-size 256 --epochs 15 --noise 1.1",
+        "kdl privacy epsilon --num-examples 60000 --batch-size 256 --epochs 15 "
+        "--noise-multiplier 1.1",
         [common],
     )
-    e.add_argument("--examples", type=_positive(int), required=True)
+    e.add_argument("--num-examples", type=_positive(int), help="(required)")
+    _old_flag(e, "--examples", ("--num-examples",), dest="num_examples",
+              type=_positive(int))  # fmt: skip
     e.add_argument("--batch-size", type=_positive(int), required=True)
     e.add_argument("--epochs", type=_positive(int), required=True)
-    e.add_argument("--noise", type=float, required=True, help="noise multiplier (>= 0)")
+    e.add_argument("--noise-multiplier", type=float, help="(required, >= 0)")
+    _old_flag(e, "--noise", ("--noise-multiplier",), dest="noise_multiplier",
+              type=float)  # fmt: skip
     e.add_argument("--delta", type=_positive(float), default=1e-5)
+    e.required_flags = ("--num-examples", "--noise-multiplier")
+
+
+def _privacy_train(psub, common, data) -> None:
     t = _add(
         psub,
         "train",
         "train a model with DP-SGD to a target epsilon (inputs are not "
         "normalized inside the model: statistics of the private data are not "
         "covered by DP; give inputs already on a small scale)",
-        "kdl privacy train wine.csv --target label --epsilon 3 --out wine_dp.keras",
+        "kdl privacy train wine.csv --target label --target-epsilon 3 "
+        "--out wine_dp.keras",
         [common, data],
     )
     t.add_argument("data")
@@ -632,16 +735,20 @@ def _privacy_commands(sub, common, data):
         epochs_help="epochs (default: make_private's plan, 40; 15 when only "
         "--batch-size is given)",
     )
-    t.add_argument("--epsilon", type=_positive(float), required=True)
+    t.add_argument("--target-epsilon", type=_positive(float), help="(required)")
+    _old_flag(t, "--epsilon", ("--target-epsilon",), dest="target_epsilon",
+              type=_positive(float))  # fmt: skip
     t.add_argument("--delta", type=_positive(float), default=None)
     t.add_argument(
-        "--clip",
+        "--l2-norm-clip",
         type=_positive(float),
         default=1.0,
-        help="per-example gradient clip norm",
+        help="per-example gradient clip norm (default 1.0)",
     )
+    _old_flag(t, "--clip", ("--l2-norm-clip",), dest="l2_norm_clip",
+              type=_positive(float))  # fmt: skip
+    t.required_flags = ("--target-epsilon",)
     t.add_argument("--out")
-    return psub
 
 
 def build_parser() -> Parser:

@@ -28,7 +28,7 @@ def _space(architecture: str) -> dict:
     }
     if architecture == "mlp":
         return {
-            "hidden_units": kdl.Choice([(32,), (64,), (64, 64), (128, 64)]),
+            "dense_units": kdl.Choice([(32,), (64,), (64, 64), (128, 64)]),
             **common,
         }
     if architecture in ("cnn", "resnet"):
@@ -69,7 +69,7 @@ def cmd_tune(args) -> int:
         space=space,
         fixed=fixed,
         algorithm=args.algorithm,
-        max_trials=args.trials,
+        max_trials=args.max_trials,
         epochs=args.epochs,
         batch_size=args.batch_size,
         directory=args.directory,
@@ -110,7 +110,7 @@ def _tune_under_budgets(args, data, space, fixed, out) -> int:
         space=space,
         fixed=fixed,
         algorithm=args.algorithm,
-        max_trials=args.trials,
+        max_trials=args.max_trials,
         epochs=args.epochs,
         batch_size=args.batch_size,
         directory=args.directory,
@@ -146,7 +146,7 @@ def _tune_under_budgets(args, data, space, fixed, out) -> int:
 
 def cmd_compress(args) -> int:
     out = c.check_out(args.out, c.SAVE_SUFFIXES + ("",))
-    if args.epochs < 0:
+    if args.epochs is not None and args.epochs < 0:
         raise c.CommandError("kdl compress: --epochs must be 0 or more")
     path = c.check_model_file(args.model)
     schema, data = c.data_for_model(args, path, "compress")
@@ -156,15 +156,15 @@ def cmd_compress(args) -> int:
 
     model = c.load_model(path)
     (x, y), (x_test, y_test) = data
-    verbose = 0 if args.quiet else 1
+    budget = dict(
+        epochs=2 if args.epochs is None and args.steps is None else args.epochs,
+        steps=args.steps,
+        verbose=0 if args.quiet else 1,
+    )
     if args.prune is not None:
-        smaller = compression.prune(
-            model, x, y, target_sparsity=args.prune, epochs=args.epochs, verbose=verbose
-        )
+        smaller = compression.prune(model, x, y, target_sparsity=args.prune, **budget)
     else:
-        smaller = compression.cluster(
-            model, x, y, clusters=args.cluster, epochs=args.epochs, verbose=verbose
-        )
+        smaller = compression.cluster(model, x, y, clusters=args.cluster, **budget)
     result = {
         "data": c.part_described(data, args.data, "test"),
         "sparsity": compression.sparsity(smaller)["overall"],
@@ -218,7 +218,7 @@ def cmd_export(args) -> int:
         quantization=quantization,
         representative_data=sample,
         check_data=sample,
-        per_channel=not args.per_kernel,
+        per_channel=args.per_channel,
         verbose=0 if args.quiet else 1,
         **kwargs,
     )
@@ -229,7 +229,7 @@ def cmd_export(args) -> int:
             "tflite": str(written),
             "bytes": written.stat().st_size,
             "quantization": args.quantization,
-            "per_channel": not args.per_kernel,
+            "per_channel": args.per_channel,
             "checked_in_litert": True,
         }
     )
@@ -259,10 +259,10 @@ def cmd_privacy_epsilon(args) -> int:
     from kdl import privacy
 
     value = privacy.epsilon(
-        num_examples=args.examples,
+        num_examples=args.num_examples,
         batch_size=args.batch_size,
         epochs=args.epochs,
-        noise_multiplier=args.noise,
+        noise_multiplier=args.noise_multiplier,
         delta=args.delta,
     )
     c.show({"epsilon": value, "delta": args.delta})
@@ -290,8 +290,8 @@ def cmd_privacy_train(args) -> int:
     plan = _private_plan(args)
     private = privacy.make_private(
         model,
-        l2_norm_clip=args.clip,
-        target_epsilon=args.epsilon,
+        l2_norm_clip=args.l2_norm_clip,
+        target_epsilon=args.target_epsilon,
         delta=args.delta,
         num_examples=len(x),
         **plan,
@@ -314,7 +314,7 @@ def cmd_privacy_train(args) -> int:
     if out is not None:
         schema = dict(
             data.schema,
-            epsilon=params.get("epsilon", args.epsilon),
+            epsilon=params.get("epsilon", args.target_epsilon),
             delta=params.get("delta", args.delta),
         )
         save_with_schema(args, private, out, schema)
@@ -447,7 +447,7 @@ def cmd_report(args) -> int:
         x_test,
         y_test,
         epsilons=epsilons or None,
-        run_dir=args.out_dir,
+        run_dir=args.run_dir,
         verbose=0,
         train_data=data.train if data.train[1] is not None and len(x_test) else None,
     )

@@ -425,20 +425,34 @@ class FitExtras:
     seed: int  # of the split: the user's seed, else 0
     callbacks: tuple
     global_seed: int | None = None  # the user's seed, for Python/NumPy/TF
+    steps: int | None = None  # the fine-tuning budget given in steps
 
 
-def fit_extras(func, *, validation_split, seed, callbacks, holdout) -> FitExtras:
+def check_budget(func, epochs, steps) -> int | None:
+    """``steps``, checked: the budget is given in epochs or in steps."""
+    steps = v.check_int(steps, "steps", func, allow_none=True)
+    if steps is not None and epochs is not None:
+        v.fail(func, "steps", f"None when 'epochs' is given (epochs={epochs}): "
+               "give the budget in epochs or in steps, not both", steps)  # fmt: skip
+    return steps
+
+
+def fit_extras(
+    func, *, validation_split, seed, callbacks, holdout, epochs=None, steps=None
+) -> FitExtras:
     """Checks the arguments every transform shares with ``kdl.train``.
 
     ``holdout`` is the deprecated name of ``validation_split`` (warns).
+    ``epochs`` and ``steps`` are two ways to give one budget: one of them.
     """
+    steps = check_budget(func, epochs, steps)
     split = _keras_names.renamed(func, "holdout", "validation_split", holdout,
                                  validation_split, DEFAULT_SPLIT)  # fmt: skip
     split = v.check_float(split, "validation_split", func, min_value=0.0,
                           max_value=0.5)  # fmt: skip
     seed = v.check_int(seed, "seed", func, min_value=0, allow_none=True)
     callbacks = _keras_names.check_callbacks(callbacks, func, allow_none=True)
-    return FitExtras(split, 0 if seed is None else seed, tuple(callbacks), seed)
+    return FitExtras(split, 0 if seed is None else seed, tuple(callbacks), seed, steps)
 
 
 def split_holdout(x, y, info, extras: FitExtras, validation_data, model, func):
@@ -467,14 +481,18 @@ def split_holdout(x, y, info, extras: FitExtras, validation_data, model, func):
     return parts.x, parts.y, parts.validation
 
 
-def epochs_for(epochs, steps: int, min_steps: int) -> int:
-    """``epochs``, or by default enough of them for ``min_steps`` steps (>= 2).
+def epochs_for(epochs, steps: int, min_steps: int, budget: int | None = None) -> int:
+    """``epochs``; else enough epochs of ``steps`` batches for the ``budget``
+    the user gave in steps (at least 1), else for the transform's default
+    ``min_steps`` (at least 2).
 
     Small data sets need more epochs than large ones for the same number of
     updates (issue 15: two epochs of the digits undid an 80% pruning).
     """
     if epochs is not None:
         return epochs
+    if budget is not None:
+        return max(1, math.ceil(budget / max(1, steps)))
     return max(2, math.ceil(min_steps / max(1, steps)))
 
 

@@ -112,6 +112,7 @@ def cluster(
     *,
     clusters: int = 16,
     epochs: int | None = None,
+    steps: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -152,6 +153,10 @@ def cluster(
         clusters: int. Distinct values per kernel, at least 2. Defaults to `16`.
         epochs: int or None. Fine-tuning epochs; None: enough for 200 steps,
             at least 2. Defaults to `None`.
+        steps: int or None. The fine-tuning budget in optimizer steps
+            instead of `epochs`, rounded up to whole epochs; give one of
+            the two. None with `epochs=None`: 200 steps (at least 2
+            epochs). Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
@@ -202,7 +207,8 @@ def cluster(
     v.check_int(clusters, "clusters", _FUNC, min_value=2)
     v.check_bool(preserve_sparsity, "preserve_sparsity", _FUNC)
     extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
-                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+                          callbacks=callbacks, holdout=holdout,
+                          epochs=epochs, steps=steps)  # fmt: skip
     x_fit, y_fit, validation = c.split_holdout(
         x, y, info, extras, validation_data, model, _FUNC
     )
@@ -218,9 +224,9 @@ def cluster(
         print(f"cluster: {len(wrapped_names)} layers to {clusters} clusters")
         if folded:
             print(f"cluster: batch normalization folded into {', '.join(folded)}")
-    steps = c.steps_per_epoch(x_fit, info, batch_size)
-    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
-    total_steps = epochs * steps
+    per_epoch = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, per_epoch, MIN_STEPS, extras.steps)
+    total_steps = epochs * per_epoch
     rate = c.fine_tune_rate(model, learning_rate, total_steps)
     work = c.compile_work(work, model, dp, rate)
     c.fine_tune(

@@ -143,6 +143,7 @@ def distill(
     temperature: float = 2.0,
     alpha: float = 0.5,
     epochs: int | None = None,
+    steps: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -179,6 +180,10 @@ def distill(
         epochs: int or None. None: enough for 1,500 steps, at least 2 (37
             epochs of the digits; 20 epochs left the student no better than
             one trained alone). Defaults to `None`.
+        steps: int or None. The fine-tuning budget in optimizer steps
+            instead of `epochs`, rounded up to whole epochs; give one of
+            the two. None with `epochs=None`: 1,500 steps (at least 2
+            epochs). Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset, to keep the best epoch on (the student's loss on the
@@ -225,11 +230,13 @@ def distill(
     temperature = v.check_float(temperature, "temperature", _FUNC, strict_min=True)
     alpha = v.check_float(alpha, "alpha", _FUNC, min_value=0.0, max_value=1.0)
     extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
-                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+                          callbacks=callbacks, holdout=holdout,
+                          epochs=epochs, steps=steps)  # fmt: skip
     x_fit, y_fit, validation = c.split_holdout(
         x, y, info, extras, validation_data, student, _FUNC
     )
-    epochs = c.epochs_for(epochs, c.steps_per_epoch(x_fit, info, batch_size), MIN_STEPS)
+    per_epoch = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, per_epoch, MIN_STEPS, extras.steps)
     trained = mu.copy_model(student)
     distiller = Distiller(
         trained, mu.copy_model(teacher), task=_task(student),

@@ -89,7 +89,7 @@ def multiply_adds(model) -> dict:
         TypeError: if ``model`` is not a kdl.keras model.
 
     Example:
-        >>> multiply_adds(build_mlp((64,), 10, hidden_units=(32,)))["total"]
+        >>> multiply_adds(build_mlp((64,), 10, dense_units=(32,)))["total"]
         2368
     """
     func = "kdl.compression.multiply_adds"

@@ -207,6 +207,7 @@ def prune(
     target_sparsity: float = 0.8,
     schedule: str = "polynomial",
     epochs: int | None = None,
+    steps: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -255,6 +256,10 @@ def prune(
             only pruning a model from `kdl.privacy.make_private` takes, since
             it keeps the model private with the same epsilon. Defaults to
             `None`.
+        steps: int or None. The fine-tuning budget in optimizer steps
+            instead of `epochs`, rounded up to whole epochs; give one of
+            the two. None with `epochs=None`: 1,500 steps (at least 2
+            epochs). Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
@@ -315,7 +320,8 @@ def prune(
         >>> sparsity(pruned)["overall"]  # doctest: +SKIP
         0.5
     """
-    if v.check_int(epochs, "epochs", _FUNC, min_value=0, allow_none=True) == 0:
+    epochs = v.check_int(epochs, "epochs", _FUNC, min_value=0, allow_none=True)
+    if c.check_budget(_FUNC, epochs, steps) is None and epochs == 0:
         return _prune_at_once(model, target_sparsity, block_size, _FUNC)
     training = dict(
         epochs=epochs,
@@ -326,16 +332,17 @@ def prune(
         dp=dp,
     )
     extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
-                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+                          callbacks=callbacks, holdout=holdout,
+                          epochs=epochs, steps=steps)  # fmt: skip
     info, target, block_size = _check_prune(
         model, x, y, target_sparsity, schedule, block_size, training
     )
     x_fit, y_fit, validation = c.split_holdout(
         x, y, info, extras, validation_data, model, _FUNC
     )
-    steps = c.steps_per_epoch(x_fit, info, batch_size)
-    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
-    pruning_schedule, reached = _pruning_schedule(schedule, target, epochs * steps)
+    per_epoch = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, per_epoch, MIN_STEPS, extras.steps)
+    pruning_schedule, reached = _pruning_schedule(schedule, target, epochs * per_epoch)
     wrapped_names = []
     work = c.wrapped_copy(
         c.plain_view(model),
@@ -346,9 +353,9 @@ def prune(
     if verbose:
         print(
             f"prune: {len(wrapped_names)} layers to {target:.0%} sparsity "
-            f"({schedule} schedule) over {epochs * steps} steps"
+            f"({schedule} schedule) over {epochs * per_epoch} steps"
         )
-    rate = c.fine_tune_rate(model, learning_rate, epochs * steps)
+    rate = c.fine_tune_rate(model, learning_rate, epochs * per_epoch)
     work = c.compile_work(work, model, dp, rate)
     sparsity_keras = c.tfmot().sparsity.keras
     # Only epochs that end at the target sparsity may be kept as the best.
@@ -362,7 +369,7 @@ def prune(
         verbose=verbose,
         extras=extras,
         callbacks=[sparsity_keras.UpdatePruningStep()],
-        first_epoch=(reached - 1) // steps,
+        first_epoch=(reached - 1) // per_epoch,
     )
     pruned = c.finish(
         work, _plain_convolutions(sparsity_keras.strip_pruning(work)), model, dp

@@ -200,6 +200,7 @@ def quantize_aware(
     y=None,
     *,
     epochs: int | None = None,
+    steps: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -241,6 +242,10 @@ def quantize_aware(
         y: array or dict of arrays (None when x is a Dataset).
         epochs: int or None. Fine-tuning epochs; None: enough for 200 steps,
             at least 2. Defaults to `None`.
+        steps: int or None. The fine-tuning budget in optimizer steps
+            instead of `epochs`, rounded up to whole epochs; give one of
+            the two. None with `epochs=None`: 200 steps (at least 2
+            epochs). Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset. Defaults to `None`.
@@ -291,14 +296,15 @@ def quantize_aware(
     if preserve is not None:
         v.check_choice(preserve, "preserve", _FUNC, PRESERVE)
     extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
-                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+                          callbacks=callbacks, holdout=holdout,
+                          epochs=epochs, steps=steps)  # fmt: skip
     qat = _quantized(_without_augmentation(model), model.name, preserve)
     x_fit, y_fit, validation = c.split_holdout(
         x, y, info, extras, validation_data, model, _FUNC
     )
-    steps = c.steps_per_epoch(x_fit, info, batch_size)
-    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
-    total_steps = epochs * steps
+    per_epoch = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, per_epoch, MIN_STEPS, extras.steps)
+    total_steps = epochs * per_epoch
     if verbose:
         print(f"quantize_aware: {len(qat.layers)} layers, {epochs} epoch(s)")
     rate = c.fine_tune_rate(model, learning_rate, total_steps)

@@ -440,6 +440,7 @@ def shrink(
     *,
     fraction: float = 0.5,
     epochs: int | None = None,
+    steps: int | None = None,
     batch_size: int = 32,
     validation_data=None,
     learning_rate: float | None = None,
@@ -484,6 +485,10 @@ def shrink(
             (0, 1). Defaults to `0.5`.
         epochs: int or None. Fine-tuning epochs; None: enough for 1,500
             steps, at least 2. Defaults to `None`.
+        steps: int or None. The fine-tuning budget in optimizer steps
+            instead of `epochs`, rounded up to whole epochs; give one of
+            the two. None with `epochs=None`: 1,500 steps (at least 2
+            epochs). Defaults to `None`.
         batch_size: int. Defaults to `32`.
         validation_data: None, (x_val, y_val), (x_val, y_val, sample_weight)
             or a Dataset, to keep the best epoch on. Defaults to `None`.
@@ -528,7 +533,8 @@ def shrink(
         dp=dp,
     )
     extras = c.fit_extras(_FUNC, validation_split=validation_split, seed=seed,
-                          callbacks=callbacks, holdout=holdout)  # fmt: skip
+                          callbacks=callbacks, holdout=holdout,
+                          epochs=epochs, steps=steps)  # fmt: skip
     info = _check_shrink(model, x, y, fraction, training)
     x_fit, y_fit, validation = c.split_holdout(
         x, y, info, extras, validation_data, model, _FUNC
@@ -537,9 +543,9 @@ def shrink(
     graph, keep = _plan(source, None if dp is not None else x_fit, fraction)
     smaller = _smaller_model(source, graph, keep)
     _transfer(source, smaller, graph, keep)
-    steps = c.steps_per_epoch(x_fit, info, batch_size)
-    epochs = c.epochs_for(epochs, steps, MIN_STEPS)
-    total_steps = epochs * steps
+    per_epoch = c.steps_per_epoch(x_fit, info, batch_size)
+    epochs = c.epochs_for(epochs, per_epoch, MIN_STEPS, extras.steps)
+    total_steps = epochs * per_epoch
     if verbose:
         print(
             f"shrink: {model.count_params():,} -> {smaller.count_params():,} "

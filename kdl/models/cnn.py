@@ -109,7 +109,7 @@ def cnn_body(
         x = keras.layers.Dropout(dropout, name="conv_dropout")(x)
     return mlp_body(
         x,
-        hidden_units=dense_units,
+        dense_units=dense_units,
         activation=activation,
         dropout=dropout,
         regularizer=regularizer,
@@ -133,7 +133,7 @@ def build_cnn(
     filters: tuple[int, ...] | None = None,
     kernel_size: int = 3,
     pooling: str = "max",
-    dense_units: tuple[int, ...] = (128,),
+    dense_units: int | tuple[int, ...] = (128,),
     global_pool: bool | None = None,
     activation: str = "relu",
     dropout: float = 0.0,
@@ -179,8 +179,8 @@ def build_cnn(
         kernel_size: int. Size of every convolution kernel. Defaults to `3`.
         pooling: str. "max", "average" (or Keras' "avg") or "none": the
             pooling after each convolution block. Defaults to `"max"`.
-        dense_units: tuple of int. Dense layers after the convolutions.
-            Defaults to `(128,)`.
+        dense_units: int or tuple of int. Dense layers after the
+            convolutions. Defaults to `(128,)`.
         global_pool: bool or None. Global average pooling instead of
             flattening. Defaults to `None`: fitted to the input, see above.
         activation: str. Defaults to `"relu"`.

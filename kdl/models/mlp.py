@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.models import _blocks, _compile, _normalize, _strategy, _target
@@ -12,17 +13,17 @@ FUNC = "build_mlp"
 def mlp_body(
     x,
     *,
-    hidden_units=(64, 64),
+    dense_units=(64, 64),
     activation="relu",
     dropout=0.0,
     regularizer=None,
     batch_norm=False,
     prefix="dense",
 ):
-    """Flatten, then one dense block per entry of ``hidden_units``."""
+    """Flatten, then one dense block per entry of ``dense_units``."""
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(hidden_units):
+    for i, units in enumerate(dense_units):
         x = _blocks.dense_block(
             x,
             units,
@@ -41,7 +42,7 @@ def build_mlp(
     num_outputs: int,
     *,
     task: str = "classification",
-    hidden_units: tuple[int, ...] = (64, 64),
+    dense_units: int | tuple[int, ...] = (64, 64),
     activation: str = "relu",
     dropout: float = 0.0,
     l1: float = 0.0,
@@ -56,6 +57,7 @@ def build_mlp(
     loss=None,
     name: str = "mlp",
     strategy=None,
+    hidden_units=_keras_names.UNSET,
 ):
     """Builds a compiled multi-layer perceptron.
 
@@ -66,8 +68,8 @@ def build_mlp(
             cross-entropy), "binary" (sigmoid, binary cross-entropy) or
             "regression" (linear, mean squared error). Defaults to
             `"classification"`.
-        hidden_units: tuple of int. Units of each hidden layer. Defaults to
-            `(64, 64)`.
+        dense_units: int or tuple of int. Units of each hidden dense layer
+            (an int: one layer; `()`: none). Defaults to `(64, 64)`.
         activation: str. Hidden activation. Defaults to `"relu"`.
         dropout: float. Dropout rate after each hidden layer. Defaults to `0.0`.
         l1: float. L1 penalty on every kernel. Defaults to `0.0`.
@@ -103,6 +105,8 @@ def build_mlp(
         strategy: None, a `tf.distribute.Strategy` or a name ("auto",
             "mirrored", "multi_worker", ...; see `kdl.distribute.strategy`).
             The model is built and compiled in its scope. Defaults to `None`.
+        hidden_units: deprecated name of `dense_units` (issue 31); removed in
+            the next release.
 
     Returns:
         A compiled `kdl.keras.Model`.
@@ -111,7 +115,7 @@ def build_mlp(
         ValueError, TypeError: for a bad argument, naming it.
 
     Example:
-        >>> model = build_mlp((64,), 10, hidden_units=(32,), dropout=0.1)
+        >>> model = build_mlp((64,), 10, dense_units=(32,), dropout=0.1)
         >>> model.output_shape
         (None, 10)
     """
@@ -137,7 +141,16 @@ def build_mlp(
     _target.check_normalize_target(
         normalize_target, task=task, num_outputs=num_outputs, func=FUNC
     )
-    hidden_units = v.check_int_tuple(hidden_units, "hidden_units", FUNC, min_len=0)
+    dense_units = _keras_names.renamed(
+        FUNC,
+        "hidden_units",
+        "dense_units",
+        hidden_units,
+        dense_units,
+        (64, 64),
+        note="kdl's one name for dense widths",
+    )
+    dense_units = v.check_int_tuple(dense_units, "dense_units", FUNC, min_len=0)
     v.check_activation(activation, "activation", FUNC)
 
     reg = _compile.regularizer(l1, l2)
@@ -146,7 +159,7 @@ def build_mlp(
     )
     x = mlp_body(
         x,
-        hidden_units=hidden_units,
+        dense_units=dense_units,
         activation=activation,
         dropout=dropout,
         regularizer=reg,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.models import _blocks, _compile, _normalize, _strategy
@@ -14,13 +15,13 @@ FUNC = "build_multitask"
 TRUNKS = {"mlp": mlp_body, "cnn": cnn_body, "resnet": resnet_body, "rnn": rnn_body}
 _TRUNK_RANKS = {"mlp": (1, 2, 3), "cnn": (2, 3), "resnet": (2, 3), "rnn": (2,)}
 # trunk_kwargs the trunks accept, and how each is checked
-_INT_TUPLES = ("hidden_units", "filters", "dense_units", "stages", "units")
+_INT_TUPLES = ("filters", "dense_units", "stages", "units")
 _TRUNK_ARGS = {
-    "mlp": ("hidden_units", "activation"),
+    "mlp": ("dense_units", "activation"),
     "cnn": (
         "filters",
         "kernel_size",
-        "pool",
+        "pooling",
         "dense_units",
         "global_pool",
         "activation",
@@ -30,11 +31,32 @@ _TRUNK_ARGS = {
 }
 
 
+# old trunk_kwargs key -> (its name in the trunk's builder, why; issue 31)
+_RENAMED = {
+    "hidden_units": ("dense_units", "kdl's one name for dense widths"),
+    "pool": ("pooling", "the Keras name, as build_cnn"),
+}
+
+
+def _renamed_trunk_kwargs(trunk_kwargs: dict) -> dict:
+    """Deprecated keys (``hidden_units``, ``pool``) read under their new names."""
+    kwargs = dict(trunk_kwargs)
+    for old, (new, note) in _RENAMED.items():
+        if old in kwargs:
+            value = kwargs.pop(old)
+            kwargs[new] = _keras_names.renamed(
+                FUNC, f"trunk_kwargs[{old!r}]", f"trunk_kwargs[{new!r}]",
+                value, kwargs.get(new, value), value, note=note,
+            )  # fmt: skip
+    return kwargs
+
+
 def _check_trunk_kwargs(trunk, trunk_kwargs):
     if trunk_kwargs is None:
         return {}
     if not isinstance(trunk_kwargs, dict):
         v.fail(FUNC, "trunk_kwargs", "a dict or None", trunk_kwargs, error=TypeError)
+    trunk_kwargs = _renamed_trunk_kwargs(trunk_kwargs)
     allowed = _TRUNK_ARGS[trunk]
     for key, value in trunk_kwargs.items():
         if key not in allowed:
@@ -51,8 +73,8 @@ def _check_trunk_kwargs(trunk, trunk_kwargs):
             )
         elif key == "kernel_size":
             v.check_int(value, arg, FUNC)
-        elif key == "pool":
-            v.check_choice(value, arg, FUNC, POOLS)
+        elif key == "pooling":
+            v.check_choice(value, arg, FUNC, (*POOLS, "avg"))
         elif key == "cell":
             v.check_choice(value, arg, FUNC, CELLS)
         elif key == "activation":
@@ -60,6 +82,9 @@ def _check_trunk_kwargs(trunk, trunk_kwargs):
         else:
             v.check_bool(value, arg, FUNC)
     kwargs = dict(trunk_kwargs)
+    if "pooling" in kwargs:  # cnn_body's own name; Keras' "avg" is "average"
+        kwargs["pool"] = {"avg": "average"}.get(kwargs["pooling"], kwargs["pooling"])
+        del kwargs["pooling"]
     for key in _INT_TUPLES:
         if key in kwargs:
             kwargs[key] = v.check_int_tuple(kwargs[key], key, FUNC, min_len=0)
@@ -179,8 +204,10 @@ def build_multitask(
             Train with ``y = {"digit": ..., "is_even": ...}``.
         trunk: str. "mlp", "cnn", "resnet" or "rnn". Defaults to `"mlp"`.
         trunk_kwargs: dict or None. Architecture options of the trunk, named
-            as in its builder (e.g. ``{"filters": (16, 32)}`` for "cnn").
-            Defaults to `None`.
+            as in its builder (e.g. ``{"filters": (16, 32)}`` for "cnn",
+            ``{"dense_units": (64,)}`` for "mlp"; ``"hidden_units"`` and
+            ``"pool"`` are the deprecated names of ``"dense_units"`` and
+            ``"pooling"``). Defaults to `None`.
         loss_weights: dict or None. Head name -> weight of its loss. Defaults
             to `None` (all 1).
         dropout: float. Defaults to `0.0`.

@@ -189,9 +189,9 @@ def build_rnn(
     *,
     cell: str = "simple",
     task: str = "classification",
-    units: tuple[int, ...] = (64,),
+    units: int | tuple[int, ...] = (64,),
     bidirectional: bool = False,
-    dense_units: tuple[int, ...] = (),
+    dense_units: int | tuple[int, ...] = (),
     dropout: float = 0.0,
     l1: float = 0.0,
     l2: float = 0.0,
@@ -215,12 +215,12 @@ def build_rnn(
         cell: str. "simple", "lstm" or "gru". Defaults to `"simple"`.
         task: str. "classification", "binary" or "regression". Defaults to
             `"classification"`.
-        units: tuple of int. Units of each stacked recurrent layer. Defaults
-            to `(64,)`.
+        units: int or tuple of int. Units of each stacked recurrent layer
+            (an int: one layer). Defaults to `(64,)`.
         bidirectional: bool. Read each sequence both ways. Defaults to
             `False`.
-        dense_units: tuple of int. Dense layers before the head. Defaults to
-            `()`.
+        dense_units: int or tuple of int. Dense layers before the head.
+            Defaults to `()`.
         dropout: float. Dropout after each layer. Defaults to `0.0`.
         l1: float. L1 penalty on kernels and recurrent kernels. Defaults to
             `0.0`.
@@ -307,9 +307,9 @@ def build_lstm(
     num_outputs: int,
     *,
     task: str = "classification",
-    units: tuple[int, ...] = (64,),
+    units: int | tuple[int, ...] = (64,),
     bidirectional: bool = False,
-    dense_units: tuple[int, ...] = (),
+    dense_units: int | tuple[int, ...] = (),
     dropout: float = 0.0,
     l1: float = 0.0,
     l2: float = 0.0,
@@ -364,9 +364,9 @@ def build_gru(
     num_outputs: int,
     *,
     task: str = "classification",
-    units: tuple[int, ...] = (64,),
+    units: int | tuple[int, ...] = (64,),
     bidirectional: bool = False,
-    dense_units: tuple[int, ...] = (),
+    dense_units: int | tuple[int, ...] = (),
     dropout: float = 0.0,
     l1: float = 0.0,
     l2: float = 0.0,

@@ -51,13 +51,23 @@ def _encoder(
     return source, encoded, states
 
 
+def _check_units(units) -> int:
+    """The encoder width: an int, or a tuple of one int as the RNN builders take."""
+    widths = v.check_int_tuple(units, "units", FUNC)
+    if len(widths) > 1:
+        v.fail(FUNC, "units", "an int or a one-element tuple (the encoder and "
+               "the decoder are one recurrent layer each; build_gru stacks "
+               "layers)", units)  # fmt: skip
+    return widths[0]
+
+
 @_strategy.distributable
 def build_seq2seq(
     input_vocab_size: int,
     output_vocab_size: int,
     *,
     cell: str = "gru",
-    units: int = 128,
+    units: int | tuple[int, ...] = (128,),
     embedding_dim: int = 64,
     bidirectional_encoder: bool = False,
     attention: bool = False,
@@ -85,8 +95,10 @@ def build_seq2seq(
         output_vocab_size: int. Target vocabulary size, padding, start and end
             ids included.
         cell: str. "simple", "lstm" or "gru". Defaults to `"gru"`.
-        units: int. Encoder units (the decoder has twice as many with a
-            bidirectional encoder). Defaults to `128`.
+        units: int or a one-element tuple of int. Encoder units (the decoder
+            has twice as many with a bidirectional encoder), as `units` of
+            `build_gru`; the encoder and the decoder are one layer each, so a
+            longer tuple is refused. Defaults to `(128,)`.
         embedding_dim: int. Size of both embeddings. Defaults to `64`.
         bidirectional_encoder: bool. Defaults to `False`.
         attention: bool. Defaults to `False`.
@@ -117,7 +129,7 @@ def build_seq2seq(
     v.check_int(input_vocab_size, "input_vocab_size", FUNC, min_value=2)
     v.check_int(output_vocab_size, "output_vocab_size", FUNC, min_value=3)
     v.check_choice(cell, "cell", FUNC, CELLS)
-    v.check_int(units, "units", FUNC)
+    units = _check_units(units)
     v.check_int(embedding_dim, "embedding_dim", FUNC)
     v.check_bool(bidirectional_encoder, "bidirectional_encoder", FUNC)
     v.check_bool(attention, "attention", FUNC)

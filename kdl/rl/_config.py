@@ -12,7 +12,7 @@ CLASS = "DQNAgent"
 def check_config(**cfg) -> dict:
     """Checks the `DQNAgent` hyperparameters; returns them normalised."""
     f = CLASS
-    cfg["hidden_units"] = v.check_int_tuple(cfg["hidden_units"], "hidden_units", f)
+    cfg["dense_units"] = v.check_int_tuple(cfg["dense_units"], "dense_units", f)
     cfg["gamma"] = v.check_float(cfg["gamma"], "gamma", f, max_value=1.0)
     cfg["learning_rate"] = v.check_float(
         cfg["learning_rate"], "learning_rate", f, strict_min=True

@@ -65,7 +65,10 @@ class AgentFiles:
             >>> agent = DQNAgent.for_env("MountainCar-v0", seed=0)
         """
         name = env if isinstance(env, str) else env_id(env)
-        return cls(env, **{**preset(name), **overrides})
+        settings = preset(name)
+        if "hidden_units" in overrides:  # the deprecated name replaces it too
+            settings.pop("dense_units", None)
+        return cls(env, **{**settings, **overrides})
 
     @classmethod
     def load(cls, path, *, env=None) -> AgentFiles:

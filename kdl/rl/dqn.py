@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl.backend import keras
 from kdl.rl._config import CLASS, bounds_scaling, check_config
@@ -55,7 +56,7 @@ class DQNAgent(AgentFiles):
     """A deep Q-network agent for a Gymnasium environment with discrete actions.
 
     The Q-network is `kdl.build_mlp(observation_shape, num_actions,
-    task="regression", hidden_units=hidden_units)`: one linear output, the
+    task="regression", dense_units=dense_units)`: one linear output, the
     estimated return, per action. The defaults are tuned on CartPole-v1,
     where the greedy policy reaches returns near 500 (the maximum) within
     about 20,000-30,000 environment steps.
@@ -64,8 +65,8 @@ class DQNAgent(AgentFiles):
         env: gymnasium.Env or str. The environment, or a registered id such as
             `"CartPole-v1"`. Its action space must be `Discrete` and its
             observation a 1-D `Box`.
-        hidden_units: tuple of int. Hidden layers of the Q-network. Defaults to
-            `(64, 64)`.
+        dense_units: int or tuple of int. Hidden dense layers of the
+            Q-network. Defaults to `(64, 64)`.
         gamma: float. Discount factor in [0, 1]. Defaults to `0.99`.
         learning_rate: float. Adam learning rate. Defaults to `2e-3`.
         buffer_size: int. Transitions kept in the replay buffer. Defaults to
@@ -121,6 +122,8 @@ class DQNAgent(AgentFiles):
             `keras.utils.set_random_seed`, which seeds Python, NumPy and
             TensorFlow globally), exploration, replay sampling and the
             environment resets. Defaults to `None`.
+        hidden_units: deprecated name of `dense_units` (issue 31); removed in
+            the next release.
 
     Attributes:
         env: gymnasium.Env. The training environment.
@@ -145,7 +148,7 @@ class DQNAgent(AgentFiles):
         self,
         env,
         *,
-        hidden_units: tuple[int, ...] = (64, 64),
+        dense_units: int | tuple[int, ...] = (64, 64),
         gamma: float = 0.99,
         learning_rate: float = 2e-3,
         buffer_size: int = 50_000,
@@ -170,9 +173,14 @@ class DQNAgent(AgentFiles):
         observation_scaling: str | None = None,
         reward_scale: float = 1.0,
         seed: int | None = None,
+        hidden_units=_keras_names.UNSET,
     ):
+        dense_units = _keras_names.renamed(
+            CLASS, "hidden_units", "dense_units", hidden_units, dense_units,
+            (64, 64), note="kdl's one name for dense widths",
+        )  # fmt: skip
         self._config = check_config(
-            hidden_units=hidden_units,
+            dense_units=dense_units,
             gamma=gamma,
             learning_rate=learning_rate,
             buffer_size=buffer_size,
@@ -233,7 +241,7 @@ class DQNAgent(AgentFiles):
         self.learner = QLearner(
             self.observation_shape,
             self.num_actions,
-            hidden_units=cfg["hidden_units"],
+            dense_units=cfg["dense_units"],
             learning_rate=cfg["learning_rate"],
             max_grad_norm=cfg["max_grad_norm"],
             gamma=cfg["gamma"],

@@ -31,7 +31,7 @@ class QLearner:
     Args:
         observation_shape: tuple of int. Shape of one observation.
         num_actions: int. Number of discrete actions.
-        hidden_units: tuple of int. Hidden layers of the Q-network.
+        dense_units: tuple of int. Hidden dense layers of the Q-network.
         learning_rate: float. Adam learning rate.
         max_grad_norm: float or None. Global gradient norm clip.
         gamma: float. Discount factor.
@@ -44,7 +44,7 @@ class QLearner:
             Defaults to `False`.
 
     Example:
-        >>> learner = QLearner((4,), 2, hidden_units=(8,), learning_rate=1e-3,
+        >>> learner = QLearner((4,), 2, dense_units=(8,), learning_rate=1e-3,
         ...                    max_grad_norm=10.0, gamma=0.99, double=True)
         >>> action = learner.act(np.zeros(4, np.float32))
     """
@@ -54,7 +54,7 @@ class QLearner:
         observation_shape: tuple[int, ...],
         num_actions: int,
         *,
-        hidden_units: tuple[int, ...],
+        dense_units: tuple[int, ...],
         learning_rate: float,
         max_grad_norm: float | None,
         gamma: float,
@@ -70,7 +70,7 @@ class QLearner:
         self.q_network = build_q_network(
             observation_shape,
             num_actions,
-            hidden_units=hidden_units,
+            dense_units=dense_units,
             optimizer=optimizer,
             dueling=dueling,
             scaling=scaling,

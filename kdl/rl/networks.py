@@ -34,14 +34,14 @@ SCALING_LAYER = "normalize_observations"
 
 
 def build_q_network(
-    observation_shape, num_actions, *, hidden_units, optimizer, dueling, scaling
+    observation_shape, num_actions, *, dense_units, optimizer, dueling, scaling
 ):
     """The compiled Q-network (see the module docstring for its layers).
 
     Args:
         observation_shape: tuple of int. One observation's shape (1-D).
         num_actions: int. Outputs.
-        hidden_units: tuple of int. Hidden ReLU layers.
+        dense_units: tuple of int. Hidden ReLU (dense) layers.
         optimizer: keras optimizer.
         dueling: bool. Value and advantage heads.
         scaling: bool. Start with the observation scaling layer (identity
@@ -56,7 +56,7 @@ def build_q_network(
         layer = keras.layers.Dense(dim, trainable=False, name=SCALING_LAYER)
         x = layer(x)
         layer.set_weights([np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32)])
-    x = mlp_body(x, hidden_units=hidden_units)
+    x = mlp_body(x, dense_units=dense_units)
     if dueling:
         x = keras.layers.Dense(1 + num_actions, name="value_advantage")(x)
         head = keras.layers.Dense(

@@ -62,7 +62,7 @@ PRESETS = {
         "observation_scaling": "bounds",
     },
     "LunarLander-v3": {
-        "hidden_units": (128, 128),
+        "dense_units": (128, 128),
         "learning_rate": 6.3e-4,
         "buffer_size": 50_000,
         "target_update": 250,

@@ -86,7 +86,9 @@ def load_agent(cls, path: Path, env, func: str):
     saved = json.loads((path / CONFIG_FILE).read_text())
     env = _saved_env(saved, env, func)
     kwargs = dict(saved["config"])
-    kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
+    if "hidden_units" in kwargs:  # saved before issue 31 renamed it
+        kwargs["dense_units"] = kwargs.pop("hidden_units")
+    kwargs["dense_units"] = tuple(kwargs["dense_units"])
     agent = cls(env, **kwargs)
     loaded = kdl_io.load(path / MODEL_FILE, compile=False)
     agent.learner.set_weights(loaded.get_weights())

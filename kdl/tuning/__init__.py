@@ -4,7 +4,7 @@ The search space is written in the builder's own argument names::
 
     result = kdl.tune(
         build_mlp, x, y,
-        space={"hidden_units": kdl.Choice([(32,), (64, 64)]),
+        space={"dense_units": kdl.Choice([(32,), (64, 64)]),
                "dropout": kdl.Float(0.0, 0.5),
                "learning_rate": kdl.Float(1e-4, 1e-2, log=True)},
         algorithm="bayesian", max_trials=10, epochs=20,

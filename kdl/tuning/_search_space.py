@@ -143,7 +143,7 @@ class Choice:
     """An argument searched over a list of values, in the given order.
 
     Values may be anything the builder takes: numbers, strings, None or tuples
-    (e.g. `hidden_units`). Lists are stored as tuples.
+    (e.g. `dense_units`). Lists are stored as tuples.
 
     Args:
         values: sequence. The candidates; at least one, no duplicates.

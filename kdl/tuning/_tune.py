@@ -245,7 +245,7 @@ def tune(
         >>> from kdl import Choice, Float, build_mlp, datasets, tune
         >>> (x, y), (x_test, y_test) = datasets.digits(layout="flat")
         >>> result = tune(build_mlp, x, y, algorithm="random", max_trials=3,
-        ...               epochs=3, space={"hidden_units": Choice([(32,), (64,)]),
+        ...               epochs=3, space={"dense_units": Choice([(32,), (64,)]),
         ...               "learning_rate": Float(1e-3, 1e-2, log=True)},
         ...               directory="/tmp/kdl_tune_example", resume=False,
         ...               verbose=0)
