@@ -138,12 +138,16 @@ def test_kdl_info_names_the_multiplicity(data, tmp_path):
 # === 2. The validation check survives saving ===
 
 
-def test_validation_check_survives_save_and_load(data, tmp_path):
+def test_validation_check_survives_save_and_load(data, tmp_path, monkeypatch):
+    from kdl.privacy import _tracking
+
     x, y = data
     private = _private()
     history = kdl.train(private, x[:150], y[:150], validation_data=(x[150:],
                         y[150:]), epochs=2, batch_size=30, verbose=0,
                         run_dir=tmp_path / "run")  # fmt: skip
+    # As in a new process: only the file can give the rows back.
+    monkeypatch.setattr(_tracking, "_RECENT_ROWS", {})
     loaded = kdl.load(history.run_dir / "best.keras")
     assert privacy.statement(loaded).rows_unchecked is None
     with pytest.raises(ValueError, match="20 validation row.* training rows"):
@@ -171,6 +175,23 @@ def test_rows_over_the_cap_are_not_kept_and_the_statement_says_so(
     # The check is gone, as the statement says.
     loaded.fit(x[150:], y[150:], validation_data=(x[:20], y[:20]), batch_size=25,
                verbose=0)  # fmt: skip
+
+
+def test_h5_keeps_no_rows_and_an_in_process_copy_keeps_them(
+    data, tmp_path, monkeypatch
+):
+    from kdl.privacy import _tracking
+
+    x, y = data
+    private = _private()
+    private.fit(x[:150], y[:150], batch_size=30, verbose=0)
+    path = kdl.save(private, tmp_path / "private.h5")
+    copy = kdl.compression.prune(private, None, target_sparsity=0.5, epochs=0)
+    with pytest.raises(ValueError, match="validation row"):  # same process
+        copy.fit(x[150:], y[150:], validation_data=(x[:20], y[:20]), verbose=0)
+    monkeypatch.setattr(_tracking, "_RECENT_ROWS", {})
+    result = privacy.statement(kdl.load(path))
+    assert "did not keep the fingerprints of 150 training rows" in result.text
 
 
 # === 3. The clip norm stated is the one the steps used ===

@@ -217,10 +217,7 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
             privacy=privacy,
             ledger=ledger,
         )
-        # Until load_assets reads the fingerprints, they count as lost.
-        state = {"saved": int(rows.get("saved", 0)),
-                 "unchecked": int(rows.get("unchecked", 0))}  # fmt: skip
-        object.__setattr__(model, "kdl_rows_state", state)
+        _tracking.restore_rows(model, rows)  # load_assets may read them
         return model
 
 

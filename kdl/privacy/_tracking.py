@@ -14,6 +14,7 @@ A light module (no TensorFlow Privacy): the DP model class calls it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -290,14 +291,42 @@ def _all_rows(model) -> set:
     return rows | ledger.seg_rows if ledger is not None and ledger.seg_rows else rows
 
 
+# The rows of the configs written lately in this process, by digest: a copy
+# made through the config (one-shot pruning's copy) gets them back.
+_RECENT_ROWS: dict[str, set] = {}
+
+
+def _sorted_rows(rows) -> np.ndarray:
+    return np.sort(np.fromiter(rows, np.int64, len(rows))).astype("<i8")
+
+
 def rows_config(model) -> dict:
     """What the model's config says of its training rows' fingerprints."""
-    count = len(_all_rows(model))
+    rows = _all_rows(model)
+    count = len(rows)
     kept = count <= ROWS_CAP
-    return {
-        "saved": count if kept else 0,
-        "unchecked": unchecked_rows(model) + (0 if kept else count),
-    }
+    config = {"saved": count if kept else 0,
+              "unchecked": unchecked_rows(model) + (0 if kept else count)}  # fmt: skip
+    if count and kept:
+        key = hashlib.blake2b(_sorted_rows(rows).tobytes(), digest_size=16)
+        config["digest"] = key.hexdigest()
+        _RECENT_ROWS[config["digest"]] = rows
+        while len(_RECENT_ROWS) > 8:
+            _RECENT_ROWS.pop(next(iter(_RECENT_ROWS)))
+    return config
+
+
+def restore_rows(model, config: dict) -> None:
+    """Sets what a config says of the rows on a model made from it: the rows
+    themselves when this process wrote that config (an in-process copy),
+    else lost until :func:`load_rows` reads them from the file's assets."""
+    state = {"saved": int(config.get("saved", 0)),
+             "unchecked": int(config.get("unchecked", 0))}  # fmt: skip
+    rows = _RECENT_ROWS.get(config.get("digest"))
+    if rows is not None:
+        object.__setattr__(model, "kdl_trained_rows", set(rows))
+        state["loaded"] = state["saved"]
+    object.__setattr__(model, "kdl_rows_state", state)
 
 
 def save_rows(model, folder) -> None:
@@ -305,8 +334,7 @@ def save_rows(model, folder) -> None:
     into a .keras file's assets, when at most :data:`ROWS_CAP`."""
     rows = _all_rows(model)
     if 0 < len(rows) <= ROWS_CAP:
-        values = np.sort(np.fromiter(rows, np.int64, len(rows))).astype("<i8")
-        (Path(folder) / ROWS_FILE).write_bytes(values.tobytes())
+        (Path(folder) / ROWS_FILE).write_bytes(_sorted_rows(rows).tobytes())
 
 
 def load_rows(model, folder) -> None:
