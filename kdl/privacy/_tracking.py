@@ -329,6 +329,18 @@ def restore_rows(model, config: dict) -> None:
     object.__setattr__(model, "kdl_rows_state", state)
 
 
+def carry_rows(source, target) -> None:
+    """Gives ``target``, a new private model that continues ``source``'s
+    sessions (private fine-tuning, make_private(public_pretraining=True)),
+    the rows ``source`` trained on, for its validation check."""
+    rows = _all_rows(source)
+    if rows:
+        object.__setattr__(target, "kdl_trained_rows", set(rows))
+    lost = unchecked_rows(source)
+    if lost:
+        object.__setattr__(target, "kdl_rows_state", {"unchecked": lost})
+
+
 def save_rows(model, folder) -> None:
     """Writes the training rows' fingerprints (sorted int64, little-endian)
     into a .keras file's assets, when at most :data:`ROWS_CAP`."""
