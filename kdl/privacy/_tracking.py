@@ -293,7 +293,7 @@ def _all_rows(model) -> set:
 
 # The rows of the configs written lately in this process, by digest: a copy
 # made through the config (one-shot pruning's copy) gets them back.
-_RECENT_ROWS: dict[str, set] = {}
+_RECENT_ROWS: dict[str, np.ndarray] = {}
 
 
 def _sorted_rows(rows) -> np.ndarray:
@@ -308,10 +308,11 @@ def rows_config(model) -> dict:
     config = {"saved": count if kept else 0,
               "unchecked": unchecked_rows(model) + (0 if kept else count)}  # fmt: skip
     if count and kept:
-        key = hashlib.blake2b(_sorted_rows(rows).tobytes(), digest_size=16)
-        config["digest"] = key.hexdigest()
-        _RECENT_ROWS[config["digest"]] = rows
-        while len(_RECENT_ROWS) > 8:
+        values = _sorted_rows(rows)  # 8 bytes a row, not a Python set's ~60
+        digest = hashlib.blake2b(values.tobytes(), digest_size=16)
+        config["digest"] = digest.hexdigest()
+        _RECENT_ROWS[config["digest"]] = values
+        while len(_RECENT_ROWS) > 4:
             _RECENT_ROWS.pop(next(iter(_RECENT_ROWS)))
     return config
 
@@ -324,7 +325,7 @@ def restore_rows(model, config: dict) -> None:
              "unchecked": int(config.get("unchecked", 0))}  # fmt: skip
     rows = _RECENT_ROWS.get(config.get("digest"))
     if rows is not None:
-        object.__setattr__(model, "kdl_trained_rows", set(rows))
+        object.__setattr__(model, "kdl_trained_rows", set(rows.tolist()))
         state["loaded"] = state["saved"]
     object.__setattr__(model, "kdl_rows_state", state)
 
