@@ -101,7 +101,11 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         callbacks that select weights by a training quantity. Afterwards
         ``privacy["sessions"]`` holds the examples sampled from (after
         ``validation_split``; counted for a ``tf.data`` dataset), the batch
-        size, the optimizer steps taken and the epoch whose weights were kept.
+        size, the optimizer steps taken and the epoch whose weights were kept,
+        and the most times one example appears in a pass (the largest count
+        of one row; with ``num_examples=n`` given, at least ceil(elements /
+        n)): above 1 the steps are accounted as a group of that many copies.
+        A Keras ``Sequence`` is refused (its rows cannot be counted).
         """
         num_examples = kwargs.pop("num_examples", None)
         session = _tracking.begin_session(
