@@ -194,16 +194,13 @@ def test_h5_keeps_no_rows_and_an_in_process_copy_keeps_them(
     assert "did not keep the fingerprints of 150 training rows" in result.text
 
 
-def test_private_fine_tuning_keeps_the_earlier_training_rows(data):
+def test_a_new_private_model_over_a_private_one_keeps_its_rows(data):
     x, y = data
     private = _private()
     private.fit(x[:150], y[:150], batch_size=30, verbose=0)
-    with pytest.raises(ValueError, match="20 validation row.* training rows"):
-        kdl.compression.prune(private, x[150:], y[150:], epochs=1, dp=True,
-                              validation_data=(x[:20], y[:20]), verbose=0)  # fmt: skip
     again = privacy.make_private(private, noise_multiplier=1.0,
                                  public_pretraining=True)  # fmt: skip
-    with pytest.raises(ValueError, match="validation row"):
+    with pytest.raises(ValueError, match="20 validation row.* training rows"):
         again.fit(x[150:], y[150:], validation_data=(x[:20], y[:20]), verbose=0)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from kdl import _validation as v
 from kdl._model_utils import compile_like, copy_model
 from kdl.backend import keras
-from kdl.privacy import _ledger, _tracking
+from kdl.privacy import _ledger
 from kdl.privacy.dp_training import (
     METHODS,
     check_layers,
@@ -113,8 +113,6 @@ def _private_on(new_model, params, source, learning_rate, func):
         name=new_model.name,
         privacy=params,
     )
-    # The rows trained on before stay training rows (validation check).
-    _tracking.carry_rows(source, private)
     if params["method"] == "optimizer":
         base = _plain_optimizer(source.optimizer, None)
         optimizer = dp_optimizer_like(base, params["l2_norm_clip"],
