@@ -42,6 +42,26 @@ def _true_epsilon(*sessions, delta=DELTA):
     return accountant.get_epsilon(delta)
 
 
+def _group_epsilon(elements, batch, steps, noise, copies, delta=DELTA):
+    """A step where one example has ``copies`` copies among ``elements``:
+    present with probability 1 - (1 - batch/elements)^copies, sensitivity
+    ``copies`` clip norms (noise / copies), on dp_accounting alone."""
+    import dp_accounting
+    from dp_accounting import rdp
+
+    rate = 1.0 - (1.0 - min(1.0, batch / elements)) ** copies
+    accountant = rdp.RdpAccountant()
+    accountant.compose(
+        dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(
+                rate, dp_accounting.GaussianDpEvent(noise / copies)
+            ),
+            steps,
+        )
+    )
+    return accountant.get_epsilon(delta)
+
+
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
@@ -79,7 +99,12 @@ def test_repeat_with_augmentation_is_refused_unless_examples_given(data):
     private.fit(ds, epochs=1, verbose=0, num_examples=N)  # 30 steps of 20
     result = privacy.statement(private)
     assert result.num_examples_given and "given by the caller" in result.text
-    assert result.epsilon == pytest.approx(_true_epsilon((N, 20, 30, 1.0)), rel=1e-6)
+    # 3N elements for N examples: each example up to 3 times per pass, so a
+    # group of 3 (issue 30, third round), not N examples sampled once.
+    assert result.multiplicity == 3 and "assumption" in result.text
+    true = _group_epsilon(3 * N, 20, 30, 1.0, 3)
+    assert result.epsilon == pytest.approx(true, rel=1e-6)
+    assert true > _true_epsilon((N, 20, 30, 1.0))
 
 
 def test_concatenated_augmented_copy_is_refused_unless_examples_given(data):
@@ -91,7 +116,8 @@ def test_concatenated_augmented_copy_is_refused_unless_examples_given(data):
         private.fit(ds, epochs=1, verbose=0)
     private.fit(ds, epochs=1, verbose=0, num_examples=N)  # 20 steps
     result = privacy.statement(private)
-    assert result.epsilon == pytest.approx(_true_epsilon((N, 20, 20, 1.0)), rel=1e-6)
+    true = _group_epsilon(2 * N, 20, 20, 1.0, 2)  # an example and its copy
+    assert result.epsilon == pytest.approx(true, rel=1e-6)
 
 
 def _jitter(a, b):
@@ -114,9 +140,10 @@ def test_rows_repeated_before_an_augmenting_map_are_refused(data):
             private.fit(ds.batch(40), epochs=1, verbose=0)
         private.fit(ds.batch(40), epochs=1, verbose=0, num_examples=40)
         result = privacy.statement(private)
-        true = _true_epsilon((40, 40, 10, 1.0))  # 10 steps, every row each
+        # 400 elements for 40 examples: a group of 10 copies per example.
+        true = _group_epsilon(400, 40, 10, 1.0, 10)
         assert result.epsilon == pytest.approx(true, rel=1e-6)
-        assert result.num_examples_given
+        assert result.num_examples_given and result.multiplicity == 10
     assert true > 3 * _true_epsilon((400, 40, 10, 1.0))  # counting 400 rows
 
 
@@ -142,8 +169,14 @@ def test_duplicated_rows_count_the_same_in_arrays_and_tf_data(data):
     dataset.fit(tf.data.Dataset.from_tensor_slices((x3, y3)).batch(30), verbose=0)
     a, d = privacy.statement(arrays), privacy.statement(dataset)
     assert a.num_examples == d.num_examples == N  # not 3N
+    assert a.multiplicity == d.multiplicity == 3
     assert a.epsilon == pytest.approx(d.epsilon)
-    assert a.epsilon == pytest.approx(_true_epsilon((N, 30, 20, 1.0)), rel=1e-6)
+    # Three copies of each row in a pass: a group of 3 (issue 30, third
+    # round), above N examples each sampled once per pass.
+    true = _group_epsilon(3 * N, 30, 20, 1.0, 3)
+    assert a.epsilon == pytest.approx(true, rel=1e-6)
+    assert "Rows appear up to 3 times per pass: accounted as a group of 3" in a.text
+    assert true > _true_epsilon((N, 30, 20, 1.0))
 
 
 # === 1. Counted by the DP step itself ===

@@ -168,9 +168,14 @@ def test_tf_data_counts_distinct_examples_and_batches(small_digits):
     private.fit(data, epochs=1, verbose=0, num_examples=300)
     result = privacy.statement(private)
     assert (result.num_examples, result.batch_size, result.steps) == (300, 50, 12)
+    # Each example twice per pass: a group of 2 (issue 30, third round),
+    # sampled with probability 1 - (1 - 50/600)^2 at noise 1 / 2.
+    assert result.multiplicity == 2
     assert result.epsilon == pytest.approx(
-        _independent_epsilon(300, 50, 12, 1.0, 1e-5), rel=1e-6
+        _independent_epsilon(1 / (1 - (1 - 50 / 600) ** 2), 1, 12, 0.5, 1e-5),
+        rel=1e-6,
     )
+    assert result.epsilon > _independent_epsilon(300, 50, 12, 1.0, 1e-5)
     with pytest.raises(ValueError, match="finite tf.data.Dataset"):
         private.fit(data.repeat(), epochs=1, steps_per_epoch=2, verbose=0)
 

@@ -297,7 +297,22 @@ def _keras_info(model) -> dict:
     }
     if info["private"]:
         info["privacy"] = privacy.privacy_params(model)
+        info["privacy"]["statement"] = _statement(model)
     return info
+
+
+def _statement(model) -> dict:
+    """What the privacy statement says: the clip norm, noise and multiplicity
+    the steps recorded (the settings above are the plan), epsilon and text."""
+    from kdl import privacy
+
+    try:
+        result = privacy.statement(model).to_dict()
+    except ValueError as error:
+        return {"note": f"no privacy statement: {error}"}
+    keys = ("epsilon", "delta", "l2_norm_clip", "noise_multiplier", "multiplicity",
+            "void", "text")  # fmt: skip
+    return {key: result[key] for key in keys}
 
 
 def _listed(shape):

@@ -194,6 +194,35 @@ def _quantized(base, model_name, preserve=None):
 
 
 @c.in_model_strategy
+def refuse_dp(dp) -> None:
+    """Refuses ``quantize_aware(..., dp=...)`` (issue 30, third round).
+
+    TF-MOT's QAT wrappers keep the range (min and max) of each quantized
+    layer's inputs and activations in non-trainable variables that every
+    training step sets from the batch (moving averages), with no clipping and
+    no noise. The ranges are saved with the model and used by the int8
+    conversion, so they would carry the private data outside any DP
+    guarantee; DP-SGD cannot cover them (kdl's private training refuses
+    non-trainable float state for the same reason).
+    """
+    if dp is None:
+        return
+    v.fail(
+        _FUNC,
+        "dp",
+        "None: quantization-aware training cannot be private. TF-MOT's QAT "
+        "wrappers set each layer's input and activation ranges (min/max, "
+        "non-trainable variables) from every training batch, without "
+        "clipping or noise, and save them with the model, so they would carry "
+        "the private data outside the DP guarantee. Keep the private model "
+        "float, or quantize it after training with kdl.export.to_tflite "
+        "(dynamic-range or float16 read no data; int8 calibration reads "
+        "representative_data, which must then be public)",
+        dp,
+        error=UnsupportedModelError,
+    )
+
+
 def quantize_aware(
     model,
     x,
@@ -210,6 +239,7 @@ def quantize_aware(
     seed: int | None = None,
     callbacks=None,
     holdout=c.UNSET,
+    dp: bool | dict | None = None,
 ) -> keras.Model:
     """Quantization-aware training: fine-tunes with simulated int8 arithmetic.
 
@@ -268,6 +298,9 @@ def quantize_aware(
         holdout: deprecated name of ``validation_split`` (DeprecationWarning;
             removed in the next release).
         verbose: int. 0, 1 or 2, as in Keras ``fit``. Defaults to `1`.
+        dp: None only. Quantization-aware training cannot be private (unlike
+            ``prune(..., dp=True)``): see :func:`refuse_dp`. Defaults to
+            `None`.
 
     Returns:
         A new compiled `kdl.keras.Model` wrapped by TF-MOT (``QuantizeLayer``,
@@ -277,11 +310,13 @@ def quantize_aware(
     Raises:
         kdl.errors.UnsupportedModelError: for a layer TF-MOT cannot quantize,
             naming it and what works instead (and for a subclassed or private
-            model); ValueError, TypeError for a bad argument.
+            model, and for ``dp`` other than None); ValueError, TypeError for
+            a bad argument.
 
     Example:
         >>> qat = quantize_aware(model, x_train, y_train, epochs=1, verbose=0)
     """
+    refuse_dp(dp)
     info, _ = c.check_training(
         _FUNC,
         model,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from kdl import _validation as v
 from kdl.backend import keras, tf
 from kdl.privacy import _fast_step, _ghost, _ledger, _tracking
 from kdl.privacy._losses import loss_object, per_example_loss
@@ -67,6 +68,21 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         object.__setattr__(self, "kdl_ledger", _ledger.Ledger(self, ledger))
         object.__setattr__(self, "kdl_open_session", None)
 
+    def compile(self, optimizer="rmsprop", *args, **kwargs):
+        """``Model.compile`` that refuses an optimizer its DP step cannot use
+        (review of issue 30: TF Privacy's bare AssertionError at the first
+        step, or its microbatch error)."""
+        check_optimizer(self.privacy.get("method"), optimizer)
+        return super().compile(optimizer, *args, **kwargs)
+
+    def compile_from_config(self, config):
+        # What Model.compile_from_config does, which skips a class with a
+        # compile() of its own (a .keras file would load uncompiled).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        optimizer = getattr(self, "optimizer", None)
+        if isinstance(optimizer, keras.optimizers.Optimizer) and self.built:
+            optimizer.build(self.trainable_variables)
+
     def fit(
         self,
         x=None,
@@ -85,7 +101,11 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         callbacks that select weights by a training quantity. Afterwards
         ``privacy["sessions"]`` holds the examples sampled from (after
         ``validation_split``; counted for a ``tf.data`` dataset), the batch
-        size, the optimizer steps taken and the epoch whose weights were kept.
+        size, the optimizer steps taken and the epoch whose weights were kept,
+        and the most times one example appears in a pass (the largest count
+        of one row; with ``num_examples=n`` given, at least ceil(elements /
+        n)): above 1 the steps are accounted as a group of that many copies.
+        A Keras ``Sequence`` is refused (its rows cannot be counted).
         """
         num_examples = kwargs.pop("num_examples", None)
         session = _tracking.begin_session(
@@ -128,21 +148,22 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
     def train_step(self, data):
         # The step records what it ran with, in the graph (issue 30).
         self.kdl_ledger.check_weights(self)
-        metrics, noise = self._dp_step(data)
+        metrics, noise, clip = self._dp_step(data)
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
-        self.kdl_ledger.record(self, batch, noise)
+        self.kdl_ledger.record(self, batch, noise, clip)
         return metrics
 
     def _dp_step(self, data):
-        """(metrics, the noise multiplier this step used)."""
+        """(metrics, the noise multiplier and the clip norm this step used)."""
         method = self.privacy.get("method")
         if method == "fast":
             clip = float(self.privacy.get("l2_norm_clip", 1.0))
             noise = float(self.privacy.get("noise_multiplier", 0.0))
-            return _fast_step.train_step(self, data, clip, noise), noise
+            return _fast_step.train_step(self, data, clip, noise), noise, clip
         if method != "optimizer":
-            return super().train_step(data), float(self._noise_multiplier)
+            noise, clip = float(self._noise_multiplier), float(self._l2_norm_clip)
+            return super().train_step(data), noise, clip
         x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
         # A recompile may give the loss by name: the Loss object it names.
         loss_fn = per_example_loss(loss_object(self.loss, _tracking.FIT))
@@ -160,11 +181,11 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         self.compiled_metrics.update_state(y, y_pred, weights)
         # A plain optimizer neither clips nor adds noise: recorded as 0.
         noise = getattr(self.optimizer, "kdl_noise_used", None)
+        clip = getattr(self.optimizer, "kdl_clip_used", None)
         if not isinstance(self.optimizer, tuple(dp_optimizer_classes().values())):
-            noise = None
-        return {m.name: m.result() for m in self.metrics}, (
-            0.0 if noise is None else noise
-        )
+            noise = clip = None
+        metrics = {m.name: m.result() for m in self.metrics}
+        return metrics, 0.0 if noise is None else noise, 0.0 if clip is None else clip
 
     def get_config(self):
         # Keras writes a functional config only for classes with the
@@ -172,21 +193,70 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         plain = keras.Model(inputs=self.inputs, outputs=self.outputs, name=self.name)
         config = plain.get_config()
         config["privacy"] = _tracking.snapshot(self)
+        config["privacy"].pop("rows_unchecked", None)
+        config["privacy"].pop("rows_not_saved", None)
+        # The training rows' fingerprints go into the .keras file's assets
+        # (save_assets), so a loaded model still refuses validation rows it
+        # trained on (issue 30, third round); the config says how many.
+        config["privacy"]["trained_rows"] = _tracking.rows_config(self)
         return config
+
+    def save_assets(self, dir_path):
+        _tracking.save_rows(self, dir_path)
+
+    def load_assets(self, dir_path):
+        _tracking.load_rows(self, dir_path)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         privacy = dict(config.pop("privacy", None) or {})
         ledger = privacy.pop("ledger", None)
+        rows = privacy.pop("trained_rows", None) or {}
         plain = keras.Model.from_config(config, custom_objects=custom_objects)
-        return cls(
+        model = cls(
             inputs=plain.inputs,
             outputs=plain.outputs,
             name=plain.name,
             privacy=privacy,
             ledger=ledger,
         )
+        _tracking.restore_rows(model, rows)  # load_assets may read them
+        return model
+
+
+COMPILE = "PrivateModel.compile"
+
+
+def _from_tf_privacy(optimizer) -> bool:
+    return any(
+        cls.__module__.startswith("tensorflow_privacy")
+        for cls in type(optimizer).__mro__
+    )
+
+
+def check_optimizer(method, optimizer, func=COMPILE) -> None:
+    """Refuses TF Privacy's own DP optimizers (kdl cannot record the clip and
+    noise their steps use, and their microbatches must divide every batch),
+    and any DP optimizer on kdl's own DP step ("fast", "vectorized"), which
+    clips and adds noise before the optimizer only applies the update: TF
+    Privacy's optimizer then asserts that it clipped nothing."""
+    own = isinstance(optimizer, tuple(dp_optimizer_classes().values()))
+    name = type(optimizer).__name__
+    if not own and _from_tf_privacy(optimizer):
+        v.fail(func, "optimizer", "kdl's DP optimizer (kdl.privacy.dp_optimizer("
+               "name, l2_norm_clip=..., noise_multiplier=...)) or a plain "
+               "optimizer: TensorFlow Privacy's own DP optimizer classes are not "
+               "supported (kdl cannot record the clip norm and noise their steps "
+               "use, and num_microbatches must divide every batch)", name,
+               error=TypeError)  # fmt: skip
+    if own and method != "optimizer":
+        v.fail(func, "optimizer", f"a plain optimizer for a private model of "
+               f"method {method!r}: its own DP step clips each example's gradient "
+               "and adds the noise, and the optimizer only applies the update. "
+               "For a DP optimizer, make the model with make_private(..., "
+               "method='optimizer') or give it to a builder's optimizer=", name,
+               error=TypeError)  # fmt: skip
 
 
 def _dp_optimizer_class(base_name):
@@ -224,6 +294,9 @@ def _dp_optimizer_class(base_name):
         state = self._global_state
         # The noise multiplier this step adds noise with (stddev / clip).
         object.__setattr__(self, "kdl_noise_used", state.stddev / state.l2_norm_clip)
+        # ... and the clip norm it clips with (review of issue 30: the
+        # statement showed the setting, 1, after a recompile with clip 100).
+        object.__setattr__(self, "kdl_clip_used", state.l2_norm_clip)
         return generic._compute_gradients(self, loss, var_list, grad_loss, tape)
 
     def get_config(self):

@@ -88,6 +88,9 @@ class Ledger:
             self.seg_batch = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.seg_noise = tf.Variable(_NO_NOISE_YET, dtype=tf.float32,
                                          trainable=False)  # fmt: skip
+            # The largest clip norm the segment's steps clipped with (the
+            # statement names the clip the run used, not the setting).
+            self.seg_clip = tf.Variable(0.0, dtype=tf.float32, trainable=False)
         # The rows train_on_batch gave the open segment's steps (hashed in
         # Python: train_on_batch is an eager call per step anyway), and how
         # many steps they were given to.
@@ -103,12 +106,13 @@ class Ledger:
         same = tf.reduce_all(tf.equal(fingerprint(parameters(model)), self.fingerprint))
         return self.foreign.assign_add(tf.cast(tf.logical_not(same), tf.int64))
 
-    def record(self, model, batch, noise):
-        """Records one step of ``batch`` examples with ``noise`` (call after
-        the update)."""
+    def record(self, model, batch, noise, clip):
+        """Records one step of ``batch`` examples with ``noise`` and clip norm
+        ``clip`` (call after the update)."""
         batch = tf.cast(batch, tf.int64)
         noise = tf.cast(noise, tf.float32)
         ops = [
+            self.seg_clip.assign(tf.maximum(self.seg_clip, tf.cast(clip, tf.float32))),
             self.steps.assign_add(1),
             self.seg_steps.assign_add(1),
             self.seg_batch.assign(tf.maximum(self.seg_batch, batch)),
@@ -126,16 +130,18 @@ class Ledger:
 
     def segment(self) -> dict:
         """The open segment: {"steps", "batch_size", "noise_multiplier",
-        "rows"}; rows: the distinct rows its steps trained on, when
+        "l2_norm_clip", "rows"}; rows: the distinct rows its steps trained on, when
         train_on_batch gave every step (None when some step's rows were not
         seen: a custom loop calling train_step)."""
         # The shortest decimal of the float32 recorded: 1.1, not 1.10000002.
         noise = float(str(self.seg_noise.numpy()))
+        clip = float(str(self.seg_clip.numpy()))
         steps = int(self.seg_steps.numpy())
         return {
             "steps": steps,
             "batch_size": int(self.seg_batch.numpy()),
             "noise_multiplier": None if noise == _NO_NOISE_YET else noise,
+            "l2_norm_clip": clip if steps and clip > 0 else None,
             "rows": len(self.seg_rows) if steps and self.seg_seen == steps else None,
         }
 
@@ -145,6 +151,7 @@ class Ledger:
         self.seg_steps.assign(0)
         self.seg_batch.assign(0)
         self.seg_noise.assign(_NO_NOISE_YET)
+        self.seg_clip.assign(0.0)
         self.seg_rows, self.seg_seen = set(), 0
         return segment
 

@@ -14,6 +14,7 @@ A light module (no TensorFlow Privacy): the DP model class calls it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -128,22 +129,24 @@ def _check_finite(dataset, func):
 
 
 def _count_dataset(dataset, func):
-    """(distinct rows, largest batch, label arrays, row fingerprints) of one pass.
+    """(rows of one pass, largest batch, label arrays): the rows as their
+    fingerprints in order, repeats included.
 
     Distinct examples, not elements: a dataset that repeats its data inside
     one epoch samples from fewer examples than it yields, and counting the
     repeats would understate epsilon.
     """
     _check_finite(dataset, func)
-    seen, biggest, labels = set(), 0, []
+    prints, biggest, labels = [], 0, []
     for batch in dataset:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
         leaves = _leaves(x, y)
         biggest = max(biggest, int(np.shape(leaves[0])[0]))
-        seen |= _pipeline.row_hashes(leaves)
+        prints.append(_pipeline.row_prints(leaves))
         if y is not None and len(tf.nest.flatten(y)) == 1:
             labels.append(leaves[-1])
-    return len(seen), biggest, labels, seen
+    prints = np.concatenate(prints) if prints else np.zeros([0], np.int64)
+    return prints, biggest, labels
 
 
 def _check_labels(model, y, func):
@@ -152,29 +155,72 @@ def _check_labels(model, y, func):
 
 
 def _examples(model, x, y, info, batch_size, validation_split, given, func):
-    """(examples sampled from, batch size, training row fingerprints)."""
+    """(row fingerprints of one pass in order, repeats included; batch size)."""
     if info.is_dataset:
         _check_finite(x, func)
         uncountable = _pipeline.uncountable_ops(x)
         if uncountable and given is None:
             _pipeline.refuse_uncountable(func, uncountable)
-        num_examples, batch, labels, rows = _count_dataset(x, func)
+        prints, batch, labels = _count_dataset(x, func)
         if labels:
             _check_labels(model, np.concatenate(labels), func)
-        if num_examples == 0:
+        if len(prints) == 0:
             v.fail(func, "x", "a dataset with at least one example", "no examples")
-        return num_examples, batch, rows
+        return prints, batch
     _check_labels(model, y, func)
     n_train = int(math.floor(info.num_examples * (1.0 - validation_split)))
     # Distinct rows, as for a tf.data dataset (issue 30): a row given three
     # times is one example sampled three times as often.
-    rows = _pipeline.row_hashes(_leaves(x, y, n_train))
-    return len(rows), min(batch_size or 32, n_train), rows  # Keras' default: 32
+    prints = _pipeline.row_prints(_leaves(x, y, n_train))
+    return prints, min(batch_size or 32, n_train)  # Keras' default: 32
+
+
+def _copies(prints, counted, given, func) -> dict:
+    """The examples, elements per pass and the most copies of one example in
+    a pass (issue 30, third round): counted, the largest count of one row
+    fingerprint; with ``num_examples`` given, at least ceil(elements / given),
+    an assumption the caller makes by giving it (each of the given examples
+    at most that many times per pass)."""
+    if given is not None and given > counted:
+        # More examples than distinct rows would understate epsilon.
+        v.fail(func, "num_examples", f"at most the {counted} distinct rows the "
+               "data holds (the distinct private examples it was made from)",
+               given)  # fmt: skip
+    elements, copies = len(prints), _pipeline.most_copies(prints)
+    assumed = 0 if given is None else math.ceil(elements / given)
+    return {
+        "num_examples": counted if given is None else given,
+        "num_examples_given": given is not None,
+        "elements": elements,
+        "multiplicity": max(copies, assumed),
+        "multiplicity_assumed": assumed > copies,
+    }
+
+
+def _is_sequence(data) -> bool:
+    """A Keras ``Sequence`` (or a Keras 3 ``PyDataset``): batches from code."""
+    names = {cls.__name__ for cls in type(data).__mro__}
+    return isinstance(data, keras.utils.Sequence) or "PyDataset" in names
+
+
+def _refuse_sequences(func, x, validation_data) -> None:
+    """A Sequence's batches are made by code kdl cannot see (review of issue
+    30: it failed deep in NumPy): its rows cannot be counted as examples."""
+    for arg, data in (("x", x), ("validation_data", validation_data)):
+        if _is_sequence(data):
+            v.fail(func, arg, "arrays or a finite tf.data.Dataset for a private "
+                   "model, not a keras.utils.Sequence: its batches are made by "
+                   "your code (augmentation, sampling), so kdl cannot count the "
+                   "distinct private examples nor check validation rows against "
+                   "training rows. Pass the arrays it reads, or a tf.data "
+                   "pipeline (with fit(..., num_examples=) if it augments)",
+                   type(data).__name__, error=TypeError)  # fmt: skip
 
 
 def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
                   callbacks, num_examples=None, func=FIT) -> dict:  # fmt: skip
     """Checks a private ``fit`` before any work; returns its session record."""
+    _refuse_sequences(func, x, validation_data)
     info = v.check_data(
         func,
         x,
@@ -184,25 +230,22 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
     )
     given = v.check_int(num_examples, "num_examples", func, allow_none=True)
     monitors = check_selection(callbacks, func)
-    counted, batch, rows = _examples(
+    prints, batch = _examples(
         model, x, y, info, batch_size, validation_split, given, func
     )
-    if given is not None and given > counted:
-        # More examples than distinct rows would understate epsilon.
-        v.fail(func, "num_examples", f"at most the {counted} distinct rows the "
-               "data holds (the distinct private examples it was made from)",
-               given)  # fmt: skip
+    rows = set(prints.tolist())
+    counted = _copies(prints, len(rows), given, func)
     # Rows earlier sessions (fit or train_on_batch) trained on count as
     # training rows too: validating on them selects on training data
-    # (review of issue 30, item 8). Kept for the model's life in this process.
+    # (review of issue 30, item 8). Kept for the model's life in this
+    # process, and in its saved files (third round).
     earlier = trained_rows(model) | model.kdl_ledger.seg_rows
     _pipeline.check_overlap(func, rows | earlier, x, y, info, validation_split,
                             validation_data)  # fmt: skip
     object.__setattr__(model, "kdl_trained_rows", earlier | rows)
     close_outside_fit(model)
     return {
-        "num_examples": counted if given is None else given,
-        "num_examples_given": given is not None,
+        **counted,
         "batch_size": batch,
         "steps": 0,
         "restored_steps": 0,
@@ -220,9 +263,103 @@ def begin_session(model, x, y, *, batch_size, validation_split, validation_data,
 
 
 def trained_rows(model) -> set:
-    """The row fingerprints every earlier private session of ``model`` in
-    this process trained on."""
+    """The row fingerprints every earlier private session of ``model``
+    trained on (in this process, or kept in the .keras file it was loaded
+    from)."""
     return set(getattr(model, "kdl_trained_rows", None) or ())
+
+
+# At most this many training rows' fingerprints (8 bytes each: 8 MB) go into
+# a saved .keras file; beyond it the statement says the check is not kept.
+ROWS_CAP = 1_000_000
+ROWS_FILE = "kdl_trained_rows.bin"
+
+
+def unchecked_rows(model) -> int:
+    """Training rows whose fingerprints a loaded model lost: the file kept
+    none (over :data:`ROWS_CAP`, or a format without assets: .h5,
+    SavedModel), so validation data is not checked against them."""
+    state = getattr(model, "kdl_rows_state", None) or {}
+    lost = state.get("saved", 0) - state.get("loaded", 0)
+    return int(state.get("unchecked", 0)) + max(0, int(lost))
+
+
+def _all_rows(model) -> set:
+    """The training rows of every session, train_on_batch's open one too."""
+    rows = getattr(model, "kdl_trained_rows", None) or set()
+    ledger = getattr(model, "kdl_ledger", None)
+    return rows | ledger.seg_rows if ledger is not None and ledger.seg_rows else rows
+
+
+# The rows of the configs written lately in this process, by digest: a copy
+# made through the config (one-shot pruning's copy) gets them back.
+_RECENT_ROWS: dict[str, np.ndarray] = {}
+
+
+def _sorted_rows(rows) -> np.ndarray:
+    return np.sort(np.fromiter(rows, np.int64, len(rows))).astype("<i8")
+
+
+def rows_config(model) -> dict:
+    """What the model's config says of its training rows' fingerprints."""
+    rows = _all_rows(model)
+    count = len(rows)
+    kept = count <= ROWS_CAP
+    config = {"saved": count if kept else 0,
+              "unchecked": unchecked_rows(model) + (0 if kept else count)}  # fmt: skip
+    if count and kept:
+        values = _sorted_rows(rows)  # 8 bytes a row, not a Python set's ~60
+        digest = hashlib.blake2b(values.tobytes(), digest_size=16)
+        config["digest"] = digest.hexdigest()
+        _RECENT_ROWS[config["digest"]] = values
+        while len(_RECENT_ROWS) > 4:
+            _RECENT_ROWS.pop(next(iter(_RECENT_ROWS)))
+    return config
+
+
+def restore_rows(model, config: dict) -> None:
+    """Sets what a config says of the rows on a model made from it: the rows
+    themselves when this process wrote that config (an in-process copy),
+    else lost until :func:`load_rows` reads them from the file's assets."""
+    state = {"saved": int(config.get("saved", 0)),
+             "unchecked": int(config.get("unchecked", 0))}  # fmt: skip
+    rows = _RECENT_ROWS.get(config.get("digest"))
+    if rows is not None:
+        object.__setattr__(model, "kdl_trained_rows", set(rows.tolist()))
+        state["loaded"] = state["saved"]
+    object.__setattr__(model, "kdl_rows_state", state)
+
+
+def carry_rows(source, target) -> None:
+    """Gives ``target``, a new private model that continues ``source``'s
+    sessions (private fine-tuning, make_private(public_pretraining=True)),
+    the rows ``source`` trained on, for its validation check."""
+    rows = _all_rows(source)
+    if rows:
+        object.__setattr__(target, "kdl_trained_rows", set(rows))
+    lost = unchecked_rows(source)
+    if lost:
+        object.__setattr__(target, "kdl_rows_state", {"unchecked": lost})
+
+
+def save_rows(model, folder) -> None:
+    """Writes the training rows' fingerprints (sorted int64, little-endian)
+    into a .keras file's assets, when at most :data:`ROWS_CAP`."""
+    rows = _all_rows(model)
+    if 0 < len(rows) <= ROWS_CAP:
+        (Path(folder) / ROWS_FILE).write_bytes(_sorted_rows(rows).tobytes())
+
+
+def load_rows(model, folder) -> None:
+    """Reads what :func:`save_rows` wrote (raw integers: nothing to parse)."""
+    path = Path(folder) / ROWS_FILE
+    state = dict(getattr(model, "kdl_rows_state", None) or {})
+    if not path.is_file() or path.stat().st_size != 8 * state.get("saved", 0):
+        return
+    values = np.frombuffer(path.read_bytes(), dtype="<i8")
+    object.__setattr__(model, "kdl_trained_rows", set(values.tolist()))
+    state["loaded"] = len(values)
+    object.__setattr__(model, "kdl_rows_state", state)
 
 
 def batch_rows(x, y) -> set:
@@ -240,6 +377,7 @@ def _outside_fit(segment: dict) -> dict:
         "epochs": 0,
         "outside_fit": True,
         "noise_multiplier": segment["noise_multiplier"],
+        "l2_norm_clip": segment["l2_norm_clip"],
     }
 
 
@@ -310,6 +448,11 @@ def snapshot(model) -> dict:
             sessions.append(_closed(dict(running), segment))
     params["sessions"] = sessions
     params["ledger"] = model.kdl_ledger.state()
+    lost, count = unchecked_rows(model), len(_all_rows(model))
+    if lost:  # loaded from a file that did not keep them
+        params["rows_unchecked"] = lost
+    if count > ROWS_CAP:  # a file saved now will not keep them
+        params["rows_not_saved"] = count
     reason = params.get("void") or void_reason(model)
     if reason:
         params["void"] = reason
@@ -322,6 +465,8 @@ def _closed(session: dict, segment: dict) -> dict:
     if segment["steps"]:
         session["batch_size"] = segment["batch_size"]
         session["noise_multiplier"] = segment["noise_multiplier"]
+        if segment["l2_norm_clip"] is not None:  # the clip the steps used
+            session["l2_norm_clip"] = segment["l2_norm_clip"]
     return session
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "check_accounting",
     "epsilon_for_steps",
     "epsilon_of_sessions",
+    "group_step",
     "calibrate",
 ]
 
@@ -41,10 +42,35 @@ def default_delta(num_examples: int | None) -> float:
     return min(1e-5, 0.1 / num_examples)
 
 
-def _dp_sgd_event(noise_multiplier, *, num_examples, batch_size, steps):
+def group_step(noise_multiplier, *, batch_size, elements, copies):
+    """(sampling rate, noise multiplier) of one DP-SGD step for an example
+    present ``copies`` times among the ``elements`` of a pass (issue 30,
+    third round).
+
+    Why this bounds the step: each of the m copies of one person is in a
+    batch with probability q = batch / elements (Poisson sampling, as for one
+    row), so at least one is with probability p = 1 - (1 - q)^m; the copies
+    present shift the noisy sum of clipped gradients by a vector of norm at
+    most k * C <= m * C (k copies present, each clipped to C). The neighbour
+    distribution is a mixture: the noise alone with probability 1 - p, else
+    shifted Gaussians of norm at most m * C. By the joint quasi-convexity of
+    the Renyi divergence the mixture is bounded by the sampled Gaussian with
+    rate p and sensitivity m * C, i.e. noise multiplier sigma / m.
+    """
+    rate = 1.0 - (1.0 - min(1.0, batch_size / elements)) ** copies
+    return rate, noise_multiplier / copies
+
+
+def _dp_sgd_event(noise_multiplier, *, num_examples, batch_size, steps,
+                  copies=1, elements=None):  # fmt: skip
     import dp_accounting
 
     rate = min(1.0, batch_size / num_examples)
+    if copies > 1:  # one example several times per pass: a group of copies
+        rate, noise_multiplier = group_step(
+            noise_multiplier, batch_size=batch_size, elements=elements,
+            copies=copies,
+        )  # fmt: skip
     return dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(
             rate, dp_accounting.GaussianDpEvent(noise_multiplier)
@@ -57,19 +83,24 @@ def epsilon_of_sessions(
     noise_multiplier: float, sessions: Iterable[tuple], delta: float
 ) -> float:
     """Epsilon of DP-SGD sessions composed: each is (num_examples, batch_size,
-    steps) or (num_examples, batch_size, steps, noise_multiplier).
+    steps), optionally followed by its noise multiplier, the most copies of
+    one example in a pass and the elements of a pass.
 
     Composition adds the sessions' privacy losses, which never undercounts:
     sessions on the same data compose exactly like one longer run, sessions on
     different data are counted as if every example took part in all of them.
     A session without its own noise multiplier (a private fine-tuning after
-    compression may use another) takes ``noise_multiplier``.
+    compression may use another) takes ``noise_multiplier``. A session whose
+    examples appear m > 1 times per pass is accounted as a group of m
+    (:func:`group_step`).
     """
     from dp_accounting import rdp
 
     accountant = rdp.RdpAccountant()
     for num_examples, batch_size, steps, *own in sessions:
         noise = own[0] if own and own[0] is not None else noise_multiplier
+        copies = own[1] if len(own) > 1 and own[1] else 1
+        elements = own[2] if len(own) > 2 and own[2] else num_examples
         if steps and noise == 0.0:
             return math.inf
         if steps:
@@ -79,6 +110,8 @@ def epsilon_of_sessions(
                     num_examples=num_examples,
                     batch_size=batch_size,
                     steps=steps,
+                    copies=copies,
+                    elements=elements,
                 )
             )
     return float(accountant.get_epsilon(delta))

@@ -486,6 +486,7 @@ def _build_private(model, params, loss, func):
     private = _classes().PrivateModel(
         inputs=clone.inputs, outputs=clone.outputs, name=model.name, privacy=params
     )
+    _tracking.carry_rows(model, private)  # a private model's earlier rows
     base = _plain(model.optimizer)
     if params["method"] == "optimizer":
         optimizer = dp_optimizer_like(

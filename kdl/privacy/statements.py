@@ -69,6 +69,15 @@ class PrivacyStatement:
             among this many trials; the sessions are all the trials', composed.
         planned_trials: int. Of those trials, how many had not run when the
             statement was made (a search under budgets): counted as planned.
+        multiplicity: int. The most times one example appeared in one pass
+            (any session); above 1 the steps are accounted as a group of that
+            many copies (sampling rate 1 - (1 - batch/elements)^m, noise
+            multiplier over m).
+        rows_unchecked: int or None. Training rows whose fingerprints the
+            file this model was loaded from did not keep (validation data is
+            not checked against them).
+        rows_not_saved: int or None. Training rows too many (over 1,000,000)
+            for a saved .keras file to keep their fingerprints.
     """
 
     epsilon: float
@@ -91,6 +100,9 @@ class PrivacyStatement:
     post_processing: tuple = ()
     search_trials: int | None = None
     planned_trials: int = 0
+    multiplicity: int = 1
+    rows_unchecked: int | None = None
+    rows_not_saved: int | None = None
 
     def to_dict(self) -> dict:
         """The statement as a JSON-ready dict (``epsilon`` inf becomes None)."""
@@ -113,8 +125,13 @@ def _factor(eps: float) -> str:
     return f"{factor:.2e}"
 
 
-def _session_words(session: dict) -> str:
+def _session_words(session: dict, clip: float | None = None) -> str:
     rate = min(1.0, session["batch_size"] / session["num_examples"])
+    copies = session.get("multiplicity") or 1
+    if copies > 1:
+        rate = accounting.group_step(1.0, batch_size=session["batch_size"],
+                                     elements=session["elements"],
+                                     copies=copies)[0]  # fmt: skip
     epochs = (
         f"{session['epochs']} epoch(s) in batches of {session['batch_size']}"
         if session["epochs"]
@@ -122,10 +139,38 @@ def _session_words(session: dict) -> str:
     )
     noise = session.get("noise_multiplier")
     own = f", noise multiplier {noise:.4g}" if noise is not None else ""
+    if session.get("l2_norm_clip") and clip and session["l2_norm_clip"] != clip:
+        own += f", clip norm {session['l2_norm_clip']:g}"
+    who = "each example" if copies == 1 else f"each group of {copies} copies"
     return (
         f"{session['num_examples']:,} examples: {epochs} ({session['steps']} "
-        f"steps, each example sampled with probability {rate:.2%} per step{own})"
+        f"steps, {who} sampled with probability {rate:.2%} per step{own})"
     )
+
+
+def _copies_lines(sessions) -> list[str]:
+    """What the statement says of examples that appear several times."""
+    lines = []
+    for one in sessions:
+        copies = one.get("multiplicity") or 1
+        if copies == 1:
+            continue
+        how = (
+            f"{one['elements']:,} elements per pass for the "
+            f"{one['num_examples']:,} examples given (fit(..., num_examples=)): "
+            f"an assumption made by giving num_examples, that no example "
+            f"appears more than {copies} times per pass"
+            if one.get("multiplicity_assumed")
+            else "the largest count of one row in a pass"
+        )
+        lines.append(
+            f"Rows appear up to {copies} times per pass: accounted as a group "
+            f"of {copies} ({how}). The {copies} copies of one example shift a "
+            f"batch's noisy sum by up to {copies} clip norms, so each step "
+            f"counts as sampled with probability 1 - (1 - batch/elements)^"
+            f"{copies} with the noise multiplier divided by {copies}."
+        )
+    return sorted(set(lines), key=lines.index)
 
 
 def _training_lines(s: dict) -> list[str]:
@@ -133,11 +178,12 @@ def _training_lines(s: dict) -> list[str]:
     if len(sessions) == 1:
         lines = [
             "This model was trained with differentially private SGD (DP-SGD) "
-            f"on {_session_words(sessions[0])}."
+            f"on {_session_words(sessions[0], s['l2_norm_clip'])}."
         ]
     else:
         parts = "; ".join(
-            f"({i}) {_session_words(one)}" for i, one in enumerate(sessions, 1)
+            f"({i}) {_session_words(one, s['l2_norm_clip'])}"
+            for i, one in enumerate(sessions, 1)
         )
         lines = [
             f"This model was trained with differentially private SGD (DP-SGD) "
@@ -156,6 +202,7 @@ def _training_lines(s: dict) -> list[str]:
             "statement was made: each is counted as its plan (the most it may "
             "train), so the figure holds however the search goes on."
         )
+    lines += _copies_lines(sessions)
     if s["num_examples_given"]:
         lines.append(
             "The number of examples of a session was given by the caller "
@@ -174,6 +221,10 @@ def _training_lines(s: dict) -> list[str]:
             "resumed from its backup); they are counted with the data of the "
             "fit that found them."
         )
+    clips = {one.get("l2_norm_clip") or s["l2_norm_clip"] for one in sessions}
+    if len(clips) > 1:
+        lines.append("The sessions clipped with different norms (named above); "
+                     "the last session's:")  # fmt: skip
     lines.append(
         f"Each example's gradient was clipped to L2 norm {s['l2_norm_clip']:g}, "
         f"and Gaussian noise with standard deviation {s['noise_multiplier']:.4g}"
@@ -308,6 +359,21 @@ def _weights_lines(s: dict) -> list[str]:
             "read no data (kdl.privacy.bind_post_processing: "
             + "; ".join(s["post_processing"])
             + "): post-processing, which keeps the guarantee."
+        )
+    if s.get("rows_unchecked"):
+        lines.append(
+            f"This model was loaded from a file that did not keep the "
+            f"fingerprints of {s['rows_unchecked']:,} training rows (more than "
+            f"{_tracking.ROWS_CAP:,}, or a format without assets: .h5, "
+            "SavedModel), so validation data of its next private fit is not "
+            "checked against them: hold out data it never trained on yourself."
+        )
+    if s.get("rows_not_saved"):
+        lines.append(
+            f"Its saved .keras files do not keep the fingerprints of its "
+            f"{s['rows_not_saved']:,} training rows (more than "
+            f"{_tracking.ROWS_CAP:,}), so a loaded copy does not refuse "
+            "validation rows it trained on."
         )
     if s["public_pretraining"]:
         lines.append(
@@ -453,10 +519,18 @@ def _summary(params, sessions, tracked) -> dict:
         "num_examples_given": any(one.get("num_examples_given") for one in sessions),
         "search_trials": params.get("search_trials"),
         "planned_trials": int(params.get("planned_trials") or 0),
+        "rows_unchecked": params.get("rows_unchecked"),
+        "rows_not_saved": params.get("rows_not_saved"),
+        "multiplicity": max(one.get("multiplicity") or 1 for one in sessions),
         "sessions": tuple(
             {k: one[k] for k in ("num_examples", "batch_size", "steps", "epochs")}
             | {"restored_steps": one.get("restored_steps", 0)}
             | {"noise_multiplier": one.get("noise_multiplier")}
+            | {"l2_norm_clip": one.get("l2_norm_clip")}
+            | {
+                k: one.get(k)
+                for k in ("elements", "multiplicity", "multiplicity_assumed")
+            }  # fmt: skip
             for one in sessions
         ),
     }
@@ -530,6 +604,10 @@ def statement(
     noise = min([noise] + [n for n in used if n is not None])
     clip = v.check_float(params["l2_norm_clip"], "l2_norm_clip", func,
                          strict_min=True)  # fmt: skip
+    # The clip norm the steps recorded (review of issue 30: a recompile with
+    # a DP optimizer of clip 100 was stated as the setting, 1): the last one.
+    clips = [one.get("l2_norm_clip") for one in sessions if one.get("steps")]
+    clip = next((c for c in reversed(clips) if c), clip)
     eps = accounting.epsilon_of_sessions(
         noise,
         [
@@ -538,6 +616,8 @@ def statement(
                 one["batch_size"],
                 one["steps"],
                 one.get("noise_multiplier"),
+                one.get("multiplicity") or 1,
+                one.get("elements"),
             )
             for one in sessions
         ],  # fmt: skip

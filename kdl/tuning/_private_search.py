@@ -52,16 +52,18 @@ def _is_private(model) -> bool:
     return privacy.is_private(model)
 
 
-def _distinct_rows(x, y) -> int:
+def _row_counts(x, y) -> tuple[int, int]:
+    """(distinct rows, most copies of one row) of the training arrays."""
     rows = np.asarray(x).reshape(len(x), -1)
     rows = np.concatenate([rows, np.asarray(y).reshape(len(y), -1)], axis=1)
-    return int(np.unique(rows, axis=0).shape[0])
+    _, counts = np.unique(rows, axis=0, return_counts=True)
+    return int(len(counts)), int(counts.max())
 
 
 def _trial_plan(job, model) -> dict:
     """One trial's planned session: what every trial may train at most."""
     fit = job.fit
-    n = _distinct_rows(fit.x, fit.y)
+    n, copies = _row_counts(fit.x, fit.y)
     batch = min(n, int(fit.batch_size or 32))  # what model.fit uses
     return {
         "num_examples": n,
@@ -69,18 +71,37 @@ def _trial_plan(job, model) -> dict:
         "epochs": int(fit.epochs),
         "steps": int(fit.epochs) * math.ceil(len(fit.x) / batch),
         "noise_multiplier": float(model.privacy["noise_multiplier"]),
+        "multiplicity": copies,  # rows repeated: a group (kdl.privacy)
+        "elements": len(fit.x),
         "planned": True,
     }
 
 
 def _epsilon(sessions: list, delta: float) -> float:
-    from kdl.privacy import search_cost
+    from kdl.privacy import accounting
 
     runs = [
-        (s["noise_multiplier"], s["batch_size"] / s["num_examples"], s["steps"])
+        (s["num_examples"], s["batch_size"], s["steps"], s["noise_multiplier"],
+         s.get("multiplicity"), s.get("elements"))
         for s in sessions
-    ]
-    return search_cost.search_epsilon([runs], delta)
+    ]  # fmt: skip
+    return accounting.epsilon_of_sessions(None, runs, delta)
+
+
+def _step(session: dict) -> tuple[float, float]:
+    """(sampling rate, noise multiplier) one step of ``session`` is accounted at."""
+    from kdl.privacy import accounting
+
+    noise = float(session.get("noise_multiplier") or 0.0)
+    copies = int(session.get("multiplicity") or 1)
+    if copies > 1:
+        return accounting.group_step(
+            noise,
+            batch_size=session["batch_size"],
+            elements=session["elements"],
+            copies=copies,
+        )
+    return min(1.0, session["batch_size"] / session["num_examples"]), noise
 
 
 def _trials_within(plan: dict, delta: float, limit: float | None, most: int) -> int:
@@ -130,8 +151,13 @@ def plan_search(job, budget, model, error=ValueError) -> dict | None:
     if budget.compression.pop("default_quantization", False):
         budget.compression["quantization"] = "dynamic"  # int8 would calibrate
     _check_compression(budget, error)
-    delta = float(model.privacy.get("delta") or 1e-5)
+    from kdl.privacy import accounting
+
     trial = _trial_plan(job, model)
+    # The delta the statement will use (its default depends on the examples).
+    delta = model.privacy.get("delta") or accounting.default_delta(
+        trial["num_examples"]
+    )
     trials = _trials_within(trial, delta, limit, budget.max_trials)
     if trials == 0:
         one = _epsilon([trial], delta)
@@ -149,13 +175,12 @@ def plan_search(job, budget, model, error=ValueError) -> dict | None:
 
 
 def _exceeds(session: dict, plan: dict) -> bool:
-    rate = session["batch_size"] / session["num_examples"]
-    planned_rate = plan["batch_size"] / plan["num_examples"]
-    return (
-        (session.get("noise_multiplier") or 0.0) < plan["noise_multiplier"]
-        or rate > planned_rate * (1 + 1e-9)
-        or int(session.get("multiplicity", 1)) > 1
-    )
+    """A step that leaks more than a planned one: a higher sampling rate or
+    less noise (the sampled Gaussian's loss grows with one, falls with the
+    other, at every Renyi order)."""
+    rate, noise = _step(session)
+    planned_rate, planned_noise = _step(plan)
+    return rate > planned_rate * (1 + 1e-9) or noise < planned_noise * (1 - 1e-9)
 
 
 def trial_privacy(model, plan: dict) -> dict:
