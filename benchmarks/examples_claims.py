@@ -114,9 +114,12 @@ def merged(new: dict[str, str]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(SCRIPTS), choices=SCRIPTS)
+    parser.add_argument("names", nargs="*", default=list(SCRIPTS))
     _common.add_write_flag(parser)
     args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in SCRIPTS]
+    if unknown:
+        parser.error(f"unknown examples {unknown}; known: {list(SCRIPTS)}")
     new = {}
     for name in args.names:
         output, seconds = run_script(name)
