@@ -37,8 +37,12 @@ SCRIPTS = (
     "early_stopping",
     "differential_privacy",
 )
-# Lines TensorFlow, absl and Python's warnings print; not the example's output.
-NOISE = re.compile(r"^([IWEF]\d{4} |WARNING|.*Warning: |\s+warnings\.warn|plot: )")
+# Lines TensorFlow, absl and Python's warnings print, and Keras' per-epoch
+# progress lines (verbose=2): not the numbers the example reports.
+NOISE = re.compile(
+    r"^([IWEF]\d{4} |WARNING|.*Warning: |\s+warnings\.warn|plot: "
+    r"|Epoch \d+/\d+$|\d+/\d+ - )"
+)
 
 
 def run_script(name: str) -> tuple[str, float]:
