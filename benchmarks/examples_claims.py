@@ -41,7 +41,7 @@ SCRIPTS = (
 # progress lines (verbose=2): not the numbers the example reports.
 NOISE = re.compile(
     r"^([IWEF]\d{4} |WARNING|.*Warning: |\s+warnings\.warn|plot: "
-    r"|Epoch \d+/\d+$|\d+/\d+ - )"
+    r"|Epoch \d+/\d+$|\d+/\d+ - |Epoch \d+: early stopping|Restoring model weights)"
 )
 
 
