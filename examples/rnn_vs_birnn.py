@@ -25,6 +25,8 @@ Writes saved_models/rnn_vs_birnn/accuracy.png.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from _quick import (
     banner,
@@ -51,16 +53,22 @@ def build(cell, units, bidirectional, seed=0):
     )
 
 
+@cache
+def weights(cell, units, bidirectional) -> int:
+    """The weight count of a model; each size is built once."""
+    return build(cell, units, bidirectional).count_params()
+
+
 def matched_units(cell, target: int) -> int:
     """Units of a one-directional layer whose model has about `target` weights."""
     low, high = 1, 4 * BI_UNITS  # the weight count grows with the units
     while high - low > 1:
         middle = (low + high) // 2
-        if build(cell, middle, False).count_params() < target:
+        if weights(cell, middle, False) < target:
             low = middle
         else:
             high = middle
-    counts = {u: build(cell, u, False).count_params() for u in (low, high)}
+    counts = {u: weights(cell, u, False) for u in (low, high)}
     return min(counts, key=lambda u: abs(counts[u] - target))
 
 
@@ -109,16 +117,16 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     lines = []
     for cell in cells:
-        target = build(cell, BI_UNITS, True).count_params()
+        target = weights(cell, BI_UNITS, True)
         units = matched_units(cell, target)
         finals = {}
         for bidirectional, n in ((False, units), (True, BI_UNITS)):
             curves = train(cell, n, bidirectional, data, epochs)
             finals[bidirectional] = [curve[-1] for curve in curves]
             label = f"{'bi-' if bidirectional else ''}{cell} ({n} units)"
-            weights = build(cell, n, bidirectional).count_params()
             print(
-                f"{label:20s} {weights:6,} weights, test accuracy "
+                f"{label:20s} {weights(cell, n, bidirectional):6,} weights, test "
+                f"accuracy "
                 f"{show(finals[bidirectional])}"
             )
             ax.plot(np.mean(curves, axis=0), label=label)
