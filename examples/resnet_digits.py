@@ -28,7 +28,7 @@ import kdl
 from kdl import datasets
 
 FILTERS = (16, 32)
-SHALLOW, DEEP = (1, 1), pick((4, 4), (1, 2))  # blocks per stage
+SHALLOW, DEEP = (1, 1), pick((8, 8), (1, 2))  # blocks per stage
 
 
 def plain_cnn(stages, *, name):
