@@ -6,8 +6,10 @@ state. A forward layer reads the rows top to bottom, so its last state has
 seen the bottom rows last, and what it keeps of the top rows must survive
 seven more steps. A bidirectional layer adds a backward pass whose last state
 has seen the top rows last, and classifies from both: each end of the image
-is fresh in one half of the summary. That should help most where memory is
-short (a simple RNN) and least where gates carry the top rows along (a GRU).
+is fresh in one half of the summary. One would expect that to matter most
+where memory is short (a simple RNN) and least where gates carry the top rows
+along (a GRU); the printed numbers, not this expectation, say what happened
+(at full settings, see docs/benchmarks.md, "Example claims (issue 31)").
 
 A bidirectional layer has two sets of weights, so a fair comparison gives
 the one-directional layer more units: enough that its weight count is close
