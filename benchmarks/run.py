@@ -26,6 +26,8 @@ own        own_data.py                  one default ``kdl train`` on each of 14
                                         kdl.baselines
 dqn4       dqn.py                       DQN on CartPole, Acrobot, MountainCar,
                                         LunarLander against SB3's zoo
+claims     examples_claims.py           the topic examples of issue 31 at full
+                                        settings, as they print
 ========== ============================ =========================================
 
 Scripts that print rather than write their section (wrapper, search, dp,
@@ -68,6 +70,7 @@ BENCHMARKS = {
     "dqn": ("dqn_cartpole.py", ["--seeds", "0", "1", "2", "3", "4"], None, "section"),
     "own": ("own_data.py", [], None, "section"),
     "dqn4": ("dqn.py", [], None, "section"),
+    "claims": ("examples_claims.py", [], None, "section"),
 }
 
 

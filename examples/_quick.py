@@ -49,6 +49,36 @@ def save_figure(fig, path: Path) -> Path:
     return Path(path)
 
 
+def seeds() -> range:
+    """The seeds a comparison repeats over: 3 in the full mode, 1 in the short."""
+    return range(pick(3, 1))
+
+
+def mean_spread(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (the spread over seeds) of `values`."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), spread
+
+
+def show(values, digits: int = 3) -> str:
+    """``"0.912 ± 0.010"``: mean ± standard deviation over seeds."""
+    mean, spread = mean_spread(values)
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+
+def beyond_spread(better, worse) -> bool:
+    """Whether mean(`better`) - mean(`worse`) exceeds the sum of their spreads.
+
+    A deliberately cautious test for a handful of seeds: a difference smaller
+    than the seed-to-seed noise is not called an effect.
+    """
+    (m1, s1), (m2, s2) = mean_spread(better), mean_spread(worse)
+    return m1 - m2 > s1 + s2
+
+
 def banner() -> None:
     """One line telling which mode runs."""
     if QUICK:

@@ -5,8 +5,10 @@ stopping that restores the best weights, a checkpoint of the best model
 (``best.keras``), a backup for resuming, a CSV log and TensorBoard logs. Part
 1 passes them to a plain ``model.fit`` on an over-fitting MLP (a small
 training set, many epochs) and plots where the validation loss was lowest and
-where training stopped. Part 2 does the same in one call with ``kdl.train``,
-which also writes run.json and a history plot. Both reload ``best.keras``.
+where training ended; the script says "stopped early at epoch k" only when
+early stopping ended the run, otherwise "ran all N epochs". Part 2 does the
+same in one call with ``kdl.train``, which also writes run.json and a history
+plot. Both reload ``best.keras``.
 For a run that is killed and resumed, see ``examples/train_and_resume.py``.
 
 Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
@@ -27,6 +29,15 @@ from _quick import banner, out_dir, pick, plt, save_figure
 import kdl
 from kdl import callbacks, datasets
 
+EPOCHS = pick(200, 3)
+
+
+def how_it_ended(epochs_run: int) -> str:
+    """Whether early stopping ended the run or the epoch limit did."""
+    if epochs_run < EPOCHS:
+        return f"stopped early at epoch {epochs_run} (limit {EPOCHS})"
+    return f"ran all {EPOCHS} epochs (early stopping never triggered)"
+
 
 def with_fit(x, y, x_val, y_val, run_dir):
     """Part 1: the standard callbacks in a plain Keras fit."""
@@ -37,7 +48,7 @@ def with_fit(x, y, x_val, y_val, run_dir):
         x,
         y,
         validation_data=(x_val, y_val),
-        epochs=pick(200, 3),
+        epochs=EPOCHS,
         batch_size=32,
         verbose=0,
         callbacks=callbacks.standard(run_dir, patience=pick(8, 1), tensorboard=False),
@@ -51,7 +62,9 @@ def plot(history, path) -> None:
     ax.plot(history["loss"], label="training loss")
     ax.plot(history["val_loss"], label="validation loss")
     ax.axvline(best, color="green", linestyle="--", label=f"best epoch ({best + 1})")
-    ax.axvline(len(history["loss"]) - 1, color="red", linestyle=":", label="stopped")
+    ran = len(history["loss"])
+    end = "stopped early" if ran < EPOCHS else "epoch limit"
+    ax.axvline(ran - 1, color="red", linestyle=":", label=f"{end} ({ran})")
     ax.set(xlabel="epoch", ylabel="loss", yscale="log")
     ax.legend()
     save_figure(fig, path)
@@ -65,7 +78,7 @@ def main() -> None:
 
     history = with_fit(x_small, y_small, x_val, y_val, out / "fit")
     print(
-        f"fit: stopped after {len(history['loss'])} epochs, best validation loss "
+        f"fit: {how_it_ended(len(history['loss']))}, best validation loss "
         f"{min(history['val_loss']):.4f} at epoch "
         f"{int(np.argmin(history['val_loss'])) + 1}"
     )
@@ -82,7 +95,7 @@ def main() -> None:
         x_small,
         y_small,
         validation_data=(x_val, y_val),
-        epochs=pick(200, 3),
+        epochs=EPOCHS,
         patience=pick(8, 1),
         run_dir=out / "train",
         resume=False,
@@ -92,8 +105,8 @@ def main() -> None:
     )
     best = kdl.load(result.run_dir / "best.keras")
     accuracy = best.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
-    epochs = len(result.history["loss"])
-    print(f"kdl.train: {epochs} epochs, best model test accuracy {accuracy:.3f}")
+    ended = how_it_ended(len(result.history["loss"]))
+    print(f"kdl.train: {ended}, best model test accuracy {accuracy:.3f}")
     print("run folder:", sorted(p.name for p in result.run_dir.iterdir()))
 
 
