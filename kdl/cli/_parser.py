@@ -9,7 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdl._constants import ALGORITHMS, TASKS
+from kdl._constants import ALGORITHMS
+from kdl.cli._args import (
+    Parser,
+    between,
+    common_parent,
+    data_parent,
+    fraction,
+    old_flag,
+    positive,
+)
 
 __all__ = ["build_parser", "ARCHITECTURES", "QUANTIZATIONS"]
 
@@ -27,227 +36,6 @@ A trained model keeps what data it reads in MODEL.data.json beside it.
 Exit status: 0 on success, 2 for a mistake in the arguments or the data
 (one line on stderr; --debug shows the traceback).
 """
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit status 2;
-    an unknown flag is named by the sub-command it was given to, with the
-    closest flag it has."""
-
-    commands: dict = {}  # "train", "privacy epsilon"... -> its Parser
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-    def parse_args(self, args=None, namespace=None):
-        args = list(sys.argv[1:] if args is None else args)
-        parsed, extra = self.parse_known_args(args, namespace)
-        name = getattr(parsed, "command", None) or ""
-        if name == "privacy":
-            name += f" {parsed.privacy_command}"
-        where = self.commands.get(name, self)
-        if extra:
-            where.error(
-                f"unrecognized arguments: {' '.join(extra)}{_hint(where, extra)}"
-            )
-        _note_renamed_flags(where, parsed, args)
-        for flag in getattr(where, "required_flags", ()):  # new or old name
-            if getattr(parsed, flag[2:].replace("-", "_")) is None:
-                where.error(f"the following arguments are required: {flag}")
-        return parsed
-
-
-class _OldFlag(argparse.Action):
-    """A flag renamed after its Python argument (issue 31): it still sets the
-    new flag's value, and parse_args notes the new name on stderr."""
-
-    def __init__(self, option_strings, dest, *, new, **kwargs):
-        self.new = new  # the new flag's option strings, the documented first
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-        used = getattr(namespace, RENAMED, None) or []
-        setattr(namespace, RENAMED, [*used, (option_string, self.new)])
-
-
-RENAMED = "renamed_flags"  # where _OldFlag lists the old flags it saw
-
-
-def _old_flag(p, old: str, new: tuple, *, dest: str, value=None, **kwargs) -> None:
-    """Adds the deprecated flag ``old`` (hidden from --help) setting ``dest``;
-    ``value``: what a flag without an argument stores."""
-    p.add_argument(
-        old,
-        dest=dest,
-        action=_OldFlag,
-        new=new,
-        nargs=0 if value is not None else None,
-        const=value,
-        default=argparse.SUPPRESS,  # the new flag's default stands
-        help=argparse.SUPPRESS,
-        **kwargs,
-    )
-
-
-def _note_renamed_flags(where, parsed, args) -> None:
-    """One line on stderr per old flag used (not stdout: a script reads it);
-    an old flag together with its new name is refused."""
-    used = vars(parsed).pop(RENAMED, None) or []
-    given = {a.split("=")[0] for a in args if a.startswith("--")}
-    for old, new in used:
-        both = given.intersection(new)
-        if both:
-            where.error(f"{old} is the old name of {sorted(both)[0]}: give one")
-        if not getattr(parsed, "quiet", False):
-            print(
-                f"{where.prog}: {old} is deprecated and will be removed in the "
-                f"next release; use {new[0]} (named as the Python argument)",
-                file=sys.stderr,
-            )
-
-
-def _hint(parser, extra) -> str:
-    """'; did you mean --learning-rate?' for the first unknown flag."""
-    import difflib
-    import re
-
-    flags = sorted(set(re.findall(r"--[a-z][a-z0-9-]*", parser.format_help())))
-    for word in extra:
-        if word.startswith("--"):
-            word = word.split("=")[0].replace("_", "-")
-            close = [f for f in flags if _initials(f) == word[2:]]  # --lr
-            close += difflib.get_close_matches(word, flags, n=1, cutoff=0.7)
-            if close:
-                return f"; did you mean {close[0]}?"
-    return ""
-
-
-def _initials(flag: str) -> str:
-    return "".join(part[:1] for part in flag[2:].split("-"))
-
-
-def _image_size(text: str) -> tuple:
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH such as 64x64, got {text!r}"
-        )
-    return size
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value <= 0:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}"
-            )
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 0.9:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 0.9], got {text!r}")
-    return value
-
-
-def _between(low: float, high: float, *, open_low: bool, open_high: bool):
-    """A number in an interval, e.g. (0, 1) or [0, 1]."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = None
-        inside = value is not None and (
-            (low < value if open_low else low <= value)
-            and (value < high if open_high else value <= high)
-        )
-        if not inside:
-            left = "(" if open_low else "["
-            right = ")" if open_high else "]"
-            shown = f"{left}{low:g}, {high:g}{right}"
-            raise argparse.ArgumentTypeError(
-                f"expected a number in {shown}, got {text!r}"
-            )
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-def _common_parent() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument(
-        "--debug", action="store_true", help="show the full traceback of an error"
-    )
-    return p
-
-
-def _data_parent() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("data (see kdl.datasets.load)")
-    g.add_argument(
-        "--target", help="the column to predict (CSV) or the label array's name (.npz)"
-    )
-    g.add_argument(
-        "--features", help="comma-separated input columns (default: every other column)"
-    )
-    g.add_argument("--task", choices=TASKS, help="default: inferred from the target")
-    g.add_argument(
-        "--test-size",
-        type=_fraction,
-        default=0.2,
-        help="fraction held out for testing (default 0.2)",
-    )
-    g.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the split and of training (default 0)",
-    )
-    g.add_argument("--window", type=_positive(int), help="series: steps per window")
-    g.add_argument(
-        "--horizon",
-        type=_positive(int),
-        default=1,
-        help="series: steps ahead to forecast (default 1)",
-    )
-    g.add_argument(
-        "--image-size",
-        type=_image_size,
-        default=None,
-        help="image folders: HEIGHTxWIDTH (default: the model's, else 256x256)",
-    )
-    g.add_argument(
-        "--color-mode",
-        choices=("rgb", "grayscale", "rgba"),
-        default=None,
-        help="image folders (default: the model's, else rgb)",
-    )
-    g.add_argument(
-        "--missing",
-        choices=("error", "drop"),
-        default="error",
-        help="CSV: refuse rows with empty cells, or drop them",
-    )
-    return p
 
 
 def _add(sub, name, help_text, example, parents):
@@ -269,19 +57,19 @@ def _training_args(p, *, epochs=20, batch_size=32, epochs_help=None):
     )
     p.add_argument(
         "--epochs",
-        type=_positive(int),
+        type=positive(int),
         default=epochs,
         help=epochs_help or f"most epochs (default {epochs})",
     )
     p.add_argument(
         "--batch-size",
-        type=_positive(int),
+        type=positive(int),
         default=batch_size,
         help=f"(default {batch_size})",
     )
     p.add_argument(
         "--learning-rate",
-        type=_positive(float),
+        type=positive(float),
         default=None,
         help="default: the builder's",
     )
@@ -297,7 +85,7 @@ def _train_options(p, *, patience=True):
     if patience:
         p.add_argument(
             "--patience",
-            type=_positive(int),
+            type=positive(int),
             default=None,
             help="epochs without improvement before early stopping (default 5)",
         )
@@ -333,7 +121,7 @@ def _predict_command(sub, common, data):
     )
     p.add_argument(
         "--next",
-        type=_positive(int),
+        type=positive(int),
         metavar="N",
         help="series model: forecast the N rows after DATA's last row (CSV: "
         "row, step, prediction); past the model's horizon each forecast "
@@ -422,11 +210,11 @@ def _workflow_commands(sub, common, data):
     p.add_argument("--algorithm", choices=ALGORITHMS, default="bayesian")
     p.add_argument(
         "--max-trials",
-        type=_positive(int),
+        type=positive(int),
         default=10,
         help="most trials (default 10)",
     )
-    _old_flag(p, "--trials", ("--max-trials",), dest="max_trials", type=_positive(int))
+    old_flag(p, "--trials", ("--max-trials",), dest="max_trials", type=positive(int))
     p.add_argument("--directory", help="search folder (resumable)")
     p.add_argument("--out", help="where to save the best model")
     _budget_args(p)
@@ -438,12 +226,12 @@ def _budget_args(p) -> None:
     """kdl tune under budgets: the int8 .tflite file must fit these."""
     p.add_argument(
         "--max-size-kb",
-        type=_positive(float),
+        type=positive(float),
         help="search under a size budget: gzipped int8 .tflite at most this many KB",
     )
     p.add_argument(
         "--max-latency-ms",
-        type=_positive(float),
+        type=positive(float),
         help="search under a latency budget: LiteRT, one thread, median per example",
     )
     p.add_argument(
@@ -465,13 +253,13 @@ def _compress_export_commands(sub, common, data):
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument(
         "--prune",
-        type=_fraction,
+        type=fraction,
         metavar="SPARSITY",
         help="fraction of weights set to zero, e.g. 0.8",
     )
     how.add_argument(
         "--cluster",
-        type=_positive(int),
+        type=positive(int),
         metavar="CLUSTERS",
         help="distinct values per kernel, e.g. 16",
     )
@@ -481,7 +269,7 @@ def _compress_export_commands(sub, common, data):
     )
     budget.add_argument(
         "--steps",
-        type=_positive(int),
+        type=positive(int),
         default=None,
         help="the fine-tuning budget in optimizer steps instead of --epochs",
     )
@@ -516,7 +304,7 @@ def _export_command(sub, common, data) -> None:
         "one per kernel (int8, dynamic), the smallest gzipped files for pruned "
         "or clustered models",
     )
-    _old_flag(p, "--per-kernel", ("--no-per-channel", "--per-channel"),
+    old_flag(p, "--per-kernel", ("--no-per-channel", "--per-channel"),
               dest="per_channel", value=False)  # fmt: skip
     p.add_argument(
         "--micro",
@@ -536,33 +324,33 @@ def _fine_tuning(p) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
         "--epochs",
-        type=_positive(int),
+        type=positive(int),
         default=None,
         help="fine-tuning epochs (default: enough for --steps)",
     )
     budget.add_argument(
         "--steps",
-        type=_positive(int),
+        type=positive(int),
         default=None,
         help="the fine-tuning budget in optimizer steps, rounded up to whole "
         "epochs (default: 1,500 and at least 2 epochs, unless --epochs is given)",
     )
-    p.add_argument("--batch-size", type=_positive(int), default=32)
+    p.add_argument("--batch-size", type=positive(int), default=32)
     p.add_argument(
         "--learning-rate",
-        type=_positive(float),
+        type=positive(float),
         default=None,
         help="the first learning rate (default: kdl.compression's)",
     )
     p.add_argument(
         "--validation-split",
-        type=_fraction,
+        type=fraction,
         default=0.1,
         help="fraction of DATA's training part held out to keep the best "
         "epoch on (default 0.1; 0 keeps the last)",
     )
-    _old_flag(p, "--holdout", ("--validation-split",), dest="validation_split",
-              type=_fraction)  # fmt: skip
+    old_flag(p, "--holdout", ("--validation-split",), dest="validation_split",
+              type=fraction)  # fmt: skip
     p.add_argument("--out", required=True, help="where to save the new model")
 
 
@@ -582,7 +370,7 @@ def _shrink_distill_commands(sub, common, data) -> None:
     p.add_argument("data", help="its training data (read with MODEL.data.json)")
     p.add_argument(
         "--fraction",
-        type=_between(0, 1, open_low=True, open_high=True),
+        type=between(0, 1, open_low=True, open_high=True),
         default=0.5,
         help="fraction of the units of each layer to remove (default 0.5)",
     )
@@ -609,13 +397,13 @@ def _shrink_distill_commands(sub, common, data) -> None:
     )
     p.add_argument(
         "--temperature",
-        type=_positive(float),
+        type=positive(float),
         default=2.0,
         help="softening of the outputs, 1 = plain (default 2.0)",
     )
     p.add_argument(
         "--alpha",
-        type=_between(0, 1, open_low=False, open_high=False),
+        type=between(0, 1, open_low=False, open_high=False),
         default=0.5,
         help="weight of the labels' loss; 0 learns from the teacher only (default 0.5)",
     )
@@ -637,13 +425,13 @@ def _rl_report_commands(sub, common, data):
     )
     p.add_argument(
         "--steps",
-        type=_positive(int),
+        type=positive(int),
         help="total training steps (default: the RL zoo's budget for the "
         "environment, e.g. 100000 for Acrobot-v1, or 30000)",
     )
     p.add_argument(
         "--episodes",
-        type=_positive(int),
+        type=positive(int),
         default=10,
         help="evaluation episodes (default 10)",
     )
@@ -655,7 +443,7 @@ def _rl_report_commands(sub, common, data):
     )
     p.add_argument(
         "--checkpoint-every",
-        type=_positive(int),
+        type=positive(int),
         default=10000,
         help="steps between checkpoints into --out (default 10000)",
     )
@@ -672,7 +460,7 @@ def _rl_report_commands(sub, common, data):
     p.add_argument("models", nargs="+")
     p.add_argument("--data", required=True)
     p.add_argument("--run-dir", help="folder for the table and plot")
-    _old_flag(p, "--out-dir", ("--run-dir",), dest="run_dir")
+    old_flag(p, "--out-dir", ("--run-dir",), dest="run_dir")
 
 
 def _privacy_commands(sub, common, data):
@@ -704,15 +492,15 @@ def _privacy_epsilon(psub, common) -> None:
         "--noise-multiplier 1.1",
         [common],
     )
-    e.add_argument("--num-examples", type=_positive(int), help="(required)")
-    _old_flag(e, "--examples", ("--num-examples",), dest="num_examples",
-              type=_positive(int))  # fmt: skip
-    e.add_argument("--batch-size", type=_positive(int), required=True)
-    e.add_argument("--epochs", type=_positive(int), required=True)
+    e.add_argument("--num-examples", type=positive(int), help="(required)")
+    old_flag(e, "--examples", ("--num-examples",), dest="num_examples",
+              type=positive(int))  # fmt: skip
+    e.add_argument("--batch-size", type=positive(int), required=True)
+    e.add_argument("--epochs", type=positive(int), required=True)
     e.add_argument("--noise-multiplier", type=float, help="(required, >= 0)")
-    _old_flag(e, "--noise", ("--noise-multiplier",), dest="noise_multiplier",
+    old_flag(e, "--noise", ("--noise-multiplier",), dest="noise_multiplier",
               type=float)  # fmt: skip
-    e.add_argument("--delta", type=_positive(float), default=1e-5)
+    e.add_argument("--delta", type=positive(float), default=1e-5)
     e.required_flags = ("--num-examples", "--noise-multiplier")
 
 
@@ -735,18 +523,18 @@ def _privacy_train(psub, common, data) -> None:
         epochs_help="epochs (default: make_private's plan, 40; 15 when only "
         "--batch-size is given)",
     )
-    t.add_argument("--target-epsilon", type=_positive(float), help="(required)")
-    _old_flag(t, "--epsilon", ("--target-epsilon",), dest="target_epsilon",
-              type=_positive(float))  # fmt: skip
-    t.add_argument("--delta", type=_positive(float), default=None)
+    t.add_argument("--target-epsilon", type=positive(float), help="(required)")
+    old_flag(t, "--epsilon", ("--target-epsilon",), dest="target_epsilon",
+              type=positive(float))  # fmt: skip
+    t.add_argument("--delta", type=positive(float), default=None)
     t.add_argument(
         "--l2-norm-clip",
-        type=_positive(float),
+        type=positive(float),
         default=1.0,
         help="per-example gradient clip norm (default 1.0)",
     )
-    _old_flag(t, "--clip", ("--l2-norm-clip",), dest="l2_norm_clip",
-              type=_positive(float))  # fmt: skip
+    old_flag(t, "--clip", ("--l2-norm-clip",), dest="l2_norm_clip",
+              type=positive(float))  # fmt: skip
     t.required_flags = ("--target-epsilon",)
     t.add_argument("--out")
 
@@ -768,7 +556,7 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(
         dest="command", required=True, parser_class=Parser, metavar="COMMAND"
     )
-    common, data = _common_parent(), _data_parent()
+    common, data = common_parent(), data_parent()
     _model_commands(sub, common, data)
     _workflow_commands(sub, common, data)
     psub = _privacy_commands(sub, common, data)
