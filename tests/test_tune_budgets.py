@@ -385,3 +385,38 @@ def test_a_private_search_refuses_what_it_cannot_account(
     with pytest.raises(ValueError, match=r"kdl\.tune") as err:
         tune(build_fn, x, y, **options)
     assert says in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_private_search_does_not_train_a_trial_noisier_plan_cannot_cover(
+    digits_flat, tmp_path
+):
+    from kdl import privacy
+
+    (x, y), _ = digits_flat
+    noises = iter([1.5, 0.5, 0.5])  # the plan is the first trial's
+
+    def builder(learning_rate=1e-2):
+        model = build_mlp((64,), 10, learning_rate=learning_rate)
+        return privacy.make_private(model, noise_multiplier=next(noises))
+
+    found = tune(
+        builder,
+        x,
+        y,
+        space={"learning_rate": Float(3e-3, 3e-2, log=True)},
+        objectives=["accuracy", "tflite_kb"],
+        constraints={"epsilon": 100.0},
+        algorithm="random",
+        max_trials=2,
+        max_consecutive_failed_trials=3,
+        epochs=1,
+        seed=0,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
+    first, second = found.records
+    assert first["status"] == "completed"
+    assert second["status"] == "failed"
+    assert "below the search's plan" in second["error"]
+    assert second["privacy"]["sessions"][0]["noise_multiplier"] == 1.5  # as planned

@@ -196,6 +196,8 @@ def _build(job, budget: Budget, params: dict):
     v.check_keras_model(model, "build_fn", FUNC)
     if budget.privacy_plan is None:
         budget.privacy_plan = private.plan_search(job, budget, model, BudgetError)
+    elif budget.privacy_plan:
+        private.check_trial_model(model, budget.privacy_plan)
     return model
 
 
@@ -282,7 +284,9 @@ def run_trial(job, budget: Budget, trial, folder: Path, earlier: list) -> dict:
     model, logs = _train(job, _build(job, budget, builder))
     model = _compress(model, job, settings)
     record["train_seconds"] = time.perf_counter() - started
-    if budget.privacy_plan is not None:  # the search's cost, on the file
+    if not budget.privacy_plan:  # a search that is not private
+        private.void_among_plain(model)
+    else:  # the search's cost, on the file
         record["privacy"] = private.trial_privacy(model, budget.privacy_plan)
         private.state_search_cost(
             model, budget.privacy_plan, earlier, record["privacy"]
@@ -445,7 +449,7 @@ def _one(job, budget: Budget, study, earlier: list) -> dict:
             "violations": {},
             "feasible": False,
         }
-        if budget.privacy_plan is not None:  # it may have trained: its plan
+        if budget.privacy_plan:  # it may have trained: its plan
             record["privacy"] = private.planned_record(budget.privacy_plan)
     _files.write_json(
         folder / RECORD, {**record, "params": json_params(record["params"])}

@@ -31,7 +31,14 @@ import numpy as np
 from kdl import _files
 from kdl import _validation as v
 
-__all__ = ["plan_search", "trial_privacy", "state_search_cost", "PLAN_FILE"]
+__all__ = [
+    "plan_search",
+    "check_trial_model",
+    "void_among_plain",
+    "trial_privacy",
+    "state_search_cost",
+    "PLAN_FILE",
+]
 
 FUNC = "kdl.tune"
 PLAN_FILE = "privacy_plan.json"
@@ -129,8 +136,8 @@ def _check_compression(budget, error) -> None:
                    key, error=error)  # fmt: skip
 
 
-def plan_search(job, budget, model, error=ValueError) -> dict | None:
-    """The search's privacy plan (None for a builder that is not private).
+def plan_search(job, budget, model, error=ValueError) -> dict:
+    """The search's privacy plan ({} for a builder that is not private).
 
     Made when the first trial's model is built, before it trains; kept in the
     search folder so a resumed search keeps its plan. Caps ``max_trials`` at
@@ -142,7 +149,7 @@ def plan_search(job, budget, model, error=ValueError) -> dict | None:
             v.fail(FUNC, "constraints", "without 'epsilon' for a builder that "
                    "does not return a private model (kdl.privacy.make_private)",
                    "epsilon", error=error)  # fmt: skip
-        return None
+        return {}  # decided: not a private search
     path = budget.directory / PLAN_FILE
     saved = _files.read_json(path) if path.exists() else None
     if saved is not None:
@@ -172,6 +179,34 @@ def plan_search(job, budget, model, error=ValueError) -> dict | None:
     plan["epsilon"] = _epsilon([trial] * trials, delta)
     _files.write_json(path, plan)
     return plan
+
+
+def check_trial_model(model, plan: dict) -> None:
+    """Refuses, before it trains, a trial's model that would spend more than
+    its plan: files written earlier already state the plan for this trial."""
+    if not _is_private(model):
+        raise ValueError(
+            f"{FUNC}: this trial's model is not private (kdl.privacy."
+            "make_private), in a search whose files state a private plan; "
+            "not trained"
+        )
+    noise = float(model.privacy.get("noise_multiplier") or 0.0)
+    planned = plan["trial"]["noise_multiplier"]
+    if noise < planned * (1 - 1e-9):
+        raise ValueError(
+            f"{FUNC}: this trial's noise multiplier {noise:g} is below the "
+            f"search's plan ({planned:g}, its first trial's); not trained"
+        )
+
+
+def void_among_plain(model) -> None:
+    """A private model chosen among trials that trained without DP-SGD: its
+    statement cannot hold for the search."""
+    if _is_private(model):
+        model.privacy["void"] = (
+            "the model comes from a search whose first trial trained without "
+            "DP-SGD on the same data"
+        )
 
 
 def _exceeds(session: dict, plan: dict) -> bool:
