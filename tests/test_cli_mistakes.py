@@ -89,6 +89,17 @@ MISTAKES = [
      r"--student FILE or --model/--set, not both"),
     (["compress", "shrink", "{tmp}/fake.tflite", "{tmp}/wine.csv",
       "--out", "{tmp}/s.keras"], r"MODEL must be a Keras model, not \.tflite"),
+    # The hostile review of issue 26: numbers too large, not finite; the DATA
+    # file as --out; a folder kdl cannot write in (/proc takes no file).
+    (T + ["--batch-size", "100000000000000000000"], r"--batch-size: expected at most"),
+    (T + ["--learning-rate", "inf"], r"--learning-rate: expected a positive finite"),
+    (["predict", "{tmp}/wine.keras", "{tmp}/wine.csv", "--next", "100000000"],
+     r"--next: expected at most 100,000"),
+    (["train", "{tmp}/imgs", "--image-size", "100000x100000"], r"at most 4096"),
+    (["predict", "{tmp}/wine.keras", "{tmp}/wine.csv", "--out", "{tmp}/wine.csv"],
+     r"--out .*wine\.csv' is the DATA file itself"),
+    (T + ["--out", "/proc/kdl-nowhere/m.keras"],
+     r"kdl cannot write in the folder '/proc'"),
 ]  # fmt: skip
 
 
@@ -188,3 +199,32 @@ def test_predict_takes_the_image_size_from_a_bare_tflite_file(tmp_path):
             device.read_image(first)
     with pytest.raises(ValueError, match=r"'.*m\.tflite' is not an image file"):
         device.read_image(tmp_path / "m.tflite")
+
+
+def test_stdout_is_strict_json_even_for_an_infinite_epsilon():
+    status, out, err = run(
+        "privacy", "epsilon", "--num-examples", 600, "--batch-size", 60,
+        "--epochs", 1, "--noise-multiplier", 0,
+    )  # fmt: skip
+    assert status == 0, err
+
+    def no_constant(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    result = json.loads(out, parse_constant=no_constant)
+    assert result["epsilon"] is None
+
+
+def test_a_result_that_cannot_be_written_is_a_failure(where, tmp_path):
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kdl", "predict", f"{where['tmp']}/wine.keras",
+         f"{where['tmp']}/wine.csv", "--quiet"],
+        stdout=open("/dev/full", "w"), stderr=subprocess.PIPE, text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]  # TensorFlow's C++ log before it
+    assert last.startswith("kdl predict: ") and "No space left" in last
+    assert "Traceback" not in done.stderr, done.stderr

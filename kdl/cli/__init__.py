@@ -72,14 +72,15 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:
-        return 0 if exit_.code is None else int(exit_.code)
+        code = 0 if exit_.code is None else int(exit_.code)
+        return _flushed("kdl", code)  # --help, --version: their output too
     name = (
         "kdl "
         + args.command
         + (f" {args.privacy_command}" if args.command == "privacy" else "")
     )
     try:
-        return _run(args, name)
+        return _flushed(name, _run(args, name))
     except KeyboardInterrupt:
         # Ctrl-C: one line, the shell's status for it; every file kdl writes
         # is written atomically, so none is left half-written
@@ -92,6 +93,28 @@ def main(argv=None) -> int:
         # C tool killed by SIGPIPE would, without a message
         _silence(sys.stdout)
         return 128 + 13
+
+
+def _flushed(name: str, code: int) -> int:
+    """``code``, once stdout's last bytes are written; 1 with one line when
+    they cannot be (a full disk, /dev/full): a result lost is a failure."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        _silence(sys.stdout)
+        print(f"{name}: cannot write the result to stdout ({err.strerror or err})",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return code or 1
+    return code
+
+
+def _too_big(err) -> bool:
+    """Out of memory or a number too large for TensorFlow: the size the user
+    asked for (a width, a batch) is the mistake."""
+    names = {"ResourceExhaustedError", "OverflowError", "MemoryError"}
+    return type(err).__name__ in names or isinstance(err, (MemoryError, OverflowError))
 
 
 def _silence(stream) -> None:
@@ -112,12 +135,17 @@ def _run(args, name: str) -> int:
             return _command(args)(args)
         except BrokenPipeError:
             raise
-        except (ValueError, TypeError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - only the kinds below
             # ValueError covers kdl.errors.UnsupportedModelError and, through
             # it, the converter's ConverterCrashError and ExportCheckError.
-            if args.debug:
+            mistake = isinstance(err, (ValueError, TypeError, OSError))
+            if args.debug or not (mistake or _too_big(err)):
                 raise
             message = _one_line(err)
+            if _too_big(err) and not mistake:
+                kind = type(err).__name__
+                message = f"ran out of memory or range ({kind}): a size asked "
+                message += f"for is too large: {_one_line(err)[:300]}"
             prefix = "" if message.startswith(name) else f"{name}: "
             print(f"{prefix}{message}", file=errors, flush=True)
             return 2

@@ -116,23 +116,33 @@ def _image_size(text: str) -> tuple:
         size = tuple(int(p) for p in parts)
     except ValueError:
         size = ()
-    if len(size) != 2 or min(size) < 1:
+    if len(size) != 2 or min(size) < 1 or max(size) > 4096:
         raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH such as 64x64, got {text!r}"
+            f"expected HEIGHTxWIDTH such as 64x64 (each at most 4096), got {text!r}"
         )
     return size
 
 
-def positive(kind):
+# The largest count a flag takes (epochs, batch size, steps ahead, pixels...):
+# beyond it a number is a typo, and TensorFlow would overflow or run for days
+# (hostile review of issue 26: --batch-size 1e20 ended in a traceback).
+MAX_COUNT = 10**7
+
+
+def positive(kind, most=None):
+    most = MAX_COUNT if most is None and kind is int else most
+
     def parse(text: str):
         try:
             value = kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             value = None
-        if value is None or value <= 0:
+        if value is None or not 0 < value < float("inf") or value != value:
             raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}"
+                f"expected a positive finite {kind.__name__}, got {text!r}"
             )
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"expected at most {most:,}, got {text!r}")
         return value
 
     parse.__name__ = kind.__name__

@@ -8,6 +8,7 @@ arguments and files were checked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -72,16 +73,31 @@ def show(result) -> None:
     else as text."""
     out = result_stream()
     if isinstance(result, dict):
-        print(json.dumps(result, indent=2, default=_plain), file=out, flush=True)
+        # Strict JSON: NaN and Infinity are not JSON (a NaN loss, an infinite
+        # epsilon): they are written as null (hostile review of issue 26).
+        text = json.dumps(_finite(result), indent=2, default=_plain, allow_nan=False)
+        print(text, file=out, flush=True)
     else:
         print(result, file=out, flush=True)
 
 
 def _plain(value):
     try:
-        return float(value)
+        value = float(value)
     except (TypeError, ValueError):
         return str(value)
+    return value if math.isfinite(value) else None
+
+
+def _finite(value):
+    """``value`` with every non-finite float replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(one) for k, one in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(one) for one in value]
+    return value
 
 
 # Builder arguments --set cannot give: the command derives them from the data.
@@ -153,6 +169,7 @@ def check_out(
         raise CommandError(
             f"{arg} {path!r} exists and is not what would be written there"
         )
+    _check_writable(p, arg, path)
     held = sorted(f.name for f in p.iterdir()) if p.is_dir() else []
     if held and replaces is not None and replaces not in held:
         raise CommandError(
@@ -161,6 +178,26 @@ def check_out(
             "writing there would delete: give a new or empty folder"
         )
     return p
+
+
+def _check_writable(p: Path, arg: str, path: str) -> None:
+    """Refuses, before any work, an output kdl could not write: a file is
+    written next to it and renamed into place, so its folder (the nearest
+    that exists) must take a new file. Tried, not guessed from permissions,
+    which say yes to root on a read-only or immutable folder."""
+    import tempfile
+
+    folder = p.parent.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kdl-probe-"):
+            pass
+    except OSError as err:
+        raise CommandError(
+            f"{arg} {path!r}: kdl cannot write in the folder {str(folder)!r} "
+            f"({err.strerror or err})"
+        ) from None
 
 
 def _features(args):

@@ -182,6 +182,11 @@ def cmd_predict(args) -> int:
     from kdl import _files
 
     out = c.check_out(args.out, (".csv",))
+    if out is not None and out.exists() and out.resolve() == Path(args.data).resolve():
+        raise c.CommandError(
+            f"--out {args.out!r} is the DATA file itself: its rows would be "
+            "replaced by their predictions; give another file"
+        )
     path, schema = _model_and_schema(args, "predict")
     if args.next is not None:
         return _forecast(args, path, schema, out)

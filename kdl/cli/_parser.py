@@ -121,7 +121,7 @@ def _predict_command(sub, common, data):
     )
     p.add_argument(
         "--next",
-        type=positive(int),
+        type=positive(int, most=100_000),
         metavar="N",
         help="series model: forecast the N rows after DATA's last row (CSV: "
         "row, step, prediction); past the model's horizon each forecast "
