@@ -476,9 +476,74 @@ def test_a_savedmodel_computing_a_huge_tensor_is_refused(
     path = tmp_path / "sm"
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
     assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
-    pattern = r"runs the op '\w+' computing a tensor (of shape \[(None, )?6000, 6000|"
-    pattern += r"of shape \[36000000\]|whose size is (computed from constants|read "
-    pattern += r"from values stored)|whose size kdl cannot read statically)"
+    pattern = r"runs the op '\w+'(, a loop in a function| computing a tensor (of "
+    pattern += r"shape \[(None, )?6000, 6000|of shape \[36000000\]|whose size is "
+    pattern += r"(computed from constants|read from values stored)|whose size kdl "
+    pattern += r"cannot read statically))"
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)
+
+
+class _LoadTimeWork(tf.saved_model.experimental.TrackableResource):
+    """A table whose initializer (run while loading) loops or fills it up."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def _create_resource(self):
+        return tf.raw_ops.MutableHashTableV2(key_dtype=tf.int64, value_dtype=tf.int64)
+
+    def _initialize(self):
+        table, n = self.resource_handle, 2**19  # keys of 4 MiB: under the budget
+
+        def insert(j):
+            keys = tf.range(n, dtype=tf.int64) + tf.cast(j, tf.int64) * n
+            return tf.raw_ops.LookupTableInsertV2(
+                table_handle=table, keys=keys, values=keys
+            )
+
+        if self.kind == "many_inserts":  # no loop: 40 inserts of 4 MiB each
+            with tf.control_dependencies([insert(j) for j in range(40)]):
+                return tf.constant(0)
+        if self.kind == "endless_loop":
+            return tf.while_loop(lambda i: i >= 0, lambda i: i + 1 - 1, [0])
+
+        def body(i, items):
+            if self.kind == "insert_loop":
+                with tf.control_dependencies([insert(i)]):
+                    return i + 1, items
+            element = tf.ones([n]) * tf.cast(i, tf.float32)
+            return i + 1, tf.raw_ops.TensorListPushBack(
+                input_handle=items, tensor=element
+            )
+
+        items = tf.raw_ops.EmptyTensorList(
+            element_shape=tf.constant([n], tf.int32),
+            max_num_elements=-1,
+            element_dtype=tf.float32,
+        )
+        return tf.while_loop(lambda i, _: i < 100000, body, [0, items])[0]
+
+
+@pytest.mark.parametrize(
+    "kind", ["list_loop", "insert_loop", "endless_loop", "many_inserts"]
+)
+def test_a_savedmodel_working_while_loading_is_refused(tmp_path, kind):
+    module = tf.Module()
+    module.table = _LoadTimeWork(kind)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    def serve(x):
+        return {"y": x * 2.0}
+
+    module.serve = serve
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
+    pattern = r"runs the op '(While|StatelessWhile)', a loop in a function"
+    if kind == "many_inserts":
+        pattern = r"runs functions while loading .* that allocate [\d,]+ bytes in"
     with pytest.raises(ValueError, match=pattern):
         kdl.load(path)
 
