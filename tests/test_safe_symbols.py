@@ -708,18 +708,59 @@ def test_weights_only_building_reveals_are_refused_before_allocation(
         kdl.load(path)
 
 
-@pytest.mark.parametrize("op", ["range", "reshape"])
-def test_op_layers_sized_by_tensor_values_are_refused(tmp_path, op):
-    inputs = keras.Input((4,))
+def _sized_by_values(op, inputs):
+    """An op layer whose output size is a value computed inside the model."""
+    n = tf.cast(tf.reduce_max(inputs), tf.int32)  # a size read from the data
     if op == "range":
-        n = tf.cast(tf.reduce_max(inputs), tf.int32)
-        sized = tf.cast(tf.reduce_sum(tf.range(n)), tf.float32) * inputs
-    else:
-        sized = tf.reshape(inputs, tf.shape(inputs))
+        return tf.cast(tf.reduce_sum(tf.range(n)), tf.float32) * inputs
+    if op == "reshape":
+        return tf.reshape(inputs, tf.shape(inputs))
+    if op == "eye":
+        return tf.reduce_sum(tf.eye(n)) * inputs
+    if op == "sequence_mask":
+        mask = tf.sequence_mask(tf.reshape(n, [1]), dtype=tf.float32)
+        return tf.reduce_sum(mask) * inputs
+    if op == "repeat":
+        return tf.reduce_sum(tf.repeat(inputs, repeats=n, axis=1)) * inputs
+    if op == "pad":
+        paddings = tf.stack([tf.stack([0, 0]), tf.stack([0, n])])
+        return tf.reduce_sum(tf.pad(inputs, paddings)) * inputs
+    if op == "bincount":
+        counts = tf.math.bincount(tf.cast(inputs, tf.int32), minlength=n)
+        return tf.cast(tf.reduce_sum(counts), tf.float32) * inputs
+    if op == "resize":
+        image = tf.reshape(inputs, [-1, 2, 2, 1])
+        resized = tf.image.resize(image, tf.stack([n, n]))
+        return tf.reduce_sum(resized) * inputs
+    hot = tf.one_hot(tf.cast(inputs[:, 0], tf.int32), depth=n)  # "one_hot"
+    return tf.reduce_sum(hot) * inputs
+
+
+_VALUE_SIZED = ["range", "reshape", "eye", "sequence_mask", "repeat", "pad"]
+_VALUE_SIZED += ["bincount", "resize", "one_hot"]
+
+
+@pytest.mark.parametrize("op", _VALUE_SIZED)
+def test_op_layers_sized_by_tensor_values_are_refused(tmp_path, op):
+    # review h29: each loaded from a few KB, then predict allocated 4 GiB
+    inputs = keras.Input((4,))
+    sized = _sized_by_values(op, inputs)
     path = tmp_path / "sized.keras"
     keras.Model(inputs, keras.layers.Dense(2)(sized)).save(path)
-    with pytest.raises(ValueError, match=rf"calling tf.{op} with a size computed"):
+    name = {"pad": "compat.v1.pad", "bincount": "math.bincount"}.get(op, op)
+    name = "image.resize" if op == "resize" else name
+    with pytest.raises(ValueError, match=rf"calling tf.{name} with a size computed"):
         _safe_load.check_model_file(path)
+
+
+def test_op_layers_bounded_by_their_inputs_pass(tmp_path):
+    inputs = keras.Input((4,))
+    mask = tf.sequence_mask(tf.cast(inputs[:, 0], tf.int32), maxlen=4)
+    picked = tf.gather(inputs, indices=tf.argmax(inputs, axis=1), axis=0)
+    mixed = tf.math.multiply(inputs, tf.cast(mask, tf.float32)) + picked
+    path = tmp_path / "bounded.keras"
+    keras.Model(inputs, keras.layers.Dense(2)(mixed)).save(path)
+    _safe_load.check_model_file(path)
 
 
 def test_an_op_layer_of_constant_size_passes(tmp_path):
