@@ -338,7 +338,7 @@ def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=N
         raise FileNotFoundError(f"kdl.load found no file or folder at {str(path)!r}.")
     fmt = model_format(path)
     if fmt == "tflite":
-        return _load_tflite(path)
+        return _load_tflite(path, safe_mode)
     if fmt != "savedmodel" and path.is_dir():
         _fail_load(path, fmt, "it is a folder, not a file.")
     if safe_mode:  # before anything reads the file's names (issue 19)
@@ -400,10 +400,15 @@ def _objects_named(names: str) -> dict:
     return _extra_custom_objects(names, everything=False)
 
 
-def _load_tflite(path: Path):
+def _load_tflite(path: Path, safe_mode: bool):
     if path.is_dir():
         _fail_load(path, "tflite", "it is a folder, not a file.")
     try:
-        return lite.load(path)
+        model = lite.load(path, safe_mode=False)
     except ValueError as err:  # not TFLite, truncated or corrupt
         _fail_load(path, "tflite", str(err), err)
+    if safe_mode:  # its tensors' bytes, within the budget (review h29)
+        lite.check_tensor_bytes(model, "kdl.load")
+    else:
+        _safe_load.warn_unsafe(path)
+    return model

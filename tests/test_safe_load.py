@@ -24,7 +24,7 @@ import pytest
 
 import kdl
 from kdl import _safe_load
-from kdl.backend import keras
+from kdl.backend import keras, tf
 
 # === Crafted files ===
 
@@ -767,3 +767,31 @@ def test_huge_lookup_counts_are_refused(saved, tmp_path, key):
         ValueError, match=rf"layer 'dense\w*'\) sets '{key}' to 67108864"
     ):
         _safe_load.check_model_file(path)
+
+
+def _huge_fill_tflite(path):
+    """A .tflite file of a few KB whose Fill has a constant 256 MiB shape."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+    def serve(x):
+        return tf.reduce_sum(tf.fill([2**13, 2**13], x[0, 0]))[None] + x
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], tf.Module()
+    )
+    path.write_bytes(converter.convert())
+    assert path.stat().st_size < 2**16
+    return path
+
+
+def test_a_tflite_file_whose_tensors_exceed_the_budget_is_refused(tmp_path):
+    # review h29: Fill([32768, 32768]) in 2 KB loaded; predict took 4.9 GB
+    path = _huge_fill_tflite(tmp_path / "fill.tflite")
+    pattern = r"refused to load .*its tensors take [\d,]+ bytes together .*shape "
+    pattern += r"\[8192, 8192\]"
+    with pytest.raises(ValueError, match="kdl.load " + pattern):
+        kdl.load(path)
+    with pytest.raises(ValueError, match="kdl.lite.load " + pattern):
+        kdl.lite.load(path)
+    with pytest.warns(UserWarning, match="safe_mode=False"):
+        assert kdl.load(path, safe_mode=False).size == path.stat().st_size
