@@ -19,8 +19,8 @@ import zipfile
 from pathlib import Path
 
 from kdl import _safe_graph
-from kdl._safe_common import corrupt as _corrupt
 from kdl._safe_common import TENSOR_RATIO, TENSOR_SLACK, real_bytes
+from kdl._safe_common import corrupt as _corrupt
 from kdl._safe_common import refuse as _refuse
 from kdl.backend import keras
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from kdl import _arrays
-from kdl._safe_common import TENSOR_RATIO, TENSOR_SLACK, refuse
 from kdl import _validation as v
+from kdl._safe_common import TENSOR_RATIO, TENSOR_SLACK, refuse
 from kdl.export import _tflite_metadata as meta
 
-__all__ = ["load", "LiteModel", "SIGNATURE"]
+__all__ = ["load", "LiteModel", "SIGNATURE", "check_tensor_bytes"]
 
 SIGNATURE = "serving_default"
 
