@@ -377,6 +377,7 @@ def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=N
     try:
         model = attempt(everything=False)
     except Exception as first:  # noqa: BLE001 - retried, then re-raised clearly
+        _raise_refusal(first, func)
         try:
             # A class kdl did not recognise by name may still come from
             # kdl.compression or kdl.privacy: try again with all of them.
@@ -387,6 +388,23 @@ def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=N
     if safe_mode:
         _safe_load.check_activations(model, path)
     return model
+
+
+def _raise_refusal(err, func) -> None:
+    """Re-raises a safe-mode refusal raised inside Keras' loading as one line.
+
+    A budget check refuses from inside ``keras.models.load_model``; Keras may
+    wrap that error in its own. The refusal alone is raised, not "could not
+    load ... : ValueError: kdl.load refused ..." (review h29).
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        text = str(err)
+        start = text.find(f"{func} refused to load ")
+        if start >= 0:
+            raise ValueError(text[start:]) from None
+        err = err.__cause__ or err.__context__
 
 
 @contextlib.contextmanager
