@@ -795,3 +795,24 @@ def test_a_tflite_file_whose_tensors_exceed_the_budget_is_refused(tmp_path):
         kdl.lite.load(path)
     with pytest.warns(UserWarning, match="safe_mode=False"):
         assert kdl.load(path, safe_mode=False).size == path.stat().st_size
+
+
+def test_a_tf1_savedmodel_is_refused_at_its_saver(tmp_path):
+    # A TF1 SavedModel (no object graph) restores through checkpoint ops in
+    # its free-form top-level graph: refused, as the README documents.
+    path, graph = tmp_path / "tf1", tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        weights = tf.compat.v1.get_variable("w", initializer=tf.ones([4, 2]))
+        y = tf.matmul(x, weights, name="y")
+        session.run(tf.compat.v1.global_variables_initializer())
+        builder = tf.compat.v1.saved_model.Builder(str(path))
+        signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(
+            session, ["serve"], signature_def_map={"serving_default": signature}
+        )
+        builder.save()
+    pattern = r"^kdl.load refused .*the top-level graph.* runs the op "
+    pattern += r"'(ShardedFilename|RestoreV2|SaveV2|MergeV2Checkpoints)'"
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)
