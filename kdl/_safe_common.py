@@ -11,7 +11,13 @@ import os
 import zipfile
 from pathlib import Path
 
-__all__ = ["refuse", "corrupt", "real_bytes"]
+__all__ = ["refuse", "corrupt", "real_bytes", "TENSOR_RATIO", "TENSOR_SLACK"]
+
+# A tensor (declared in a weights file, or implied by a layer's config or a
+# graph) may be at most this many times the bytes that hold the weights, plus
+# a slack; the same budget bounds what a .tflite file's tensors take together.
+TENSOR_RATIO = 16
+TENSOR_SLACK = 64 * 2**20
 
 
 def _trusted_call(func):

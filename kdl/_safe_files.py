@@ -19,8 +19,8 @@ import zipfile
 from pathlib import Path
 
 from kdl import _safe_graph
+from kdl._safe_common import TENSOR_RATIO, TENSOR_SLACK, real_bytes
 from kdl._safe_common import corrupt as _corrupt
-from kdl._safe_common import real_bytes
 from kdl._safe_common import refuse as _refuse
 from kdl.backend import keras
 
@@ -43,10 +43,6 @@ JSON_RATIO = 100  # its text / the bytes storing it
 MAX_INPUT_VALUES = 2**28
 BOMB_RATIO = 100  # uncompressed / compressed size of one zip entry
 BOMB_MIN_BYTES = 16 * 2**20  # smaller entries may compress as they like
-# A tensor (declared in a weights file, or implied by a layer's config) may be
-# at most this many times the bytes that hold the weights, plus a slack.
-TENSOR_RATIO = 16
-TENSOR_SLACK = 64 * 2**20
 
 _WEIGHT_ENTRIES = ("model.weights.h5", "model.weights.npz")
 

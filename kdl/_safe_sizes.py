@@ -32,7 +32,17 @@ It refuses, naming the function, node, op and shape:
 3. in the functions that run while loading (resource creators and
    initializers, restore functions; ``_load_time_functions``), any tensor
    whose size is not known statically, unless the op never outputs more than
-   its inputs hold or outputs only a handle.
+   its inputs hold or outputs only a handle;
+4. in the functions that run while loading, any loop (``While``,
+   ``StatelessWhile``, ``For``; a function that calls itself): a loop has no
+   trip count kdl can prove, so neither its time nor what it allocates is
+   bounded (review h29: 100,000 pushes of 4 MB into a TensorList, a table
+   filled in a loop, a loop that never ends);
+5. load-time functions whose allocations *together* exceed the budget: every
+   output of known size, and the keys and values a table insert/import or a
+   TensorList push adds, summed over the functions TensorFlow runs while
+   loading (a callee counted once per call) -- 40 table inserts of 64 MiB
+   each pass the per-tensor bound one by one.
 
 Not covered: in functions that run when predicting, a size computed from the
 data passed in (``tf.zeros(tf.shape(x)[0] * 10**6)``) is the caller's data;
@@ -116,6 +126,15 @@ _BOUNDED = re.compile(
     r"|Stack|FromTensor|ElementShape|Gather|Concat\w*|Split|Scatter\w*)"
     # cond branches and gradients: an empty optional, index/shape bookkeeping.
     r"|Optional(None|FromValue|GetValue|HasValue)|InvertPermutation|ConcatOffset"
+)
+
+
+# Loops have no trip count kdl can prove: refused in load-time functions.
+_LOOPS = frozenset({"While", "StatelessWhile", "_While", "For", "_For"})
+# Ops that make a table or a list grow by their inputs (load-time total).
+_GROWS = frozenset(
+    "LookupTableInsert LookupTableInsertV2 LookupTableImport LookupTableImportV2 "
+    "TensorListPushBack TensorListPushBackBatch".split()
 )
 
 
@@ -371,8 +390,8 @@ def called_functions(node_defs) -> set:
     return names
 
 
-def _load_time_functions(meta, library) -> set:
-    """The functions TensorFlow runs while loading, and those they call."""
+def _load_time_roots(meta) -> set:
+    """The functions TensorFlow itself calls while loading (once each)."""
     graph = meta.object_graph_def
     ids = []
     for node in graph.nodes:
@@ -387,6 +406,12 @@ def _load_time_functions(meta, library) -> set:
             names.update(node.function.concrete_functions)
         elif kind == "bare_concrete_function":
             names.add(node.bare_concrete_function.concrete_function_name)
+    return names
+
+
+def _load_time_functions(meta, library) -> set:
+    """The functions TensorFlow runs while loading, and those they call."""
+    names = _load_time_roots(meta)
     todo = list(names)
     while todo:
         function = library.get(todo.pop())
@@ -462,6 +487,7 @@ class _Walk:
     def __init__(self, label, tensors, library, load_time, report):
         self.label, self.tensors, self.library = label, tensors, library
         self.load_time, self.report = load_time, report
+        self.allocated, self.calls = 0, []  # bytes, functions called (load time)
 
     def read(self, ref, outputs):
         parts = ref.split(":")
@@ -505,7 +531,21 @@ class _Walk:
             value = carried[1] if carried is not None else None
             tensor = _Tensor(shape, value, source if value is None else CONST)
         self.check(node, op, args, tensor, _itemsize(attr), source)
+        if self.load_time:
+            self.account(node, op, args, tensor, _itemsize(attr))
         return tensor
+
+    def account(self, node, op, args, tensor, itemsize):
+        """Adds what a node of a load-time function allocates to the total."""
+        where = f"{self.label}, node {node.name!r}"
+        if op in _LOOPS:
+            self.report.loop(where, op)
+        self.calls += sorted(called_functions([node]) & self.library.keys())
+        if op in _GROWS:  # a table or list grows by the keys, values, element
+            parts = args[1:3] if op.startswith("LookupTable") else args[1:2]
+            self.allocated += sum(8 * _elements(a.shape or ()) for a in parts)
+        elif tensor.shape is not None and not _BOUNDED.fullmatch(op):
+            self.allocated += _elements(tensor.shape) * itemsize
 
     def check(self, node, op, args, tensor, itemsize, source):
         shape = tensor.shape
@@ -542,6 +582,24 @@ class _Report:
     def __init__(self, limit, index, path, func):
         self.limit, self.index, self.path, self.func = limit, index, path, func
 
+    def loop(self, where, op):
+        refuse(
+            self.func,
+            self.path,
+            f"its graph (meta graph {self.index}, {where}) runs the op {op!r}, a "
+            "loop in a function TensorFlow runs while loading; kdl cannot bound "
+            "how often it runs nor what it allocates.",
+        )
+
+    def total(self, function, total):
+        refuse(
+            self.func,
+            self.path,
+            f"its graph (meta graph {self.index}) runs functions while loading "
+            f"(from {function!r}) that allocate {total:,} bytes in total; a file "
+            f"of this size may allocate at most {self.limit:,} bytes while loading.",
+        )
+
     def __call__(self, where, op, what):
         refuse(
             self.func,
@@ -567,9 +625,37 @@ def check_sizes(meta, index, path, func, limit) -> None:
     library = {f.signature.name: f for f in meta.graph_def.library.function}
     load_time = _load_time_functions(meta, library)
     report = _Report(limit, index, path, func)
+    walks = {}
     for name, function in library.items():
         at_load = name in load_time
         tensors = _arguments(function, STATE if at_load else DATA)
         walk = _Walk(f"function {name!r}", tensors, library, at_load, report)
         walk.run(function.node_def)
+        walks[name] = walk
     _Walk("the top-level graph", {}, library, False, report).run(meta.graph_def.node)
+    _check_total(walks, _load_time_roots(meta) & walks.keys(), report)
+
+
+def _check_total(walks, roots, report) -> None:
+    """Refuses load-time functions that allocate more than the budget in all.
+
+    Each function counts what it allocates plus, per call, what the function
+    it calls does; a function that calls itself (recursion, a loop by other
+    means) is refused.
+    """
+    costs = {}
+
+    def cost(name, active):
+        if name in active:
+            report.loop(f"function {name!r}", "a call of itself")
+        if name not in costs:
+            walk = walks[name]
+            inner = sum(cost(c, active | {name}) for c in walk.calls if c in walks)
+            costs[name] = walk.allocated + inner
+        return costs[name]
+
+    total = 0
+    for root in sorted(roots):
+        total += cost(root, frozenset())
+        if total > report.limit:
+            report.total(root, total)

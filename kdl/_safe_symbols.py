@@ -276,11 +276,35 @@ def _argument_problem(kind, config) -> tuple[str, object, str | None]:
 
 
 # Op layers whose output size is read from a tensor's values (issue 29:
-# tf.range(n) with n computed from the input allocated GBs at predict): the
-# first three take their size from their first (tensor) argument, the others
-# from a keyword argument that is refused when it is a tensor.
-_SIZE_FIRST = frozenset({"range", "fill", "zeros", "ones"})
-_SIZE_KEYWORD = frozenset({"tile", "broadcast_to", "reshape"})
+# tf.range(n) with n computed from the input allocated GBs at predict; review
+# h29: tf.eye, tf.sequence_mask, tf.math.bincount). These take their size from
+# their first (tensor) argument: refused, unless the keyword that caps the
+# size is given as a constant (tf.sequence_mask(lengths, maxlen=10)).
+_SIZE_FIRST = {
+    **dict.fromkeys(("range", "fill", "zeros", "ones", "eye", "linalg.eye")),
+    **dict.fromkeys(("random.uniform", "random.normal", "random.truncated_normal")),
+    "sequence_mask": "maxlen",
+    "math.bincount": "maxlength",
+    "bincount": "maxlength",
+}
+# Allow-list: the op layers that may take a tensor as a keyword argument,
+# because their output is never larger than their inputs (element-wise and
+# broadcasting math, reductions, slicing, gathering, matmul). Any other op
+# layer given a tensor keyword argument is refused: that argument may be a
+# size (tf.one_hot depth, tf.image.resize size, tf.repeat repeats, tf.pad
+# paddings, tf.tile multiples, tf.reshape shape, tf.eye num_columns, ...).
+_TENSOR_KWARGS_OK = frozenset(
+    "add subtract multiply divide truediv floordiv floor_div floormod mod "
+    "maximum minimum pow squared_difference equal not_equal less less_equal "
+    "greater greater_equal logical_and logical_or logical_xor divide_no_nan "
+    "multiply_no_nan xdivy xlogy atan2 scalar_mul truncatediv truncatemod "
+    "realdiv bias_add matmul where where_v2 gather gather_nd batch_gather "
+    "concat stack add_n clip_by_value reduce_sum reduce_mean reduce_max "
+    "reduce_min reduce_prod reduce_any reduce_all reduce_logsumexp reduce_std "
+    "reduce_variance reduce_euclidean_norm argmax argmin cumsum cumprod top_k "
+    "l2_normalize softmax log_softmax expand_dims squeeze transpose slice "
+    "strided_slice boolean_mask cast dropout roll reverse sort argsort".split()
+)
 
 
 def _kwargs_name_a_layer(node, layer_names) -> bool:
@@ -292,16 +316,49 @@ def _kwargs_name_a_layer(node, layer_names) -> bool:
     return False
 
 
+def _constant_kwarg(node, key) -> bool:
+    """True if every call in ``node`` passes ``key`` as a constant integer."""
+    found = []
+
+    def walk(part):
+        if isinstance(part, dict):
+            found.append(part.get(key))
+        elif isinstance(part, list):
+            for item in part:
+                walk(item)
+
+    walk(node)
+    return bool(found) and all(isinstance(v, int) for v in found)
+
+
+def _size_problem(value, nodes, layer_names) -> str | None:
+    """Why a TFOpLambda calling tf.``value`` has an unbounded size, or None."""
+    if not isinstance(value, str):
+        return None
+    if value in _SIZE_FIRST:
+        cap = _SIZE_FIRST[value]
+        if cap is None or not all(_constant_kwarg(n, cap) for n in nodes):
+            return "a size computed from a tensor (not a constant)"
+    if value.startswith("__operators__."):
+        return None
+    short = value.rsplit(".", 1)[-1]
+    if short not in _TENSOR_KWARGS_OK and _kwargs_name_a_layer(nodes, layer_names):
+        return (
+            "a size computed from a tensor (a tensor keyword argument, and "
+            "not an op whose output is bounded by its inputs)"
+        )
+    return None
+
+
 def _check_value_sized(value, nodes, where, layer_names, path, func):
-    if value in _SIZE_FIRST or (
-        value in _SIZE_KEYWORD and _kwargs_name_a_layer(nodes, layer_names)
-    ):
+    problem = _size_problem(value, nodes, layer_names)
+    if problem:
         refuse(
             func,
             path,
             f"its config entry {where} is a TFOpLambda layer calling "
-            f"tf.{value} with a size computed from a tensor (not a constant); "
-            "its output size would be read from the data while predicting.",
+            f"tf.{value} with {problem}; its output size would be read from "
+            "the data while predicting.",
         )
 
 

@@ -338,7 +338,7 @@ def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=N
         raise FileNotFoundError(f"kdl.load found no file or folder at {str(path)!r}.")
     fmt = model_format(path)
     if fmt == "tflite":
-        return _load_tflite(path)
+        return _load_tflite(path, safe_mode)
     if fmt != "savedmodel" and path.is_dir():
         _fail_load(path, fmt, "it is a folder, not a file.")
     if safe_mode:  # before anything reads the file's names (issue 19)
@@ -377,6 +377,7 @@ def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=N
     try:
         model = attempt(everything=False)
     except Exception as first:  # noqa: BLE001 - retried, then re-raised clearly
+        _raise_refusal(first, func)
         try:
             # A class kdl did not recognise by name may still come from
             # kdl.compression or kdl.privacy: try again with all of them.
@@ -387,6 +388,23 @@ def load(path, *, safe_mode: bool = True, compile: bool = True, custom_objects=N
     if safe_mode:
         _safe_load.check_activations(model, path)
     return model
+
+
+def _raise_refusal(err, func) -> None:
+    """Re-raises a safe-mode refusal raised inside Keras' loading as one line.
+
+    A budget check refuses from inside ``keras.models.load_model``; Keras may
+    wrap that error in its own. The refusal alone is raised, not "could not
+    load ... : ValueError: kdl.load refused ..." (review h29).
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        text = str(err)
+        start = text.find(f"{func} refused to load ")
+        if start >= 0:
+            raise ValueError(text[start:]) from None
+        err = err.__cause__ or err.__context__
 
 
 @contextlib.contextmanager
@@ -400,10 +418,15 @@ def _objects_named(names: str) -> dict:
     return _extra_custom_objects(names, everything=False)
 
 
-def _load_tflite(path: Path):
+def _load_tflite(path: Path, safe_mode: bool):
     if path.is_dir():
         _fail_load(path, "tflite", "it is a folder, not a file.")
     try:
-        return lite.load(path)
+        model = lite.load(path, safe_mode=False)
     except ValueError as err:  # not TFLite, truncated or corrupt
         _fail_load(path, "tflite", str(err), err)
+    if safe_mode:  # its tensors' bytes, within the budget (review h29)
+        lite.check_tensor_bytes(model, "kdl.load")
+    else:
+        _safe_load.warn_unsafe(path)
+    return model

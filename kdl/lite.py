@@ -34,9 +34,10 @@ import numpy as np
 
 from kdl import _arrays
 from kdl import _validation as v
+from kdl._safe_common import TENSOR_RATIO, TENSOR_SLACK, refuse
 from kdl.export import _tflite_metadata as meta
 
-__all__ = ["load", "LiteModel", "SIGNATURE"]
+__all__ = ["load", "LiteModel", "SIGNATURE", "check_tensor_bytes"]
 
 SIGNATURE = "serving_default"
 
@@ -353,13 +354,52 @@ def _ordered(preferred: list[str], names) -> list[str]:
     return list(preferred) if sorted(preferred) == sorted(names) else names
 
 
-def load(path, num_threads: int | None = None) -> LiteModel:
+def check_tensor_bytes(model: LiteModel, func: str = "kdl.lite.load") -> None:
+    """Refuses a .tflite file whose tensors would take more than its budget.
+
+    A few KB of flatbuffer can declare ``Fill([32768, 32768])`` with a
+    constant shape: it loads, and the first ``predict`` allocates 4 GiB (review
+    h29). The interpreter reads every tensor's shape without allocating; the
+    bytes of all tensors with a static shape (shape x dtype size; a dynamic
+    dimension, -1 in ``shape_signature``, counted as 1 and not bounded) must
+    stay within ``TENSOR_RATIO`` x the file's size + ``TENSOR_SLACK``, the
+    budget of kdl's SavedModel checks.
+
+    Args:
+        model: LiteModel. The file, in the interpreter.
+        func: str. The public function named in the message.
+
+    Raises:
+        ValueError: naming the largest tensor and the total.
+    """
+    limit = TENSOR_RATIO * model.size + TENSOR_SLACK
+    total, largest = 0, (0, "")
+    for detail in model.interpreter.get_tensor_details():
+        shape = [max(int(d), 1) for d in detail["shape"]]
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(detail["dtype"]).itemsize
+        total += size
+        largest = max(largest, (size, f"{detail['name']!r} of shape {shape}"))
+    if total > limit:
+        refuse(
+            func,
+            model.path or "",
+            f"its tensors take {total:,} bytes together (the largest, "
+            f"{largest[1]}, {largest[0]:,} bytes); a .tflite file of "
+            f"{model.size:,} bytes may take at most {limit:,} "
+            f"({TENSOR_RATIO}x its size plus {TENSOR_SLACK:,}).",
+        )
+
+
+def load(path, num_threads: int | None = None, *, safe_mode: bool = True) -> LiteModel:
     """Loads a .tflite file into the LiteRT interpreter.
 
     Args:
         path: str or os.PathLike. The .tflite file.
         num_threads: int or None. Interpreter threads. Defaults to `None`
             (LiteRT's choice).
+        safe_mode: bool. Refuse a file whose tensors would take more than
+            16x its size plus 64 MiB (:func:`check_tensor_bytes`). Defaults
+            to `True`.
 
     Returns:
         A :class:`LiteModel` with ``predict``, ``classify`` and ``metadata``.
@@ -367,7 +407,8 @@ def load(path, num_threads: int | None = None) -> LiteModel:
     Raises:
         FileNotFoundError: if there is no file at ``path``.
         ValueError: if the file is not a TFLite flatbuffer, or is truncated
-            or corrupt.
+            or corrupt, or (``safe_mode``) its tensors would take more than
+            its budget.
         TypeError: for arguments of the wrong type.
 
     Example:
@@ -380,8 +421,12 @@ def load(path, num_threads: int | None = None) -> LiteModel:
             func, "path", "a non-empty str or os.PathLike", path, error=TypeError
         )
     num_threads = _check_count(num_threads, "num_threads", func)
+    v.check_bool(safe_mode, "safe_mode", func)
     path = Path(path)
     if not path.is_file():
         what = "a folder" if path.is_dir() else "nothing"
         raise FileNotFoundError(f"No .tflite file at {str(path)!r} ({what} there).")
-    return LiteModel(path.read_bytes(), path=path, num_threads=num_threads)
+    model = LiteModel(path.read_bytes(), path=path, num_threads=num_threads)
+    if safe_mode:
+        check_tensor_bytes(model, func)
+    return model

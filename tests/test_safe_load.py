@@ -24,7 +24,7 @@ import pytest
 
 import kdl
 from kdl import _safe_load
-from kdl.backend import keras
+from kdl.backend import keras, tf
 
 # === Crafted files ===
 
@@ -767,3 +767,52 @@ def test_huge_lookup_counts_are_refused(saved, tmp_path, key):
         ValueError, match=rf"layer 'dense\w*'\) sets '{key}' to 67108864"
     ):
         _safe_load.check_model_file(path)
+
+
+def _huge_fill_tflite(path):
+    """A .tflite file of a few KB whose Fill has a constant 256 MiB shape."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+    def serve(x):
+        return tf.reduce_sum(tf.fill([2**13, 2**13], x[0, 0]))[None] + x
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()], tf.Module()
+    )
+    path.write_bytes(converter.convert())
+    assert path.stat().st_size < 2**16
+    return path
+
+
+def test_a_tflite_file_whose_tensors_exceed_the_budget_is_refused(tmp_path):
+    # review h29: Fill([32768, 32768]) in 2 KB loaded; predict took 4.9 GB
+    path = _huge_fill_tflite(tmp_path / "fill.tflite")
+    pattern = r"refused to load .*its tensors take [\d,]+ bytes together .*shape "
+    pattern += r"\[8192, 8192\]"
+    with pytest.raises(ValueError, match="kdl.load " + pattern):
+        kdl.load(path)
+    with pytest.raises(ValueError, match="kdl.lite.load " + pattern):
+        kdl.lite.load(path)
+    with pytest.warns(UserWarning, match="safe_mode=False"):
+        assert kdl.load(path, safe_mode=False).size == path.stat().st_size
+
+
+def test_a_tf1_savedmodel_is_refused_at_its_saver(tmp_path):
+    # A TF1 SavedModel (no object graph) restores through checkpoint ops in
+    # its free-form top-level graph: refused, as the README documents.
+    path, graph = tmp_path / "tf1", tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        weights = tf.compat.v1.get_variable("w", initializer=tf.ones([4, 2]))
+        y = tf.matmul(x, weights, name="y")
+        session.run(tf.compat.v1.global_variables_initializer())
+        builder = tf.compat.v1.saved_model.Builder(str(path))
+        signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(
+            session, ["serve"], signature_def_map={"serving_default": signature}
+        )
+        builder.save()
+    pattern = r"^kdl.load refused .*the top-level graph.* runs the op "
+    pattern += r"'(ShardedFilename|RestoreV2|SaveV2|MergeV2Checkpoints)'"
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)

@@ -476,9 +476,74 @@ def test_a_savedmodel_computing_a_huge_tensor_is_refused(
     path = tmp_path / "sm"
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
     assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
-    pattern = r"runs the op '\w+' computing a tensor (of shape \[(None, )?6000, 6000|"
-    pattern += r"of shape \[36000000\]|whose size is (computed from constants|read "
-    pattern += r"from values stored)|whose size kdl cannot read statically)"
+    pattern = r"runs the op '\w+'(, a loop in a function| computing a tensor (of "
+    pattern += r"shape \[(None, )?6000, 6000|of shape \[36000000\]|whose size is "
+    pattern += r"(computed from constants|read from values stored)|whose size kdl "
+    pattern += r"cannot read statically))"
+    with pytest.raises(ValueError, match=pattern):
+        kdl.load(path)
+
+
+class _LoadTimeWork(tf.saved_model.experimental.TrackableResource):
+    """A table whose initializer (run while loading) loops or fills it up."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def _create_resource(self):
+        return tf.raw_ops.MutableHashTableV2(key_dtype=tf.int64, value_dtype=tf.int64)
+
+    def _initialize(self):
+        table, n = self.resource_handle, 2**19  # keys of 4 MiB: under the budget
+
+        def insert(j):
+            keys = tf.range(n, dtype=tf.int64) + tf.cast(j, tf.int64) * n
+            return tf.raw_ops.LookupTableInsertV2(
+                table_handle=table, keys=keys, values=keys
+            )
+
+        if self.kind == "many_inserts":  # no loop: 40 inserts of 4 MiB each
+            with tf.control_dependencies([insert(j) for j in range(40)]):
+                return tf.constant(0)
+        if self.kind == "endless_loop":
+            return tf.while_loop(lambda i: i >= 0, lambda i: i + 1 - 1, [0])
+
+        def body(i, items):
+            if self.kind == "insert_loop":
+                with tf.control_dependencies([insert(i)]):
+                    return i + 1, items
+            element = tf.ones([n]) * tf.cast(i, tf.float32)
+            return i + 1, tf.raw_ops.TensorListPushBack(
+                input_handle=items, tensor=element
+            )
+
+        items = tf.raw_ops.EmptyTensorList(
+            element_shape=tf.constant([n], tf.int32),
+            max_num_elements=-1,
+            element_dtype=tf.float32,
+        )
+        return tf.while_loop(lambda i, _: i < 100000, body, [0, items])[0]
+
+
+@pytest.mark.parametrize(
+    "kind", ["list_loop", "insert_loop", "endless_loop", "many_inserts"]
+)
+def test_a_savedmodel_working_while_loading_is_refused(tmp_path, kind):
+    module = tf.Module()
+    module.table = _LoadTimeWork(kind)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    def serve(x):
+        return {"y": x * 2.0}
+
+    module.serve = serve
+    path = tmp_path / "sm"
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2**20
+    pattern = r"runs the op '(While|StatelessWhile)', a loop in a function"
+    if kind == "many_inserts":
+        pattern = r"runs functions while loading .* that allocate [\d,]+ bytes in"
     with pytest.raises(ValueError, match=pattern):
         kdl.load(path)
 
@@ -639,22 +704,65 @@ def test_weights_only_building_reveals_are_refused_before_allocation(
         layers[1].pop("build_config", None)
 
     path = _rewrite(functional[fmt], tmp_path / f"wide.{fmt}", edit)
-    with pytest.raises(ValueError, match=r"would allocate more than [\d,]+ bytes"):
+    # one line: the refusal itself, not "could not load ...: ValueError: ..."
+    pattern = r"^kdl.load refused to load .* would allocate more than [\d,]+ bytes"
+    with pytest.raises(ValueError, match=pattern):
         kdl.load(path)
 
 
-@pytest.mark.parametrize("op", ["range", "reshape"])
-def test_op_layers_sized_by_tensor_values_are_refused(tmp_path, op):
-    inputs = keras.Input((4,))
+def _sized_by_values(op, inputs):
+    """An op layer whose output size is a value computed inside the model."""
+    n = tf.cast(tf.reduce_max(inputs), tf.int32)  # a size read from the data
     if op == "range":
-        n = tf.cast(tf.reduce_max(inputs), tf.int32)
-        sized = tf.cast(tf.reduce_sum(tf.range(n)), tf.float32) * inputs
-    else:
-        sized = tf.reshape(inputs, tf.shape(inputs))
+        return tf.cast(tf.reduce_sum(tf.range(n)), tf.float32) * inputs
+    if op == "reshape":
+        return tf.reshape(inputs, tf.shape(inputs))
+    if op == "eye":
+        return tf.reduce_sum(tf.eye(n)) * inputs
+    if op == "sequence_mask":
+        mask = tf.sequence_mask(tf.reshape(n, [1]), dtype=tf.float32)
+        return tf.reduce_sum(mask) * inputs
+    if op == "repeat":
+        return tf.reduce_sum(tf.repeat(inputs, repeats=n, axis=1)) * inputs
+    if op == "pad":
+        paddings = tf.stack([tf.stack([0, 0]), tf.stack([0, n])])
+        return tf.reduce_sum(tf.pad(inputs, paddings)) * inputs
+    if op == "bincount":
+        counts = tf.math.bincount(tf.cast(inputs, tf.int32), minlength=n)
+        return tf.cast(tf.reduce_sum(counts), tf.float32) * inputs
+    if op == "resize":
+        image = tf.reshape(inputs, [-1, 2, 2, 1])
+        resized = tf.image.resize(image, tf.stack([n, n]))
+        return tf.reduce_sum(resized) * inputs
+    hot = tf.one_hot(tf.cast(inputs[:, 0], tf.int32), depth=n)  # "one_hot"
+    return tf.reduce_sum(hot) * inputs
+
+
+_VALUE_SIZED = ["range", "reshape", "eye", "sequence_mask", "repeat", "pad"]
+_VALUE_SIZED += ["bincount", "resize", "one_hot"]
+
+
+@pytest.mark.parametrize("op", _VALUE_SIZED)
+def test_op_layers_sized_by_tensor_values_are_refused(tmp_path, op):
+    # review h29: each loaded from a few KB, then predict allocated 4 GiB
+    inputs = keras.Input((4,))
+    sized = _sized_by_values(op, inputs)
     path = tmp_path / "sized.keras"
     keras.Model(inputs, keras.layers.Dense(2)(sized)).save(path)
-    with pytest.raises(ValueError, match=rf"calling tf.{op} with a size computed"):
+    name = {"pad": "compat.v1.pad", "bincount": "math.bincount"}.get(op, op)
+    name = "image.resize" if op == "resize" else name
+    with pytest.raises(ValueError, match=rf"calling tf.{name} with a size computed"):
         _safe_load.check_model_file(path)
+
+
+def test_op_layers_bounded_by_their_inputs_pass(tmp_path):
+    inputs = keras.Input((4,))
+    mask = tf.sequence_mask(tf.cast(inputs[:, 0], tf.int32), maxlen=4)
+    picked = tf.gather(inputs, indices=tf.argmax(inputs, axis=1), axis=0)
+    mixed = tf.math.multiply(inputs, tf.cast(mask, tf.float32)) + picked
+    path = tmp_path / "bounded.keras"
+    keras.Model(inputs, keras.layers.Dense(2)(mixed)).save(path)
+    _safe_load.check_model_file(path)
 
 
 def test_an_op_layer_of_constant_size_passes(tmp_path):
