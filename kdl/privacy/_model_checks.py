@@ -195,7 +195,11 @@ def _updated_state(layer) -> list:
     """Floating-point non-trainable weights of a trainable ``layer`` (not of
     a frozen layer inside it): state that a train step may assign from the
     batch (a running mean), with no clipping and no noise."""
-    frozen = {id(w) for sub in layer.submodules
+    try:
+        subs = layer.submodules
+    except ValueError:  # tf.Module cannot walk an RNN's recurrent-dropout cache
+        subs = ()
+    frozen = {id(w) for sub in subs
               if isinstance(sub, keras.layers.Layer) and not sub.trainable
               for w in sub.weights}  # fmt: skip
     return [w for w in layer.non_trainable_weights
