@@ -139,7 +139,8 @@ def positive(kind, most=None):
             value = None
         if value is None or not 0 < value < float("inf") or value != value:
             raise argparse.ArgumentTypeError(
-                f"expected a positive finite {kind.__name__}, got {text!r}"
+                f"expected a positive {'finite ' * (kind is float)}"
+                f"{kind.__name__}, got {text!r}"
             )
         if most is not None and value > most:
             raise argparse.ArgumentTypeError(f"expected at most {most:,}, got {text!r}")
