@@ -420,3 +420,30 @@ def test_a_private_search_does_not_train_a_trial_noisier_plan_cannot_cover(
     assert second["status"] == "failed"
     assert "below the search's plan" in second["error"]
     assert second["privacy"]["sessions"][0]["noise_multiplier"] == 1.5  # as planned
+
+
+@pytest.mark.slow
+def test_a_resumed_private_search_keeps_its_plan(digits_flat, tmp_path):
+    (x, y), _ = digits_flat
+    options = dict(
+        space={"learning_rate": Float(3e-3, 3e-2, log=True)},
+        objectives=["accuracy", "tflite_kb"],
+        algorithm="random",
+        max_trials=1,
+        epochs=1,
+        batch_size=64,
+        seed=0,
+        directory=tmp_path / "s",
+        verbose=0,
+    )
+    first = tune(_private_mlp, x, y, **options)
+    assert len(first.records) == 1
+    # More trials than the files already state: the search ends at the plan.
+    again = tune(_private_mlp, x, y, **{**options, "max_trials": 3})
+    assert len(again.records) == 1
+    # Other epochs, batch size or data: refused before anything trains.
+    for change in ({"epochs": 2}, {"batch_size": 16}):
+        with pytest.raises(ValueError, match="same as when this private search"):
+            tune(_private_mlp, x, y, **{**options, **change})
+    with pytest.raises(ValueError, match="same as when this private search"):
+        tune(_private_mlp, x[:-10], y[:-10], **options)

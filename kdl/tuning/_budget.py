@@ -477,6 +477,7 @@ def search(job, budget: Budget) -> fr.BudgetResult:
     study, storage = _study(job, budget, len(records))
     _recover(study, storage, budget)
     records = load_records(budget.directory)
+    budget.privacy_plan = private.resume_plan(job, budget, BudgetError) or None
     output.announce(job, budget, len(records))
     stopped, failures = "max_trials", 0
     while len(records) < budget.max_trials:

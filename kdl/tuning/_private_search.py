@@ -24,6 +24,7 @@ selection does in ``kdl.train``: the statement covers the training data.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -34,6 +35,7 @@ from kdl import _validation as v
 __all__ = [
     "plan_search",
     "check_trial_model",
+    "resume_plan",
     "void_among_plain",
     "trial_privacy",
     "state_search_cost",
@@ -70,6 +72,9 @@ def _row_counts(x, y) -> tuple[int, int]:
 def _trial_plan(job, model) -> dict:
     """One trial's planned session: what every trial may train at most."""
     fit = job.fit
+    if not isinstance(fit.x, np.ndarray) or not isinstance(fit.y, np.ndarray):
+        v.fail(FUNC, "x", "NumPy arrays x and y for a private search (its plan "
+               "counts the rows)", type(fit.x).__name__)  # fmt: skip
     n, copies = _row_counts(fit.x, fit.y)
     batch = min(n, int(fit.batch_size or 32))  # what model.fit uses
     return {
@@ -131,9 +136,54 @@ def _check_compression(budget, error) -> None:
         values = settings.get(key)
         values = values if isinstance(values, (list, tuple)) else [values]
         if any(value == name if key == "quantization" else value for value in values):
-            v.fail(FUNC, "space", f"free of {key}={values!r} for a private "
-                   f"builder ({why}; use None, 'dynamic' or 'float16')",
-                   key, error=error)  # fmt: skip
+            arg = "fixed" if key in budget.compression else "space"
+            hint = ("use None, 'dynamic' or 'float16'" if key == "quantization"
+                    else "leave it out")  # fmt: skip
+            v.fail(FUNC, arg, f"free of {key}={values!r} for a private "
+                   f"builder ({why}; {hint})", key, error=error)  # fmt: skip
+
+
+def _private_compression(budget, error) -> None:
+    if budget.compression.pop("default_quantization", False):
+        budget.compression["quantization"] = "dynamic"  # int8 would calibrate
+    _check_compression(budget, error)
+
+
+def _fit_of(job) -> dict:
+    """What a plan was made for: a resumed search must train the same."""
+    fit = job.fit
+    digest = hashlib.sha256()
+    for part in (fit.x, fit.y):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return {"epochs": int(fit.epochs), "batch_size": fit.batch_size,
+            "rows": len(fit.x), "data": digest.hexdigest()[:16]}  # fmt: skip
+
+
+def resume_plan(job, budget, error=ValueError) -> dict:
+    """The saved plan of a private search being resumed ({} when none).
+
+    A resumed search keeps its plan: files written before already state it.
+    Other epochs, batch size or data are refused; more trials than planned
+    are not run (the search ends at the plan's count).
+    """
+    path = budget.directory / PLAN_FILE
+    saved = _files.read_json(path) if path.exists() else None
+    if not saved:
+        return {}
+    now = _fit_of(job)
+    for key, value in saved.get("fit", {}).items():
+        if now.get(key) != value:
+            arg = {"rows": "x", "data": "x"}.get(key, key)
+            v.fail(FUNC, arg, f"the same as when this private search started "
+                   f"(its files state a plan made for {key}={value!r}; start "
+                   "a new search in another directory)", now.get(key),
+                   error=error)  # fmt: skip
+    if budget.max_trials > saved["trials"] and job.fit.verbose:
+        print(f"kdl.tune: the privacy plan allows {saved['trials']} trial(s)",
+              flush=True)  # fmt: skip
+    budget.max_trials = min(budget.max_trials, saved["trials"])
+    _private_compression(budget, error)
+    return saved
 
 
 def plan_search(job, budget, model, error=ValueError) -> dict:
@@ -150,14 +200,10 @@ def plan_search(job, budget, model, error=ValueError) -> dict:
                    "does not return a private model (kdl.privacy.make_private)",
                    "epsilon", error=error)  # fmt: skip
         return {}  # decided: not a private search
-    path = budget.directory / PLAN_FILE
-    saved = _files.read_json(path) if path.exists() else None
-    if saved is not None:
-        budget.max_trials = min(budget.max_trials, saved["trials"])
+    saved = resume_plan(job, budget, error)
+    if saved:
         return saved
-    if budget.compression.pop("default_quantization", False):
-        budget.compression["quantization"] = "dynamic"  # int8 would calibrate
-    _check_compression(budget, error)
+    _private_compression(budget, error)
     from kdl.privacy import accounting
 
     trial = _trial_plan(job, model)
@@ -175,9 +221,9 @@ def plan_search(job, budget, model, error=ValueError) -> dict:
         print(f"kdl.tune: epsilon {limit:g} allows {trials} trial(s) of this plan, "
               f"not {budget.max_trials}", flush=True)  # fmt: skip
     budget.max_trials = trials
-    plan = {"trial": trial, "trials": trials, "delta": delta}
+    plan = {"trial": trial, "trials": trials, "delta": delta, "fit": _fit_of(job)}
     plan["epsilon"] = _epsilon([trial] * trials, delta)
-    _files.write_json(path, plan)
+    _files.write_json(budget.directory / PLAN_FILE, plan)
     return plan
 
 
@@ -192,7 +238,7 @@ def check_trial_model(model, plan: dict) -> None:
         )
     noise = float(model.privacy.get("noise_multiplier") or 0.0)
     planned = plan["trial"]["noise_multiplier"]
-    if noise < planned * (1 - 1e-9):
+    if noise < planned * (1 - 1e-6):
         raise ValueError(
             f"{FUNC}: this trial's noise multiplier {noise:g} is below the "
             f"search's plan ({planned:g}, its first trial's); not trained"
@@ -215,7 +261,8 @@ def _exceeds(session: dict, plan: dict) -> bool:
     other, at every Renyi order)."""
     rate, noise = _step(session)
     planned_rate, planned_noise = _step(plan)
-    return rate > planned_rate * (1 + 1e-9) or noise < planned_noise * (1 - 1e-9)
+    # float32 noise and rates recorded by the step: a relative tolerance
+    return rate > planned_rate * (1 + 1e-6) or noise < planned_noise * (1 - 1e-6)
 
 
 def trial_privacy(model, plan: dict) -> dict:
