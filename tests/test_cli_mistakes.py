@@ -228,3 +228,34 @@ def test_a_result_that_cannot_be_written_is_a_failure(where, tmp_path):
     last = done.stderr.strip().splitlines()[-1]  # TensorFlow's C++ log before it
     assert last.startswith("kdl predict: ") and "No space left" in last
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_failed_save_keeps_the_model_and_its_data_json_together(
+    where, tmp_path, monkeypatch
+):
+    import hashlib
+    import shutil
+
+    model = tmp_path / "m.keras"
+    sidecar = tmp_path / "m.keras.data.json"
+    shutil.copy(where["tmp"] / "wine.keras", model)
+    sidecar.write_text('{"kind": "table", "mine": true}')
+
+    def digest():
+        return [hashlib.sha256(p.read_bytes()).hexdigest() for p in (model, sidecar)]
+
+    before = digest()
+
+    def failing_save(*args, **kwargs):
+        raise OSError("disk full while saving")
+
+    monkeypatch.setattr(kdl, "save", failing_save)  # the model cannot be saved
+    status, _, err = run(*[a.format(**where) for a in T], "--out", model)
+    assert status == 2 and "disk full" in err
+    assert digest() == before  # the old sidecar is back beside the old model
+    monkeypatch.undo()
+    sidecar.unlink()
+    sidecar.mkdir()  # the sidecar cannot be replaced: the model is not touched
+    status, _, err = run(*[a.format(**where) for a in T], "--out", model)
+    assert status == 2, err
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before[0]

@@ -49,13 +49,27 @@ def _show_warnings(caught, ours: str, *, quiet: bool) -> None:
 
 def save_with_schema(args, model, path, schema) -> None:
     import kdl
-    from kdl import datasets
+    from kdl import _files, datasets
 
-    saved = kdl.save(model, path)
     if Path(str(args.data)).exists():  # kdl export --quantization int8 uses it
         schema = dict(schema, path=str(Path(args.data).resolve()))
-    datasets.write_schema(saved, schema)
-    c.note(args, f"saved {saved} and {datasets.schema_path(saved).name}")
+    # The pair is replaced together (hostile review of issue 26: a sidecar
+    # that could not be replaced left a new model beside the old sidecar):
+    # the sidecar first, then the model; a failed model save puts the old
+    # sidecar back.
+    sidecar = datasets.schema_path(path)
+    old = sidecar.read_bytes() if sidecar.is_file() else None
+    datasets.write_schema(path, schema)
+    try:
+        saved = kdl.save(model, path)
+    except BaseException:
+        if old is None:
+            sidecar.unlink(missing_ok=True)
+        else:
+            with _files.atomic_path(sidecar) as tmp:
+                tmp.write_bytes(old)
+        raise
+    c.note(args, f"saved {saved} and {sidecar.name}")
 
 
 VALIDATION_SPLIT = 0.1
