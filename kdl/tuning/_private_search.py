@@ -69,12 +69,12 @@ def _row_counts(x, y) -> tuple[int, int]:
     return int(len(counts)), int(counts.max())
 
 
-def _trial_plan(job, model) -> dict:
+def _trial_plan(job, model, error=ValueError) -> dict:
     """One trial's planned session: what every trial may train at most."""
     fit = job.fit
     if not isinstance(fit.x, np.ndarray) or not isinstance(fit.y, np.ndarray):
         v.fail(FUNC, "x", "NumPy arrays x and y for a private search (its plan "
-               "counts the rows)", type(fit.x).__name__)  # fmt: skip
+               "counts the rows)", type(fit.x).__name__, error=error)  # fmt: skip
     n, copies = _row_counts(fit.x, fit.y)
     batch = min(n, int(fit.batch_size or 32))  # what model.fit uses
     return {
@@ -206,7 +206,7 @@ def plan_search(job, budget, model, error=ValueError) -> dict:
     _private_compression(budget, error)
     from kdl.privacy import accounting
 
-    trial = _trial_plan(job, model)
+    trial = _trial_plan(job, model, error)
     # The delta the statement will use (its default depends on the examples).
     delta = model.privacy.get("delta") or accounting.default_delta(
         trial["num_examples"]
