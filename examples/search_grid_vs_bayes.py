@@ -8,8 +8,9 @@ argument, then like an odometer, the last argument (the learning rate)
 changing fastest; within 8 trials it visits the first two widths only, with
 every learning rate. Random search draws combinations at random; Bayesian
 optimization (a Gaussian process over the trials so far) picks each next
-point where it expects the best objective. All three optimize the validation
-accuracy.
+point where it expects the best objective, after a few random trials to
+start from (kdl gives it half the budget, at most 3 per argument: here 4 of
+the 8). All three optimize the validation accuracy.
 
 The script counts, for each search and seed, the trials it took to reach a
 target: 95% of the best validation accuracy that any of the three found with
