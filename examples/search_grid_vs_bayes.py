@@ -10,7 +10,9 @@ every learning rate. Random search draws combinations at random; Bayesian
 optimization (a Gaussian process over the trials so far) picks each next
 point where it expects the best objective, after a few random trials to
 start from (kdl gives it half the budget, at most 3 per argument: here 4 of
-the 8). All three optimize the validation accuracy.
+the 8; with the same seed they can be the random search's own first draws,
+and the script says how many trials the two shared). All three optimize the
+validation accuracy.
 
 The script counts, for each search and seed, the trials it took to reach a
 target: 95% of the best validation accuracy that any of the three found with
@@ -85,7 +87,7 @@ def main() -> None:
     test_acc = {a: [] for a in ALGORITHMS}
     fig, ax = plt.subplots(figsize=(7, 4))
     for seed in seeds():
-        curves = {}
+        curves, tried = {}, {}
         for algorithm in ALGORITHMS:
             folder = algorithm if seed == 0 else f"{algorithm}-seed{seed}"
             result = kdl.tune(
@@ -104,6 +106,7 @@ def main() -> None:
             )
             table = result.trials
             curves[algorithm] = table["val_accuracy"].to_numpy(dtype=float)
+            tried[algorithm] = list(zip(*(table[k].astype(str) for k in SPACE)))
             if seed == 0:
                 print(f"\n{algorithm} (seed 0), trials in the order they ran:")
                 print(table[["trial", *SPACE, "val_accuracy"]].to_string(index=False))
@@ -112,6 +115,20 @@ def main() -> None:
                 x_test, y_test, verbose=0, return_dict=True
             )
             test_acc[algorithm].append(test["accuracy"])
+        widths = sorted({w for w, _ in tried["grid"]}, key=lambda w: (len(w), w))
+        shared = next(
+            (
+                i
+                for i, (a, b) in enumerate(zip(tried["random"], tried["bayesian"]))
+                if a != b
+            ),
+            min(len(tried["random"]), len(tried["bayesian"])),
+        )
+        print(
+            f"seed {seed}: the grid visited {len(set(tried['grid']))} of "
+            f"{combinations} combinations (widths {', '.join(widths)}); random "
+            f"and Bayesian search began with the same {shared} trial(s)"
+        )
         target = TARGET * max(np.nanmax(c) for c in curves.values())
         for algorithm, accuracies in curves.items():
             reached[algorithm].append(

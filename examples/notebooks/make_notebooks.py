@@ -474,7 +474,14 @@ SEARCH = [
 `kdl.tune` searches a builder's own arguments with KerasTuner's oracles. One
 problem (an MLP on the digits), three algorithms:
 
-- **grid** visits every combination of a discrete space once;
+- **grid** walks the combinations of a discrete space in a fixed order, each
+  once: first the first value of every argument, then like an odometer, the
+  last argument (`learning_rate`) changing fastest, then `dropout`, then
+  `dense_units`. The space below has 3 x 2 x 2 = 12 combinations and the
+  budget is 8 trials, so the grid visits 8 of them: the widths (16,) and
+  (64,) with every dropout and rate, and never (128,). A grid is
+  exhaustive only when the budget covers it (`max_trials=None` runs it
+  all);
 - **Bayesian** optimization fits a Gaussian process to the trials so far and
   picks the next point where it expects the best objective;
 - **Hyperband** starts many trials with a few epochs and gives more epochs
@@ -495,7 +502,12 @@ space = {
 }
 common = dict(space=space, epochs=pick(12, 2), seed=0, verbose=0, resume=False)
 """),
-    md("## Run the three searches"),
+    md("""
+## Run the three searches
+
+Grid and Bayesian get the same budget of trials; Hyperband decides its own
+number from `epochs` and `factor`.
+"""),
     code("""
 budget = pick(8, 2)
 results = {}
@@ -507,6 +519,13 @@ for algorithm in ("grid", "bayesian", "hyperband"):
     r = results[algorithm]
     print(f"{algorithm:9s} {len(r.trials)} trials, best val_loss "
           f"{r.best_score:.4f} with {r.best_params}")
+
+combinations = 3 * 2 * 2
+grid = results["grid"].trials
+widths = grid["dense_units"].astype(str)
+visited = set(zip(widths, grid["dropout"], grid["learning_rate"]))
+print(f"grid: {len(visited)} of {combinations} combinations visited in "
+      f"{budget} trials; widths tried: {sorted(set(widths))}")
 """),
     md("## The trials tables"),
     code("""
