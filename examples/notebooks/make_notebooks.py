@@ -478,10 +478,10 @@ problem (an MLP on the digits), three algorithms:
   once: first the first value of every argument, then like an odometer, the
   last argument (`learning_rate`) changing fastest, then `dropout`, then
   `dense_units`. The space below has 3 x 2 x 2 = 12 combinations and the
-  budget is 8 trials, so the grid visits 8 of them: the widths (16,) and
-  (64,) with every dropout and rate, and never (128,). A grid is
-  exhaustive only when the budget covers it (`max_trials=None` runs it
-  all);
+  budget is 8 trials (2 in the short mode), so the grid visits 8 of them:
+  the widths (16,) and (64,) with every dropout and rate, and never
+  (128,). A grid is exhaustive only when the budget covers it
+  (`max_trials=None` runs it all);
 - **Bayesian** optimization fits a Gaussian process to the trials so far and
   picks the next point where it expects the best objective;
 - **Hyperband** starts many trials with a few epochs and gives more epochs
