@@ -12,7 +12,7 @@ script can be re-run alone.
 
 Usage, from the repository root::
 
-    .venv/bin/python benchmarks/examples_claims.py                  # all six
+    .venv/bin/python benchmarks/examples_claims.py                  # all eight
     .venv/bin/python benchmarks/examples_claims.py dropout_gap --write
 """
 
@@ -36,6 +36,8 @@ SCRIPTS = (
     "multitask_digits",
     "early_stopping",
     "differential_privacy",
+    "prune_quantize",
+    "search_grid_vs_bayes",
 )
 # Lines TensorFlow, absl and Python's warnings print, and Keras' per-epoch
 # progress lines (verbose=2): not the numbers the example reports.
