@@ -18,7 +18,8 @@ of the weights, test accuracy, and latency per example (one at a time, and
 within a batch of the whole test set). Pruning keeps every parameter and
 every multiply-add (the zeros are stored and multiplied); only the gzipped
 size falls. Shrinking cuts all of them; whether that shows as time depends on
-how much of a call is overhead, and the script says what it measured.
+how much of a call is overhead (one 8x8 image at a time, the call costs more
+than its multiply-adds), and the script says what it measured.
 
 Run it (add ``--quick``, or set ``KDL_QUICK=1``, for a short smoke run):
 
@@ -166,10 +167,7 @@ def zeroing_against_removing(model, pruned, shrunk, x_test, y_test) -> None:
         elif speedup < 1 / 1.2:
             verdict = "the shrunk model is slower"
         else:
-            verdict = (
-                "no clear difference (within 1.2x: the time is mostly the "
-                "call's overhead, not its multiply-adds)"
-            )
+            verdict = "no clear difference (within 1.2x)"
         print(
             f"time, {kind}: the shrunk model runs {speedup:.2f}x, the pruned "
             f"{pruned_speedup:.2f}x as fast as the original: {verdict}"
