@@ -110,7 +110,8 @@ def merged(new: dict[str, str]) -> str:
         "",
         "Each topic script at its full settings, as printed (mean ± standard",
         "deviation over 3 seeds; the verdict lines are computed by the script",
-        "from these numbers). The header is that of the latest run; each",
+        "from these numbers; prune_quantize trains one seed and times its",
+        "models in one process). The header is that of the latest run; each",
         "subsection gives its own command and time.",
         "",
     ]
