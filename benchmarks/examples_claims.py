@@ -12,7 +12,7 @@ script can be re-run alone.
 
 Usage, from the repository root::
 
-    .venv/bin/python benchmarks/examples_claims.py                  # all six
+    .venv/bin/python benchmarks/examples_claims.py                  # all eight
     .venv/bin/python benchmarks/examples_claims.py dropout_gap --write
 """
 
@@ -36,6 +36,8 @@ SCRIPTS = (
     "multitask_digits",
     "early_stopping",
     "differential_privacy",
+    "prune_quantize",
+    "search_grid_vs_bayes",
 )
 # Lines TensorFlow, absl and Python's warnings print, and Keras' per-epoch
 # progress lines (verbose=2): not the numbers the example reports.
@@ -108,7 +110,8 @@ def merged(new: dict[str, str]) -> str:
         "",
         "Each topic script at its full settings, as printed (mean ± standard",
         "deviation over 3 seeds; the verdict lines are computed by the script",
-        "from these numbers). The header is that of the latest run; each",
+        "from these numbers; prune_quantize trains one seed and times its",
+        "models in one process). The header is that of the latest run; each",
         "subsection gives its own command and time.",
         "",
     ]

@@ -52,6 +52,7 @@ PROMISES = {
     ],
     "search_grid_vs_bayes": [
         "search_grid_vs_bayes/grid/trials.csv",
+        "search_grid_vs_bayes/random/trials.csv",
         "search_grid_vs_bayes/bayesian/trials.csv",
         "search_grid_vs_bayes/objective_per_trial.png",
     ],

@@ -50,13 +50,14 @@ def code(text: str):
 
 QUICK_START = [
     md("""
-# 1. Quick start: data, model, training, history, saving
+# 1. Quick start: data, model, training, history, saving, a layer graph
 
 This notebook walks through kdl's everyday loop on scikit-learn's digits
 (1,797 images of 8x8 pixels, shipped with scikit-learn: nothing is
 downloaded): load the data, build a compiled CNN in one call, train it with
 the standard callbacks in a run folder, plot the history, and save and reload
-the model.
+the model; at the end, a model with two inputs built with the functional
+API, and its layer graph.
 """),
     setup(),
     md("""
@@ -147,6 +148,95 @@ print("best checkpoint test accuracy:",
       round(best.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"], 3))
 """),
     md("""
+## The layer graph: a model with two inputs (the functional API)
+
+The builders make straight stacks of layers. `kdl.keras` is the Keras that
+kdl uses (tf_keras), so its functional API builds any graph: here two
+inputs, the pixels and two numbers computed from them (how much ink, how
+much of it in the top half), a branch (a wide and a narrow Dense layer read
+the pixels) and a merge (`Concatenate`) before the softmax.
+`model.summary()` lists each layer's inputs in its "Connected to" column.
+"""),
+    code("""
+keras = kdl.keras
+flat_train = x_train.reshape(len(x_train), -1)
+flat_test = x_test.reshape(len(x_test), -1)
+
+
+def ink(images):  # two numbers per image: total ink, share of it in the top half
+    total = images.sum(axis=(1, 2, 3))
+    top = images[:, :4].sum(axis=(1, 2, 3))
+    return np.stack([total / 64, top / np.maximum(total, 1e-6)], axis=1)
+
+
+kdl.set_seed(0)
+pixels = keras.Input((64,), name="pixels")
+extra = keras.Input((2,), name="ink")
+wide = keras.layers.Dense(32, activation="relu", name="wide")(pixels)
+narrow = keras.layers.Dense(8, activation="relu", name="narrow")(pixels)
+merged = keras.layers.Concatenate(name="merge")([wide, narrow, extra])
+digit = keras.layers.Dense(10, activation="softmax", name="digit")(merged)
+graph = keras.Model([pixels, extra], digit, name="branch_and_merge")
+graph.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+graph.summary()
+"""),
+    md("""
+## Drawing the graph
+
+`keras.utils.plot_model` draws it as a picture when pydot and Graphviz are
+installed (they are not kdl dependencies). Without them, the same graph can
+be drawn as text from the model's public config: each entry of
+`graph.get_config()["layers"]` names the layers it reads in
+`"inbound_nodes"`. A layer's level is one more than the deepest layer it
+reads, so each line below can only read lines above it.
+"""),
+    code("""
+import shutil
+
+try:
+    import pydot  # noqa: F401
+
+    has_graphviz = shutil.which("dot") is not None
+except ImportError:
+    has_graphviz = False
+
+if has_graphviz:
+    from IPython.display import Image, display
+
+    keras.utils.plot_model(graph, "saved_models/quick_start/graph.png",
+                           show_shapes=True)
+    display(Image("saved_models/quick_start/graph.png"))
+else:
+    print("pydot or Graphviz not installed: the graph as text\\n")
+    reads, level = {}, {}
+    for entry in graph.get_config()["layers"]:
+        name = entry["name"]
+        reads[name] = [inbound[0] for node in entry["inbound_nodes"]
+                       for inbound in node]
+        level[name] = 1 + max((level[r] for r in reads[name]), default=-1)
+    for depth in range(max(level.values()) + 1):
+        row = []
+        for name in (n for n in reads if level[n] == depth):
+            layer = graph.get_layer(name)
+            shape = tuple(layer.output.shape)[1:]
+            source = f" <- {' + '.join(reads[name])}" if reads[name] else ""
+            row.append(f"{name} [{type(layer).__name__} {shape}]{source}")
+        print(f"level {depth}: " + "   |   ".join(row))
+"""),
+    md("""
+A model with two inputs takes a list of two arrays, in the order of its
+inputs; it trains, saves and reloads like any other.
+"""),
+    code("""
+graph.fit([flat_train, ink(x_train)], y_train, validation_split=0.2,
+          epochs=pick(30, 1), batch_size=32, verbose=0)
+acc = graph.evaluate([flat_test, ink(x_test)], y_test, verbose=0)[1]
+print(f"two-input model, test accuracy: {acc:.3f}")
+path = kdl.save(graph, "saved_models/quick_start/branch_and_merge.keras")
+again = kdl.load(path)
+print("reloaded inputs:", [t.name for t in again.inputs])
+"""),
+    md("""
 Next: `2_gru_to_device.ipynb` takes a model all the way to a TFLite file;
 `examples/early_stopping.py` and `examples/train_and_resume.py` show the
 callbacks and resuming in more detail.
@@ -186,9 +276,10 @@ plt.show()
 ## Compress
 
 `compression.prune` zeroes the smallest weights of every kernel (the GRU's
-input and recurrent kernels included) while it fine-tunes a copy; the
-original model is untouched. Zeros compress well, so the gzipped file
-shrinks.
+recurrent kernel and the head; the input kernel reads only 8 features a
+step, too few to lose most of them, and stays dense) while it fine-tunes a
+copy; the original model is untouched. Zeros compress well, so the
+gzipped file shrinks.
 """),
     code("""
 pruned = compression.prune(gru, x_train, y_train, target_sparsity=0.7,
@@ -383,7 +474,14 @@ SEARCH = [
 `kdl.tune` searches a builder's own arguments with KerasTuner's oracles. One
 problem (an MLP on the digits), three algorithms:
 
-- **grid** visits every combination of a discrete space once;
+- **grid** walks the combinations of a discrete space in a fixed order, each
+  once: first the first value of every argument, then like an odometer, the
+  last argument (`learning_rate`) changing fastest, then `dropout`, then
+  `dense_units`. The space below has 3 x 2 x 2 = 12 combinations and the
+  budget is 8 trials (2 in the short mode), so the grid visits 8 of them:
+  the widths (16,) and (64,) with every dropout and rate, and never
+  (128,). A grid is exhaustive only when the budget covers it
+  (`max_trials=None` runs it all);
 - **Bayesian** optimization fits a Gaussian process to the trials so far and
   picks the next point where it expects the best objective;
 - **Hyperband** starts many trials with a few epochs and gives more epochs
@@ -404,7 +502,12 @@ space = {
 }
 common = dict(space=space, epochs=pick(12, 2), seed=0, verbose=0, resume=False)
 """),
-    md("## Run the three searches"),
+    md("""
+## Run the three searches
+
+Grid and Bayesian get the same budget of trials; Hyperband decides its own
+number from `epochs` and `factor`.
+"""),
     code("""
 budget = pick(8, 2)
 results = {}
@@ -416,6 +519,13 @@ for algorithm in ("grid", "bayesian", "hyperband"):
     r = results[algorithm]
     print(f"{algorithm:9s} {len(r.trials)} trials, best val_loss "
           f"{r.best_score:.4f} with {r.best_params}")
+
+combinations = 3 * 2 * 2
+grid = results["grid"].trials
+widths = grid["dense_units"].astype(str)
+visited = set(zip(widths, grid["dropout"], grid["learning_rate"]))
+print(f"grid: {len(visited)} of {combinations} combinations visited in "
+      f"{budget} trials; widths tried: {sorted(set(widths))}")
 """),
     md("## The trials tables"),
     code("""
