@@ -231,7 +231,7 @@ def from_images(path, opts: Options) -> Data:
     if task == "regression":
         v.fail(FUNC, "task", "'classification' or 'binary' for an image folder", task)
 
-    def split(labels):
+    def split_labels(labels):
         return split(len(labels), opts, labels)
 
     train, test, paths, parts = _images.read_folder(
@@ -239,7 +239,7 @@ def from_images(path, opts: Options) -> Data:
         classes=classes,
         image_size=opts.image_size,
         color_mode=opts.color_mode,
-        split=split,
+        split=split_labels,
         as_dataset=opts.as_dataset,
         batch_size=opts.batch_size,
         seed=opts.seed,
