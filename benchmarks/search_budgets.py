@@ -72,6 +72,50 @@ def run(trials: int, epochs: int, directory: Path, resume: bool) -> dict:
     return {"result": result, "rows": rows, "seconds": seconds}
 
 
+def standard(directory: Path, epochs: int) -> list[dict]:
+    """report.standard_variants of the default CNN, trained as a user would
+    (kdl.train, its defaults but the epochs), measured on the test set."""
+    from kdl import report as kdl_report
+
+    (x, y), (x_test, y_test) = datasets.digits()
+    model = build_cnn(x.shape[1:], 10)
+    kdl.train(model, x, y, epochs=epochs, seed=0, run_dir=False, verbose=0)
+    variants = kdl_report.standard_variants(model, x, y, directory / "variants")
+    table = kdl_report.compare(variants, x_test, y_test, verbose=0)
+    return [row for row in table.rows if str(row["source"]).endswith(".tflite")]
+
+
+def _dominated(row: dict, rows: list) -> tuple | None:
+    """The front point that is at least as accurate and as small (gzipped
+    .tflite) as the variant ``row``, or None."""
+    kb = row["gzip_bytes"] / 1000.0
+    for point, accuracy in rows:
+        if accuracy >= row["metric"] and point["figures"]["tflite_kb"] <= kb:
+            return point["trial"], accuracy, point["figures"]["tflite_kb"]
+    return None
+
+
+def dominance_lines(variants: list, rows: list) -> list[str]:
+    table = []
+    for row in variants:
+        by = _dominated(row, rows)
+        table.append((
+            row["variant"], f"{row['metric']:.4f}",
+            f"{row['gzip_bytes'] / 1000:.1f}",
+            "no" if by is None else f"trial {by[0]} ({by[1]:.4f}, {by[2]:.1f} KB)",
+        ))  # fmt: skip
+    lines = ["", "The default CNN's standard variants (report.standard_variants, "
+             "test set, LiteRT) against the front:", ""]  # fmt: skip
+    lines += _common.table(
+        ["variant", "test acc", "KB (gz)", "dominated by a front point"], table
+    )
+    met = all(row[3] != "no" for row in table)
+    lines += ["", _common.goal(met, "every standard variant is dominated (at "
+                               "least as accurate and as small) by a front "
+                               "point."), ""]  # fmt: skip
+    return lines
+
+
 def report(found: dict, trials: int, epochs: int) -> str:
     result, rows = found["result"], found["rows"]
     lines = ["## Search under a size budget (kdl.tune, issue 24)", ""]
@@ -129,12 +173,21 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--directory", type=Path, help="keep (and resume) the search folder here"
     )
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also build the default CNN's standard variants and check that "
+        "the front dominates them",
+    )
     _common.add_write_flag(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.directory or Path(tmp) / "search"
         found = run(args.trials, args.epochs, directory, args.directory is not None)
         text = report(found, args.trials, args.epochs)
+        if args.variants:
+            variants = standard(Path(tmp), args.epochs)
+            text += "\n".join(dominance_lines(variants, found["rows"]))
     print(text)
     if args.write:
         print(f"written to {_common.write_section(text)}")
