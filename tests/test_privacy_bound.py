@@ -212,8 +212,9 @@ def test_fit_then_train_on_batch_counts_every_step(data):
         private.train_on_batch(x[i * 10 : i * 10 + 10], y[i * 10 : i * 10 + 10])
     result = privacy.statement(private)
     assert result.steps == 30
-    # The 10 train_on_batch steps saw 100 distinct rows.
-    true = _true_epsilon((N, 10, 20, 1.0), (100, 10, 10, 1.0))
+    # The 10 train_on_batch steps drew no random batch: a row in them is in
+    # its step for sure (rate 1), whatever rows the other calls held.
+    true = _true_epsilon((N, 10, 20, 1.0), (10, 10, 10, 1.0))
     assert result.epsilon == pytest.approx(true, rel=1e-6)
 
 
@@ -241,7 +242,7 @@ def test_train_on_batch_records_the_batch_it_ran(data):
         private.train_on_batch(x[i * 40 : i * 40 + 40], y[i * 40 : i * 40 + 40])
     result = privacy.statement(private, num_examples=N)
     assert (result.batch_size, result.steps) == (40, 5)
-    assert result.epsilon == pytest.approx(_true_epsilon((N, 40, 5, 1.0)), rel=1e-6)
+    assert result.epsilon == pytest.approx(_true_epsilon((40, 40, 5, 1.0)), rel=1e-6)
 
 
 def test_savedmodel_reload_then_train_on_batch_keeps_counting(data, tmp_path):
@@ -254,7 +255,10 @@ def test_savedmodel_reload_then_train_on_batch_keeps_counting(data, tmp_path):
         loaded.train_on_batch(x[i * 20 : i * 20 + 20], y[i * 20 : i * 20 + 20])
     result = privacy.statement(loaded, num_examples=N)
     assert result.steps == 20 and result.void is None
-    assert result.epsilon == pytest.approx(_true_epsilon((N, 20, 20, 1.0)), rel=1e-6)
+    # The fit's 10 steps sampled from N rows; the 10 train_on_batch steps drew
+    # no random batch (rate 1).
+    true = _true_epsilon((N, 20, 10, 1.0), (20, 20, 10, 1.0))
+    assert result.epsilon == pytest.approx(true, rel=1e-6)
 
 
 @pytest.mark.parametrize("method", ["fast", "optimizer"])
@@ -416,3 +420,44 @@ def test_rows_equal_to_the_model_count_once():
     wide = x.astype("float64")
     assert len(_pipeline.row_hashes([np.concatenate([wide, wide + 1e-12])])) == 5
     assert len(_pipeline.row_hashes([np.concatenate([x, x + 1e-3])])) == 10
+
+
+# === Third hostile review: train_on_batch draws no random batch ===
+
+
+def test_a_row_in_every_train_on_batch_call_is_counted_in_every_step(data):
+    # Stated 1.28 (rate 10/901) where the row's epsilon is at least 91.8.
+    x, y = data
+    private = _private(num_examples=N, batch_size=10, epochs=1)
+    for i in range(30):
+        rows = np.r_[0, 1 + (np.arange(9) + 9 * i) % (N - 1)]
+        private.train_on_batch(x[rows], y[rows])
+    result = privacy.statement(private)
+    assert result.epsilon == pytest.approx(_true_epsilon((10, 10, 30, 1.0)), rel=1e-6)
+
+
+def test_a_row_repeated_inside_a_train_on_batch_batch_is_a_group(data):
+    # Stated 7.77 (m = 1) where the row's epsilon is at least 2,268.
+    x, y = data
+    private = _private(num_examples=N, batch_size=30, epochs=1)
+    rows = np.r_[np.zeros(20, int), np.arange(1, 11)]  # row 0 twenty times
+    for _ in range(5):
+        private.train_on_batch(x[rows], y[rows])
+    result = privacy.statement(private)
+    # A group of 20 copies in a step of 30: rate 1, noise 1 / 20.
+    assert result.epsilon == pytest.approx(
+        _true_epsilon((30, 30, 5, 1.0 / 20)), rel=1e-6
+    )
+
+
+def test_labels_in_another_dtype_are_the_same_examples(data):
+    # The same 40 rows with int64 and float32 labels were counted as 80.
+    x, y = data
+    private = _private(num_examples=400, batch_size=40, epochs=1)
+    for i in range(6):
+        labels = y[:40] if i % 2 else y[:40].astype("float32")
+        private.train_on_batch(x[:40], labels)
+    assert privacy.statement(private).num_examples == 40
+    with pytest.raises(ValueError, match="validation"):
+        private.fit(x[40:200], y[40:200], validation_data=(x[:40], y[:40].astype(
+            "float32")), epochs=1, verbose=0)  # fmt: skip

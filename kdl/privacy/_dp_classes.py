@@ -140,9 +140,9 @@ class PrivateModel(dp_keras_model.make_dp_model_class(keras.Model)):
         """``Model.train_on_batch`` that counts the distinct rows it trained
         on (issue 30): the sampling rate of steps no fit ran is their batch
         over the distinct rows they saw, not the planned examples."""
-        rows = _tracking.batch_rows(x, y)
+        rows, copies = _tracking.batch_rows(x, y)
         result = super().train_on_batch(x, y, *args, **kwargs)
-        self.kdl_ledger.see_rows(rows)
+        self.kdl_ledger.see_rows(rows, copies)
         return result
 
     def train_step(self, data):

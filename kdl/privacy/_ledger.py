@@ -96,6 +96,7 @@ class Ledger:
         # many steps they were given to.
         self.seg_rows: set = set()
         self.seg_seen = 0
+        self.seg_copies = 1  # the most copies of one row in one step's batch
         self._current = None  # (weights' ids, traced fingerprint function)
 
     # --- In the step (traced) ---
@@ -123,10 +124,12 @@ class Ledger:
 
     # --- Between steps (eager) ---
 
-    def see_rows(self, rows: set) -> None:
-        """Adds the row fingerprints train_on_batch gave one step."""
+    def see_rows(self, rows: set, copies: int = 1) -> None:
+        """Adds the row fingerprints train_on_batch gave one step (and the
+        most copies of one row in that batch)."""
         self.seg_rows |= rows
         self.seg_seen += 1
+        self.seg_copies = max(self.seg_copies, int(copies))
 
     def segment(self) -> dict:
         """The open segment: {"steps", "batch_size", "noise_multiplier",
@@ -143,6 +146,7 @@ class Ledger:
             "noise_multiplier": None if noise == _NO_NOISE_YET else noise,
             "l2_norm_clip": clip if steps and clip > 0 else None,
             "rows": len(self.seg_rows) if steps and self.seg_seen == steps else None,
+            "multiplicity": self.seg_copies,
         }
 
     def close_segment(self) -> dict:
@@ -152,7 +156,7 @@ class Ledger:
         self.seg_batch.assign(0)
         self.seg_noise.assign(_NO_NOISE_YET)
         self.seg_clip.assign(0.0)
-        self.seg_rows, self.seg_seen = set(), 0
+        self.seg_rows, self.seg_seen, self.seg_copies = set(), 0, 1
         return segment
 
     def current(self, model) -> tf.Tensor:

@@ -153,13 +153,15 @@ def most_copies(prints: np.ndarray) -> int:
 
 def _as_model_sees(leaf) -> np.ndarray:
     """Values as the model reads them, so that rows equal to the model hash
-    alike: floats as float32 with -0.0 made 0.0, integers and booleans as int64
-    (a float64 copy of a row plus 1e-12 is the same example)."""
+    alike: every number as float32 with -0.0 made 0.0 (a float64 copy of a
+    row plus 1e-12, or its labels as int64 or float32, are the same example)."""
     leaf = np.asarray(leaf)
-    if leaf.dtype.kind == "f":
+    if leaf.dtype.kind in "fiub":
+        # One form for every number (hostile review, third round: a label as
+        # int64 in one call and float32 in the next was two examples): the
+        # float32 the model computes with. Integers beyond 2**24 may merge,
+        # which only makes fewer, more often sampled examples (conservative).
         return leaf.astype(np.float32) + np.float32(0.0)
-    if leaf.dtype.kind in "iub":
-        return leaf.astype(np.int64)
     return leaf
 
 

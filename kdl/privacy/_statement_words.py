@@ -23,7 +23,9 @@ def _factor(eps: float) -> str:
 def _session_words(session: dict, clip: float | None = None) -> str:
     rate = min(1.0, session["batch_size"] / session["num_examples"])
     copies = session.get("multiplicity") or 1
-    if copies > 1:
+    if session.get("outside_fit"):  # batches the caller chose: no sampling
+        rate = 1.0
+    elif copies > 1:
         rate = accounting.group_step(1.0, batch_size=session["batch_size"],
                                      elements=session["elements"],
                                      copies=copies)[0]  # fmt: skip

@@ -362,9 +362,11 @@ def load_rows(model, folder) -> None:
     object.__setattr__(model, "kdl_rows_state", state)
 
 
-def batch_rows(x, y) -> set:
-    """The row fingerprints of one train_on_batch call's x and y."""
-    return _pipeline.row_hashes(_leaves(x, y))
+def batch_rows(x, y) -> tuple[set, int]:
+    """The row fingerprints of one train_on_batch call's x and y, and the
+    most copies of one row in it."""
+    prints = _pipeline.row_prints(_leaves(x, y))
+    return set(prints.tolist()), _pipeline.most_copies(prints)
 
 
 def _outside_fit(segment: dict) -> dict:
@@ -378,6 +380,7 @@ def _outside_fit(segment: dict) -> dict:
         "outside_fit": True,
         "noise_multiplier": segment["noise_multiplier"],
         "l2_norm_clip": segment["l2_norm_clip"],
+        "multiplicity": segment.get("multiplicity") or 1,
     }
 
 

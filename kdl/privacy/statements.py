@@ -248,7 +248,12 @@ def _summary(params, sessions, tracked) -> dict:
             | {"l2_norm_clip": one.get("l2_norm_clip")}
             | {
                 k: one.get(k)
-                for k in ("elements", "multiplicity", "multiplicity_assumed")
+                for k in (
+                    "elements",
+                    "multiplicity",
+                    "multiplicity_assumed",
+                    "outside_fit",
+                )
             }  # fmt: skip
             for one in sessions
         ),
@@ -331,12 +336,15 @@ def statement(
         noise,
         [
             (
-                one["num_examples"],
+                # Steps outside fit (train_on_batch, custom loops) drew their
+                # batches as the caller chose, not at random: a row in them is
+                # in every step (rate 1, no amplification by sampling).
+                one["batch_size"] if one.get("outside_fit") else one["num_examples"],
                 one["batch_size"],
                 one["steps"],
                 one.get("noise_multiplier"),
                 one.get("multiplicity") or 1,
-                one.get("elements"),
+                one["batch_size"] if one.get("outside_fit") else one.get("elements"),
             )
             for one in sessions
         ],  # fmt: skip
