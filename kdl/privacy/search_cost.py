@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from kdl.privacy import _ledger, _tracking
 from kdl.privacy.dp_training import is_private
 
-__all__ = ["search_epsilon", "trial_record", "with_search_cost"]
+__all__ = ["search_epsilon", "trial_record", "with_search_cost", "row_counts"]
 
 
 def search_epsilon(trials: Iterable[Iterable[tuple]], delta: float) -> float:
@@ -114,3 +114,11 @@ def with_search_cost(model, records: dict, best_id: str):
     if reason:
         model.privacy["void"] = reason
     return model
+
+
+def row_counts(x, y) -> tuple[int, int]:
+    """(distinct examples, most copies of one example) of arrays ``x``, ``y``,
+    fingerprinted as a private fit fingerprints them (a search's privacy
+    plan must count the rows the DP step will count)."""
+    rows, copies = _tracking.batch_rows(x, y)
+    return len(rows), copies

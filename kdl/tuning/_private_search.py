@@ -61,21 +61,15 @@ def _is_private(model) -> bool:
     return privacy.is_private(model)
 
 
-def _row_counts(x, y) -> tuple[int, int]:
-    """(distinct rows, most copies of one row) of the training arrays."""
-    rows = np.asarray(x).reshape(len(x), -1)
-    rows = np.concatenate([rows, np.asarray(y).reshape(len(y), -1)], axis=1)
-    _, counts = np.unique(rows, axis=0, return_counts=True)
-    return int(len(counts)), int(counts.max())
-
-
 def _trial_plan(job, model, error=ValueError) -> dict:
     """One trial's planned session: what every trial may train at most."""
     fit = job.fit
     if not isinstance(fit.x, np.ndarray) or not isinstance(fit.y, np.ndarray):
         v.fail(FUNC, "x", "NumPy arrays x and y for a private search (its plan "
                "counts the rows)", type(fit.x).__name__, error=error)  # fmt: skip
-    n, copies = _row_counts(fit.x, fit.y)
+    from kdl.privacy import search_cost
+
+    n, copies = search_cost.row_counts(fit.x, fit.y)
     batch = min(n, int(fit.batch_size or 32))  # what model.fit uses
     return {
         "num_examples": n,
@@ -200,9 +194,7 @@ def plan_search(job, budget, model, error=ValueError) -> dict:
                    "does not return a private model (kdl.privacy.make_private)",
                    "epsilon", error=error)  # fmt: skip
         return {}  # decided: not a private search
-    saved = resume_plan(job, budget, error)
-    if saved:
-        return saved
+    # A saved plan was read by resume_plan when the search (re)started.
     _private_compression(budget, error)
     from kdl.privacy import accounting
 
