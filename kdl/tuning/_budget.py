@@ -546,33 +546,8 @@ def prepare(job, budget: Budget, resume: bool, lock) -> None:
     Only a folder holding a kdl search is resumed or replaced; one that is
     not resumed is moved aside (kdl's run-folder policy), never deleted.
     """
-    path = budget.directory
-    marker = path / jobs.SEARCH_FILE
-    lock.acquire(path)  # a kdl._run_folder.FolderLock
-    if not any(entry.name != lock.LOCK_FILE for entry in path.iterdir()):
-        _files.write_json(marker, description(job, budget))
-        return
-    if not marker.exists():
-        v.fail(
-            FUNC,
-            "directory",
-            "a new or empty folder, or one holding a kdl search "
-            "(it would be overwritten)",
-            str(path),
-        )
-    if resume:
-        earlier = _files.read_json(marker)
-        if earlier != description(job, budget):
-            v.fail(
-                FUNC,
-                "directory",
-                "a folder holding this same search to resume "
-                f"(it holds {earlier}); pick another directory or pass "
-                "resume=False to start over",
-                str(path),
-            )
-        return
-    moved = lock.move_aside()
-    if job.fit.verbose:
-        print(f"kdl.tune: the earlier search was moved to {moved}", flush=True)
-    _files.write_json(marker, description(job, budget))
+    expected = description(job, budget)
+    state = jobs.open_folder(budget.directory, lock, expected, resume,
+                             verbose=job.fit.verbose)  # fmt: skip
+    if state != "same":
+        _files.write_json(budget.directory / jobs.SEARCH_FILE, expected)

@@ -151,6 +151,38 @@ class Job:
 # === Reporting ===
 
 
+def open_folder(path: Path, lock, expected: dict, resume: bool, *, verbose,
+                has_state=lambda: True) -> str:  # fmt: skip
+    """Locks a search folder and checks what it holds before a search writes
+    there (kdl.tune and its search under budgets alike).
+
+    Returns "empty", "same" (this same search, to resume: ``expected`` equals
+    the folder's description and ``has_state()``) or "moved" (an earlier kdl
+    search, moved aside to ``<name>.old-<timestamp>``, kdl's run-folder
+    policy, never deleted). Any other non-empty folder, or another search
+    given to resume, is refused.
+    """
+    marker = path / SEARCH_FILE
+    lock.acquire(path)  # a kdl._run_folder.FolderLock
+    if not any(entry.name != lock.LOCK_FILE for entry in path.iterdir()):
+        return "empty"
+    if not marker.exists():
+        v.fail(FUNC, "directory", "a new or empty folder, or one holding a kdl "
+               "search (it would be overwritten)", str(path))  # fmt: skip
+    if resume:
+        earlier = _files.read_json(marker)
+        if earlier != expected:
+            v.fail(FUNC, "directory", "a folder holding this same search to "
+                   f"resume (it holds {earlier}); pick another directory or "
+                   "pass resume=False to start over", str(path))  # fmt: skip
+        if has_state():
+            return "same"
+    moved = lock.move_aside()
+    if verbose:
+        print(f"kdl.tune: the earlier search was moved to {moved}", flush=True)
+    return "moved"
+
+
 def short_error(err: BaseException) -> str:
     """``"ValueError: <first line>"``, for the trials table."""
     text = str(err).strip().splitlines()

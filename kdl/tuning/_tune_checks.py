@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdl import _files, _keras_names
+from kdl import _keras_names
 from kdl import _validation as v
 from kdl._constants import ALGORITHMS
 from kdl.tuning import _job as jobs
@@ -252,32 +252,8 @@ def prepare_directory(job: jobs.Job, resume: bool, lock) -> bool:
     kdl.train), never deleted.
     """
     path = job.directory
-    marker = path / jobs.SEARCH_FILE
-    lock.acquire(path)  # a kdl._run_folder.FolderLock
-    if not any(entry.name != lock.LOCK_FILE for entry in path.iterdir()):
-        return False
-    if not marker.exists():
-        v.fail(
-            FUNC,
-            "directory",
-            "a new or empty folder, or one holding a kdl "
-            "search (it would be overwritten)",
-            str(path),
-        )
-    if resume:
-        earlier = _files.read_json(marker)
-        if earlier != job.description():
-            v.fail(
-                FUNC,
-                "directory",
-                "a folder holding this same search to resume "
-                f"(it holds {earlier}); pick another directory or pass "
-                "resume=False to start over",
-                str(path),
-            )
-        if (path / "oracle.json").exists():
-            return True
-    moved = lock.move_aside()
-    if job.fit.verbose:
-        print(f"kdl.tune: the earlier search was moved to {moved}", flush=True)
-    return False
+    state = jobs.open_folder(
+        path, lock, job.description(), resume, verbose=job.fit.verbose,
+        has_state=lambda: (path / "oracle.json").exists(),
+    )  # fmt: skip
+    return state == "same"
