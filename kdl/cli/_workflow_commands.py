@@ -36,6 +36,22 @@ def _space(architecture: str) -> dict:
     return {"units": kdl.Choice([(32,), (64,), (64, 32)]), **common}
 
 
+def _tune_options(args, space, fixed) -> dict:
+    """The keyword arguments `kdl tune` gives kdl.tune, with or without
+    budgets."""
+    return dict(
+        space=space,
+        fixed=fixed,
+        algorithm=args.algorithm,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        directory=args.directory,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+
+
 def cmd_tune(args) -> int:
     import kdl
 
@@ -62,20 +78,8 @@ def cmd_tune(args) -> int:
         space = {k: s for k, s in space.items() if isinstance(s, kdl.Choice)}
     if budgets:
         return _tune_under_budgets(args, data, space, fixed, out)
-    result = kdl.tune(
-        getattr(kdl, f"build_{args.model}"),
-        x,
-        y,
-        space=space,
-        fixed=fixed,
-        algorithm=args.algorithm,
-        max_trials=args.max_trials,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        directory=args.directory,
-        seed=args.seed,
-        verbose=0 if args.quiet else 1,
-    )
+    build_fn = getattr(kdl, f"build_{args.model}")
+    result = kdl.tune(build_fn, x, y, **_tune_options(args, space, fixed))
     shown = {
         k: (list(v) if isinstance(v, tuple) else v)
         for k, v in result.best_params.items()
@@ -107,15 +111,7 @@ def _tune_under_budgets(args, data, space, fixed, out) -> int:
         getattr(kdl, f"build_{args.model}"),
         x,
         y,
-        space=space,
-        fixed=fixed,
-        algorithm=args.algorithm,
-        max_trials=args.max_trials,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        directory=args.directory,
-        seed=args.seed,
-        verbose=0 if args.quiet else 1,
+        **_tune_options(args, space, fixed),
         objectives=[first, "tflite_kb", "latency_ms"],
         constraints=constraints,
         max_time=args.max_time,
