@@ -177,13 +177,11 @@ def trial_params(trial, budget: Budget) -> dict:
 def trial_epsilon(model) -> float | None:
     """The epsilon a private trial's file states (the search's whole cost,
     :mod:`kdl.tuning._private_search`); None for a model that is not private."""
-    if not hasattr(model, "privacy"):
+    if not private.is_private_model(model):
         return None
     from kdl import privacy
 
-    return (
-        float(privacy.statement(model).epsilon) if privacy.is_private(model) else None
-    )
+    return float(privacy.statement(model).epsilon)
 
 
 def _build(job, budget: Budget, params: dict):

@@ -35,6 +35,7 @@ from kdl import _validation as v
 __all__ = [
     "plan_search",
     "check_trial_model",
+    "is_private_model",
     "resume_plan",
     "void_among_plain",
     "trial_privacy",
@@ -53,7 +54,7 @@ _NOT_PRIVATE = {
 }
 
 
-def _is_private(model) -> bool:
+def is_private_model(model) -> bool:
     if not hasattr(model, "privacy"):  # cheap test before importing kdl.privacy
         return False
     from kdl import privacy
@@ -188,7 +189,7 @@ def plan_search(job, budget, model, error=ValueError) -> dict:
     the trials that fit ``constraints["epsilon"]``.
     """
     limit = budget.constraints.get("epsilon")
-    if not _is_private(model):
+    if not is_private_model(model):
         if limit is not None:
             v.fail(FUNC, "constraints", "without 'epsilon' for a builder that "
                    "does not return a private model (kdl.privacy.make_private)",
@@ -222,7 +223,7 @@ def plan_search(job, budget, model, error=ValueError) -> dict:
 def check_trial_model(model, plan: dict) -> None:
     """Refuses, before it trains, a trial's model that would spend more than
     its plan: files written earlier already state the plan for this trial."""
-    if not _is_private(model):
+    if not is_private_model(model):
         raise ValueError(
             f"{FUNC}: this trial's model is not private (kdl.privacy."
             "make_private), in a search whose files state a private plan; "
@@ -240,7 +241,7 @@ def check_trial_model(model, plan: dict) -> None:
 def void_among_plain(model) -> None:
     """A private model chosen among trials that trained without DP-SGD: its
     statement cannot hold for the search."""
-    if _is_private(model):
+    if is_private_model(model):
         model.privacy["void"] = (
             "the model comes from a search whose first trial trained without "
             "DP-SGD on the same data"
